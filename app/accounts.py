@@ -1,0 +1,475 @@
+"""Accounts: registration, login, rotating refresh tokens, API keys, and the /v1/me routes.
+
+Access tokens are short-lived HS256 JWTs (Litestar's Token, algorithm pinned on decode).
+Refresh tokens and API keys are random strings stored only as SHA-256 hashes: they carry
+256 bits of entropy, so a slow password hash would add nothing but latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import aiosqlite
+import msgspec
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Request, Router, delete, get, patch, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+
+from app import cards
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
+from app.errors import ConflictError
+from app.fields import Email, Label, Password
+
+# OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+API_KEY_PREFIX = "qrc_"
+
+
+# --- structs -------------------------------------------------------------------------
+
+
+class User(msgspec.Struct, rename="camel"):
+    user_id: str
+    email: str
+    email_verified: bool
+    marketing_consent: bool
+    created_at: str
+    is_admin: bool = False  # not part of the API's user shape: see `public`
+
+    def public(self) -> PublicUser:
+        return PublicUser(self.user_id, self.email, self.email_verified, self.marketing_consent, self.created_at)
+
+
+class PublicUser(msgspec.Struct, rename="camel"):
+    user_id: str
+    email: str
+    email_verified: bool
+    marketing_consent: bool
+    created_at: str
+
+
+class RegisterRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    marketing_consent: bool
+    invite_token: str | None = None
+
+
+class LoginRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    email: Email
+    # Any length up to the maximum: a login must not tell which passwords could exist.
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class RefreshRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    refresh_token: str
+
+
+class AuthResponse(msgspec.Struct, rename="camel"):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: PublicUser
+    token_type: str = "Bearer"
+
+
+class UpdateMeRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    marketing_consent: bool
+
+
+class CreateApiKeyRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    name: Label
+
+
+class ApiKey(msgspec.Struct, rename="camel"):
+    key_id: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+
+
+class CreatedApiKey(msgspec.Struct, rename="camel"):
+    key_id: str
+    name: str
+    prefix: str
+    created_at: str
+    key: str
+
+
+class AccountExport(msgspec.Struct, rename="camel"):
+    user: PublicUser
+    cards: list[cards.ContactCard]
+    api_keys: list[ApiKey]
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+USER_COLUMNS = "user_id, email, email_verified, marketing_consent, created_at, is_admin"
+
+
+def _user(row: Any) -> User:
+    return User(
+        user_id=row["user_id"],
+        email=row["email"],
+        email_verified=bool(row["email_verified"]),
+        marketing_consent=bool(row["marketing_consent"]),
+        created_at=row["created_at"],
+        is_admin=bool(row["is_admin"]),
+    )
+
+
+async def get_user(conn: aiosqlite.Connection, user_id: str) -> User | None:
+    row = await fetch_one(conn, f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,))
+    return _user(row) if row else None
+
+
+async def get_login(conn: aiosqlite.Connection, email: str) -> tuple[User, str] | None:
+    row = await fetch_one(conn, f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?", (email,))
+    return (_user(row), row["password_hash"]) if row else None
+
+
+async def insert_user(
+    conn: aiosqlite.Connection, email: str, password_hash: str, marketing_consent: bool
+) -> User:
+    """Insert an account; the first one is the admin. Raises ConflictError when the email is taken."""
+    if await fetch_one(conn, "SELECT 1 FROM users WHERE email = ?", (email,)):
+        raise ConflictError("an account with this email already exists")
+    row = await fetch_one(
+        conn,
+        f"""INSERT INTO users (user_id, email, password_hash, is_admin, marketing_consent, created_at)
+        VALUES (?, ?, ?, NOT EXISTS (SELECT 1 FROM users), ?, ?)
+        RETURNING {USER_COLUMNS}""",
+        (uuid.uuid4().hex, email, password_hash, marketing_consent, utcnow()),
+    )
+    return _user(row)
+
+
+async def count_users(conn: aiosqlite.Connection) -> int:
+    row = await fetch_one(conn, "SELECT count(*) AS n FROM users")
+    return row["n"]
+
+
+async def set_marketing_consent(conn: aiosqlite.Connection, user_id: str, consent: bool) -> User:
+    row = await fetch_one(
+        conn,
+        f"UPDATE users SET marketing_consent = ? WHERE user_id = ? RETURNING {USER_COLUMNS}",
+        (consent, user_id),
+    )
+    return _user(row)
+
+
+async def delete_user(conn: aiosqlite.Connection, user_id: str) -> list[str]:
+    """Delete an account and everything it owns; returns the slugs of its cards, now retired."""
+    slugs = [r["slug"] for r in await fetch_all(conn, "SELECT slug FROM cards WHERE user_id = ?", (user_id,))]
+    await conn.execute(
+        "INSERT OR IGNORE INTO retired_slugs (slug, retired_at) SELECT slug, ? FROM cards WHERE user_id = ?",
+        (utcnow(), user_id),
+    )
+    await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+    return slugs
+
+
+async def insert_refresh_token(
+    conn: aiosqlite.Connection, user_id: str, family_id: str, expiry_days: int
+) -> str:
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    await conn.execute(
+        """INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at)
+        VALUES (?, ?, ?, ?, ?)""",
+        (_sha256(token), user_id, family_id, utcnow(), (now + timedelta(days=expiry_days)).isoformat()),
+    )
+    return token
+
+
+async def use_refresh_token(conn: aiosqlite.Connection, token: str) -> tuple[str, str] | None:
+    """Mark a refresh token used; returns (user_id, family_id), or None when it is not valid.
+
+    A token that was already used or revoked is a replay: its whole family is revoked.
+    """
+    row = await fetch_one(
+        conn,
+        "SELECT user_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?",
+        (_sha256(token),),
+    )
+    if row is None:
+        return None
+    if row["used_at"] or row["revoked_at"]:
+        await revoke_family(conn, row["family_id"])
+        return None
+    if datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC):
+        return None
+    await conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (utcnow(), _sha256(token)))
+    return row["user_id"], row["family_id"]
+
+
+async def revoke_family(conn: aiosqlite.Connection, family_id: str) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+        (utcnow(), family_id),
+    )
+
+
+async def family_of(conn: aiosqlite.Connection, token: str) -> str | None:
+    row = await fetch_one(conn, "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (_sha256(token),))
+    return row["family_id"] if row else None
+
+
+async def insert_api_key(conn: aiosqlite.Connection, user_id: str, name: str) -> CreatedApiKey:
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    created = CreatedApiKey(
+        key_id=uuid.uuid4().hex, name=name, prefix=key[: len(API_KEY_PREFIX) + 6], created_at=utcnow(), key=key
+    )
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, user_id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (created.key_id, user_id, name, _sha256(key), created.prefix, created.created_at),
+    )
+    return created
+
+
+async def list_api_keys(conn: aiosqlite.Connection, user_id: str) -> list[ApiKey]:
+    rows = await fetch_all(
+        conn,
+        """SELECT key_id, name, prefix, created_at, last_used_at FROM api_keys
+        WHERE user_id = ? ORDER BY created_at DESC""",
+        (user_id,),
+    )
+    return [ApiKey(**dict(r)) for r in rows]
+
+
+async def delete_api_key(conn: aiosqlite.Connection, user_id: str, key_id: str) -> bool:
+    cursor = await conn.execute("DELETE FROM api_keys WHERE key_id = ? AND user_id = ?", (key_id, user_id))
+    return cursor.rowcount == 1
+
+
+async def user_for_api_key(conn: aiosqlite.Connection, key: str) -> tuple[User, str, str | None] | None:
+    row = await fetch_one(
+        conn,
+        f"""SELECT {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}, k.key_id, k.last_used_at
+        FROM api_keys k JOIN users u USING (user_id) WHERE k.key_hash = ?""",
+        (_sha256(key),),
+    )
+    return (_user(row), row["key_id"], row["last_used_at"]) if row else None
+
+
+async def touch_api_key(conn: aiosqlite.Connection, key_id: str) -> None:
+    await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (utcnow(), key_id))
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- passwords and tokens ------------------------------------------------------------
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+async def password_matches(password_hash: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return HASHER.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
+def access_token(settings: Settings, user_id: str) -> str:
+    token = Token(
+        sub=user_id,
+        exp=datetime.now(UTC) + timedelta(minutes=settings.jwt_expiry_minutes),
+        jti=uuid.uuid4().hex,
+    )
+    return token.encode(secret=settings.jwt_secret, algorithm="HS256")
+
+
+async def issue_tokens(conn: aiosqlite.Connection, settings: Settings, user: User, family_id: str | None = None):
+    refresh = await insert_refresh_token(conn, user.user_id, family_id or uuid.uuid4().hex, settings.refresh_expiry_days)
+    return AuthResponse(
+        access_token=access_token(settings, user.user_id),
+        refresh_token=refresh,
+        expires_in=settings.jwt_expiry_minutes * 60,
+        user=user.public(),
+    )
+
+
+# --- authentication ------------------------------------------------------------------
+
+
+class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's bearer-JWT authentication, plus `X-API-Key` for long-lived keys.
+
+    Litestar's JWTAuth reads one header; the spec accepts either credential, so an
+    API key, when present, is checked here and the bearer path is left to Litestar.
+    """
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        key = connection.headers.get("x-api-key")
+        if key is None:
+            return await super().authenticate_request(connection)
+        db: Database = connection.app.state.db
+        async with db.read() as conn:
+            found = await user_for_api_key(conn, key)
+        if found is None:
+            raise NotAuthorizedException("invalid API key")
+        user, key_id, last_used_at = found
+        # Record use at most hourly, so keys in busy scripts do not queue a write per request.
+        if last_used_at is None or last_used_at < (datetime.now(UTC) - timedelta(hours=1)).isoformat():
+            async with db.write() as conn:
+                await touch_api_key(conn, key_id)
+        return AuthenticationResult(user=user, auth=key_id)
+
+
+async def _user_for_token(token: Token, connection: ASGIConnection) -> User | None:
+    async with connection.app.state.db.read() as conn:
+        return await get_user(conn, token.sub)
+
+
+def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
+    """Authentication for the /v1 router; handlers marked exclude_from_auth (the /auth routes) skip it."""
+    return JWTAuth[User, Token](
+        token_secret=settings.jwt_secret,
+        algorithm="HS256",
+        retrieve_user_handler=_user_for_token,
+        authentication_middleware_class=ApiKeyOrJWTMiddleware,
+        require_claims=["exp", "iat", "sub", "jti"],
+        default_token_expiration=timedelta(minutes=settings.jwt_expiry_minutes),
+    )
+
+
+def require_admin(connection: ASGIConnection, _: Any) -> None:
+    """Guard: only the admin account. Raises PermissionDeniedException."""
+    if not connection.user.is_admin:
+        raise PermissionDeniedException("only the admin may do this")
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@post("/register", operation_id="register", summary="Create an account", status_code=201)
+async def register(data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+    password_hash = await hash_password(data.password)
+    async with db.write() as conn:
+        if settings.registration != "open" and await count_users(conn) > 0:
+            # Invitation tokens arrive with the sharing module; until then only the admin registers.
+            raise PermissionDeniedException(f"registration is {settings.registration} on this service")
+        user = await insert_user(conn, data.email, password_hash, data.marketing_consent)
+        return await issue_tokens(conn, settings, user)
+
+
+@post("/login", operation_id="login", summary="Log in with email and password", status_code=200)
+async def login(data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+    async with db.read() as conn:
+        found = await get_login(conn, data.email)
+    # An unknown email costs one hash too, so the answer's timing tells nothing.
+    user, password_hash = found if found else (None, _decoy_hash())
+    if not await password_matches(password_hash, data.password) or user is None:
+        raise NotAuthorizedException("wrong email or password")
+    async with db.write() as conn:
+        return await issue_tokens(conn, settings, user)
+
+
+@post("/refresh", operation_id="refreshTokens", summary="Trade a refresh token for new tokens", status_code=200)
+async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+    async with db.write() as conn:
+        used = await use_refresh_token(conn, data.refresh_token)
+        user = await get_user(conn, used[0]) if used else None
+        if used is None or user is None:
+            # Raised after the transaction commits, so a replay's family revocation is kept.
+            result = None
+        else:
+            result = await issue_tokens(conn, settings, user, family_id=used[1])
+    if result is None:
+        raise NotAuthorizedException("refresh token is invalid, expired or already used")
+    return result
+
+
+@post("/logout", operation_id="logout", summary="Revoke a refresh token and its session", status_code=204)
+async def logout(data: JSONBody[RefreshRequest], db: DatabaseDep) -> None:
+    async with db.write() as conn:
+        family = await family_of(conn, data.refresh_token)
+        if family:
+            await revoke_family(conn, family)
+
+
+auth_router = Router(
+    "/auth", route_handlers=[register, login, refresh, logout], tags=["accounts"], opt={"exclude_from_auth": True}
+)
+
+
+@get("/me", operation_id="getMe", summary="The current account")
+async def get_me(request: Request[User, Any, Any]) -> PublicUser:
+    return request.user.public()
+
+
+@patch("/me", operation_id="updateMe", summary="Change marketing consent")
+async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeRequest], db: DatabaseDep) -> PublicUser:
+    async with db.write() as conn:
+        user = await set_marketing_consent(conn, request.user.user_id, data.marketing_consent)
+    return user.public()
+
+
+@delete("/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204)
+async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
+    async with db.write() as conn:
+        slugs = await delete_user(conn, request.user.user_id)
+    request.app.state.public_cards.forget(*slugs)
+
+
+@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON")
+async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> AccountExport:
+    user = request.user
+    async with db.read() as conn:
+        rows = await cards.list_all_cards(conn, user.user_id)
+        keys = await list_api_keys(conn, user.user_id)
+    return AccountExport(
+        user=user.public(),
+        cards=[await cards.to_response(row, request.app.state, settings) for row in rows],
+        api_keys=keys,
+    )
+
+
+@post("/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201)
+async def create_api_key(request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep) -> CreatedApiKey:
+    async with db.write() as conn:
+        return await insert_api_key(conn, request.user.user_id, data.name)
+
+
+@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys")
+async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> list[ApiKey]:
+    async with db.read() as conn:
+        return await list_api_keys(conn, request.user.user_id)
+
+
+@delete("/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204)
+async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str], db: DatabaseDep) -> None:
+    async with db.write() as conn:
+        deleted = await delete_api_key(conn, request.user.user_id, key_id)
+    if not deleted:
+        raise NotFoundException("no such API key")
+
+
+me_router = Router(
+    "/", route_handlers=[get_me, update_me, delete_me, export_me, create_api_key, get_api_keys, revoke_api_key], tags=["accounts"]
+)

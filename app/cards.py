@@ -1,0 +1,365 @@
+"""Contact cards: the owner's CRUD API and the QR image download.
+
+A slug is permanent because printed codes carry it: PATCH refuses to change it, and a
+deleted card's slug is retired for good rather than handed to someone else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Annotated, Any, Literal
+
+import aiosqlite
+import msgspec
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+
+from app import qr
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
+from app.errors import ConflictError, UnprocessableError
+from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
+
+RESERVED_SLUGS = frozenset(
+    "admin api v1 c p q i health metrics schema docs static assets login logout register signup "
+    "settings account me cards support help about robots favicon well-known".split()
+)
+SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o or 1/l/i to misread from paper
+COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
+
+
+# --- structs -------------------------------------------------------------------------
+
+
+class Card(msgspec.Struct):
+    """A row of the cards table."""
+
+    id: int
+    card_id: str
+    user_id: str
+    slug: str
+    full_name: str
+    organization: str | None
+    title: str | None
+    email: str
+    phone: str | None
+    website: str | None
+    qr_error_correction: qr.Ecc
+    qr_size: int
+    created_at: str
+    updated_at: str
+    view_count: int
+    scan_count: int
+
+    def vcard(self) -> str:
+        return qr.vcard(self.full_name, self.email, self.organization, self.title, self.phone, self.website)
+
+
+class CreateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    full_name: Name
+    email: Email
+    organization: ShortText | None = None
+    title: ShortText | None = None
+    phone: Phone | None = None
+    website: Website | None = None
+    slug: Slug | None = None
+    qr_error_correction: qr.Ecc = "M"
+    qr_size: QrSize = 512
+
+
+class UpdateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Fields left out stay as they are; null clears an optional field."""
+
+    full_name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    organization: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+    title: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+    phone: Phone | None | msgspec.UnsetType = msgspec.UNSET
+    website: Website | None | msgspec.UnsetType = msgspec.UNSET
+    qr_error_correction: qr.Ecc | msgspec.UnsetType = msgspec.UNSET
+    qr_size: QrSize | msgspec.UnsetType = msgspec.UNSET
+    # Accepted only to refuse a change with a clear message (slugs are permanent).
+    slug: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ContactCard(msgspec.Struct, rename="camel"):
+    card_id: str
+    slug: str
+    full_name: str
+    organization: str | None
+    title: str | None
+    email: str
+    phone: str | None
+    website: str | None
+    qr_error_correction: str
+    qr_size: int
+    created_at: str
+    updated_at: str
+    view_count: int
+    scan_count: int
+    short_url: str
+    card_url: str
+    vcard_url: str
+    qr_code_url: str
+
+
+class CardPage(msgspec.Struct, rename="camel"):
+    items: list[ContactCard]
+    next_cursor: str | None
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+CARD_COLUMNS = (
+    "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count"
+)
+EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
+
+
+def _card(row: Any) -> Card:
+    return Card(**dict(row))
+
+
+async def get_card(conn: aiosqlite.Connection, user_id: str, card_id: str) -> Card | None:
+    row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE card_id = ? AND user_id = ?", (card_id, user_id))
+    return _card(row) if row else None
+
+
+async def get_card_by_slug(conn: aiosqlite.Connection, slug: str) -> Card | None:
+    row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,))
+    return _card(row) if row else None
+
+
+async def slug_is_retired(conn: aiosqlite.Connection, slug: str) -> bool:
+    return await fetch_one(conn, "SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)) is not None
+
+
+async def list_cards(conn: aiosqlite.Connection, user_id: str, limit: int, before_id: int | None) -> list[Card]:
+    rows = await fetch_all(
+        conn,
+        f"""SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? AND id < ?
+        ORDER BY id DESC LIMIT ?""",
+        (user_id, before_id if before_id is not None else 2**63 - 1, limit),
+    )
+    return [_card(r) for r in rows]
+
+
+async def list_all_cards(conn: aiosqlite.Connection, user_id: str) -> list[Card]:
+    rows = await fetch_all(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? ORDER BY id DESC", (user_id,))
+    return [_card(r) for r in rows]
+
+
+async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data: JSONBody[CreateCardRequest]) -> Card:
+    """Raises ConflictError when the slug is taken or retired."""
+    if await get_card_by_slug(conn, slug) or await slug_is_retired(conn, slug):
+        raise ConflictError(f"the slug {slug!r} is taken", extra={"errors": [{"field": "slug", "message": "taken"}]})
+    now = utcnow()
+    row = await fetch_one(
+        conn,
+        f"""INSERT INTO cards (card_id, user_id, slug, full_name, organization, title, email, phone,
+            website, qr_error_correction, qr_size, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CARD_COLUMNS}""",
+        (
+            uuid.uuid4().hex, user_id, slug, data.full_name, data.organization, data.title, data.email,
+            data.phone, data.website, data.qr_error_correction, data.qr_size, now, now,
+        ),
+    )
+    return _card(row)
+
+
+async def update_card(conn: aiosqlite.Connection, card: Card, changes: dict[str, Any]) -> Card:
+    assignments = ", ".join(f"{name} = :{name}" for name in changes)  # names come from EDITABLE only
+    row = await fetch_one(
+        conn,
+        f"UPDATE cards SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING {CARD_COLUMNS}",
+        {**changes, "updated_at": utcnow(), "id": card.id},
+    )
+    return _card(row)
+
+
+async def delete_card(conn: aiosqlite.Connection, card: Card) -> None:
+    await conn.execute("INSERT OR IGNORE INTO retired_slugs (slug, retired_at) VALUES (?, ?)", (card.slug, utcnow()))
+    await conn.execute("DELETE FROM cards WHERE id = ?", (card.id,))
+
+
+# --- responses -----------------------------------------------------------------------
+
+
+def short_url(settings: Settings, slug: str) -> str:
+    return f"{settings.public_base_url}/c/{slug}"
+
+
+def dynamic_drawing(card: Card) -> qr.Drawing:
+    """How a card's own dynamic code is drawn: PNG at the card's size and level."""
+    return qr.Drawing(format="png", size=card.qr_size, ecc=card.qr_error_correction)
+
+
+async def to_response(card: Card, state: State, settings: Settings) -> ContactCard:
+    png = await qr.cached_image(state.qr_cache, short_url(settings, card.slug), dynamic_drawing(card), "dynamic")
+    scans, views = state.counters.pending(card.id)
+    return ContactCard(
+        card_id=card.card_id,
+        slug=card.slug,
+        full_name=card.full_name,
+        organization=card.organization,
+        title=card.title,
+        email=card.email,
+        phone=card.phone,
+        website=card.website,
+        qr_error_correction=card.qr_error_correction,
+        qr_size=card.qr_size,
+        created_at=card.created_at,
+        updated_at=card.updated_at,
+        view_count=card.view_count + views,
+        scan_count=card.scan_count + scans,
+        short_url=short_url(settings, card.slug),
+        card_url=f"{settings.public_base_url}/p/{card.slug}",
+        vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",
+        qr_code_url=qr.data_url(png),
+    )
+
+
+def _refuse_reserved(slug: str) -> None:
+    if slug in RESERVED_SLUGS:
+        raise UnprocessableError(
+            f"{slug!r} is a reserved word", extra={"errors": [{"field": "slug", "message": "reserved word"}]}
+        )
+
+
+async def _owned_card(db: Database, request: Request, card_id: str) -> Card:
+    """The caller's card. Raises NotFoundException, for missing cards and other people's alike."""
+    async with db.read() as conn:
+        card = await get_card(conn, request.user.user_id, card_id)
+    if card is None:
+        raise NotFoundException("no such card")
+    return card
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@post("/", operation_id="createCard", summary="Create a contact card", status_code=201)
+async def create_card(request: Request, data: JSONBody[CreateCardRequest], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
+    if data.slug is not None:
+        _refuse_reserved(data.slug)
+    async with db.write() as conn:
+        if data.slug is not None:
+            card = await insert_card(conn, request.user.user_id, data.slug, data)
+        else:
+            for _ in range(10):
+                slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
+                if slug not in RESERVED_SLUGS and not await get_card_by_slug(conn, slug):
+                    break
+            card = await insert_card(conn, request.user.user_id, slug, data)
+    request.app.state.public_cards.forget(card.slug)
+    return await to_response(card, request.app.state, settings)
+
+
+@get("/", operation_id="listCards", summary="The caller's cards, newest first")
+async def get_cards(
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,19}$", description="nextCursor of the previous page")] = None,
+) -> CardPage:
+    async with db.read() as conn:
+        rows = await list_cards(conn, request.user.user_id, limit + 1, int(cursor) if cursor else None)
+    page = rows[:limit]
+    items = [await to_response(card, request.app.state, settings) for card in page]
+    return CardPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
+
+
+@get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards")
+async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
+    return await to_response(await _owned_card(db, request, card_id), request.app.state, settings)
+
+
+@patch("/{card_id:str}", operation_id="updateCard", summary="Change some fields of a card")
+async def edit_card(
+    request: Request, card_id: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
+) -> ContactCard:
+    card = await _owned_card(db, request, card_id)
+    if data.slug is not msgspec.UNSET and data.slug != card.slug:
+        raise UnprocessableError(
+            "a slug is permanent: printed codes carry it",
+            extra={"errors": [{"field": "slug", "message": "cannot be changed"}]},
+        )
+    changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
+    if changes:
+        async with db.write() as conn:
+            card = await update_card(conn, card, changes)
+        request.app.state.public_cards.forget(card.slug)
+    return await to_response(card, request.app.state, settings)
+
+
+@delete("/{card_id:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204)
+async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep) -> None:
+    card = await _owned_card(db, request, card_id)
+    async with db.write() as conn:
+        await delete_card(conn, card)
+    request.app.state.public_cards.forget(card.slug)
+
+
+@get(
+    "/{card_id:str}/qr",
+    operation_id="getCardQr",
+    summary="The card's QR code as PNG, SVG, PDF or EPS",
+    media_type="application/octet-stream",
+)
+async def card_qr(
+    request: Request,
+    card_id: FromPath[str],
+    db: DatabaseDep,
+    settings: SettingsDep,
+    format: FromQuery[qr.Format] = "png",
+    size: Annotated[int | None, QueryParameter(ge=128, le=2048, description="pixels; the card's qrSize by default")] = None,
+    ecc: Annotated[qr.Ecc | None, QueryParameter(description="error correction; the card's level by default")] = None,
+    mode: FromQuery[qr.Mode] = "dynamic",
+    dark: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the dark modules")] = "#000000",
+    light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
+    border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
+) -> Response[bytes]:
+    card = await _owned_card(db, request, card_id)
+    try:
+        dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
+    except ValueError as exc:
+        raise UnprocessableError(str(exc)) from None
+    # Below 3:1 (or inverted) many phone scanners fail; refuse rather than print a dud.
+    if qr.contrast_ratio(dark_rgb, light_rgb) < 3:
+        raise UnprocessableError(
+            "dark and light colours need a contrast of at least 3:1, with dark modules darker",
+            extra={"errors": [{"field": "dark", "message": "too little contrast with light"}]},
+        )
+    drawing = qr.Drawing(
+        format=format,
+        size=size or card.qr_size,
+        ecc=ecc or card.qr_error_correction,
+        dark="#%02x%02x%02x" % dark_rgb,
+        light="#%02x%02x%02x" % light_rgb,
+        border=border,
+    )
+    payload = short_url(settings, card.slug) if mode == "dynamic" else card.vcard()
+    try:
+        image = await qr.cached_image(request.app.state.qr_cache, payload, drawing, mode)
+    except qr.QrTooLarge as exc:
+        raise UnprocessableError(str(exc)) from None
+    return Response(
+        image,
+        media_type=qr.MEDIA_TYPES[format],
+        headers={
+            "Content-Disposition": f'inline; filename="{card.slug}-{mode}.{format}"',
+            "Cache-Control": "private, max-age=60",
+        },
+    )
+
+
+router = Router(
+    "/cards",
+    route_handlers=[create_card, get_cards, read_card, edit_card, remove_card, card_qr],
+    tags=["cards"],
+)

@@ -1,0 +1,151 @@
+"""The `qrcontact` command: serve, migrate, restore, verify-backup.
+
+`serve` replaces itself with `litestream replicate -exec "qrcontact run-app"`, so
+Litestream restores a missing database before the app starts, replicates while it runs,
+and makes a last sync after the app has drained and exited on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+
+from app.config import ConfigError, Settings
+
+LOCK_NAME = "qrcontact.lock"
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def hold_lock(settings: Settings) -> int:
+    """Lock the data folder for as long as this process lives. Raises BlockingIOError if taken."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def run_app(settings: Settings) -> int:
+    import uvicorn
+
+    from app.db import migrate
+    from app.main import create_app
+
+    try:
+        hold_lock(settings)
+    except BlockingIOError:
+        print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
+        return 1
+    applied = migrate(settings.database_path)
+    logging.getLogger("app").info("migrations applied: %s", ", ".join(applied) or "none pending")
+    # uvicorn drains on SIGTERM and then re-raises the signal to whatever handler was
+    # here before; a drained shutdown is a success, so that handler exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    from app import replication
+
+    if not settings.replication_enabled:
+        return run_app(settings)
+    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+    command = replication.replicate_command(settings, [sys.executable, "-m", "app.cli", "run-app"])
+    # exec: Litestream becomes this process, so the container's signals reach it directly.
+    os.execve(command[0], command, replication.environment(settings))
+    return 1  # not reached
+
+
+def restore(settings: Settings, timestamp: str | None) -> int:
+    from app import replication
+
+    try:
+        fd = hold_lock(settings)
+    except BlockingIOError:
+        print("qrcontact: the service is running; stop it before restoring", file=sys.stderr)
+        return 1
+    try:
+        replication.restore(settings, timestamp)
+    except replication.ReplicationError as exc:
+        print(f"qrcontact: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        os.close(fd)
+    print(f"restored {settings.database_path}")
+    return 0
+
+
+def verify_backup(settings: Settings) -> int:
+    from app import replication
+
+    try:
+        result = replication.verify_backup(settings)
+    except replication.ReplicationError as exc:
+        print(f"qrcontact: {exc}", file=sys.stderr)
+        return 1
+    print(f"integrity_check: {result}")
+    return 0 if result == "ok" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qrcontact", description="Digital contact cards with QR codes.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="start the service (under Litestream unless REPLICA_URL=off)")
+    commands.add_parser("run-app", help="start the app alone; what serve runs under Litestream")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    restore_parser = commands.add_parser("restore", help="restore the database from the replica")
+    restore_parser.add_argument("--timestamp", help="point in time, RFC 3339 (e.g. 2026-01-02T15:04:05Z)")
+    commands.add_parser("verify-backup", help="restore the replica to a temp file and check its integrity")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"qrcontact: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "run-app":
+        return run_app(settings)
+    if args.command == "migrate":
+        from app.db import migrate
+
+        applied = migrate(settings.database_path)
+        print("applied: " + (", ".join(applied) if applied else "nothing pending"))
+        return 0
+    if args.command == "restore":
+        return restore(settings, args.timestamp)
+    return verify_backup(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Settings: one frozen object built from the environment once, at start.
+
+Nothing else reads the environment; tests build their own Settings and pass them to
+`create_app`. A bad value raises `ConfigError` naming the variable, and the command
+line turns that into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from litestar.di import NamedDependency
+from urllib.parse import urlsplit
+
+RegistrationMode = Literal["open", "invite", "closed"]
+DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_path: Path
+    jwt_secret: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://localhost:8000"
+    jwt_expiry_minutes: int = 15
+    refresh_expiry_days: int = 30
+    replica_url: str = "off"
+    smtp_url: str | None = None
+    mail_from: str = DEFAULT_MAIL_FROM
+    rate_limit_per_minute: int = 50
+    trust_proxy_headers: bool = False
+    registration: RegistrationMode = "open"
+    metrics_token: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def replication_enabled(self) -> bool:
+        return self.replica_url != "off"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from `env` (default: os.environ). Raises ConfigError."""
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("DATA_DIR") or "./data").absolute()
+        port = _int(env, "PORT", 8000, 1, 65535)
+        default_base = f"http://localhost:{port}"
+        return cls(
+            data_dir=data_dir,
+            database_path=Path(env.get("DATABASE_PATH") or data_dir / "qrcontact.db").absolute(),
+            jwt_secret=_jwt_secret(env, data_dir),
+            host=_host(env.get("HOST") or "127.0.0.1"),
+            port=port,
+            public_base_url=_base_url(env.get("PUBLIC_BASE_URL") or default_base),
+            jwt_expiry_minutes=_int(env, "JWT_EXPIRY_MINUTES", 15, 1, 24 * 60),
+            refresh_expiry_days=_int(env, "REFRESH_EXPIRY_DAYS", 30, 1, 365),
+            replica_url=_replica_url(env.get("REPLICA_URL") or f"file://{data_dir / 'replica'}"),
+            smtp_url=_smtp_url(env.get("SMTP_URL") or None),
+            mail_from=_mail_from(env.get("MAIL_FROM") or DEFAULT_MAIL_FROM),
+            rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 50, 1, 1_000_000),
+            trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
+            registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str, upper: bool = False):
+    raw = env.get(name) or default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def _host(raw: str) -> str:
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        if raw != "localhost":
+            raise ConfigError(f"HOST must be an IP address such as 0.0.0.0 or 127.0.0.1, got {raw!r}") from None
+    return raw
+
+
+def _base_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_BASE_URL must be an http(s) URL like https://qr.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _replica_url(raw: str) -> str:
+    if raw == "off":
+        return raw
+    parts = urlsplit(raw)
+    if parts.scheme == "file" and parts.path:
+        return raw
+    if parts.scheme == "s3" and parts.netloc:
+        return raw
+    raise ConfigError(f"REPLICA_URL must be off, file:///path or s3://bucket/path, got {raw!r}")
+
+
+def _smtp_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(f"SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465, got {raw!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"SMTP_URL has a bad port: {raw!r}") from None
+    return raw
+
+
+def _mail_from(raw: str) -> str:
+    if any(ch in raw for ch in "\r\n\0") or "@" not in raw:
+        raise ConfigError(f"MAIL_FROM must be an address like 'QR Contact <noreply@example.com>', got {raw!r}")
+    return raw
+
+
+def _jwt_secret(env: Mapping[str, str], data_dir: Path) -> str:
+    """The JWT_SECRET given, or one generated on first start and kept in the data folder."""
+    given = env.get("JWT_SECRET")
+    if given:
+        if len(given) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters")
+        return given
+    path = data_dir / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # Written whole under a temporary name, then linked into place: two processes
+    # starting at once agree on one secret, and no one ever reads a half-written file.
+    tmp = path.with_name(f".jwt_secret.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        secret = path.read_text().strip()
+    finally:
+        tmp.unlink()
+    return secret
+
+
+# How handlers ask for the app's settings (injected by name, see main.create_app).
+SettingsDep = NamedDependency[Settings]

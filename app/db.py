@@ -1,0 +1,161 @@
+"""The SQLite database: pragmas, migrations, one writer and a few readers.
+
+Every write goes through `Database.write()`: one connection behind a lock, one short
+`BEGIN IMMEDIATE` transaction, committed before the caller answers, so an acknowledged
+write is in the WAL. With WAL and `synchronous=NORMAL` a killed process loses no
+committed transaction (only a power cut may lose the last ones, which the replica bounds).
+Reads use their own connections and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+from litestar.di import NamedDependency
+
+HERE = Path(__file__).parent
+# Installed wheels carry the migrations inside the package; a source checkout has them
+# at the top level.
+MIGRATIONS_DIR = next(p for p in (HERE / "migrations", HERE.parent / "migrations") if p.is_dir())
+READERS = 4
+
+
+def pragmas(replicated: bool) -> list[str]:
+    """The connection pragmas, busy_timeout first so that the others can wait for a lock."""
+    statements = [
+        "PRAGMA busy_timeout = 5000",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA foreign_keys = ON",
+    ]
+    if replicated:
+        # Litestream checkpoints the WAL itself once it has copied it; an automatic
+        # checkpoint could otherwise recycle WAL pages it has not read yet.
+        statements.append("PRAGMA wal_autocheckpoint = 0")
+    return statements
+
+
+def utcnow() -> str:
+    """The current UTC time as ISO 8601 with microseconds, the form every table stores."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def migrate(path: Path) -> list[str]:
+    """Apply pending migrations in name order; returns the names applied. Raises sqlite3.Error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in pragmas(replicated=False)[:2]:
+            conn.execute(statement)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {name for (name,) in conn.execute("SELECT name FROM migrations")}
+        applied = []
+        for file in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            if file.name in done:
+                continue
+            # One transaction per file: a failing migration leaves nothing behind.
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _statements(file.read_text()):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (file.name, utcnow()))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            applied.append(file.name)
+        return applied
+    finally:
+        conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return [s for s in statements if s.rstrip(";").strip()]
+
+
+class Database:
+    """One writer connection behind a lock, and a small pool of readers."""
+
+    def __init__(self, path: Path, replicated: bool = False) -> None:
+        self.path = path
+        self.replicated = replicated
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+
+    async def open(self) -> None:
+        """Migrate, then open the connections. Raises sqlite3.Error."""
+        await asyncio.to_thread(migrate, self.path)
+        self._writer = await self._connect()
+        for _ in range(READERS):
+            reader = await self._connect()
+            self._all_readers.append(reader)
+            self._readers.put_nowait(reader)
+
+    async def close(self) -> None:
+        for conn in [*self._all_readers, self._writer]:
+            if conn is not None:
+                await conn.close()
+        self._all_readers.clear()
+        self._writer = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for statement in pragmas(self.replicated):
+            await conn.execute(statement)
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
+        assert self._writer is not None, "database is not open"
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A reader connection from the pool (autocommit: each statement sees the latest commit)."""
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    async with conn.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    async with conn.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+# How handlers ask for the app's database (injected by name, see main.create_app).
+DatabaseDep = NamedDependency[Database]

@@ -1,0 +1,38 @@
+"""Field types shared by the request bodies: lengths, patterns, and what counts as bad text.
+
+Every text field refuses control characters (C0, DEL, C1) and the Unicode line and
+paragraph separators, so no value can break a header, a vCard line or a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_TEXT = rf"^[^{_CONTROL}]*$"
+# At least one visible character, nothing from _CONTROL anywhere.
+_NONBLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
+# Plain addresses only: no display names, quotes, brackets, commas or white space, so an
+# address can go into a mail header as it is.
+EMAIL_PATTERN = r"^[^\s@<>()\[\],;:\"\\" + _CONTROL + r"]+@[^\s@<>()\[\],;:\"\\" + _CONTROL + r"]+\.[^\s@<>()\[\],;:\"\\." + _CONTROL + r"]+$"
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["jane@example.com"])]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NONBLANK, examples=["Jane Doe"])]
+ShortText = Annotated[str, msgspec.Meta(max_length=200, pattern=_TEXT)]
+Phone = Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^\+?[0-9][0-9 ().-]*$", examples=["+1 555 123 4567"])]
+# Absolute http(s) URLs with a host and no user info (which hides the real host).
+Website = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2048,
+        pattern=rf"^https?://[^\s/?#@:{_CONTROL}]+(:[0-9]{{1,5}})?([/?#][^\s{_CONTROL}]*)?$",
+        examples=["https://example.com"],
+    ),
+]
+Slug = Annotated[str, msgspec.Meta(min_length=3, max_length=100, pattern=r"^[a-z0-9-]+$", examples=["jane-doe"])]
+QrSize = Annotated[int, msgspec.Meta(ge=128, le=2048)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_NONBLANK)]

@@ -1,0 +1,225 @@
+"""Accounts over HTTP: registration, login, token rotation, the account routes and API keys."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from argon2 import PasswordHasher
+
+from app.config import Settings
+from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register, unique_email
+from app.main import create_app
+from litestar.testing import TestClient
+
+
+def test_register_answers_tokens_and_user(client, settings):
+    body = register(client, "Jane@Example.com")
+    assert body["tokenType"] == "Bearer"
+    assert body["expiresIn"] == settings.jwt_expiry_minutes * 60
+    assert set(body["user"]) == {"userId", "email", "emailVerified", "marketingConsent", "createdAt"}
+    assert body["user"]["email"] == "Jane@Example.com"
+    assert body["user"]["emailVerified"] is False
+    claims = jwt.decode(body["accessToken"], settings.jwt_secret, algorithms=["HS256"])
+    assert {"exp", "iat", "sub", "jti"} <= set(claims)
+    assert claims["sub"] == body["user"]["userId"]
+    assert claims["exp"] - claims["iat"] == settings.jwt_expiry_minutes * 60
+
+
+def test_password_is_stored_as_argon2id_with_owasp_parameters(client, settings):
+    import sqlite3
+
+    register(client, "hash@example.com")
+    stored = sqlite3.connect(settings.database_path).execute(
+        "SELECT password_hash FROM users WHERE email = 'hash@example.com'"
+    ).fetchone()[0]
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PasswordHasher().verify(stored, PASSWORD)
+
+
+def test_email_is_taken_case_insensitively(client):
+    register(client, "case@example.com")
+    response = client.post(
+        "/v1/auth/register", json={"email": "CASE@example.COM", "password": PASSWORD, "marketingConsent": True}
+    )
+    assert_problem(response, 409)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"email": "a@example.com", "password": "short", "marketingConsent": False}, "password"),
+        ({"email": "a@example.com", "password": "x" * 1025, "marketingConsent": False}, "password"),
+        ({"email": "not-an-email", "password": PASSWORD, "marketingConsent": False}, "email"),
+        ({"email": "a@example.com\r\nBcc: x@evil.com", "password": PASSWORD, "marketingConsent": False}, "email"),
+        ({"email": "a@example.com", "password": PASSWORD}, "marketingConsent"),
+        ({"email": "a@example.com", "password": PASSWORD, "marketingConsent": "yes"}, "marketingConsent"),
+    ],
+)
+def test_register_refuses_invalid_input(client, body, field):
+    problem = assert_problem(client.post("/v1/auth/register", json=body), 422)
+    assert field in {error["field"] for error in problem["errors"]}
+    assert client.post("/v1/auth/login", json={"email": body["email"], "password": PASSWORD}).status_code in (401, 422)
+
+
+def test_first_account_is_admin_and_closed_registration_refuses_the_rest(tmp_path):
+    settings = make_settings(tmp_path, registration="closed")
+    with TestClient(create_app(settings)) as client:
+        register(client, "admin@example.com")
+        response = client.post(
+            "/v1/auth/register", json={"email": "late@example.com", "password": PASSWORD, "marketingConsent": False}
+        )
+        assert_problem(response, 403)
+        state = client.app.state
+
+        async def is_admin(email):
+            async with state.db.read() as conn:
+                async with conn.execute("SELECT is_admin FROM users WHERE email = ?", (email,)) as cur:
+                    return (await cur.fetchone())[0]
+
+        assert client.blocking_portal.call(is_admin, "admin@example.com") == 1
+
+
+def test_login_answers_unknown_email_and_wrong_password_identically(client):
+    register(client, "login@example.com")
+    ok = client.post("/v1/auth/login", json={"email": "LOGIN@example.com", "password": PASSWORD})
+    assert ok.status_code == 200
+    assert ok.json()["user"]["email"] == "login@example.com"
+    wrong = client.post("/v1/auth/login", json={"email": "login@example.com", "password": "wrong password!!"})
+    unknown = client.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "wrong password!!"})
+    assert_problem(wrong, 401)
+    assert wrong.json() == unknown.json()
+    assert wrong.status_code == unknown.status_code
+
+
+def test_refresh_rotates_and_a_replay_revokes_the_whole_family(client):
+    first = register(client)
+    second = client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert second.status_code == 200
+    second = second.json()
+    assert second["refreshToken"] != first["refreshToken"]
+    assert second["accessToken"] != first["accessToken"]
+    # The old token again: a replay. It fails, and so does the newer one from its family.
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]}), 401)
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": second["refreshToken"]}), 401)
+
+
+def test_a_replay_leaves_other_sessions_alone(client):
+    first = register(client, "two@example.com")
+    other = client.post("/v1/auth/login", json={"email": "two@example.com", "password": PASSWORD}).json()
+    client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
+    assert client.post("/v1/auth/refresh", json={"refreshToken": other["refreshToken"]}).status_code == 200
+
+
+def test_logout_revokes_the_refresh_token(client):
+    session = register(client)
+    assert client.post("/v1/auth/logout", json={"refreshToken": session["refreshToken"]}).status_code == 204
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": session["refreshToken"]}), 401)
+
+
+def test_expired_refresh_token_is_refused(client, settings):
+    import sqlite3
+
+    session = register(client)
+    conn = sqlite3.connect(settings.database_path)
+    conn.execute("UPDATE refresh_tokens SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
+    conn.commit()
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": session["refreshToken"]}), 401)
+
+
+def _token(settings: Settings, sub: str, **claims) -> str:
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now, "exp": now + 60, "jti": "j", **claims}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, settings.jwt_secret, algorithm="HS256")
+
+
+def _unsigned(payload: dict) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda s, sub: _unsigned({"sub": sub, "exp": int(time.time()) + 60, "iat": 1, "jti": "j"}), id="alg-none"),
+        pytest.param(lambda s, sub: _token(s, sub)[:-4] + "AAAA", id="tampered-signature"),
+        pytest.param(lambda s, sub: jwt.encode({"sub": sub, "exp": int(time.time()) + 60, "iat": 1, "jti": "j"}, "other-key" * 5, algorithm="HS256"), id="wrong-key"),
+        pytest.param(lambda s, sub: _token(s, sub, exp=int(time.time()) - 10), id="expired"),
+        pytest.param(lambda s, sub: _token(s, sub, exp=None), id="missing-exp"),
+        pytest.param(lambda s, sub: _token(s, sub, jti=None), id="missing-jti"),
+        pytest.param(lambda s, sub: _token(s, "no-such-user"), id="unknown-subject"),
+        pytest.param(lambda s, sub: "not.a.jwt", id="garbage"),
+    ],
+)
+def test_forged_access_tokens_are_refused(client, settings, user, make_token):
+    token = make_token(settings, user["user"]["userId"])
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def test_tokens_cannot_stand_in_for_each_other(client, user):
+    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {user['refreshToken']}"}), 401)
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": user["accessToken"]}), 401)
+
+
+def test_me_reads_patches_and_exports(client, user):
+    headers = user["headers"]
+    assert client.get("/v1/me", headers=headers).json() == user["user"]
+    patched = client.patch("/v1/me", json={"marketingConsent": True}, headers=headers)
+    assert patched.status_code == 200 and patched.json()["marketingConsent"] is True
+    assert_problem(client.patch("/v1/me", json={"email": "new@example.com"}, headers=headers), 422)
+    card = create_card(client, headers, slug="export-me")
+    export = client.get("/v1/me/export", headers=headers).json()
+    assert export["user"]["marketingConsent"] is True
+    assert [c["cardId"] for c in export["cards"]] == [card["cardId"]]
+
+
+def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
+    import sqlite3
+
+    headers = user["headers"]
+    create_card(client, headers, slug="gone-card")
+    client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
+    assert client.delete("/v1/me", headers=headers).status_code == 204
+    assert_problem(client.get("/v1/me", headers=headers), 401)
+    conn = sqlite3.connect(settings.database_path)
+    for table in ("users", "cards", "api_keys", "refresh_tokens"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    assert client.get("/c/gone-card", follow_redirects=False).status_code == 410
+    other = register(client)
+    assert_problem(
+        client.post("/v1/cards", json={"fullName": "X", "email": "x@example.com", "slug": "gone-card"}, headers=other["headers"]),
+        409,
+    )
+
+
+def test_api_keys_are_shown_once_work_and_revoke(client, settings, user):
+    import sqlite3
+
+    created = client.post("/v1/api-keys", json={"name": "deploy script"}, headers=user["headers"])
+    assert created.status_code == 201
+    key = created.json()["key"]
+    stored = sqlite3.connect(settings.database_path).execute("SELECT key_hash FROM api_keys").fetchone()[0]
+    assert key not in stored
+    listed = client.get("/v1/api-keys", headers=user["headers"]).json()
+    assert [k["keyId"] for k in listed] == [created.json()["keyId"]]
+    assert "key" not in listed[0]
+    me = client.get("/v1/me", headers={"X-API-Key": key})
+    assert me.status_code == 200 and me.json()["userId"] == user["user"]["userId"]
+    assert client.get("/v1/api-keys", headers=user["headers"]).json()[0]["lastUsedAt"] is not None
+    assert client.delete(f"/v1/api-keys/{created.json()['keyId']}", headers={"X-API-Key": key}).status_code == 204
+    assert_problem(client.get("/v1/me", headers={"X-API-Key": key}), 401)
+    assert_problem(client.get("/v1/me", headers={"X-API-Key": "qrc_made-up"}), 401)
+
+
+def test_another_users_api_key_cannot_be_revoked(client, user):
+    created = client.post("/v1/api-keys", json={"name": "mine"}, headers=user["headers"]).json()
+    other = register(client)
+    assert_problem(client.delete(f"/v1/api-keys/{created['keyId']}", headers=other["headers"]), 404)
+    assert client.get("/v1/me", headers={"X-API-Key": created["key"]}).status_code == 200

@@ -1,0 +1,58 @@
+"""Settings from the environment: defaults, bad values named, and the generated JWT secret."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+
+def test_defaults_need_no_configuration(tmp_path):
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    assert settings.database_path == tmp_path / "qrcontact.db"
+    assert settings.replica_url == f"file://{tmp_path / 'replica'}"
+    assert (settings.port, settings.jwt_expiry_minutes, settings.refresh_expiry_days) == (8000, 15, 30)
+    assert settings.rate_limit_per_minute == 50 and settings.registration == "open"
+    assert settings.smtp_url is None and settings.metrics_token is None
+    assert settings.public_base_url == "http://localhost:8000"
+
+
+def test_jwt_secret_is_generated_once_and_kept_private(tmp_path):
+    first = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    second = Settings.from_env({"DATA_DIR": str(tmp_path)})
+    assert first.jwt_secret == second.jwt_secret and len(first.jwt_secret) >= 32
+    assert stat.S_IMODE((tmp_path / "jwt_secret").stat().st_mode) == 0o600
+    other = Settings.from_env({"DATA_DIR": str(tmp_path / "elsewhere")})
+    assert other.jwt_secret != first.jwt_secret
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PORT", "eighty"), ("PORT", "70000"), ("JWT_EXPIRY_MINUTES", "0"), ("REFRESH_EXPIRY_DAYS", "-1"),
+        ("RATE_LIMIT_PER_MINUTE", "lots"), ("TRUST_PROXY_HEADERS", "maybe"), ("REGISTRATION", "sometimes"),
+        ("LOG_LEVEL", "LOUD"), ("PUBLIC_BASE_URL", "ftp://x"), ("PUBLIC_BASE_URL", "example.com"),
+        ("REPLICA_URL", "gs://bucket"), ("SMTP_URL", "http://mail"), ("SMTP_URL", "smtp://host:port"),
+        ("MAIL_FROM", "no-address"), ("JWT_SECRET", "short"), ("HOST", "everywhere"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({"DATA_DIR": str(tmp_path), name: value})
+
+
+def test_production_values(tmp_path):
+    settings = Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path), "PORT": "9000", "PUBLIC_BASE_URL": "https://qr.example.com/",
+            "JWT_SECRET": "s" * 40, "REPLICA_URL": "s3://bucket/qr?endpoint=https://fly.storage.tigris.dev",
+            "SMTP_URL": "smtp://user:pw@mail.example.com:587", "TRUST_PROXY_HEADERS": "true",
+            "REGISTRATION": "invite", "METRICS_TOKEN": "m", "LOG_LEVEL": "debug", "HOST": "0.0.0.0",
+        }
+    )
+    assert settings.public_base_url == "https://qr.example.com"
+    assert settings.jwt_secret == "s" * 40 and not (tmp_path / "jwt_secret").exists()
+    assert settings.trust_proxy_headers and settings.registration == "invite" and settings.log_level == "DEBUG"
+    assert Settings.from_env({"DATA_DIR": str(tmp_path), "REPLICA_URL": "off"}).replication_enabled is False

@@ -1,0 +1,94 @@
+"""The database: migrations applied in order and recorded, pragmas, one writer, atomic writes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from app import db as dbmodule
+from app.db import Database, migrate
+
+
+def test_migrations_are_applied_once_and_recorded(tmp_path):
+    path = tmp_path / "m.db"
+    applied = migrate(path)
+    files = sorted(p.name for p in dbmodule.MIGRATIONS_DIR.glob("*.sql"))
+    assert applied == files
+    assert migrate(path) == []
+    recorded = [r[0] for r in sqlite3.connect(path).execute("SELECT name FROM migrations ORDER BY name")]
+    assert recorded == files
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path, monkeypatch):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_ok.sql").write_text("CREATE TABLE a (x INTEGER);")
+    (folder / "0002_broken.sql").write_text("CREATE TABLE b (x INTEGER);\nINSERT INTO nowhere VALUES (1);")
+    monkeypatch.setattr(dbmodule, "MIGRATIONS_DIR", folder)
+    path = tmp_path / "m.db"
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(path)
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "a" in tables and "b" not in tables
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["0001_ok.sql"]
+
+
+def test_pragmas_and_rollback(tmp_path):
+    async def scenario():
+        database = Database(tmp_path / "p.db")
+        await database.open()
+        try:
+            async with database.read() as conn:
+                async with conn.execute("PRAGMA journal_mode") as cur:
+                    assert (await cur.fetchone())[0] == "wal"
+                async with conn.execute("PRAGMA foreign_keys") as cur:
+                    assert (await cur.fetchone())[0] == 1
+                async with conn.execute("PRAGMA busy_timeout") as cur:
+                    assert (await cur.fetchone())[0] == 5000
+            with pytest.raises(RuntimeError):
+                async with database.write() as conn:
+                    await conn.execute("INSERT INTO retired_slugs VALUES ('half-written', 'now')")
+                    raise RuntimeError("fail mid-transaction")
+            async with database.read() as conn:
+                async with conn.execute("SELECT count(*) FROM retired_slugs") as cur:
+                    assert (await cur.fetchone())[0] == 0
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_replicated_databases_leave_checkpoints_to_litestream(tmp_path):
+    async def scenario():
+        database = Database(tmp_path / "r.db", replicated=True)
+        await database.open()
+        try:
+            async with database.write() as conn:
+                async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
+                    assert (await cur.fetchone())[0] == 0
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_writes_all_land(tmp_path):
+    async def scenario():
+        database = Database(tmp_path / "c.db")
+        await database.open()
+        try:
+            async def write(i):
+                async with database.write() as conn:
+                    await conn.execute("INSERT INTO retired_slugs VALUES (?, 'now')", (f"slug-{i}",))
+
+            await asyncio.gather(*(write(i) for i in range(200)))
+            async with database.read() as conn:
+                async with conn.execute("SELECT count(*) FROM retired_slugs") as cur:
+                    return (await cur.fetchone())[0]
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == 200

@@ -1,0 +1,263 @@
+"""The alert rules and Grafana dashboard in monitoring/ are valid, hold the spec's
+thresholds, and query only metrics the service exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERTS = ROOT / "monitoring" / "alerts.yml"
+DASHBOARD = ROOT / "monitoring" / "grafana-dashboard.json"
+ROWS = ["Overview", "QR generation", "Redirects", "Infrastructure"]
+
+_HISTOGRAMS = (
+    "http_request_duration_seconds",
+    "qr_generation_duration_seconds",
+    "redirect_latency_seconds",
+)
+# To be replaced by the names scraped from the running app's /metrics.
+# A histogram's bare name is no series of its own, so only its suffixed names count.
+EXPORTED_METRIC_NAMES = frozenset(
+    {
+        "http_requests_total",
+        "http_requests_in_progress",
+        "errors_total",
+        "qr_generations_total",
+        "redirects_total",
+        "scans_by_country_total",
+        "cache_hits_total",
+        "cache_misses_total",
+        "viral_events_total",
+        "viral_k_factor",
+        "queue_depth",
+        "queue_jobs_failed_total",
+        "replication_lag_seconds",
+        "sqlite_database_bytes",
+        "sqlite_wal_bytes",
+        "active_users",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    }
+    | {name + suffix for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+)
+
+PROMQL_WORDS = frozenset(
+    # aggregations, functions and keywords; function calls are also caught by the
+    # following "(", this list covers the ones written with a space before it
+    """
+    sum min max avg group stddev stdvar count count_values bottomk topk quantile
+    by without on ignoring group_left group_right bool and or unless offset start end
+    abs absent absent_over_time avg_over_time ceil changes clamp clamp_max clamp_min
+    count_over_time day_of_month day_of_week day_of_year days_in_month delta deriv exp
+    floor histogram_quantile holt_winters hour idelta increase irate label_join
+    label_replace last_over_time ln log10 log2 max_over_time min_over_time minute month
+    predict_linear present_over_time quantile_over_time rate resets round scalar sgn sort
+    sort_desc sqrt stddev_over_time stdvar_over_time sum_over_time time timestamp vector
+    year inf nan le
+    """.split()
+)
+
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.I)
+# Not after a word character or "$" (number exponents, durations, Grafana variables),
+# and not a function name.
+_IDENT = re.compile(r"(?<![\w:$])([A-Za-z_:][\w:]*)(?![\w:]|\s*\()")
+
+
+def metric_names_in(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects."""
+    # Strings first: they may hold braces ("/c/{slug}"); label names only live in
+    # matchers and grouping clauses, which go next.
+    text = _STRING.sub('""', expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    return {m for m in _IDENT.findall(text) if m.lower() not in PROMQL_WORDS}
+
+
+def unexported_metrics(exprs: Iterable[str], exported: Iterable[str]) -> dict[str, set[str]]:
+    """For each expression naming a metric not in ``exported``, those names."""
+    known = set(exported)
+    return {e: missing for e in exprs if (missing := metric_names_in(e) - known)}
+
+
+def _alert_rules() -> list[dict]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _dashboard_panels() -> list[dict]:
+    """Top-level panels in order, with a collapsed row's panels right after it."""
+    out = []
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def _panel_exprs() -> list[str]:
+    return [t["expr"] for p in _dashboard_panels() for t in p.get("targets", []) if "expr" in t]
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket'
+            '{path="/c/{slug}", le="1"}[5m])))',
+            {"http_request_duration_seconds_bucket"},
+        ),
+        (
+            'sum(rate(http_requests_total{status_code=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
+            {"http_requests_total"},
+        ),
+        (
+            "queue_depth > 0 and deriv(queue_depth[15m]) > 0 unless on(instance) up offset 1h",
+            {"queue_depth", "up"},
+        ),
+        (
+            "topk(10, sum without (instance) (increase(scans_by_country_total[$__range]))) * 1e3",
+            {"scans_by_country_total"},
+        ),
+        ("process_resident_memory_bytes", {"process_resident_memory_bytes"}),
+        ("sum(rate (x:y_total[1m])) BY (job)", {"x:y_total"}),
+    ],
+)
+def test_metric_names_in(expr: str, names: set[str]) -> None:
+    assert metric_names_in(expr) == names
+
+
+def test_unexported_metrics_reports_unknown_names() -> None:
+    exprs = ["rate(http_requests_total[5m])", "rate(nope_total[5m]) / http_requests_total"]
+    assert unexported_metrics(exprs, {"http_requests_total"}) == {exprs[1]: {"nope_total"}}
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not on PATH (Debian: apt-get install prometheus)")
+    return path
+
+
+def test_promtool_checks_alert_rules() -> None:
+    result = subprocess.run(
+        [_promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# (alert, input series, eval time, labels of the firing alert, or None for silent)
+ALERT_CASES = [
+    ("QRContactHigh5xxRate", {'http_requests_total{status_code="200"}': "0+90x20",
+                              'http_requests_total{status_code="500"}': "0+10x20"},
+     "12m", {"severity": "page"}),
+    # still pending: 5 minutes have not passed
+    ("QRContactHigh5xxRate", {'http_requests_total{status_code="200"}': "0+90x20",
+                              'http_requests_total{status_code="500"}': "0+10x20"},
+     "4m", None),
+    ("QRContactHigh5xxRate", {'http_requests_total{status_code="200"}': "0+98x20",
+                              'http_requests_total{status_code="503"}': "0+2x20"},
+     "12m", None),
+    ("QRContactSlowRedirects", {'redirect_latency_seconds_bucket{le="0.05"}': "0x20",
+                                'redirect_latency_seconds_bucket{le="0.25"}': "0+10x20",
+                                'redirect_latency_seconds_bucket{le="+Inf"}': "0+10x20"},
+     "12m", {"severity": "warning"}),
+    ("QRContactLowKFactor", {'viral_k_factor{period="7d"}': "0.7x1560",
+                             'viral_k_factor{period="30d"}': "0.5x1560"},
+     "25h", {"severity": "warning", "period": "7d"}),
+    ("QRContactLowKFactor", {'viral_k_factor{period="7d"}': "0.7x1560"}, "23h", None),
+    ("QRContactReplicationLag", {'replication_lag_seconds{instance="a"}': "5x5 90x10"},
+     "12m", {"severity": "page", "instance": "a"}),
+    ("QRContactEmailBacklogGrowing", {'queue_depth{queue="email"}': "0+2x40"},
+     "35m", {"severity": "warning", "queue": "email"}),
+    ("QRContactEmailBacklogGrowing", {'queue_depth{queue="email"}': "50x40"}, "35m", None),
+    ("QRContactEmailFailures", {'queue_jobs_failed_total{queue="email"}': "0+1x40"},
+     "35m", {"severity": "warning", "queue": "email"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("alert", "series", "at", "labels"),
+    ALERT_CASES,
+    ids=[f"{a}-{at}-{'fires' if labels else 'silent'}" for a, _, at, labels in ALERT_CASES],
+)
+def test_alert_thresholds(tmp_path: Path, alert: str, series: dict, at: str, labels: dict | None) -> None:
+    promtool = _promtool()
+    # promtool compares annotations verbatim; thresholds are what is tested here.
+    groups = yaml.safe_load(ALERTS.read_text())
+    for group in groups["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(groups))
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series.items()],
+            "alert_rule_test": [{
+                "eval_time": at,
+                "alertname": alert,
+                "exp_alerts": [] if labels is None else [{"exp_labels": labels}],
+            }],
+        }],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = subprocess.run(
+        [promtool, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_rule_is_complete() -> None:
+    rules = _alert_rules()
+    assert len(rules) >= 8
+    for rule in rules:
+        assert rule.get("for"), rule["alert"]
+        assert rule["labels"]["severity"] in {"page", "warning"}, rule["alert"]
+        assert {"summary", "description"} <= rule["annotations"].keys(), rule["alert"]
+
+
+def test_dashboard_has_the_four_rows_each_with_panels() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = _dashboard_panels()
+    assert [p["title"] for p in panels if p["type"] == "row"] == ROWS
+    per_row: dict[str, int] = {}
+    current = None
+    for panel in panels:
+        if panel["type"] == "row":
+            current = panel["title"]
+            per_row[current] = 0
+        else:
+            assert current is not None, f"panel {panel['title']!r} sits above the first row"
+            per_row[current] += 1
+    assert all(per_row.values()), per_row
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    for panel in panels:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+
+
+def _queried_exprs() -> list[str]:
+    exprs = _panel_exprs() + [rule["expr"] for rule in _alert_rules()]
+    # An expression with no metric name found would pass the check below unseen.
+    assert exprs and all(metric_names_in(e) for e in exprs), [e for e in exprs if not metric_names_in(e)]
+    return exprs
+
+
+def test_dashboard_and_alerts_query_only_exported_metrics() -> None:
+    assert unexported_metrics(_queried_exprs(), EXPORTED_METRIC_NAMES) == {}

@@ -1,0 +1,156 @@
+"""Public pages: the counted redirect, the card page, the vCard download and public QR images."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import vobject
+
+from app.scans import BOT_PATTERN
+from tests.conftest import PHONE_UA, create_card, flush_counters
+from tests.test_qr import decode_png
+
+BOT_AGENTS = [
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "WhatsApp/2.23.20.0 A",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+    "Twitterbot/1.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "TelegramBot (like TwitterBot)",
+    "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+    "",
+]
+
+
+def counts(client, user, card) -> tuple[int, int]:
+    flush_counters(client)
+    body = client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()
+    return body["scanCount"], body["viewCount"]
+
+
+def test_scan_redirects_to_the_card_page_and_counts(client, user):
+    card = create_card(client, user["headers"], slug="scan-me")
+    for _ in range(3):
+        response = client.get("/c/scan-me", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
+        assert response.status_code == 302
+        assert response.headers["location"] == "/p/scan-me"
+    assert counts(client, user, card) == (3, 0)
+
+
+def test_counts_survive_in_the_database_after_a_flush(client, user, settings):
+    import sqlite3
+
+    card = create_card(client, user["headers"], slug="flushed")
+    client.get("/c/flushed", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
+    client.get("/p/flushed", headers={"User-Agent": PHONE_UA})
+    flush_counters(client)
+    row = sqlite3.connect(settings.database_path).execute(
+        "SELECT scan_count, view_count FROM cards WHERE card_id = ?", (card["cardId"],)
+    ).fetchone()
+    assert row == (1, 1)
+
+
+@pytest.mark.parametrize("agent", BOT_AGENTS)
+def test_bots_and_previews_are_redirected_but_not_counted(client, user, agent):
+    card = create_card(client, user["headers"], slug="bot-check")
+    response = client.get("/c/bot-check", headers={"User-Agent": agent}, follow_redirects=False)
+    assert response.status_code == 302
+    client.get("/p/bot-check", headers={"User-Agent": agent})
+    assert counts(client, user, card) == (0, 0)
+
+
+def test_bot_pattern_leaves_phones_alone():
+    phones = [
+        PHONE_UA,
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+    ]
+    assert not any(BOT_PATTERN.search(p) for p in phones)
+
+
+def test_head_is_answered_but_not_counted(client, user):
+    card = create_card(client, user["headers"], slug="head-check")
+    response = client.head("/c/head-check", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
+    assert response.status_code == 302 and response.headers["location"] == "/p/head-check"
+    assert client.head("/p/head-check", headers={"User-Agent": PHONE_UA}).status_code == 200
+    assert counts(client, user, card) == (0, 0)
+
+
+def test_card_page_counts_a_view_escapes_everything_and_sends_a_csp(client, user):
+    card = create_card(
+        client, user["headers"], slug="page-check", fullName="<script>alert('x')</script>",
+        organization="\"><img src=x onerror=alert(1)>", title="A & B", phone="+1 555 0100",
+        website="https://example.com/?a=\"onmouseover=alert(1)",
+    )
+    response = client.get("/p/page-check", headers={"User-Agent": PHONE_UA})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    html = response.text
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert 'href="https://example.com/?a=&quot;onmouseover=alert(1)"' in html
+    assert 'href="tel:+15550100"' in html
+    assert 'href="mailto:jane@example.com"' in html
+    assert 'href="/p/page-check.vcf"' in html and "Save contact" in html
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    import base64
+    import hashlib
+
+    assert base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() in csp
+    assert counts(client, user, card) == (0, 1)
+
+
+def test_vcard_download(client, user):
+    create_card(client, user["headers"], slug="vcf-check", fullName="Jane Q. Public", organization="Acme, Inc.")
+    response = client.get("/p/vcf-check.vcf")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/vcard; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="vcf-check.vcf"'
+    parsed = vobject.readOne(response.text)
+    assert parsed.fn.value == "Jane Q. Public" and parsed.org.value == ["Acme, Inc."]
+
+
+def test_public_qr_images(client, user):
+    card = create_card(client, user["headers"], slug="qr-public", qrSize=300)
+    png = client.get("/q/qr-public.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    text, image = decode_png(png.content)
+    assert text == card["shortUrl"] and image.size == (300, 300)
+    svg = client.get("/q/qr-public.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+
+
+@pytest.mark.parametrize(
+    "path", ["/c/nope-nope", "/p/nope-nope", "/p/nope-nope.vcf", "/q/nope-nope.png", "/c/UPPER", "/q/qr-x.gif", "/p/x.html"]
+)
+def test_unknown_slugs_are_404_pages(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "No such card" in response.text
+
+
+def test_deleted_cards_are_410(client, user):
+    card = create_card(client, user["headers"], slug="deleted-one")
+    client.get("/c/deleted-one", follow_redirects=False)  # cached while it lived
+    client.delete(f"/v1/cards/{card['cardId']}", headers=user["headers"])
+    for path in ("/c/deleted-one", "/p/deleted-one", "/q/deleted-one.png"):
+        assert client.get(path, follow_redirects=False).status_code == 410
+
+
+def test_edits_show_on_the_public_page_at_once(client, user):
+    card = create_card(client, user["headers"], slug="edit-me", title="Before")
+    assert "Before" in client.get("/p/edit-me").text
+    client.patch(f"/v1/cards/{card['cardId']}", json={"title": "After"}, headers=user["headers"])
+    assert "After" in client.get("/p/edit-me").text
+
+
+@pytest.mark.parametrize("path", ["/c/..%2f..%2fetc", "/c/%2e%2e/v1/me", "/c//evil.example"])
+def test_traversal_shaped_slugs_go_nowhere(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert "location" not in response.headers

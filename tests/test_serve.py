@@ -1,0 +1,146 @@
+"""The `qrcontact` command as a user runs it: a real process, real HTTP, real Litestream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, PHONE_UA
+
+QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """`qrcontact serve` in its own process group, stopped by PID when the test ends."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ, "DATA_DIR": str(data_dir), "HOST": "127.0.0.1", "PORT": str(self.port),
+            "PUBLIC_BASE_URL": self.url, **env,
+        }
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Service:
+        self.process = subprocess.Popen(
+            [QRCONTACT, "serve"], env=self.env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"serve did not become healthy: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if sig == signal.SIGKILL:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            with_group_gone(self.process.pid)
+
+
+def with_group_gone(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def service(tmp_path):
+    started = []
+
+    def make(**env) -> Service:
+        svc = Service(tmp_path / "data", **env).start()
+        started.append(svc)
+        return svc
+
+    yield make
+    for svc in started:
+        if svc.process and svc.process.poll() is None:
+            svc.stop(signal.SIGKILL)
+
+
+def test_serve_works_end_to_end_and_replicates(service, tmp_path):
+    svc = service()
+    health = httpx.get(f"{svc.url}/health").json()
+    assert health["status"] == "ok" and health["checks"]["database"] == "ok"
+    auth = httpx.post(
+        f"{svc.url}/v1/auth/register", json={"email": "e2e@example.com", "password": PASSWORD, "marketingConsent": True}
+    ).json()
+    headers = {"Authorization": f"Bearer {auth['accessToken']}"}
+    card = httpx.post(f"{svc.url}/v1/cards", json={"fullName": "E2E", "email": "e2e@example.com", "slug": "e2e-card"}, headers=headers)
+    assert card.status_code == 201
+    scan = httpx.get(f"{svc.url}/c/e2e-card", headers={"User-Agent": PHONE_UA})
+    assert scan.status_code == 302 and scan.headers["location"] == "/p/e2e-card"
+    assert svc.stop() == 0
+    data = tmp_path / "data"
+    # The scan was flushed at shutdown, and Litestream wrote the replica.
+    assert sqlite3.connect(data / "qrcontact.db").execute("SELECT scan_count FROM cards").fetchone() == (1,)
+    assert list((data / "replica").rglob("*.ltx"))
+    assert oct((data / "jwt_secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_serve_restores_a_missing_database_from_the_replica(service, tmp_path):
+    svc = service()
+    httpx.post(f"{svc.url}/v1/auth/register", json={"email": "keep@example.com", "password": PASSWORD, "marketingConsent": False})
+    time.sleep(1.5)  # one sync interval
+    assert svc.stop() == 0
+    data = tmp_path / "data"
+    for leftover in data.glob("qrcontact.db*"):
+        leftover.unlink()
+    svc = service()
+    login = httpx.post(f"{svc.url}/v1/auth/login", json={"email": "keep@example.com", "password": PASSWORD})
+    assert login.status_code == 200
+
+
+def test_serve_without_replication(service, tmp_path):
+    svc = service(REPLICA_URL="off")
+    assert httpx.get(f"{svc.url}/health").json()["checks"]["replication"] == "off"
+    assert svc.stop() == 0
+    assert not (tmp_path / "data" / "replica").exists()
+
+
+def test_a_bad_setting_stops_the_start_with_a_message(tmp_path):
+    result = subprocess.run(
+        [QRCONTACT, "serve"], env={**os.environ, "DATA_DIR": str(tmp_path), "RATE_LIMIT_PER_MINUTE": "many"},
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "RATE_LIMIT_PER_MINUTE" in result.stderr
+
+
+def test_migrate_command(tmp_path):
+    env = {**os.environ, "DATA_DIR": str(tmp_path)}
+    first = subprocess.run([QRCONTACT, "migrate"], env=env, capture_output=True, text=True, timeout=30)
+    assert first.returncode == 0 and "0001_core.sql" in first.stdout
+    second = subprocess.run([QRCONTACT, "migrate"], env=env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 0 and "nothing pending" in second.stdout
