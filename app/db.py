@@ -129,13 +129,16 @@ class Database:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            conn = self._writer
+            await conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._writer
+                yield conn
+                await conn.execute("COMMIT")
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Also when COMMIT itself fails (a full disk): nothing half-written stays.
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
                 raise
-            await self._writer.execute("COMMIT")
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
