@@ -1,0 +1,457 @@
+"""Scanner paths under load: the counted redirect and the cached QR image, against a bare ASGI app.
+
+    .venv/bin/python bench/scanners.py        # about 3 minutes; --help for the knobs
+
+Needs wrk (Debian: apt-get update && apt-get install -y wrk) and taskset (util-linux).
+
+It starts the real service (`qrcontact serve`, Litestream replicating to a folder) and
+bench/bare.py under uvicorn (uvloop, httptools), both pinned to one core, and drives each
+from the other core with the same wrk load (one thread, 64 connections, a phone
+User-Agent, 127.0.0.1 only, bounded duration). Scan counting, metrics and the scanner
+rate limit are all on; the limit is set above what one load generator can send in a
+minute, so it is checked on every request but never answers 429.
+
+Printed: requests per second and p99 of `GET /c/{slug}` and of a cached
+`GET /q/{slug}.png`, each as a ratio to the bare app in the same run (the ratio is what
+holds across machines); errors; that the card's scanCount grows by exactly the number
+of counted requests once the counters are flushed; the median time to render an
+uncached 512 px PNG of a typical card; the app's resident memory idle and after 10,000
+distinct images are cached. Litestream's own process is reported beside it, not in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
+PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+PASSWORD = "correct horse battery staple"
+SERVER_CPU, LOAD_CPU = "0", "1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The scanner limit is per client IP, and every wrk connection comes from 127.0.0.1.
+SCANNER_LIMIT_FOR_BENCH = "1000000000"
+TARGETS = {"redirect_ratio": 0.5, "redirect_p99_ms": 5.0, "png_ratio": 0.4, "render_ms": 20.0,
+           "rss_idle_mib": 80.0, "rss_images_mib": 120.0}
+
+
+@dataclass
+class Run:
+    rps: float
+    p99_ms: float
+    requests: int
+    errors: int
+    output: str
+    others: float = 0.0  # cores' worth of CPU other processes used during the run
+
+
+@dataclass
+class Series:
+    """The same load run several times, interleaved with the others."""
+
+    name: str
+    runs: list[Run]
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(r.rps for r in self.runs)
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(r.p99_ms for r in self.runs)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.runs)
+
+    @property
+    def others(self) -> float:
+        return max(r.others for r in self.runs)
+
+    def ratio(self, base: Series) -> float:
+        """Median of the per-round ratios: each round's runs follow each other within seconds."""
+        return statistics.median(r.rps / b.rps for r, b in zip(self.runs, base.runs))
+
+
+# --- processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{process.args} exited:\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    sys.exit(f"{process.args} did not come up:\n{log.read_text()[-3000:]}")
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`command` pinned to the server core, in its own process group (stopped by stop())."""
+    return subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *command], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def app_pid(serve: subprocess.Popen) -> int:
+    """The Python app under `litestream replicate -exec` (serve's child running run-app)."""
+    for _ in range(50):
+        for pid in children(serve.pid):
+            if b"run-app" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        time.sleep(0.1)
+    sys.exit("could not find the app process under litestream")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- load ----------------------------------------------------------------------------
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parse_wrk(output: str) -> Run:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    if non_3xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(non_3xx.group(1))
+    return Run(rps, float(p99.group(1)) * _UNIT[p99.group(2)], requests, errors, output)
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time spent by the whole machine, all cores, since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # minus idle and iowait
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def wrk(url: str, seconds: float, connections: int, *script: str, server: list[int] = ()) -> Run:
+    """One wrk run from the load core. With `server` pids, also measures how much CPU other
+    processes on the machine took meanwhile (this machine may be shared)."""
+    command = [
+        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{math.ceil(seconds)}s", "--latency",
+        "--timeout", "5s", "-H", f"User-Agent: {PHONE_UA}",
+    ]
+    if script:
+        command += ["-s", script[0], url, "--", *script[1:]]
+    else:
+        command.append(url)
+    busy, ours, children = busy_cpu_seconds(), process_cpu_seconds(server), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if result.returncode != 0:
+        sys.exit(f"wrk failed ({result.returncode}): {result.stdout}{result.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    run = parse_wrk(result.stdout)
+    run.others = max(0.0, busy_cpu_seconds() - busy - (process_cpu_seconds(server) - ours) - wrk_cpu) / math.ceil(seconds)
+    return run
+
+
+# --- the service ---------------------------------------------------------------------
+
+
+class Service:
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = root / "data"
+        self.log = root / "service.log"
+        self.env = {
+            **os.environ, "DATA_DIR": str(self.data), "HOST": "127.0.0.1", "PORT": str(self.port),
+            "PUBLIC_BASE_URL": self.url, "LOG_LEVEL": "WARNING",
+            # The set-up below creates 10,000 cards through the API in well under a minute.
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+            "SCANNER_RATE_LIMIT_PER_MINUTE": SCANNER_LIMIT_FOR_BENCH,
+        }
+        self.env.pop("REPLICA_URL", None)  # the default: a file:// replica in DATA_DIR
+        self.process = start([QRCONTACT, "serve"], self.env, self.log)
+        wait_until_up(f"{self.url}/health", self.process, self.log)
+        self.app_pid = app_pid(self.process)
+        self.pids = [self.process.pid, self.app_pid]  # litestream and the app
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        auth = self.http.post("/v1/auth/register", json={"email": "bench@example.com", "password": PASSWORD, "marketingConsent": False})
+        auth.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {auth.json()['accessToken']}"}
+
+    def create_card(self, slug: str, **fields) -> dict:
+        body = {"fullName": "Jane Doe", "email": "jane.doe@example.com", "slug": slug, **fields}
+        response = self.http.post("/v1/cards", json=body, headers=self.headers)
+        response.raise_for_status()
+        return response.json()
+
+    def scan_count_in_database(self, slug: str) -> int:
+        conn = sqlite3.connect(f"file:{self.data / 'qrcontact.db'}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT scan_count FROM cards WHERE slug = ?", (slug,)).fetchone()[0]
+        finally:
+            conn.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include `labels`."""
+        total = 0.0
+        for line in self.http.get("/metrics").text.splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+async def each(count: int, request) -> int:
+    """`request(client, i)` for i in range(count), 16 at a time; returns how many succeeded."""
+    done = 0
+    indexes = iter(range(count))
+    async with httpx.AsyncClient(timeout=60, headers={"User-Agent": PHONE_UA}) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            for i in indexes:
+                ok = await request(client, i)  # not `done += await ...`: that reads `done` before waiting
+                done += ok
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+    return done
+
+
+def cache_images(service: Service, count: int) -> tuple[int, int, float]:
+    """Create `count` cards (creating one renders and caches its dynamic PNG), then fetch
+    every /q/{slug}.png once. Returns (cards created, images fetched, renders while fetching)."""
+
+    async def create(client: httpx.AsyncClient, i: int) -> bool:
+        body = {"fullName": f"Guest Number {i}", "email": f"guest{i}@example.com", "slug": f"guest-{i:05d}",
+                "organization": "Example Events", "title": "Visitor"}
+        response = await client.post(f"{service.url}/v1/cards", json=body, headers=service.headers)
+        return response.status_code == 201
+
+    async def fetch(client: httpx.AsyncClient, i: int) -> bool:
+        response = await client.get(f"{service.url}/q/guest-{i:05d}.png")
+        return response.status_code == 200
+
+    created = asyncio.run(each(count, create))
+    rendered_before = service.metric("qr_generations_total")
+    fetched = asyncio.run(each(count, fetch))
+    return created, fetched, service.metric("qr_generations_total") - rendered_before
+
+
+# --- render time ---------------------------------------------------------------------
+
+
+def render_figures() -> dict:
+    """Run in a child process pinned to the server core: median uncached 512 px render times."""
+    sys.path.insert(0, str(HERE))
+    from core import CARD  # bench/core.py: the typical card
+
+    from app import qr
+
+    def median_ms(payloads: list[str]) -> float:
+        drawing = qr.Drawing(size=512)
+        times = []
+        for payload in payloads:
+            started = time.perf_counter()
+            qr.render(payload, drawing)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    # Distinct payloads of the same length, so nothing is reused between runs.
+    cards = [CARD + f"NOTE:{i:04d}\r\n" for i in range(101)]
+    urls = [f"https://qr.example.com/c/{i:07d}" for i in range(101)]
+    median_ms(cards[:5])  # imports and first-call set-up
+    return {
+        "version": qr.make_symbol(cards[0], "M").version,
+        "card_ms": median_ms(cards),
+        "url_ms": median_ms(urls),
+    }
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5, help="seconds per measured wrk run (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of bare, redirect, image runs; medians are printed (3)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of wrk before each measured run (3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--counted", type=int, default=50_000, help="requests in the exact scan-count run (50,000)")
+    parser.add_argument("--images", type=int, default=10_000, help="distinct images cached for the RSS figure (10,000)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder and logs")
+    parser.add_argument("--render-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.render_only:
+        print(json.dumps(render_figures()))
+        return 0
+    for tool, install in (("wrk", "apt-get update && apt-get install -y wrk"), ("taskset", "apt-get install -y util-linux")):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed; on Debian: {install}")
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("needs two CPUs: one for the server, one for wrk")
+
+    root = Path(tempfile.mkdtemp(prefix="qrcontact-bench-"))
+    service = bare = None
+    try:
+        print(f"server on CPU {SERVER_CPU}, wrk -t1 -c{args.connections} on CPU {LOAD_CPU}, "
+              f"{args.duration:g} s per run after {args.warmup:g} s of warm-up; data in {root}", flush=True)
+        service = Service(root)
+        card = service.create_card("bench", organization="Acme Corporation", title="Head of Partnerships",
+                                   phone="+1 555 123 4567", website="https://www.example.com")
+        service.create_card("bench-spare")
+        assert service.http.get("/q/bench.png").status_code == 200  # rendered and cached
+        time.sleep(3)  # let start-up garbage settle
+        rss_idle = rss_mib(service.app_pid)
+        litestream_idle = rss_mib(service.process.pid)
+
+        bare_port = free_port()
+        bare_log = root / "bare.log"
+        bare = start(
+            [sys.executable, "-m", "uvicorn", "bare:app", "--app-dir", str(HERE), "--host", "127.0.0.1",
+             "--port", str(bare_port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+             "--lifespan", "off", "--log-level", "warning"],
+            dict(os.environ), bare_log,
+        )
+        wait_until_up(f"http://127.0.0.1:{bare_port}/", bare, bare_log)
+
+        bare_pids = [bare.pid, *children(bare.pid)]
+        targets = {
+            "bare": (f"http://127.0.0.1:{bare_port}/c/bench", bare_pids),
+            "redirect": (f"{service.url}/c/bench", service.pids),
+            "png": (f"{service.url}/q/bench.png", service.pids),
+        }
+        for name, (url, pids) in targets.items():
+            print(f"warm-up: {name} ...", flush=True)
+            wrk(url, args.warmup, args.connections)
+        series = {name: Series(name, []) for name in targets}
+        for round_ in range(args.rounds):
+            for name, (url, pids) in targets.items():
+                print(f"round {round_ + 1}/{args.rounds}: {name} ...", flush=True)
+                series[name].runs.append(wrk(url, args.duration, args.connections, server=pids))
+        stop(bare)
+        base, redirect, png = series["bare"], series["redirect"], series["png"]
+
+        print(f"exact count: {args.counted:,} counted scans ...", flush=True)
+        time.sleep(2.5)  # two flush intervals: everything counted so far is in the database
+        before = service.scan_count_in_database("bench")
+        # Long enough for every counted request to be answered, at the rate just measured.
+        seconds = max(3.0, 2 * args.counted / max(redirect.rps, 1.0) + 2)
+        count_run = wrk(f"{service.url}/c/bench", seconds, args.connections, str(HERE / "count.lua"),
+                        str(args.counted), "/c/bench", "/p/bench", "/c/bench-spare", "/p/bench-spare")
+        seen = int(re.search(r"counted_seen (\d+)", count_run.output).group(1))
+        others_seen = int(re.search(r"others_seen (\d+)", count_run.output).group(1))
+        time.sleep(2.5)
+        in_database = service.scan_count_in_database("bench") - before
+        via_api = service.http.get(f"/v1/cards/{card['cardId']}", headers=service.headers).json()["scanCount"]
+
+        print("render: 101 uncached 512 px PNGs ...", flush=True)
+        result = subprocess.run(
+            ["taskset", "-c", SERVER_CPU, sys.executable, str(Path(__file__).resolve()), "--render-only"],
+            capture_output=True, text=True, check=True,
+        )
+        render = json.loads(result.stdout)
+
+        print(f"memory: caching {args.images:,} distinct images ...", flush=True)
+        created, fetched, rendered = cache_images(service, args.images)
+        time.sleep(3)
+        rss_images = rss_mib(service.app_pid)
+        litestream_images = rss_mib(service.process.pid)
+        errors_logged = sum('"level": "ERROR"' in line for line in service.log.read_text().splitlines())
+    finally:
+        for process in (bare, service and service.process):
+            if process is not None:
+                stop(process)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    redirect_ratio, png_ratio = redirect.ratio(base), png.ratio(base)
+    t = TARGETS
+    print()
+    print(f"medians of {args.rounds} rounds of {args.duration:g} s; 'others' is the most CPU (in cores) that processes "
+          f"outside this benchmark took during a run")
+    print(f"{'':44}{'req/s':>9}{'p99':>10}{'errors':>8}{'x bare':>8}{'others':>8}   target")
+    for row, ratio, target in (
+        (base, 1.0, ""),
+        (redirect, redirect_ratio, f">= {t['redirect_ratio']} x bare, p99 <= {t['redirect_p99_ms']:g} ms, 0 errors: "
+         + verdict(redirect_ratio >= t["redirect_ratio"] and redirect.p99_ms <= t["redirect_p99_ms"] and redirect.errors == 0)),
+        (png, png_ratio, f">= {t['png_ratio']} x bare, 0 errors: " + verdict(png_ratio >= t["png_ratio"] and png.errors == 0)),
+    ):
+        label = {"bare": "bare ASGI 302 (uvicorn, uvloop, httptools)", "redirect": "GET /c/{slug}: counted 302",
+                 "png": "GET /q/{slug}.png: cached image"}[row.name]
+        print(f"{label:44}{row.rps:>9,.0f}{row.p99_ms:>8.2f}ms{row.errors:>8}{ratio:>8.2f}{row.others:>8.2f}   {target}")
+    exact = seen == in_database and seen >= args.counted - 1 and others_seen > 0 and count_run.errors == 0
+    print(f"scan count: {seen:,} counted requests answered 302 (then {others_seen:,} to another card), scanCount "
+          f"+{in_database:,} in the database after a flush (API: {via_api:,} in all), {count_run.errors} errors: "
+          f"{verdict(exact)}")
+    print(f"uncached 512 px PNG render, median of 101: typical card (QR version {render['version']}) "
+          f"{render['card_ms']:.1f} ms (target <= {t['render_ms']:g}: {verdict(render['card_ms'] <= t['render_ms'])}); "
+          f"short URL {render['url_ms']:.1f} ms")
+    print(f"RSS idle: app {rss_idle:.1f} MiB (target <= {t['rss_idle_mib']:g}: {verdict(rss_idle <= t['rss_idle_mib'])}), "
+          f"litestream {litestream_idle:.1f} MiB")
+    print(f"RSS with {args.images:,} distinct cached images: app {rss_images:.1f} MiB (target <= {t['rss_images_mib']:g}: "
+          f"{verdict(rss_images <= t['rss_images_mib'])}), litestream {litestream_images:.1f} MiB "
+          f"[{created:,} cards created, {fetched:,} images fetched, {rendered:,.0f} of them rendered on fetch]")
+    if errors_logged:
+        print(f"the service logged {errors_logged} errors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
