@@ -41,6 +41,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = DEFAULT_MAIL_FROM
     rate_limit_per_minute: int = 50
+    scanner_rate_limit_per_minute: int = 3000
     trust_proxy_headers: bool = False
     registration: RegistrationMode = "open"
     metrics_token: str | None = None
@@ -74,6 +75,7 @@ class Settings:
             smtp_url=_smtp_url(env.get("SMTP_URL") or None),
             mail_from=_mail_from(env.get("MAIL_FROM") or DEFAULT_MAIL_FROM),
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 50, 1, 1_000_000),
+            scanner_rate_limit_per_minute=_int(env, "SCANNER_RATE_LIMIT_PER_MINUTE", 3000, 1, 1_000_000_000),
             trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
             registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
             metrics_token=env.get("METRICS_TOKEN") or None,

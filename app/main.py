@@ -4,7 +4,12 @@ Route table (each handler lives in the module named):
   /v1/auth/*                 accounts   register, login, refresh, logout
   /v1/me, /v1/api-keys       accounts   the account, its export and API keys
   /v1/cards...               cards      CRUD and QR downloads
-  /c/{slug}, /p/{slug}[.vcf], /q/{slug}.png|svg   scans   public pages
+  /c/{slug}, /q/{slug}.png|svg  scans   scan redirect and public QR images (answer_scan,
+                                        answer_qr); exact GET/HEAD requests reach them
+                                        through scanner.ScannerApp, a raw ASGI fast path in
+                                        front of Litestar, every other shape through the
+                                        Litestar handlers scans.scan / scans.public_qr
+  /p/{slug}[.vcf]            scans      the card page and its vCard
   /health, /metrics          ops
   /schema                    OpenAPI document and interactive docs
 """
@@ -28,6 +33,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from app import __version__, accounts, cards, errors, ops, scans
 from app.config import Settings
 from app.db import Database
+from app.scanner import FastPath, ScannerApp
 
 log = logging.getLogger("app")
 
@@ -36,16 +42,15 @@ def client_ip(settings: Settings):
     """The client address rate limits use: Fly-Client-IP only behind a trusted proxy."""
 
     def identify(request: Request) -> str:
-        if settings.trust_proxy_headers and (forwarded := request.headers.get("fly-client-ip")):
-            return forwarded
-        return request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else None
+        return scans.client_address(settings, request.headers.get("fly-client-ip"), peer)
 
     return identify
 
 
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    state = State({"settings": settings, "db": db, **scans.make_state(db)})
+    state = State({"settings": settings, "db": db, **scans.make_state(db, settings)})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -91,7 +96,7 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
     )
-    return Litestar(
+    app = ScannerApp(
         route_handlers=[
             api,
             *scans.handlers,
@@ -111,3 +116,5 @@ def create_app(settings: Settings) -> Litestar:
         # Logging is configured once by the command line (JSON lines), not by the app.
         logging_config=None,
     )
+    app.fast_path = FastPath(state, settings, prometheus)
+    return app

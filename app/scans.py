@@ -4,24 +4,34 @@ These are what phones hit, so cards are looked up in an in-process cache (slug â
 including "no such card"), and scans and views are counted in memory and written in one
 transaction per second by `Counters.run`, never one write per request.
 HEAD requests, crawlers and link-preview fetchers are answered but not counted.
+All public pages share one per-client-IP limit (`ScannerLimit`), higher than the API's.
+
+What the scan redirect and the QR images answer is decided here, once, by `answer_scan`
+and `answer_qr`; two front doors call them: app/scanner.py, a raw ASGI fast path that
+takes exact GET/HEAD /c/{slug} and /q/{name} requests before Litestar sees them, and the
+Litestar handlers below, which take every other shape of these paths (a trailing slash,
+say) and carry the OpenAPI documentation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import html
 import logging
+import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
 from cachetools import LRUCache
 from litestar.params import FromPath
 from litestar import Request, Response, get, route
-from litestar.enums import HttpMethod
+from litestar.datastructures import State
 from prometheus_client import Counter, Histogram
 
 from app import qr
@@ -32,6 +42,9 @@ from app.db import Database
 log = logging.getLogger("app.scans")
 
 REDIRECTS = Counter("redirects", "Scan redirects answered", ["outcome"])
+# Bound once: looking a child up by its labels costs as much as counting.
+REDIRECTS_BY_OUTCOME = {outcome: REDIRECTS.labels(outcome) for outcome in ("counted", "not_counted", "not_found", "rate_limited")}
+SLUG_HITS, SLUG_MISSES = qr.CACHE_HITS.labels("slug"), qr.CACHE_MISSES.labels("slug")
 REDIRECT_LATENCY = Histogram(
     "redirect_latency_seconds",
     "Time to answer a scan redirect",
@@ -48,16 +61,91 @@ BOT_PATTERN = re.compile(
     r"barracuda|mimecast|proofpoint|ironport|safelinks|trendmicro|symantec|forcepoint|microsoft office",
     re.IGNORECASE,
 )
+# The same list, for lower-cased input: a case-insensitive search costs about 7 times more.
+_BOT_LOWER = re.compile(BOT_PATTERN.pattern)
 SLUG_SHAPE = re.compile(r"^[a-z0-9-]{3,100}$")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_bot(user_agent: str | None) -> bool:
     """True for requests that should not count: no user agent, or a known automated one."""
-    return not user_agent or BOT_PATTERN.search(user_agent) is not None
+    # Cached: a crowd of phones sends a few dozen distinct user agents, and even the
+    # lower-cased search is the most expensive step of a scan.
+    return not user_agent or _BOT_LOWER.search(user_agent.lower()) is not None
 
 
-def countable(request: Request) -> bool:
-    return request.method == HttpMethod.GET and not is_bot(request.headers.get("user-agent"))
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What the public pages need to know about a request, whichever front door it came in by."""
+
+    method: str
+    client: str  # the address the scanner limit counts
+    user_agent: str | None = None
+    referer: str | None = None
+    # No trusted source of a country yet; the scan statistics take it when one is configured.
+    country: str | None = None
+
+    @property
+    def countable(self) -> bool:
+        return self.method == "GET" and not is_bot(self.user_agent)
+
+    @classmethod
+    def of(cls, request: Request, settings: Settings) -> Visit:
+        headers = request.headers
+        peer = request.client.host if request.client else None
+        return cls(
+            method=request.method,
+            client=client_address(settings, headers.get("fly-client-ip"), peer),
+            user_agent=headers.get("user-agent"),
+            referer=headers.get("referer"),
+        )
+
+
+def client_address(settings: Settings, fly_client_ip: str | None, peer: str | None) -> str:
+    """The client address every rate limit uses: Fly-Client-IP only behind a trusted proxy
+    (X-Forwarded-For never, anyone can send it), else the connection's peer."""
+    if settings.trust_proxy_headers and fly_client_ip:
+        return fly_client_ip
+    return peer or "unknown"
+
+
+class ScannerLimit:
+    """At most `per_minute` requests per client on the public pages: a token bucket per
+    client that holds `per_minute` tokens and refills at `per_minute` a minute.
+
+    Litestar's rate-limit middleware keeps each client's history in a store and
+    serializes it on every request, which would cost more than the whole redirect; a
+    bucket is two floats in a dict. Buckets that would be full again are dropped once a
+    minute, so memory follows the clients of the last minute.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0  # tokens per second
+        self._buckets: dict[str, list[float]] = {}  # client -> [tokens, last update]
+        self._pruned = time.monotonic()
+
+    def retry_after(self, client: str) -> int:
+        """0 when the request may go ahead (and take a token), else the seconds until it may."""
+        now = time.monotonic()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if now - self._pruned > 60:
+                self._prune(now)
+            self._buckets[client] = [self.capacity - 1, now]
+            return 0
+        tokens = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1:
+            bucket[0] = tokens - 1
+            return 0
+        bucket[0] = tokens
+        return max(1, math.ceil((1 - tokens) / self.rate))
+
+    def _prune(self, now: float) -> None:
+        full_after = self.capacity / self.rate
+        self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < full_after}
+        self._pruned = now
 
 
 # --- the card directory and the counters ---------------------------------------------
@@ -77,10 +165,10 @@ class PublicCards:
             return None
         try:
             found = self._cards[slug]
-            qr.CACHE_HITS.labels("slug").inc()
+            SLUG_HITS.inc()
             return found
         except KeyError:
-            qr.CACHE_MISSES.labels("slug").inc()
+            SLUG_MISSES.inc()
         async with self._db.read() as conn:
             found = await get_card_by_slug(conn, slug)
             if found is None and await slug_is_retired(conn, slug):
@@ -100,10 +188,12 @@ class Counters:
     def __init__(self) -> None:
         self._pending: dict[int, list[int]] = {}
 
-    def scan(self, card: Card) -> None:
+    def scan(self, card: Card, user_agent: str | None = None, referer: str | None = None, country: str | None = None) -> None:
+        """Count a scan. The user agent, referrer and country are for the scan statistics."""
         self._pending.setdefault(card.id, [0, 0])[0] += 1
 
-    def view(self, card: Card) -> None:
+    def view(self, card: Card, user_agent: str | None = None, referer: str | None = None, country: str | None = None) -> None:
+        """Count a view of the card page. The other arguments as for `scan`."""
         self._pending.setdefault(card.id, [0, 0])[1] += 1
 
     def pending(self, card_id: int) -> tuple[int, int]:
@@ -188,20 +278,96 @@ def card_page(card: Card) -> str:
 """
 
 
-def message_page(status: int, title: str, text: str) -> Response[str]:
+class Answer:
+    """A public page's answer as the ASGI server takes it: status, raw headers, body."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status = status
+        self.headers = [*headers, (b"content-length", str(len(body)).encode())]
+        self.body = body
+
+    def response(self) -> Response[bytes]:
+        """The same answer for a Litestar handler (which sets content-length itself)."""
+        headers = {k.decode(): v.decode() for k, v in self.headers if k not in (b"content-type", b"content-length")}
+        media_type = next((v.decode() for k, v in self.headers if k == b"content-type"), None)
+        if media_type is not None:
+            media_type = media_type.removesuffix("; charset=utf-8")  # Litestar adds it to text types
+        return Response(self.body, status_code=self.status, headers=headers, media_type=media_type)
+
+
+_PAGE_HEADERS = [(b"content-type", b"text/html; charset=utf-8")] + [
+    (name.lower().encode(), value.encode()) for name, value in PAGE_HEADERS.items()
+]
+
+
+def message_page(status: int, title: str, text: str, *headers: tuple[bytes, bytes]) -> Answer:
     body = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>'
         f"<style>{PAGE_STYLE}</style></head><body><main><div class=\"card\"><h1>{title}</h1>"
         f'<p class="role">{text}</p></div></main></body></html>'
     )
-    return Response(body, status_code=status, media_type="text/html", headers=PAGE_HEADERS)
+    return Answer(status, [*_PAGE_HEADERS, *headers], body.encode())
 
 
-def not_found(found: Gone | None) -> Response[str]:
-    if found == "gone":
-        return message_page(410, "Card removed", "The owner has deleted this contact card.")
-    return message_page(404, "No such card", "This code does not lead to a contact card.")
+NOT_FOUND = message_page(404, "No such card", "This code does not lead to a contact card.")
+GONE = message_page(410, "Card removed", "The owner has deleted this contact card.")
+
+
+def not_found(found: Gone | None) -> Answer:
+    return GONE if found == "gone" else NOT_FOUND
+
+
+def too_many_requests(retry_after: int) -> Answer:
+    return message_page(
+        429, "Too many requests", "Please wait a moment and try again.", (b"retry-after", str(retry_after).encode())
+    )
+
+
+# --- answers -------------------------------------------------------------------------
+
+_REDIRECT_HEADERS = [(b"cache-control", b"no-store")]
+_QR_HEADERS = {
+    extension: [(b"content-type", qr.MEDIA_TYPES[extension].encode()), (b"cache-control", b"public, max-age=300")]
+    for extension in ("png", "svg")
+}
+
+
+async def answer_scan(state: State, slug: str, visit: Visit) -> Answer:
+    """GET/HEAD /c/{slug}: count the scan and redirect to the card page."""
+    started = time.perf_counter()
+    if retry_after := state.scanner_limit.retry_after(visit.client):
+        REDIRECTS_BY_OUTCOME["rate_limited"].inc()
+        return too_many_requests(retry_after)
+    found = await state.public_cards.get(slug)
+    if not isinstance(found, Card):
+        REDIRECTS_BY_OUTCOME["not_found"].inc()
+        return not_found(found)
+    if counted := visit.countable:
+        state.counters.scan(found, visit.user_agent, visit.referer, visit.country)
+    REDIRECTS_BY_OUTCOME["counted" if counted else "not_counted"].inc()
+    REDIRECT_LATENCY.observe(time.perf_counter() - started)
+    # A relative Location built from a validated slug: it can only lead to our own page.
+    return Answer(302, [(b"location", b"/p/" + found.slug.encode()), *_REDIRECT_HEADERS])
+
+
+async def answer_qr(state: State, settings: Settings, name: str, visit: Visit) -> Answer:
+    """GET/HEAD /q/{slug}.png or .svg: the card's dynamic code, from the render cache."""
+    if retry_after := state.scanner_limit.retry_after(visit.client):
+        return too_many_requests(retry_after)
+    slug, _, extension = name.partition(".")
+    if extension not in _QR_HEADERS:
+        return NOT_FOUND
+    found = await state.public_cards.get(slug)
+    if not isinstance(found, Card):
+        return not_found(found)
+    drawing = dynamic_drawing(found)
+    if extension == "svg":
+        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
+    image = await qr.cached_image(state.qr_cache, short_url(settings, found.slug), drawing, "dynamic")
+    return Answer(200, _QR_HEADERS[extension], image)
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -213,59 +379,45 @@ def operation_ids(name: str):
 
 
 @route("/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"), summary="Count a scan, go to the card page", tags=["public"])
-async def scan(request: Request, slug: FromPath[str]) -> Response:
-    started = time.perf_counter()
-    state = request.app.state
-    found = await state.public_cards.get(slug)
-    if not isinstance(found, Card):
-        REDIRECTS.labels("not_found").inc()
-        return not_found(found)
-    counted = countable(request)
-    if counted:
-        state.counters.scan(found)
-    REDIRECTS.labels("counted" if counted else "not_counted").inc()
-    REDIRECT_LATENCY.observe(time.perf_counter() - started)
-    # A relative Location built from a validated slug: it can only lead to our own page.
-    return Response(b"", status_code=302, headers={"Location": f"/p/{found.slug}", "Cache-Control": "no-store"})
+async def scan(request: Request, slug: FromPath[str], settings: SettingsDep) -> Response:
+    return (await answer_scan(request.app.state, slug, Visit.of(request, settings))).response()
 
 
 @route("/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"), summary="The card page, or its vCard with .vcf", tags=["public"])
-async def page(request: Request, name: FromPath[str]) -> Response:
+async def page(request: Request, name: FromPath[str], settings: SettingsDep) -> Response:
+    state = request.app.state
+    visit = Visit.of(request, settings)
+    if retry_after := state.scanner_limit.retry_after(visit.client):
+        return too_many_requests(retry_after).response()
     slug, dot, extension = name.partition(".")
     if dot and extension != "vcf":
-        return not_found(None)
-    found = await request.app.state.public_cards.get(slug)
+        return NOT_FOUND.response()
+    found = await state.public_cards.get(slug)
     if not isinstance(found, Card):
-        return not_found(found)
+        return not_found(found).response()
     if extension == "vcf":
         return Response(
             found.vcard().encode(),
             media_type="text/vcard",
             headers={"Content-Disposition": f'attachment; filename="{found.slug}.vcf"', "Cache-Control": "no-cache"},
         )
-    if countable(request):
-        request.app.state.counters.view(found)
+    if visit.countable:
+        state.counters.view(found, visit.user_agent, visit.referer, visit.country)
     return Response(card_page(found), media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
-@get("/q/{name:str}", operation_id="publicQr", summary="The card's dynamic QR code, .png or .svg", tags=["public"])
+@route("/q/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("publicQr"), summary="The card's dynamic QR code, .png or .svg", tags=["public"])
 async def public_qr(request: Request, name: FromPath[str], settings: SettingsDep) -> Response:
-    slug, _, extension = name.partition(".")
-    if extension not in ("png", "svg"):
-        return not_found(None)
-    found = await request.app.state.public_cards.get(slug)
-    if not isinstance(found, Card):
-        return not_found(found)
-    drawing = dynamic_drawing(found)
-    if extension == "svg":
-        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
-    image = await qr.cached_image(request.app.state.qr_cache, short_url(settings, found.slug), drawing, "dynamic")
-    return Response(image, media_type=qr.MEDIA_TYPES[extension], headers={"Cache-Control": "public, max-age=300"})
+    return (await answer_qr(request.app.state, settings, name, Visit.of(request, settings))).response()
 
 
 handlers = [scan, page, public_qr]
 
 
-def make_state(db: Database) -> dict:
-    return {"public_cards": PublicCards(db), "counters": Counters(), "qr_cache": qr.QrCache()}
-
+def make_state(db: Database, settings: Settings) -> dict:
+    return {
+        "public_cards": PublicCards(db),
+        "counters": Counters(),
+        "qr_cache": qr.QrCache(),
+        "scanner_limit": ScannerLimit(settings.scanner_rate_limit_per_minute),
+    }

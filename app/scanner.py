@@ -1,0 +1,153 @@
+"""The scanner fast path: exact GET/HEAD /c/{slug} and /q/{name} answered in raw ASGI, before Litestar.
+
+A scan is one redirect, and at an event hundreds arrive in a minute. Through Litestar
+each one pays for routing, the middleware stack, dependency injection and a Response
+object, several times what the answer itself costs. `ScannerApp` is the Litestar app
+with one check in front: a request whose path is exactly two segments, the first `c` or
+`q` and the second non-empty (so not `/cards`, `/c`, `/c/` or `/c/x/`), with method GET
+or HEAD, is answered here by the same `scans.answer_scan` / `scans.answer_qr` the
+Litestar handlers call, so counting, the scanner rate limit, the redirect metrics and the
+404/410 pages are one piece of code. Everything else goes to Litestar unchanged.
+
+What Litestar would have added around those answers is added here, the same way:
+* the `http_requests_total`, `http_request_duration_seconds` and
+  `http_requests_in_progress` series of Litestar's Prometheus middleware, on the very
+  same metric objects and with the same labels (the route's path template, `/c/{slug}`
+  or `/q/{name}`), so dashboards cannot tell the two doors apart;
+* for an unexpected error, the same problem document, logged and counted in `errors_total`.
+Litestar's 405 for other methods and its 404 for other shapes stay Litestar's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+
+from app import errors
+from app.config import Settings
+from app.scans import Answer, Visit, answer_qr, answer_scan, client_address
+
+log = logging.getLogger("app.scanner")
+
+GET_OR_HEAD = ("GET", "HEAD")
+
+
+class FastPath:
+    """Answers the two scanner routes from an ASGI scope, with Litestar's metrics."""
+
+    def __init__(self, state: State, settings: Settings, prometheus: PrometheusConfig) -> None:
+        self.settings = settings
+
+        async def scan(slug: str, visit: Visit) -> Answer:
+            return await answer_scan(state, slug, visit)
+
+        async def image(name: str, visit: Visit) -> Answer:
+            return await answer_qr(state, settings, name, visit)
+
+        # Path prefix -> (Litestar's path template for the metrics, the answer).
+        self.routes: dict[str, tuple[str, Callable[[str, Visit], Awaitable[Answer]]]] = {
+            "/c/": ("/c/{slug}", scan),
+            "/q/": ("/q/{name}", image),
+        }
+        # Litestar's middleware creates its metrics on first use and keeps them on the
+        # class; asking an instance of it for them creates or finds the very same ones.
+        self._litestar_metrics = PrometheusMiddleware(app=None, config=prometheus)  # type: ignore[arg-type]
+        self._app_name = prometheus.app_name
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._in_progress: dict[tuple[str, str], Any] = {}
+
+    def _labels(self, method: str, template: str, status: int) -> dict[str, Any]:
+        # The order of Litestar's labels, which names them from this dict's keys.
+        return {"method": method, "path": template, "status_code": status, "app_name": self._app_name}
+
+    def _metrics_for(self, method: str, template: str, status: int) -> tuple[Any, Any, Any]:
+        """The labelled children for one outcome, looked up once: labels() costs as much as inc()."""
+        key = (method, template, status)
+        if (children := self._children.get(key)) is None:
+            labels = self._labels(method, template, status)
+            values = list(labels.values())
+            metrics = self._litestar_metrics
+            errors_child = metrics.requests_error_count(labels).labels(*values) if status >= 500 else None
+            children = (
+                metrics.request_count(labels).labels(*values),
+                metrics.request_time(labels).labels(*values),
+                errors_child,
+            )
+            self._children[key] = children
+        return children
+
+    def _in_progress_for(self, method: str, template: str) -> Any:
+        if (child := self._in_progress.get((method, template))) is None:
+            # Litestar labels this gauge with status_code 200 whatever the outcome.
+            labels = self._labels(method, template, 200)
+            child = self._litestar_metrics.requests_in_progress(labels).labels(*labels.values())
+            self._in_progress[(method, template)] = child
+        return child
+
+    def visit(self, scope: dict, method: str) -> Visit:
+        user_agent = referer = fly_client_ip = None
+        for name, value in scope["headers"]:  # lower-case names, by the ASGI spec
+            if name == b"user-agent":
+                user_agent = user_agent or value.decode("latin-1")
+            elif name == b"referer":
+                referer = referer or value.decode("latin-1")
+            elif name == b"fly-client-ip":
+                fly_client_ip = fly_client_ip or value.decode("latin-1")
+        peer = scope.get("client")
+        return Visit(method, client_address(self.settings, fly_client_ip, peer[0] if peer else None), user_agent, referer)
+
+    async def __call__(self, prefix: str, name: str, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
+        started = time.perf_counter()
+        method = scope["method"]
+        template, answer_for = self.routes[prefix]
+        in_progress = self._in_progress_for(method, template)
+        in_progress.inc()
+        status, sent_start = 500, False
+        try:
+            answer = await answer_for(name, self.visit(scope, method))
+            status = answer.status
+            sent_start = True
+            await send({"type": "http.response.start", "status": status, "headers": answer.headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
+        except Exception as exc:
+            status = 500
+            problem = errors.unexpected_to_problem(exc)  # logs it and counts errors_total
+            if not sent_start:
+                body = msgspec.json.encode({"status": 500, "title": problem.title, "detail": problem.detail})
+                headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        finally:
+            in_progress.dec()
+            count, duration, failed = self._metrics_for(method, template, status)
+            count.inc()
+            duration.observe(time.perf_counter() - started)
+            if failed is not None:
+                failed.inc()
+
+
+class ScannerApp(Litestar):
+    """The Litestar app, with the scanner fast path in front of it (see the module docstring)."""
+
+    fast_path: FastPath
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            prefix = path[:3]
+            if (
+                prefix in self.fast_path.routes
+                and len(path) > 3
+                and "/" not in path[3:]
+                and scope["method"] in GET_OR_HEAD
+            ):
+                await self.fast_path(prefix, path[3:], scope, send)
+                return
+        await super().__call__(scope, receive, send)
