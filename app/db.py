@@ -130,13 +130,16 @@ class Database:
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
             conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 await conn.execute("COMMIT")
             except BaseException:
-                # Also when COMMIT itself fails (a full disk): nothing half-written stays.
-                if conn.in_transaction:
+                # Also when COMMIT itself fails (a full disk), and when the task is cancelled
+                # while a statement, BEGIN included, still waits on the connection's thread:
+                # it runs anyway, so `in_transaction` cannot be trusted yet. A ROLLBACK queued
+                # behind it always ends the transaction; none open is not an error here.
+                with contextlib.suppress(sqlite3.OperationalError):
                     await conn.execute("ROLLBACK")
                 raise
 

@@ -92,3 +92,30 @@ def test_concurrent_writes_all_land(tmp_path):
             await database.close()
 
     assert asyncio.run(scenario()) == 200
+
+
+def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
+    """Shutdown cancels the counter flusher wherever it is, even while BEGIN is queued."""
+
+    async def scenario():
+        database = Database(tmp_path / "c.db")
+        await database.open()
+        try:
+            async def write_one():
+                async with database.write() as conn:
+                    await conn.execute("INSERT INTO retired_slugs VALUES ('cancelled', 'now')")
+
+            task = asyncio.create_task(write_one())
+            await asyncio.sleep(0)  # the task now waits for BEGIN IMMEDIATE on the writer's thread
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            async with database.write() as conn:
+                await conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
+            async with database.read() as conn:
+                async with conn.execute("SELECT slug FROM retired_slugs") as cur:
+                    assert [row[0] for row in await cur.fetchall()] == ["after"]
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
