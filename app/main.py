@@ -116,5 +116,5 @@ def create_app(settings: Settings) -> Litestar:
         # Logging is configured once by the command line (JSON lines), not by the app.
         logging_config=None,
     )
-    app.fast_path = FastPath(state, settings, prometheus)
+    app.fast_path = FastPath(state.public, prometheus)
     return app

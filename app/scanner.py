@@ -27,34 +27,27 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 
 from app import errors
-from app.config import Settings
-from app.scans import Answer, Visit, answer_qr, answer_scan, client_address
+from app.scans import Answer, Public, Visit, answer_qr, answer_scan, client_address
 
 log = logging.getLogger("app.scanner")
 
 GET_OR_HEAD = ("GET", "HEAD")
+ROUTE_PREFIXES = ("/c/", "/q/")
 
 
 class FastPath:
     """Answers the two scanner routes from an ASGI scope, with Litestar's metrics."""
 
-    def __init__(self, state: State, settings: Settings, prometheus: PrometheusConfig) -> None:
-        self.settings = settings
-
-        async def scan(slug: str, visit: Visit) -> Answer:
-            return await answer_scan(state, slug, visit)
-
-        async def image(name: str, visit: Visit) -> Answer:
-            return await answer_qr(state, settings, name, visit)
-
+    def __init__(self, public: Public, prometheus: PrometheusConfig) -> None:
+        self.public = public
+        self.settings = public.settings
         # Path prefix -> (Litestar's path template for the metrics, the answer).
-        self.routes: dict[str, tuple[str, Callable[[str, Visit], Awaitable[Answer]]]] = {
-            "/c/": ("/c/{slug}", scan),
-            "/q/": ("/q/{name}", image),
+        self.routes: dict[str, tuple[str, Callable[[Public, str, Visit], Awaitable[Answer]]]] = {
+            "/c/": ("/c/{slug}", answer_scan),
+            "/q/": ("/q/{name}", answer_qr),
         }
         # Litestar's middleware creates its metrics on first use and keeps them on the
         # class; asking an instance of it for them creates or finds the very same ones.
@@ -111,7 +104,7 @@ class FastPath:
         in_progress.inc()
         status, sent_start = 500, False
         try:
-            answer = await answer_for(name, self.visit(scope, method))
+            answer = await answer_for(self.public, name, self.visit(scope, method))
             status = answer.status
             sent_start = True
             await send({"type": "http.response.start", "status": status, "headers": answer.headers})
@@ -133,21 +126,26 @@ class FastPath:
                 failed.inc()
 
 
+def fast_route(path: str, method: str) -> str | None:
+    """The route prefix ("/c/" or "/q/") when the fast path answers this request, else None.
+
+    Exact segments, not a string prefix: `/c/{slug}` and `/q/{name}` with a non-empty last
+    segment and nothing after it. A trailing slash, an empty or extra segment, `/cards…`
+    and every method but GET and HEAD are left to Litestar.
+    """
+    prefix = path[:3]
+    if prefix in ROUTE_PREFIXES and len(path) > 3 and "/" not in path[3:] and method in GET_OR_HEAD:
+        return prefix
+    return None
+
+
 class ScannerApp(Litestar):
     """The Litestar app, with the scanner fast path in front of it (see the module docstring)."""
 
     fast_path: FastPath
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            prefix = path[:3]
-            if (
-                prefix in self.fast_path.routes
-                and len(path) > 3
-                and "/" not in path[3:]
-                and scope["method"] in GET_OR_HEAD
-            ):
-                await self.fast_path(prefix, path[3:], scope, send)
-                return
+        if scope["type"] == "http" and (prefix := fast_route(scope["path"], scope["method"])):
+            await self.fast_path(prefix, scope["path"][3:], scope, send)
+            return
         await super().__call__(scope, receive, send)

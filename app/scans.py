@@ -24,8 +24,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import quote
 
 from cachetools import LRUCache
@@ -36,7 +37,7 @@ from prometheus_client import Counter, Histogram
 
 from app import qr
 from app.cards import Card, dynamic_drawing, get_card_by_slug, short_url, slug_is_retired
-from app.config import Settings, SettingsDep
+from app.config import Settings
 from app.db import Database
 
 log = logging.getLogger("app.scans")
@@ -74,8 +75,7 @@ def is_bot(user_agent: str | None) -> bool:
     return not user_agent or _BOT_LOWER.search(user_agent.lower()) is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Visit:
+class Visit(NamedTuple):
     """What the public pages need to know about a request, whichever front door it came in by."""
 
     method: str
@@ -119,15 +119,19 @@ class ScannerLimit:
     minute, so memory follows the clients of the last minute.
     """
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0  # tokens per second
+        self._clock = clock
         self._buckets: dict[str, list[float]] = {}  # client -> [tokens, last update]
-        self._pruned = time.monotonic()
+        self._pruned = clock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def retry_after(self, client: str) -> int:
         """0 when the request may go ahead (and take a token), else the seconds until it may."""
-        now = time.monotonic()
+        now = self._clock()
         bucket = self._buckets.get(client)
         if bucket is None:
             if now - self._pruned > 60:
@@ -153,12 +157,26 @@ class ScannerLimit:
 Gone = Literal["gone"]
 
 
+class Missing:
+    """Not in the cache (None is a cached answer: no such card)."""
+
+
+MISSING = Missing()
+
+
 class PublicCards:
     """Cards by slug for the public pages, cached; None for unknown slugs, "gone" for retired ones."""
 
     def __init__(self, db: Database, size: int = 10_000) -> None:
         self._db = db
         self._cards: LRUCache[str, Card | Gone | None] = LRUCache(maxsize=size)
+
+    def cached(self, slug: str) -> Card | Gone | None | Missing:
+        """The cached entry, or MISSING: lets a hit be answered without a coroutine."""
+        found = self._cards.get(slug, MISSING)
+        if found is not MISSING:
+            SLUG_HITS.inc()
+        return found
 
     async def get(self, slug: str) -> Card | Gone | None:
         if not SLUG_SHAPE.match(slug):
@@ -328,6 +346,18 @@ def too_many_requests(retry_after: int) -> Answer:
 
 # --- answers -------------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class Public:
+    """What the public pages work with, in one object (not looked up in the app state per request)."""
+
+    settings: Settings
+    cards: PublicCards
+    counters: Counters
+    qr_cache: qr.QrCache
+    limit: ScannerLimit
+
+
 _REDIRECT_HEADERS = [(b"cache-control", b"no-store")]
 _QR_HEADERS = {
     extension: [(b"content-type", qr.MEDIA_TYPES[extension].encode()), (b"cache-control", b"public, max-age=300")]
@@ -335,38 +365,45 @@ _QR_HEADERS = {
 }
 
 
-async def answer_scan(state: State, slug: str, visit: Visit) -> Answer:
+async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
     """GET/HEAD /c/{slug}: count the scan and redirect to the card page."""
     started = time.perf_counter()
-    if retry_after := state.scanner_limit.retry_after(visit.client):
+    if retry_after := public.limit.retry_after(visit.client):
         REDIRECTS_BY_OUTCOME["rate_limited"].inc()
         return too_many_requests(retry_after)
-    found = await state.public_cards.get(slug)
+    found = public.cards.cached(slug)
+    if found is MISSING:
+        found = await public.cards.get(slug)
     if not isinstance(found, Card):
         REDIRECTS_BY_OUTCOME["not_found"].inc()
         return not_found(found)
     if counted := visit.countable:
-        state.counters.scan(found, visit.user_agent, visit.referer, visit.country)
+        public.counters.scan(found, visit.user_agent, visit.referer, visit.country)
     REDIRECTS_BY_OUTCOME["counted" if counted else "not_counted"].inc()
     REDIRECT_LATENCY.observe(time.perf_counter() - started)
     # A relative Location built from a validated slug: it can only lead to our own page.
     return Answer(302, [(b"location", b"/p/" + found.slug.encode()), *_REDIRECT_HEADERS])
 
 
-async def answer_qr(state: State, settings: Settings, name: str, visit: Visit) -> Answer:
+async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
     """GET/HEAD /q/{slug}.png or .svg: the card's dynamic code, from the render cache."""
-    if retry_after := state.scanner_limit.retry_after(visit.client):
+    if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after)
     slug, _, extension = name.partition(".")
     if extension not in _QR_HEADERS:
         return NOT_FOUND
-    found = await state.public_cards.get(slug)
+    found = public.cards.cached(slug)
+    if found is MISSING:
+        found = await public.cards.get(slug)
     if not isinstance(found, Card):
         return not_found(found)
     drawing = dynamic_drawing(found)
     if extension == "svg":
         drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
-    image = await qr.cached_image(state.qr_cache, short_url(settings, found.slug), drawing, "dynamic")
+    payload = short_url(public.settings, found.slug)
+    image = public.qr_cache.get(payload, drawing)
+    if image is None:
+        image = await qr.cached_image(public.qr_cache, payload, drawing, "dynamic")
     return Answer(200, _QR_HEADERS[extension], image)
 
 
@@ -379,20 +416,21 @@ def operation_ids(name: str):
 
 
 @route("/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"), summary="Count a scan, go to the card page", tags=["public"])
-async def scan(request: Request, slug: FromPath[str], settings: SettingsDep) -> Response:
-    return (await answer_scan(request.app.state, slug, Visit.of(request, settings))).response()
+async def scan(request: Request, slug: FromPath[str]) -> Response:
+    public = request.app.state.public
+    return (await answer_scan(public, slug, Visit.of(request, public.settings))).response()
 
 
 @route("/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"), summary="The card page, or its vCard with .vcf", tags=["public"])
-async def page(request: Request, name: FromPath[str], settings: SettingsDep) -> Response:
-    state = request.app.state
-    visit = Visit.of(request, settings)
-    if retry_after := state.scanner_limit.retry_after(visit.client):
+async def page(request: Request, name: FromPath[str]) -> Response:
+    public = request.app.state.public
+    visit = Visit.of(request, public.settings)
+    if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after).response()
     slug, dot, extension = name.partition(".")
     if dot and extension != "vcf":
         return NOT_FOUND.response()
-    found = await state.public_cards.get(slug)
+    found = await public.cards.get(slug)
     if not isinstance(found, Card):
         return not_found(found).response()
     if extension == "vcf":
@@ -402,22 +440,20 @@ async def page(request: Request, name: FromPath[str], settings: SettingsDep) -> 
             headers={"Content-Disposition": f'attachment; filename="{found.slug}.vcf"', "Cache-Control": "no-cache"},
         )
     if visit.countable:
-        state.counters.view(found, visit.user_agent, visit.referer, visit.country)
+        public.counters.view(found, visit.user_agent, visit.referer, visit.country)
     return Response(card_page(found), media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
 @route("/q/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("publicQr"), summary="The card's dynamic QR code, .png or .svg", tags=["public"])
-async def public_qr(request: Request, name: FromPath[str], settings: SettingsDep) -> Response:
-    return (await answer_qr(request.app.state, settings, name, Visit.of(request, settings))).response()
+async def public_qr(request: Request, name: FromPath[str]) -> Response:
+    public = request.app.state.public
+    return (await answer_qr(public, name, Visit.of(request, public.settings))).response()
 
 
 handlers = [scan, page, public_qr]
 
 
 def make_state(db: Database, settings: Settings) -> dict:
-    return {
-        "public_cards": PublicCards(db),
-        "counters": Counters(),
-        "qr_cache": qr.QrCache(),
-        "scanner_limit": ScannerLimit(settings.scanner_rate_limit_per_minute),
-    }
+    public = Public(settings, PublicCards(db), Counters(), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute))
+    # The other modules reach the parts they share by these names.
+    return {"public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache}

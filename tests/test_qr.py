@@ -166,3 +166,33 @@ def test_qr_code_url_is_the_dynamic_png_at_qr_size(client, user):
     png = base64.b64decode(card["qrCodeUrl"].removeprefix("data:image/png;base64,"))
     text, image = decode_png(png)
     assert text == card["shortUrl"] and image.size == (256, 256)
+
+
+@pytest.mark.parametrize("ecc", ["L", "M", "Q", "H"])
+def test_our_mask_choice_is_segnos(ecc):
+    """make_symbol scores the masks its own (faster) way; segno must agree on the mask and on
+    every module, from version 1 to the forties, with and without version information."""
+    import random
+
+    import segno
+
+    rng = random.Random(ecc)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 -:;,/.ÄöÜ李"
+    versions = set()
+    for length in (1, 12, 30, 60, 100, 160, 230, 330, 450, 600, 800, 1000, 1300, 1700, 2200):
+        payload = "".join(rng.choice(alphabet) for _ in range(length))
+        try:
+            theirs = segno.make(payload, error=ecc, boost_error=False, micro=False, encoding="utf-8")
+        except segno.DataOverflowError:
+            continue
+        ours = qr.make_symbol(payload, ecc)
+        versions.add(theirs.version)
+        assert (ours.version, ours.mask) == (theirs.version, theirs.mask), length
+        assert [bytes(row) for row in ours.matrix] == [bytes(row) for row in theirs.matrix], length
+    assert min(versions) <= 2 and max(versions) >= 30, sorted(versions)
+
+
+def test_alignment_positions_follow_the_standard_table():
+    from segno import consts
+
+    assert [tuple(qr.alignment_positions(v)) for v in range(2, 41)] == list(consts.ALIGNMENT_POS)
