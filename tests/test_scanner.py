@@ -239,3 +239,32 @@ def test_route_table_names_the_fast_path():
 
     doc = main.__doc__
     assert re.search(r"/c/\{slug\}.*scans", doc) and "scanner.ScannerApp" in doc
+
+
+def test_a_folded_tally_reads_as_if_observed_one_by_one():
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from app.scanner import _Tally
+
+    buckets = [0.001, 0.0025, 0.005, 0.01, 0.1, 1]
+    values = [0.0, 0.0005, 0.001, 0.0011, 0.003, 0.005, 0.05, 0.5, 1.0, 7.5] * 3
+    registry = CollectorRegistry()
+    direct = Histogram("direct_seconds", "d", buckets=buckets, registry=registry)
+    folded = Histogram("folded_seconds", "f", ["path"], buckets=buckets, registry=registry)
+    count = Counter("folded_requests", "c", ["path"], registry=registry)
+    tally = _Tally(count.labels("/c/{slug}"), folded.labels("/c/{slug}"), None)
+    for value in values:
+        direct.observe(value)
+        tally.add(value)
+    tally.fold()
+    tally.fold()  # folding twice adds nothing
+
+    def samples(metric, prefix):
+        (family,) = metric.collect()
+        return [
+            (s.name.removeprefix(prefix), s.labels.get("le"), s.value)
+            for s in family.samples if not s.name.endswith("_created")
+        ]
+
+    assert samples(folded, "folded_seconds") == samples(direct, "direct_seconds")
+    assert registry.get_sample_value("folded_requests_total", {"path": "/c/{slug}"}) == len(values)
