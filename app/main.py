@@ -50,7 +50,7 @@ def client_ip(settings: Settings):
 
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    state = State({"settings": settings, "db": db, "before_scrape": [], **scans.make_state(db, settings)})
+    state = State({"settings": settings, "db": db, **scans.make_state(db, settings)})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -117,5 +117,4 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
     )
     app.fast_path = FastPath(state.public, prometheus)
-    state.before_scrape.append(app.fast_path.fold)
     return app

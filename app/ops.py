@@ -13,7 +13,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusController
 
-from app import __version__
+from app import __version__, tally
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one
 
@@ -63,10 +63,8 @@ def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> No
 
 
 async def fold_pending_metrics(request: Request) -> None:
-    """Before a scrape: add in what parts of the app keep as plain numbers between scrapes
-    (the scanner fast path's http_* series, see app/scanner.py)."""
-    for fold in request.app.state.before_scrape:
-        fold()
+    """Before a scrape: add in the scanner paths' tallies (app/tally.py)."""
+    tally.fold_all()
 
 
 class MetricsController(PrometheusController):

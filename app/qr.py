@@ -23,6 +23,8 @@ import segno
 from cachetools import LRUCache
 from prometheus_client import Counter, Histogram
 
+from app import tally
+
 Format = Literal["png", "svg", "pdf", "eps"]
 Mode = Literal["dynamic", "static"]
 Ecc = Literal["L", "M", "Q", "H"]
@@ -44,6 +46,8 @@ QR_DURATION = Histogram(
 )
 CACHE_HITS = Counter("cache_hits", "Cache lookups that found an entry", ["cache"])
 CACHE_MISSES = Counter("cache_misses", "Cache lookups that found nothing", ["cache"])
+# Looked up on every cached image a scanner fetches: tallies, folded in before each scrape.
+_QR_HITS, _QR_MISSES = tally.Counted(CACHE_HITS.labels("qr")), tally.Counted(CACHE_MISSES.labels("qr"))
 
 
 class QrTooLarge(ValueError):
@@ -410,7 +414,10 @@ class QrCache:
 
     def get(self, payload: str, drawing: Drawing) -> bytes | None:
         image = self._images.get((payload, drawing))
-        (CACHE_MISSES if image is None else CACHE_HITS).labels("qr").inc()
+        if image is None:
+            _QR_MISSES.n += 1
+        else:
+            _QR_HITS.n += 1
         return image
 
     def put(self, payload: str, drawing: Drawing, image: bytes) -> None:

@@ -10,17 +10,17 @@ Litestar handlers call, so counting, the scanner rate limit, the redirect metric
 404/410 pages are one piece of code. Everything else goes to Litestar unchanged.
 
 What Litestar would have added around those answers is added here, the same way:
-* the `http_requests_total`, `http_request_duration_seconds` and
-  `http_requests_in_progress` series of Litestar's Prometheus middleware, on the very
-  same metric objects and with the same labels (the route's path template, `/c/{slug}`
-  or `/q/{name}`), so dashboards cannot tell the two doors apart;
+* the `http_requests_total`, `http_request_duration_seconds`, `http_requests_in_progress`
+  (and for a 5xx `http_requests_error_total`) series of Litestar's Prometheus middleware,
+  on the very same metric objects and with the same labels (the route's path template,
+  `/c/{slug}` or `/q/{name}`), so dashboards cannot tell the two doors apart; kept as
+  tallies between scrapes (app/tally.py);
 * for an unexpected error, the same problem document, logged and counted in `errors_total`.
 Litestar's 405 for other methods and its 404 for other shapes stay Litestar's.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,55 +30,13 @@ import msgspec
 from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 
-from app import errors
+from app import errors, tally
 from app.scans import Answer, Public, Visit, answer_qr, answer_scan, client_address
 
 log = logging.getLogger("app.scanner")
 
 GET_OR_HEAD = ("GET", "HEAD")
 ROUTE_PREFIXES = ("/c/", "/q/")
-
-
-class _Tally:
-    """One labelled outcome's requests since the last fold: what Litestar's middleware would
-    have added to http_requests_total, http_request_duration_seconds and (for 5xx)
-    http_requests_error_total, kept as plain numbers.
-
-    Recording straight into prometheus-client costs about 3 µs a request (a lock and
-    several calls per counter, a bucket walk per histogram), a tenth of the whole redirect;
-    a tally costs a fraction of that, and is folded in before each scrape.
-    """
-
-    __slots__ = ("count", "duration", "errors", "n", "total", "buckets", "bounds")
-
-    def __init__(self, count: Any, duration: Any, errors: Any) -> None:
-        self.count, self.duration, self.errors = count, duration, errors
-        # The histogram's upper bounds, +Inf last; prometheus-client fills the first bucket
-        # whose bound is >= the value, as bisect_left finds it.
-        self.bounds: list[float] = list(duration._upper_bounds)
-        self.n, self.total = 0, 0.0
-        self.buckets = [0] * len(self.bounds)
-
-    def add(self, seconds: float) -> None:
-        self.n += 1
-        self.total += seconds
-        self.buckets[bisect.bisect_left(self.bounds, seconds)] += 1
-
-    def fold(self) -> None:
-        if not self.n:
-            return
-        n, total, buckets = self.n, self.total, self.buckets
-        self.n, self.total, self.buckets = 0, 0.0, [0] * len(self.bounds)
-        self.count.inc(n)
-        if self.errors is not None:
-            self.errors.inc(n)
-        # prometheus-client has no public call that adds many observations at once; these
-        # are the values Histogram.observe() adds to (tests/test_scanner.py checks that the
-        # samples come out as if observed one by one).
-        self.duration._sum.inc(total)
-        for i, count in enumerate(buckets):
-            if count:
-                self.duration._buckets[i].inc(count)
 
 
 class FastPath:
@@ -96,42 +54,33 @@ class FastPath:
         # class; asking an instance of it for them creates or finds the very same ones.
         self._litestar_metrics = PrometheusMiddleware(app=None, config=prometheus)  # type: ignore[arg-type]
         self._app_name = prometheus.app_name
-        self._tallies: dict[tuple[str, str, int], _Tally] = {}
-        self._running: dict[tuple[str, str], int] = {}  # requests in progress, by method and template
-        self._running_folded: dict[tuple[str, str], int] = {}
-        self._in_progress: dict[tuple[str, str], Any] = {}
+        # Recorded as tallies (app/tally.py), folded into these metrics before each scrape.
+        self._tallies: dict[tuple[str, str, int], tuple[tally.Counted, tally.Timed, tally.Counted | None]] = {}
+        self._running: dict[tuple[str, str], tally.Running] = {}
+        for template, _ in self.routes.values():
+            for method in GET_OR_HEAD:
+                # Litestar labels this gauge with status_code 200 whatever the outcome.
+                labels = self._labels(method, template, 200)
+                gauge = self._litestar_metrics.requests_in_progress(labels).labels(*labels.values())
+                self._running[method, template] = tally.Running(gauge)
 
     def _labels(self, method: str, template: str, status: int) -> dict[str, Any]:
         # The order of Litestar's labels, which names them from this dict's keys.
         return {"method": method, "path": template, "status_code": status, "app_name": self._app_name}
 
-    def _tally_for(self, method: str, template: str, status: int) -> _Tally:
+    def _tallies_for(self, method: str, template: str, status: int) -> tuple[tally.Counted, tally.Timed, tally.Counted | None]:
         key = (method, template, status)
-        if (tally := self._tallies.get(key)) is None:
+        if (found := self._tallies.get(key)) is None:
             labels = self._labels(method, template, status)
             values = list(labels.values())
             metrics = self._litestar_metrics
-            tally = _Tally(
-                metrics.request_count(labels).labels(*values),
-                metrics.request_time(labels).labels(*values),
-                metrics.requests_error_count(labels).labels(*values) if status >= 500 else None,
+            found = (
+                tally.Counted(metrics.request_count(labels).labels(*values)),
+                tally.Timed(metrics.request_time(labels).labels(*values)),
+                tally.Counted(metrics.requests_error_count(labels).labels(*values)) if status >= 500 else None,
             )
-            self._tallies[key] = tally
-        return tally
-
-    def fold(self) -> None:
-        """Add what was tallied since the last call to Litestar's metrics (before each scrape)."""
-        for tally in list(self._tallies.values()):
-            tally.fold()
-        for key, running in list(self._running.items()):
-            if (delta := running - self._running_folded.get(key, 0)) != 0:
-                if (child := self._in_progress.get(key)) is None:
-                    # Litestar labels this gauge with status_code 200 whatever the outcome.
-                    labels = self._labels(*key, 200)
-                    child = self._litestar_metrics.requests_in_progress(labels).labels(*labels.values())
-                    self._in_progress[key] = child
-                child.inc(delta)
-                self._running_folded[key] = running
+            self._tallies[key] = found
+        return found
 
     def visit(self, scope: dict, method: str) -> Visit:
         user_agent = referer = fly_client_ip = None
@@ -149,9 +98,8 @@ class FastPath:
         started = time.perf_counter()
         method = scope["method"]
         template, answer_for = self.routes[prefix]
-        running = self._running
-        key = (method, template)
-        running[key] = running.get(key, 0) + 1
+        running = self._running[method, template]
+        running.n += 1
         status, sent_start = 500, False
         try:
             answer = await answer_for(self.public, name, self.visit(scope, method))
@@ -168,8 +116,12 @@ class FastPath:
                 await send({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finally:
-            running[key] -= 1
-            self._tally_for(method, template, status).add(time.perf_counter() - started)
+            running.n -= 1
+            count, duration, failed = self._tallies_for(method, template, status)
+            count.n += 1
+            duration.add(time.perf_counter() - started)
+            if failed is not None:
+                failed.n += 1
 
 
 def fast_route(path: str, method: str) -> str | None:

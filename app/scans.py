@@ -35,7 +35,7 @@ from litestar import Request, Response, get, route
 from litestar.datastructures import State
 from prometheus_client import Counter, Histogram
 
-from app import qr
+from app import qr, tally
 from app.cards import Card, dynamic_drawing, get_card_by_slug, short_url, slug_is_retired
 from app.config import Settings
 from app.db import Database
@@ -43,14 +43,17 @@ from app.db import Database
 log = logging.getLogger("app.scans")
 
 REDIRECTS = Counter("redirects", "Scan redirects answered", ["outcome"])
-# Bound once: looking a child up by its labels costs as much as counting.
-REDIRECTS_BY_OUTCOME = {outcome: REDIRECTS.labels(outcome) for outcome in ("counted", "not_counted", "not_found", "rate_limited")}
-SLUG_HITS, SLUG_MISSES = qr.CACHE_HITS.labels("slug"), qr.CACHE_MISSES.labels("slug")
 REDIRECT_LATENCY = Histogram(
     "redirect_latency_seconds",
     "Time to answer a scan redirect",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+# The hot path's metrics as tallies, folded in before each scrape (app/tally.py).
+REDIRECT_OUTCOMES = {
+    outcome: tally.Counted(REDIRECTS.labels(outcome)) for outcome in ("counted", "not_counted", "not_found", "rate_limited")
+}
+REDIRECT_TIMES = tally.Timed(REDIRECT_LATENCY)
+SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Counted(qr.CACHE_MISSES.labels("slug"))
 
 # Crawlers, link-preview fetchers and mail scanners: they fetch links nobody clicked.
 # One list, used by every counter in the service.
@@ -175,7 +178,7 @@ class PublicCards:
         """The cached entry, or MISSING: lets a hit be answered without a coroutine."""
         found = self._cards.get(slug, MISSING)
         if found is not MISSING:
-            SLUG_HITS.inc()
+            SLUG_HITS.n += 1
         return found
 
     async def get(self, slug: str) -> Card | Gone | None:
@@ -183,10 +186,10 @@ class PublicCards:
             return None
         try:
             found = self._cards[slug]
-            SLUG_HITS.inc()
+            SLUG_HITS.n += 1
             return found
         except KeyError:
-            SLUG_MISSES.inc()
+            SLUG_MISSES.n += 1
         async with self._db.read() as conn:
             found = await get_card_by_slug(conn, slug)
             if found is None and await slug_is_retired(conn, slug):
@@ -369,18 +372,18 @@ async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
     """GET/HEAD /c/{slug}: count the scan and redirect to the card page."""
     started = time.perf_counter()
     if retry_after := public.limit.retry_after(visit.client):
-        REDIRECTS_BY_OUTCOME["rate_limited"].inc()
+        REDIRECT_OUTCOMES["rate_limited"].n += 1
         return too_many_requests(retry_after)
     found = public.cards.cached(slug)
     if found is MISSING:
         found = await public.cards.get(slug)
     if not isinstance(found, Card):
-        REDIRECTS_BY_OUTCOME["not_found"].inc()
+        REDIRECT_OUTCOMES["not_found"].n += 1
         return not_found(found)
     if counted := visit.countable:
         public.counters.scan(found, visit.user_agent, visit.referer, visit.country)
-    REDIRECTS_BY_OUTCOME["counted" if counted else "not_counted"].inc()
-    REDIRECT_LATENCY.observe(time.perf_counter() - started)
+    REDIRECT_OUTCOMES["counted" if counted else "not_counted"].n += 1
+    REDIRECT_TIMES.add(time.perf_counter() - started)
     # A relative Location built from a validated slug: it can only lead to our own page.
     return Answer(302, [(b"location", b"/p/" + found.slug.encode()), *_REDIRECT_HEADERS])
 

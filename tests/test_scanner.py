@@ -241,10 +241,10 @@ def test_route_table_names_the_fast_path():
     assert re.search(r"/c/\{slug\}.*scans", doc) and "scanner.ScannerApp" in doc
 
 
-def test_a_folded_tally_reads_as_if_observed_one_by_one():
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+def test_folded_tallies_read_as_if_recorded_one_by_one():
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-    from app.scanner import _Tally
+    from app import tally
 
     buckets = [0.001, 0.0025, 0.005, 0.01, 0.1, 1]
     values = [0.0, 0.0005, 0.001, 0.0011, 0.003, 0.005, 0.05, 0.5, 1.0, 7.5] * 3
@@ -252,12 +252,18 @@ def test_a_folded_tally_reads_as_if_observed_one_by_one():
     direct = Histogram("direct_seconds", "d", buckets=buckets, registry=registry)
     folded = Histogram("folded_seconds", "f", ["path"], buckets=buckets, registry=registry)
     count = Counter("folded_requests", "c", ["path"], registry=registry)
-    tally = _Tally(count.labels("/c/{slug}"), folded.labels("/c/{slug}"), None)
+    running = Gauge("folded_running", "r", ["path"], registry=registry)
+    timed, counted = tally.Timed(folded.labels("/c/{slug}")), tally.Counted(count.labels("/c/{slug}"))
+    in_progress = tally.Running(running.labels("/c/{slug}"))
     for value in values:
         direct.observe(value)
-        tally.add(value)
-    tally.fold()
-    tally.fold()  # folding twice adds nothing
+        timed.add(value)
+        counted.n += 1
+    in_progress.n += 3
+    tally.fold_all()
+    in_progress.n -= 1
+    tally.fold_all()
+    tally.fold_all()  # folding again adds nothing
 
     def samples(metric, prefix):
         (family,) = metric.collect()
@@ -268,3 +274,4 @@ def test_a_folded_tally_reads_as_if_observed_one_by_one():
 
     assert samples(folded, "folded_seconds") == samples(direct, "direct_seconds")
     assert registry.get_sample_value("folded_requests_total", {"path": "/c/{slug}"}) == len(values)
+    assert registry.get_sample_value("folded_running", {"path": "/c/{slug}"}) == 2
