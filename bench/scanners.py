@@ -116,10 +116,13 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """`command` pinned to the server core, in its own process group (stopped by stop())."""
+    """`command` pinned to the server core, in its own process group (stopped by stop()).
+
+    It runs in the temporary folder: `python -m app.cli` would otherwise import the app
+    from the current directory rather than the one installed in this Python."""
     return subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, *command], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, cwd=log.parent,
     )
 
 
