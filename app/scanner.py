@@ -21,7 +21,6 @@ Litestar's 405 for other methods and its 404 for other shapes stay Litestar's.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,7 +32,6 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from app import errors, tally
 from app.scans import Answer, Public, Visit, answer_qr, answer_scan, client_address
 
-log = logging.getLogger("app.scanner")
 
 GET_OR_HEAD = ("GET", "HEAD")
 ROUTE_PREFIXES = ("/c/", "/q/")
