@@ -123,7 +123,7 @@ LTX_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 def ltx_files(folder: Path) -> list[tuple[int, float]]:
     """(max TXID, modification time) of each LTX file in `folder`, oldest first."""
     found = []
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(folder):
             if match := LTX_NAME.match(entry.name):
                 with contextlib.suppress(FileNotFoundError):  # compaction may remove it meanwhile
