@@ -16,6 +16,7 @@ import re
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,18 @@ def wal_path(db: Database) -> Path:
 class ActiveUsers:
     """Users seen on authenticated requests, by when they were last seen."""
 
-    def __init__(self, window: float = ACTIVE_WINDOW_SECONDS) -> None:
+    def __init__(self, window: float = ACTIVE_WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
+        self.clock = clock
         self._seen: dict[str, float] = {}
 
     def seen(self, user_id: str) -> None:
         # Re-inserted at the end, so the dict stays ordered by last sight.
         self._seen.pop(user_id, None)
-        self._seen[user_id] = time.monotonic()
+        self._seen[user_id] = self.clock()
 
     def count(self) -> int:
-        cutoff = time.monotonic() - self.window
+        cutoff = self.clock() - self.window
         while self._seen:
             oldest = next(iter(self._seen))
             if self._seen[oldest] >= cutoff:
@@ -346,8 +348,8 @@ def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> No
     expected = connection.app.state.settings.metrics_token
     if expected is None:
         return
-    given = connection.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    scheme, _, given = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise NotAuthorizedException("metrics need the METRICS_TOKEN as a bearer token")
 
 
