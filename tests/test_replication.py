@@ -102,12 +102,16 @@ def test_sigkill_loses_nothing_older_than_one_sync_interval(deployment):
     svc = d.serve()
     headers = sign_up(svc)
     acknowledged: dict[str, float] = {}
-    # Write steadily for a few sync intervals, then kill Litestream and the app at once.
-    deadline = time.monotonic() + 4 * SYNC_INTERVAL
-    while time.monotonic() < deadline:
+    # Write steadily for a few sync intervals (and until enough writes are old enough to
+    # be owed), then kill Litestream and the app at once, mid-stream.
+    started = time.monotonic()
+    while True:
         slug = f"card-{len(acknowledged):04d}"
-        acknowledged[slug] = write_card(svc, headers, slug)
-        time.sleep(0.02)
+        acknowledged[slug] = now = write_card(svc, headers, slug)
+        owed = sum(at < now - SYNC_INTERVAL - KILL_MARGIN for at in acknowledged.values())
+        if owed >= 10 and now - started >= 4 * SYNC_INTERVAL:
+            break
+        assert now - started < 60, "writes are too slow for this test"
     killed_at = time.monotonic()
     svc.stop(signal.SIGKILL)
     d.lose_volume()
