@@ -36,7 +36,8 @@ class Deployment:
     def __init__(self, root: Path, replica_url: str | None = None, **env: str) -> None:
         self.data = root / "data"
         self.replica = root / "replica"
-        self.env = {"REPLICA_URL": replica_url or f"file://{self.replica}", **env}
+        # The writes here come faster than the default API rate limit allows.
+        self.env = {"REPLICA_URL": replica_url or f"file://{self.replica}", "RATE_LIMIT_PER_MINUTE": "100000", **env}
         self.started: list[Service] = []
         self.headers: dict[str, str] = {}
 
