@@ -17,6 +17,9 @@ from prometheus_client import Counter
 
 log = logging.getLogger("app.errors")
 ERRORS = Counter("errors", "Requests that failed with a server error", ["kind"])
+# Exported at 0 from the start, so rate() and alerts see the series before the first error.
+for _kind in ("http", "unhandled"):
+    ERRORS.labels(_kind)
 
 
 class ConflictError(HTTPException):

@@ -5,6 +5,7 @@ Route table (each handler lives in the module named):
   /v1/me, /v1/api-keys       accounts   the account, its export and API keys
   /v1/cards...               cards      CRUD and QR downloads
   /c/{slug}, /p/{slug}[.vcf], /q/{slug}.png|svg   scans   public pages
+  /v1/admin/diagnostics      ops        database, replica, queue and cache state (admin)
   /health, /metrics          ops
   /schema                    OpenAPI document and interactive docs
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from litestar import Litestar, Request, Router
@@ -28,6 +30,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from app import __version__, accounts, cards, errors, ops, scans
 from app.config import Settings
 from app.db import Database
+from app.replication import LagMonitor
 
 log = logging.getLogger("app")
 
@@ -45,18 +48,32 @@ def client_ip(settings: Settings):
 
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    state = State({"settings": settings, "db": db, **scans.make_state(db)})
+    monitor = LagMonitor(settings, db)
+    active_users = ops.ActiveUsers()
+    state = State({
+        "settings": settings, "db": db, "replication": monitor, "started_at": time.monotonic(),
+        **scans.make_state(db),
+    })
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Shutdown runs after uvicorn has drained the requests in flight; under `serve`,
+        # Litestream makes its last sync only once this process has exited, so
+        # everything written here (the counters) reaches the replica.
         await db.open()
-        flusher = asyncio.create_task(state.counters.run(db))
+        state.started_at = time.monotonic()
+        ops.bind_gauges(db, monitor, active_users)
+        tasks = [asyncio.create_task(state.counters.run(db))]
+        if settings.replication_enabled:
+            tasks.append(asyncio.create_task(monitor.run()))
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.counters.flush(db)
             await db.close()
 
@@ -67,7 +84,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     api = Router(
         "/v1",
-        route_handlers=[accounts.auth_router, accounts.me_router, cards.router],
+        route_handlers=[accounts.auth_router, accounts.me_router, cards.router, ops.admin_router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -91,7 +108,7 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             api,
             *scans.handlers,
@@ -111,3 +128,7 @@ def create_app(settings: Settings) -> Litestar:
         # Logging is configured once by the command line (JSON lines), not by the app.
         logging_config=None,
     )
+    # Litestar's middleware runs only on requests that matched a route; the request id
+    # and access log wrap the whole handler, so 404s and 405s get them too.
+    app.asgi_handler = ops.request_context(app.asgi_handler, active_users)
+    return app
