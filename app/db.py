@@ -128,14 +128,23 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
         assert self._writer is not None, "database is not open"
+        writer = self._writer
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield self._writer
+                yield writer
+                # COMMIT can fail too (a full disk when the WAL grows): it must roll back
+                # like any other failure, or the writer would stay inside a dead transaction
+                # and refuse every later write.
+                await writer.execute("COMMIT")
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # After SQLITE_FULL (and some I/O errors) SQLite may already have rolled back.
+                if writer.in_transaction:
+                    try:
+                        await writer.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
                 raise
-            await self._writer.execute("COMMIT")
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
