@@ -11,6 +11,7 @@ from litestar import Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.plugins.prometheus import PrometheusController
 
 from app import __version__
@@ -36,7 +37,11 @@ async def database_check(db: Database) -> str:
         return f"error: {type(exc).__name__}"
 
 
-@get("/health", operation_id="health", summary="Liveness and the state of the database", tags=["operations"], exclude_from_auth=True)
+@get(
+    "/health", operation_id="health", summary="Liveness and the state of the database", tags=["operations"],
+    exclude_from_auth=True,
+    responses={503: ResponseSpec(Health, description="The database is not usable", generate_examples=False)},
+)
 async def health(db: DatabaseDep, settings: SettingsDep) -> Response[Health]:
     database = await database_check(db)
     checks = {
