@@ -17,14 +17,18 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request
-from litestar.exceptions import ClientException, TooManyRequestsException
+from litestar.exceptions import ClientException, HTTPException, TooManyRequestsException
+from litestar.middleware.rate_limit import RateLimitMiddleware
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from litestar.types import Receive, Scope, Send
 
 log = logging.getLogger("app.limits")
 
@@ -58,6 +62,34 @@ def client_ip(settings: Settings) -> Callable[[Request], str]:
         return network_of(request.client.host) if request.client else "unknown"
 
     return identify
+
+
+class RateLimitHeaders(RateLimitMiddleware):
+    """Litestar's rate limit, with its headers on error answers too.
+
+    Litestar adds the RateLimit headers through `send`; an error raised further in (a
+    401 from authentication) is answered further out and never passes through it, so
+    the requests that count against the limit most often did not show it.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["litestar_app"]
+        request: Request = app.request_class(scope)
+        if not await self.should_check_request(request=request):
+            await self.app(scope, receive, send)
+            return
+        store = self.config.get_store_from_app(app)
+        key = self.cache_key_from_request(request)
+        async with self._lock:
+            cache_object = await self.retrieve_cached_history(key, store)
+            if len(cache_object.history) >= self.max_requests:
+                raise TooManyRequestsException(headers=self.create_response_headers(cache_object=cache_object))
+            await self.set_cached_history(key=key, cache_object=cache_object, store=store)
+        try:
+            await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=cache_object))
+        except HTTPException as exc:
+            exc.headers = {**self.create_response_headers(cache_object=cache_object), **(exc.headers or {})}
+            raise
 
 
 # --- login throttling ----------------------------------------------------------------

@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> Litestar:
     rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_per_minute),
         identifier_for_request=client_ip(settings),
+        middleware_class=limits.RateLimitHeaders,
     )
     # Two routers share /v1 so that the OpenAPI document asks for credentials only where
     # they are needed (security requirements add up through the layers).
