@@ -238,3 +238,16 @@ def test_an_attackers_failures_do_not_lock_the_owner_out(tmp_path):
         assert_problem(throttled, 429)
         assert int(throttled.headers["retry-after"]) <= policy.max_delay_per_account
         assert login(client, "owner@example.com", PASSWORD, ip="198.51.100.7").status_code == 200
+
+
+def test_the_readme_states_the_login_throttling_policy_in_force():
+    policy, text = ThrottlePolicy(), " ".join(README.read_text().split())
+    for phrase in (
+        f"{policy.free_per_client} failures are free",
+        f"at most **{policy.max_delay_per_client // 60} minutes**",
+        f"{policy.free_per_account} failures are free",
+        f"at most **{policy.max_delay_per_account} s**",
+        f"in the last {policy.known_for // 86400} days",
+        f"forgotten {policy.forget_after // 3600} hours",
+    ):
+        assert phrase in text, phrase
