@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,7 +29,6 @@ from app.config import Settings
 if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
 
-log = logging.getLogger("app.limits")
 
 # --- who the client is ---------------------------------------------------------------
 
