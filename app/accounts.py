@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import secrets
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -26,11 +28,13 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Permi
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app import cards
+from app import cards, limits
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
-from app.errors import ConflictError
+from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, ConflictError, problems
 from app.fields import Email, Label, Password
+
+log = logging.getLogger("app.accounts")
 
 # OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -336,8 +340,12 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
         user, key_id, last_used_at = found
         # Record use at most hourly, so keys in busy scripts do not queue a write per request.
         if last_used_at is None or last_used_at < (datetime.now(UTC) - timedelta(hours=1)).isoformat():
-            async with db.write() as conn:
-                await touch_api_key(conn, key_id)
+            try:
+                async with db.write() as conn:
+                    await touch_api_key(conn, key_id)
+            except sqlite3.Error as exc:
+                # Bookkeeping only: a full disk must not turn a read made with a key into an error.
+                log.warning("could not record API key use: %s", exc)
         return AuthenticationResult(user=user, auth=key_id)
 
 
@@ -360,6 +368,9 @@ def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
 
 def require_admin(connection: ASGIConnection, _: Any) -> None:
     """Guard: only the admin account. Raises PermissionDeniedException."""
+    # Litestar answers OPTIONS itself, without authentication; it reveals nothing.
+    if connection.scope["method"] == "OPTIONS":
+        return
     if not connection.user.is_admin:
         raise PermissionDeniedException("only the admin may do this")
 
@@ -367,7 +378,10 @@ def require_admin(connection: ASGIConnection, _: Any) -> None:
 # --- handlers ------------------------------------------------------------------------
 
 
-@post("/register", operation_id="register", summary="Create an account", status_code=201)
+@post(
+    "/register", operation_id="register", summary="Create an account", status_code=201,
+    responses=problems(*LIMITED, *BODY, *WRITE, 403, 409),
+)
 async def register(data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
     password_hash = await hash_password(data.password)
     async with db.write() as conn:
@@ -378,19 +392,31 @@ async def register(data: JSONBody[RegisterRequest], db: DatabaseDep, settings: S
         return await issue_tokens(conn, settings, user)
 
 
-@post("/login", operation_id="login", summary="Log in with email and password", status_code=200)
-async def login(data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+@post(
+    "/login", operation_id="login", summary="Log in with email and password", status_code=200,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
+async def login(request: Request, data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+    # Throttled per account before anything is hashed; unknown emails alike, so the
+    # throttle tells nothing about which accounts exist.
+    throttle: limits.LoginThrottle = request.app.state.login_throttle
+    client = limits.client_ip(settings)(request)
+    await throttle.begin(data.email, client)
     async with db.read() as conn:
         found = await get_login(conn, data.email)
     # An unknown email costs one hash too, so the answer's timing tells nothing.
-    user, password_hash = found if found else (None, _decoy_hash())
+    user, password_hash = found if found else (None, await asyncio.to_thread(_decoy_hash))
     if not await password_matches(password_hash, data.password) or user is None:
         raise NotAuthorizedException("wrong email or password")
+    await throttle.succeeded(data.email, client)
     async with db.write() as conn:
         return await issue_tokens(conn, settings, user)
 
 
-@post("/refresh", operation_id="refreshTokens", summary="Trade a refresh token for new tokens", status_code=200)
+@post(
+    "/refresh", operation_id="refreshTokens", summary="Trade a refresh token for new tokens", status_code=200,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
 async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
     async with db.write() as conn:
         used = await use_refresh_token(conn, data.refresh_token)
@@ -405,7 +431,10 @@ async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: Set
     return result
 
 
-@post("/logout", operation_id="logout", summary="Revoke a refresh token and its session", status_code=204)
+@post(
+    "/logout", operation_id="logout", summary="Revoke a refresh token and its session", status_code=204,
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
 async def logout(data: JSONBody[RefreshRequest], db: DatabaseDep) -> None:
     async with db.write() as conn:
         family = await family_of(conn, data.refresh_token)
@@ -418,26 +447,29 @@ auth_router = Router(
 )
 
 
-@get("/me", operation_id="getMe", summary="The current account")
+@get("/me", operation_id="getMe", summary="The current account", responses=problems(*AUTHENTICATED))
 async def get_me(request: Request[User, Any, Any]) -> PublicUser:
     return request.user.public()
 
 
-@patch("/me", operation_id="updateMe", summary="Change marketing consent")
+@patch("/me", operation_id="updateMe", summary="Change marketing consent", responses=problems(*AUTHENTICATED, *BODY, *WRITE))
 async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeRequest], db: DatabaseDep) -> PublicUser:
     async with db.write() as conn:
         user = await set_marketing_consent(conn, request.user.user_id, data.marketing_consent)
     return user.public()
 
 
-@delete("/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204)
+@delete(
+    "/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE),
+)
 async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
     async with db.write() as conn:
         slugs = await delete_user(conn, request.user.user_id)
     request.app.state.public_cards.forget(*slugs)
 
 
-@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON")
+@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON", responses=problems(*AUTHENTICATED))
 async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> AccountExport:
     user = request.user
     async with db.read() as conn:
@@ -450,19 +482,25 @@ async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings:
     )
 
 
-@post("/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201)
+@post(
+    "/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
 async def create_api_key(request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep) -> CreatedApiKey:
     async with db.write() as conn:
         return await insert_api_key(conn, request.user.user_id, data.name)
 
 
-@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys")
+@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys", responses=problems(*AUTHENTICATED))
 async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> list[ApiKey]:
     async with db.read() as conn:
         return await list_api_keys(conn, request.user.user_id)
 
 
-@delete("/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204)
+@delete(
+    "/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
+)
 async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str], db: DatabaseDep) -> None:
     async with db.write() as conn:
         deleted = await delete_api_key(conn, request.user.user_id, key_id)

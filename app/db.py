@@ -138,16 +138,22 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
         assert self._writer is not None, "database is not open"
+        writer = self._writer
         async with self._write_lock:
-            conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
+            await writer.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-                await conn.execute("COMMIT")
+                yield writer
+                # COMMIT can fail too (a full disk when the WAL grows): it must roll back
+                # like any other failure, or the writer would stay inside a dead transaction
+                # and refuse every later write.
+                await writer.execute("COMMIT")
             except BaseException:
-                # Also when COMMIT itself fails (a full disk): nothing half-written stays.
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
+                # After SQLITE_FULL (and some I/O errors) SQLite may already have rolled back.
+                if writer.in_transaction:
+                    try:
+                        await writer.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
                 raise
             self._record_commit(time.time())
 

@@ -18,40 +18,40 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from litestar import Litestar, Request, Router
-from litestar.datastructures import State
+from litestar import Litestar, Router
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.routes import HTTPRoute
+from litestar.stores.memory import MemoryStore
+from litestar.stores.registry import StoreRegistry
+from litestar.types import Message, Scope
 
-from app import __version__, accounts, cards, errors, ops, scans
+from app import __version__, accounts, cards, errors, limits, ops, scans
 from app.config import Settings
 from app.db import Database
+from app.limits import client_ip
+from app.openapi import StrictStructSchemaPlugin
 from app.replication import LagMonitor
 
 log = logging.getLogger("app")
-
-
-def client_ip(settings: Settings):
-    """The client address rate limits use: Fly-Client-IP only behind a trusted proxy."""
-
-    def identify(request: Request) -> str:
-        if settings.trust_proxy_headers and (forwarded := request.headers.get("fly-client-ip")):
-            return forwarded
-        return request.client.host if request.client else "unknown"
-
-    return identify
 
 
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
     monitor = LagMonitor(settings, db)
     active_users = ops.ActiveUsers()
+    stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
     state = State({
-        "settings": settings, "db": db, "replication": monitor, "started_at": time.monotonic(),
+        "settings": settings,
+        "db": db,
+        "replication": monitor,
+        "started_at": time.monotonic(),
+        "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
         **scans.make_state(db),
     })
 
@@ -63,7 +63,10 @@ def create_app(settings: Settings) -> Litestar:
         await db.open()
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
-        tasks = [asyncio.create_task(state.counters.run(db))]
+        tasks = [
+            asyncio.create_task(state.counters.run(db)),
+            asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
+        ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))
         try:
@@ -81,10 +84,14 @@ def create_app(settings: Settings) -> Litestar:
     rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_per_minute),
         identifier_for_request=client_ip(settings),
+        middleware_class=limits.RateLimitHeaders,
     )
+    # Two routers share /v1 so that the OpenAPI document asks for credentials only where
+    # they are needed (security requirements add up through the layers).
+    public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
     api = Router(
         "/v1",
-        route_handlers=[accounts.auth_router, accounts.me_router, cards.router, ops.admin_router],
+        route_handlers=[accounts.me_router, cards.router, ops.admin_router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -110,6 +117,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     app = Litestar(
         route_handlers=[
+            public_api,
             api,
             *scans.handlers,
             ops.health,
@@ -121,9 +129,12 @@ def create_app(settings: Settings) -> Litestar:
         },
         state=state,
         lifespan=[lifespan],
-        plugins=[errors.problem_details],
+        plugins=[errors.problem_details, StrictStructSchemaPlugin()],
+        stores=stores,
+        request_class=limits.JsonRequest,
         middleware=[prometheus.middleware],
         openapi_config=openapi,
+        # Litestar answers 413 past this on every route that reads a body.
         request_max_body_size=64 * 1024,
         # Logging is configured once by the command line (JSON lines), not by the app.
         logging_config=None,
@@ -131,4 +142,24 @@ def create_app(settings: Settings) -> Litestar:
     # Litestar's middleware runs only on requests that matched a route; the request id
     # and access log wrap the whole handler, so 404s and 405s get them too.
     app.asgi_handler = ops.request_context(app.asgi_handler, active_users)
+    app.before_send.append(allow_header(app))
     return app
+
+
+def allow_header(app: Litestar):
+    """A before-send hook that makes OPTIONS list every method of a path.
+
+    Litestar builds the automatic OPTIONS answer while a router is still being filled,
+    so `Allow` lists only the methods registered before it (OPTIONS /v1/cards said
+    "OPTIONS, POST" without GET). The app's finished route table is the truth.
+    """
+    allowed = {
+        route.path_format: ", ".join(sorted(route.methods)) for route in app.routes if isinstance(route, HTTPRoute)
+    }
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and scope.get("method") == "OPTIONS":
+            if methods := allowed.get(scope.get("path_template", "")):
+                MutableScopeHeaders(message)["Allow"] = methods
+
+    return before_send

@@ -27,6 +27,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Gauge, Info
@@ -35,6 +36,7 @@ from app import __version__, qr
 from app.accounts import require_admin
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
+from app.errors import AUTHENTICATED, problems
 from app.replication import LagMonitor, ReplicationState
 
 log = logging.getLogger("app.ops")
@@ -204,7 +206,11 @@ def replication_check(state: ReplicationState) -> str:
     return "ok"
 
 
-@get("/health", operation_id="health", summary="Liveness, the database and the replica", tags=["operations"], exclude_from_auth=True)
+@get(
+    "/health", operation_id="health", summary="Liveness, the database and the replica", tags=["operations"],
+    exclude_from_auth=True,
+    responses={503: ResponseSpec(Health, description="The database is not usable", generate_examples=False)},
+)
 async def health(request: Request, db: DatabaseDep) -> Response[Health]:
     database = await database_check(db)
     replication: ReplicationState = request.app.state.replication.state()
@@ -308,7 +314,10 @@ def queue_depth(state: Any) -> int | None:
     return queue.depth() if queue is not None else None
 
 
-@get("/diagnostics", operation_id="adminDiagnostics", summary="Database, replica, queue and cache state (admin)")
+@get(
+    "/diagnostics", operation_id="adminDiagnostics", summary="Database, replica, queue and cache state (admin)",
+    responses=problems(*AUTHENTICATED, 403),
+)
 async def diagnostics(request: Request, db: DatabaseDep, settings: SettingsDep) -> Diagnostics:
     state = request.app.state
     replication: ReplicationState = state.replication.state()

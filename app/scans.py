@@ -22,12 +22,15 @@ from cachetools import LRUCache
 from litestar.params import FromPath
 from litestar import Request, Response, get, route
 from litestar.enums import HttpMethod
+from litestar.openapi import ResponseSpec
 from prometheus_client import Counter, Histogram
 
 from app import qr
 from app.cards import Card, dynamic_drawing, get_card_by_slug, short_url, slug_is_retired
 from app.config import Settings, SettingsDep
 from app.db import Database
+from app.errors import problems
+from app.openapi import BINARY, TEXT, media_types
 
 log = logging.getLogger("app.scans")
 
@@ -207,12 +210,24 @@ def not_found(found: Gone | None) -> Response[str]:
 # --- handlers ------------------------------------------------------------------------
 
 
+# People get pages, not problem documents: unknown and removed cards answer HTML.
+MISSING = {
+    **problems(400),
+    404: ResponseSpec(str, description="No such card (an HTML page)", media_type="text/html", generate_examples=False),
+    410: ResponseSpec(str, description="The card was deleted (an HTML page)", media_type="text/html", generate_examples=False),
+}
+
+
 def operation_ids(name: str):
     """One OpenAPI operation id per method for the GET+HEAD handlers (ids must be unique)."""
     return lambda handler, method, path: name if method == "GET" else f"{name}{method.title()}"
 
 
-@route("/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"), summary="Count a scan, go to the card page", tags=["public"])
+@route(
+    "/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"),
+    summary="Count a scan, go to the card page", tags=["public"],
+    status_code=302, operation_class=media_types(302, {}), responses=MISSING,
+)
 async def scan(request: Request, slug: FromPath[str]) -> Response:
     started = time.perf_counter()
     state = request.app.state
@@ -229,7 +244,11 @@ async def scan(request: Request, slug: FromPath[str]) -> Response:
     return Response(b"", status_code=302, headers={"Location": f"/p/{found.slug}", "Cache-Control": "no-store"})
 
 
-@route("/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"), summary="The card page, or its vCard with .vcf", tags=["public"])
+@route(
+    "/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"),
+    summary="The card page, or its vCard with .vcf", tags=["public"],
+    operation_class=media_types(200, {"text/html": TEXT, "text/vcard": TEXT}), responses=MISSING,
+)
 async def page(request: Request, name: FromPath[str]) -> Response:
     slug, dot, extension = name.partition(".")
     if dot and extension != "vcf":
@@ -248,7 +267,10 @@ async def page(request: Request, name: FromPath[str]) -> Response:
     return Response(card_page(found), media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
-@get("/q/{name:str}", operation_id="publicQr", summary="The card's dynamic QR code, .png or .svg", tags=["public"])
+@get(
+    "/q/{name:str}", operation_id="publicQr", summary="The card's dynamic QR code, .png or .svg", tags=["public"],
+    operation_class=media_types(200, {"image/png": BINARY, "image/svg+xml": TEXT}), responses=MISSING,
+)
 async def public_qr(request: Request, name: FromPath[str], settings: SettingsDep) -> Response:
     slug, _, extension = name.partition(".")
     if extension not in ("png", "svg"):
