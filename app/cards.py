@@ -230,7 +230,7 @@ def _refuse_reserved(slug: str) -> None:
         )
 
 
-async def _owned_card(db: Database, request: Request, card_id: str) -> Card:
+async def owned_card(db: Database, request: Request, card_id: str) -> Card:
     """The caller's card. Raises NotFoundException, for missing cards and other people's alike."""
     async with db.read() as conn:
         card = await get_card(conn, request.user.user_id, card_id)
@@ -276,14 +276,14 @@ async def get_cards(
 
 @get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards")
 async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-    return await to_response(await _owned_card(db, request, card_id), request.app.state, settings)
+    return await to_response(await owned_card(db, request, card_id), request.app.state, settings)
 
 
 @patch("/{card_id:str}", operation_id="updateCard", summary="Change some fields of a card")
 async def edit_card(
     request: Request, card_id: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise UnprocessableError(
             "a slug is permanent: printed codes carry it",
@@ -299,7 +299,7 @@ async def edit_card(
 
 @delete("/{card_id:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204)
 async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep) -> None:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     async with db.write() as conn:
         await delete_card(conn, card)
     request.app.state.public_cards.forget(card.slug)
@@ -324,7 +324,7 @@ async def card_qr(
     light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
 ) -> Response[bytes]:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     try:
         dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
     except ValueError as exc:

@@ -1,11 +1,17 @@
 """The application factory: `create_app(settings)` wires every module into one Litestar app.
 
 Route table (each handler lives in the module named):
-  /v1/auth/*                 accounts   register, login, refresh, logout
+  /v1/auth/*                 accounts   register, verify-email, login, refresh, logout
   /v1/me, /v1/api-keys       accounts   the account, its export and API keys
   /v1/cards...               cards      CRUD and QR downloads
+  /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
+  /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
   /c/{slug}, /p/{slug}[.vcf], /q/{slug}.png|svg   scans   public pages
+  /i/{token}[/open.gif]      sharing    tracked invitation links
+  /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
+Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
+scan events every second) and mail.Outbox (sends queued email).
   /schema                    OpenAPI document and interactive docs
 """
 
@@ -25,7 +31,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
-from app import __version__, accounts, cards, errors, ops, scans
+from app import __version__, accounts, cards, errors, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 
@@ -45,15 +51,19 @@ def client_ip(settings: Settings):
 
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    state = State({"settings": settings, "db": db, **scans.make_state(db)})
+    outbox = mail.Outbox(settings, listeners={"invitation": sharing.EMAIL_LISTENER})
+    state = State({"settings": settings, "db": db, "outbox": outbox, **scans.make_state(db)})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await db.open()
         flusher = asyncio.create_task(state.counters.run(db))
+        outbox.start(db)
         try:
             yield
         finally:
+            # The delivery in progress may finish; queued mail waits in the table for the next start.
+            await outbox.stop()
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
@@ -67,7 +77,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     api = Router(
         "/v1",
-        route_handlers=[accounts.auth_router, accounts.me_router, cards.router],
+        route_handlers=[accounts.auth_router, accounts.me_router, cards.router, stats.router, sharing.router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -95,6 +105,8 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             api,
             *scans.handlers,
+            *sharing.tracking_handlers,
+            *accounts.public_handlers,
             ops.health,
             ops.MetricsController,
         ],
