@@ -97,20 +97,35 @@ def sender(settings: Settings) -> Address:
     return message["From"].addresses[0]
 
 
+def address(addr: str, display_name: str = "") -> Address:
+    """A plain address (the app.fields.Email shape: one @, no spaces, quotes, brackets or
+    commas) as a header value. Built from its parts rather than parsed, so an odd but
+    accepted address (`a..b@x`) cannot make it fail; an international domain is
+    IDNA-encoded, so only a non-ASCII local part needs SMTPUTF8."""
+    local, _, domain = addr.rpartition("@")
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return Address(display_name=display_name, username=local, domain=domain)
+
+
 def compose(
-    settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: Address | None = None
+    settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: tuple[str, str] | None = None
 ) -> EmailMessage:
     """A message with a plain-text part and an HTML alternative, From MAIL_FROM.
 
-    Headers go through email.headerregistry, which refuses line breaks (ValueError), so
-    no value can add a header; `to` must be a plain address (app.fields.Email).
+    `to` and the address of `reply_to` (display name, address) must be plain addresses
+    (app.fields.Email). Headers go through email.headerregistry, which refuses line
+    breaks (ValueError), so no value can add a header or a recipient.
     """
-    addresses = [to] + ([reply_to.addr_spec] if reply_to else [])
-    message = EmailMessage(policy=SMTP if all(a.isascii() for a in addresses) else SMTPUTF8)
+    recipient = address(to)
+    answer = address(reply_to[1], reply_to[0]) if reply_to else None
+    utf8 = not all(a.addr_spec.isascii() for a in (recipient, answer) if a is not None)
+    message = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     message["From"] = settings.mail_from
-    message["To"] = Address(addr_spec=to)
-    if reply_to is not None:
-        message["Reply-To"] = reply_to
+    message["To"] = recipient
+    if answer is not None:
+        message["Reply-To"] = answer
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC), usegmt=True)
     message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender(settings).domain}>"
@@ -239,7 +254,8 @@ def send_smtp(url: str, envelope_from: str, job: Job) -> None:
             client.ehlo()
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
-        options = [] if job.recipient.isascii() else ["SMTPUTF8"]
+        headers = job.message.partition(b"\r\n\r\n")[0]
+        options = [] if job.recipient.isascii() and headers.isascii() else ["SMTPUTF8"]
         try:
             client.sendmail(envelope_from, [job.recipient], job.message, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -247,6 +263,8 @@ def send_smtp(url: str, envelope_from: str, job: Job) -> None:
             if 500 <= code < 600:
                 raise PermanentFailure(f"recipient refused: {code} {reply.decode(errors='replace')}") from None
             raise
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentFailure(f"the server cannot take this address: {exc}") from None
         except smtplib.SMTPDataError as exc:
             if 500 <= exc.smtp_code < 600:
                 raise PermanentFailure(f"message refused: {exc.smtp_code} {exc.smtp_error.decode(errors='replace')}") from None

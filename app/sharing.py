@@ -25,7 +25,6 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -211,7 +210,7 @@ def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, 
         subject=f"{card.full_name} shared their contact card with you",
         text="\n".join(text) + "\n",
         html=body,
-        reply_to=Address(display_name=card.full_name, addr_spec=card.email),
+        reply_to=(card.full_name, card.email),
     )
 
 

@@ -47,6 +47,7 @@ def test_registration_sends_a_verification_email_with_text_and_html(mail_client,
     expires, created = (datetime.fromisoformat(t) for t in stored[0][1:])
     assert expires - created == timedelta(hours=48)
     # The outbox keeps the Message-ID and drops the message (it carried the token).
+    wait_until(lambda: query(mail_settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
     assert query(mail_settings, "SELECT message_id, status, message FROM email_outbox") == [(message["Message-ID"], "sent", None)]
     assert body["user"]["emailVerified"] is False
 
@@ -204,6 +205,7 @@ def test_without_smtp_mail_is_written_to_the_outbox_folder(client, settings):
     assert len(files) == 1 and not list(settings.outbox_dir.glob("*.part"))
     message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert message["To"] == "eml@example.com" and message["Subject"] == "Confirm your email address"
+    wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
     assert query(settings, "SELECT message_id, status FROM email_outbox") == [(message["Message-ID"], "sent")]
     assert files[0].name == mail.eml_name(
         mail.Job(0, message["Message-ID"], "", "", b"", 1, query(settings, "SELECT created_at FROM email_outbox")[0][0], None)
@@ -223,6 +225,7 @@ def test_a_restart_sends_waiting_mail_at_once(tmp_path):
         with TestClient(create_app(settings)) as client:
             [message] = sink.wait_for(1)
             assert message["To"] == "restart@example.com"
+            wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
             assert query(settings, "SELECT attempts, status FROM email_outbox") == [(2, "sent")]
     finally:
         sink.stop()
@@ -244,3 +247,30 @@ def test_deleting_the_account_drops_its_waiting_mail(tmp_path):
 def test_login_still_works_for_an_unverified_account(mail_client, smtp):
     register(mail_client, "unverified@example.com")
     assert mail_client.post("/v1/auth/login", json={"email": "unverified@example.com", "password": PASSWORD}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "address, header",
+    [
+        ("a..b@example.com", "a..b@example.com"),
+        (".dot@example.com", ".dot@example.com"),
+        ("a!#$%&*+=?^_`|~@example.com", "a!#$%&*+=?^_`|~@example.com"),
+        ("jane@exämple.com", "jane@xn--exmple-cua.com"),
+        ("josé@example.com", "josé@example.com"),
+    ],
+)
+def test_odd_but_accepted_addresses_get_their_mail(client, settings, address, header):
+    user = register(client, address)
+    card = create_card(client, user["headers"], email=address)
+    response = client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": address}]}
+    )
+    assert response.status_code == 202
+    files = wait_until(lambda: len(found := sorted(settings.outbox_dir.glob("*.eml"))) == 2 and found, what="two .eml files")
+    # Read as UTF-8 text: a non-ASCII local part goes out in raw UTF-8 headers (SMTPUTF8).
+    messages = [email.message_from_string(file.read_text(), policy=email.policy.default) for file in files]
+    for message in messages:
+        assert [a.addr_spec for a in message["To"].addresses] == [header]
+    [invitation] = [m for m in messages if m["Reply-To"] is not None]
+    assert [a.addr_spec for a in invitation["Reply-To"].addresses] == [header]
+    assert query(settings, "SELECT DISTINCT recipient FROM email_outbox") == [(header,)]
