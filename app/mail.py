@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import smtplib
@@ -235,6 +236,12 @@ async def queue_state(conn: aiosqlite.Connection) -> tuple[int, int]:
 # --- transports ----------------------------------------------------------------------
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    # Made once: loading the system's CA certificates costs tens of milliseconds.
+    return ssl.create_default_context()
+
+
 def send_smtp(url: str, envelope_from: str, job: Job) -> None:
     """Deliver one message over SMTP (STARTTLS when offered; smtps:// is TLS from the start).
 
@@ -242,15 +249,14 @@ def send_smtp(url: str, envelope_from: str, job: Job) -> None:
     else raised (refused connection, timeout, 4xx, failed login) is worth a retry.
     """
     parts = urlsplit(url)
-    context = ssl.create_default_context()
     if parts.scheme == "smtps":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=context)
+        client: smtplib.SMTP = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=tls_context())
     else:
         client = smtplib.SMTP(parts.hostname, parts.port or 587, timeout=SMTP_TIMEOUT)
     try:
         client.ehlo()
         if parts.scheme == "smtp" and client.has_extn("starttls"):
-            client.starttls(context=context)
+            client.starttls(context=tls_context())
             client.ehlo()
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))

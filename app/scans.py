@@ -35,6 +35,12 @@ from app.db import Database, isoformat
 log = logging.getLogger("app.scans")
 
 REDIRECTS = Counter("redirects", "Scan redirects answered", ["outcome"])
+FLUSH_EVENTS = Histogram(
+    "counter_flush_events", "Scan and view events written per counter flush", buckets=(1, 10, 100, 1000, 10_000, 100_000)
+)
+FLUSH_SECONDS = Histogram(
+    "counter_flush_seconds", "Time to write one counter flush", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+)
 SCANS_BY_COUNTRY = Counter("scans_by_country", "Counted scans by country (behind a trusted proxy only)", ["country"])
 REDIRECT_LATENCY = Histogram(
     "redirect_latency_seconds",
@@ -223,9 +229,10 @@ class Counters:
                 counts[1] += views
             self._events[:0] = events
             raise
-        log.debug(
-            "counters flushed: %d events, %d cards in %.1f ms", len(rows), len(batch), (time.perf_counter() - started) * 1000
-        )
+        elapsed = time.perf_counter() - started
+        FLUSH_EVENTS.observe(len(rows))
+        FLUSH_SECONDS.observe(elapsed)
+        log.debug("counters flushed: %d events, %d cards in %.1f ms", len(rows), len(batch), elapsed * 1000)
         return len(rows)
 
     async def run(self, db: Database, interval: float = 1.0) -> None:
