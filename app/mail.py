@@ -59,6 +59,9 @@ TIDY_EVERY = 3600.0
 QUEUE = "email"
 QUEUE_DEPTH = Gauge("queue_depth", "Jobs waiting in a queue (refreshed on every scrape)", ["queue"])
 QUEUE_FAILED = Counter("queue_jobs_failed", "Jobs that failed for good", ["queue"])
+# Exported from the start (at 0), so rate() and increase() see the first failure.
+QUEUE_DEPTH.labels(QUEUE)
+QUEUE_FAILED.labels(QUEUE)
 
 Outcome = Literal["sent", "failed"]
 

@@ -123,11 +123,16 @@ def referrer_host(referer: str | None) -> str | None:
     return host if _HOSTNAME.match(host) else None
 
 
-def country_of(request: Request, settings: Settings) -> str | None:
-    """The visitor's country (ISO 3166 alpha-2) from the trusted proxy header, or None."""
-    if not settings.trust_proxy_headers:
+def country_for(region: str | None, settings: Settings) -> str | None:
+    """The country (ISO 3166 alpha-2) for a `Fly-Region` header value; None unless proxy headers are trusted."""
+    if not settings.trust_proxy_headers or not region:
         return None
-    return FLY_REGION_COUNTRIES.get(request.headers.get(COUNTRY_HEADER, "").strip().lower())
+    return FLY_REGION_COUNTRIES.get(region.strip().lower())
+
+
+def country_of(request: Request, settings: Settings) -> str | None:
+    """The visitor's country from the trusted proxy header (COUNTRY_HEADER), or None."""
+    return country_for(request.headers.get(COUNTRY_HEADER), settings)
 
 
 # --- the card directory and the counters ---------------------------------------------

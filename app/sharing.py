@@ -54,6 +54,11 @@ PHONE = re.compile(r"^\+[0-9][0-9 ().-]*$")
 
 VIRAL_EVENTS = Counter("viral_events", "Invitation funnel events", ["event_type", "channel"])
 VIRAL_K_FACTOR = Gauge("viral_k_factor", "k-factor over the last period (refreshed on every scrape)", ["period"])
+EVENT_TYPES = ("sent", "opened", "clicked", "converted", "failed")
+CHANNELS = ("email", "sms", "whatsapp", "linkedin")
+for _event in EVENT_TYPES:  # every series exported from 0, so increase() sees the first event
+    for _channel in CHANNELS:
+        VIRAL_EVENTS.labels(_event, _channel)
 
 Channel = Literal["email", "sms", "whatsapp", "linkedin"]
 Period = Literal["7d", "30d", "90d"]

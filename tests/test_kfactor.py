@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.conftest import create_card, execute, query, register
+from tests.conftest import create_card, execute, register
 
 
 def stamp(moment: datetime) -> str:

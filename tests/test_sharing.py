@@ -386,3 +386,21 @@ def test_the_export_has_invitations_and_scans(client, user):
     ]
     assert [(s["cardId"], s["kind"], s["deviceClass"]) for s in export["scans"]] == [(card["cardId"], "scan", "mobile")]
     assert client.get("/v1/me/export", headers=other["headers"]).json()["invitations"] == []
+
+
+def test_the_sharing_metrics_are_exported_under_their_names(tmp_path):
+    settings = make_settings(tmp_path, trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        user = register(client)
+        create_card(client, user["headers"], slug="metric-card")
+        client.get("/c/metric-card", headers={"User-Agent": PHONE_UA, "Fly-Region": "syd"}, follow_redirects=False)
+        flush_counters(client)
+        text = client.get("/metrics").text
+    samples = {line.split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    for event in ("sent", "opened", "clicked", "converted", "failed"):
+        for channel in ("email", "sms", "whatsapp", "linkedin"):
+            assert f'viral_events_total{{channel="{channel}",event_type="{event}"}}' in samples
+    for period in ("7d", "30d", "90d"):
+        assert f'viral_k_factor{{period="{period}"}}' in samples
+    assert {'queue_depth{queue="email"}', 'queue_jobs_failed_total{queue="email"}', 'scans_by_country_total{country="AU"}'} <= samples
+    assert "counter_flush_events_count" in samples and "counter_flush_seconds_count" in samples
