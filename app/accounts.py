@@ -19,14 +19,13 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 import aiosqlite
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from email.message import EmailMessage
-
 from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.enums import RequestEncodingType
@@ -608,7 +607,7 @@ def _verify_page(status: int, title: str, text: str, token: str | None = None) -
 
 @get("/verify-email", operation_id="verifyEmailPage", summary="The page the verification email links to", tags=["public"])
 async def verify_email_page(token: Annotated[str, QueryParameter(max_length=64)] = "") -> Response[str]:
-    if not re.match(VERIFY_TOKEN, token):
+    if not re.fullmatch(VERIFY_TOKEN, token):
         return _verify_page(400, "Link not valid", "This confirmation link is incomplete. Open it from the email again.")
     return _verify_page(200, "Confirm your email", "One click and your email address is confirmed.", token)
 
@@ -618,7 +617,7 @@ async def verify_email_form(
     data: Annotated[VerifyEmailForm, Body(media_type=RequestEncodingType.URL_ENCODED)], db: DatabaseDep
 ) -> Response[str]:
     verified = False
-    if re.match(VERIFY_TOKEN, data.token):
+    if re.fullmatch(VERIFY_TOKEN, data.token):
         async with db.write() as conn:
             verified = await use_verification(conn, data.token, datetime.now(UTC))
     if not verified:

@@ -120,7 +120,7 @@ def referrer_host(referer: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not host:
         return None
     host = host.rstrip(".")
-    return host if _HOSTNAME.match(host) else None
+    return host if _HOSTNAME.fullmatch(host) else None
 
 
 def country_for(region: str | None, settings: Settings) -> str | None:

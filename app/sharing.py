@@ -151,13 +151,13 @@ def check_recipients(card: cards.Card, recipients: list[ShareRecipient]) -> list
     for index, item in enumerate(recipients):
         field = f"recipients[{index}].to"
         if item.channel == "email":
-            if item.to is None or not EMAIL.match(item.to):
+            if item.to is None or not EMAIL.fullmatch(item.to):
                 errors.append({"field": field, "message": "an email address such as jane@example.com", "source": "body"})
                 continue
             targets.append(Target("email", item.to, item.to.lower()))
         elif item.channel in ("sms", "whatsapp"):
             digits = re.sub(r"[^0-9]", "", item.to or "")
-            if item.to is None or not PHONE.match(item.to) or not 7 <= len(digits) <= 15:
+            if item.to is None or not PHONE.fullmatch(item.to) or not 7 <= len(digits) <= 15:
                 errors.append(
                     {"field": field, "message": "an international phone number such as +44 20 7946 0958", "source": "body"}
                 )
@@ -287,7 +287,7 @@ async def list_user_invitations(conn: aiosqlite.Connection, user_id: str) -> lis
 
 async def invitation_for_token(conn: aiosqlite.Connection, token: str) -> Any | None:
     """The invitation behind a tracked link, with its card's slug, or None."""
-    if not TOKEN_SHAPE.match(token):
+    if not TOKEN_SHAPE.fullmatch(token):
         return None
     return await fetch_one(
         conn,
@@ -321,7 +321,7 @@ async def mark_clicked(conn: aiosqlite.Connection, invitation_id: int, now: str)
 
 async def usable_invitation(conn: aiosqlite.Connection, token: str, now: datetime) -> Redeemable | None:
     """An invitation a registration may redeem: known, not yet converted, younger than INVITE_VALID_FOR."""
-    if not TOKEN_SHAPE.match(token):
+    if not TOKEN_SHAPE.fullmatch(token):
         return None
     row = await fetch_one(
         conn,
