@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -236,6 +237,7 @@ def main() -> None:
         if service.process and service.process.poll() is None:
             service.kill(signal.SIGTERM)
         sink.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
