@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.main import create_app
-from app.scans import device_class, referrer_host
+from app.scans import Counters, device_class, referrer_host
 from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
 
 ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"
@@ -178,35 +178,56 @@ def test_csv_escapes_formulas(client, user, settings):
     assert {r["name"] for r in stats(client, user, card).json()["referrers"]} == {"safe.example", *HOSTILE}
 
 
-def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
-    cards = [create_card(client, user["headers"], slug=f"burst-{n}") for n in range(3)]
-    for n in range(300):
-        visit(client, f"/c/burst-{n % 3}")
+def own_counters(client, *slugs):
+    """A Counters of the test's own (the app's is flushed every second by its lifespan), and the cards."""
     state = client.app.state
-    assert client.blocking_portal.call(state.counters.flush, state.db) == 300
-    assert query(settings, "SELECT count(*) FROM scan_events") == [(300,)]
-    assert query(settings, "SELECT sum(scan_count) FROM cards") == [(300,)]
-    for card in cards:
-        assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()["scanCount"] == 100
+    found = [client.blocking_portal.call(state.public_cards.get, slug) for slug in slugs]
+    return Counters(), found
+
+
+def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
+    for n in range(3):
+        create_card(client, user["headers"], slug=f"burst-{n}")
+    counters, cards = own_counters(client, "burst-0", "burst-1", "burst-2")
+    for n in range(300):
+        counters.scan(cards[n % 3], PHONE_UA, "https://example.com/", None)
+    counters.view(cards[0], WINDOWS, None, "DE")
+    state = client.app.state
+    assert client.blocking_portal.call(counters.flush, state.db) == 301
+    assert client.blocking_portal.call(counters.flush, state.db) == 0
+    assert query(settings, "SELECT count(*), count(DISTINCT occurred_at > '') FROM scan_events") == [(301, 1)]
+    assert query(settings, "SELECT slug, scan_count, view_count FROM cards ORDER BY slug") == [
+        ("burst-0", 100, 1), ("burst-1", 100, 0), ("burst-2", 100, 0),
+    ]
+    assert query(settings, "SELECT device_class, referrer_host, country, count(*) FROM scan_events GROUP BY 1, 2, 3 ORDER BY 1") == [
+        ("desktop", None, "DE", 1), ("mobile", "example.com", None, 300),
+    ]
 
 
 def test_a_failed_flush_keeps_counts_and_events_for_the_next(client, user, settings):
-    card = create_card(client, user["headers"], slug="retry-flush")
+    create_card(client, user["headers"], slug="retry-flush")
+    counters, [card] = own_counters(client, "retry-flush")
     for _ in range(5):
-        visit(client, "/c/retry-flush")
+        counters.scan(card, PHONE_UA, None, None)
     state = client.app.state
 
-    async def writer_pragma(value: int) -> None:
-        await state.db._writer.execute(f"PRAGMA query_only = {value}")
+    async def failing_flush() -> None:
+        # Every write fails inside SQLite while the writer connection is query-only.
+        async with state.db._write_lock:
+            await state.db._writer.execute("PRAGMA query_only = 1")
+        try:
+            await counters.flush(state.db)
+        finally:
+            async with state.db._write_lock:
+                await state.db._writer.execute("PRAGMA query_only = 0")
 
-    client.blocking_portal.call(writer_pragma, 1)  # every write now fails inside SQLite
     with pytest.raises(sqlite3.OperationalError):
-        client.blocking_portal.call(state.counters.flush, state.db)
-    client.blocking_portal.call(writer_pragma, 0)
-    visit(client, "/c/retry-flush")
-    assert client.blocking_portal.call(state.counters.flush, state.db) == 6
+        client.blocking_portal.call(failing_flush)
+    assert query(settings, "SELECT count(*) FROM scan_events") == [(0,)]
+    counters.scan(card, PHONE_UA, None, None)
+    assert client.blocking_portal.call(counters.flush, state.db) == 6
     assert query(settings, "SELECT count(*) FROM scan_events") == [(6,)]
-    assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()["scanCount"] == 6
+    assert query(settings, "SELECT scan_count FROM cards") == [(6,)]
 
 
 def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, settings):
