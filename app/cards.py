@@ -231,7 +231,7 @@ def _refuse_reserved(slug: str) -> None:
         )
 
 
-async def _owned_card(db: Database, request: Request, card_id: str) -> Card:
+async def owned_card(db: Database, request: Request, card_id: str) -> Card:
     """The caller's card. Raises NotFoundException, for missing cards and other people's alike."""
     async with db.read() as conn:
         card = await get_card(conn, request.user.user_id, card_id)
@@ -281,7 +281,7 @@ async def get_cards(
 
 @get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards", responses=problems(*AUTHENTICATED, 400, 404))
 async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-    return await to_response(await _owned_card(db, request, card_id), request.app.state, settings)
+    return await to_response(await owned_card(db, request, card_id), request.app.state, settings)
 
 
 @patch(
@@ -291,7 +291,7 @@ async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, s
 async def edit_card(
     request: Request, card_id: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise UnprocessableError(
             "a slug is permanent: printed codes carry it",
@@ -310,7 +310,7 @@ async def edit_card(
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
 async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep) -> None:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     async with db.write() as conn:
         await delete_card(conn, card)
     request.app.state.public_cards.forget(card.slug)
@@ -337,7 +337,7 @@ async def card_qr(
     light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
 ) -> Response[bytes]:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     try:
         dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
     except ValueError as exc:

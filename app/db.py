@@ -50,7 +50,12 @@ def pragmas(replicated: bool) -> list[str]:
 
 def utcnow() -> str:
     """The current UTC time as ISO 8601 with microseconds, the form every table stores."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return isoformat(datetime.now(UTC))
+
+
+def isoformat(moment: datetime) -> str:
+    """An aware datetime in the form every table stores (UTC, microseconds, `Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def migrate(path: Path) -> list[str]:

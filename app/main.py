@@ -1,12 +1,18 @@
 """The application factory: `create_app(settings)` wires every module into one Litestar app.
 
 Route table (each handler lives in the module named):
-  /v1/auth/*                 accounts   register, login, refresh, logout
+  /v1/auth/*                 accounts   register, verify-email, login, refresh, logout
   /v1/me, /v1/api-keys       accounts   the account, its export and API keys
   /v1/cards...               cards      CRUD and QR downloads
+  /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
+  /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
   /c/{slug}, /p/{slug}[.vcf], /q/{slug}.png|svg   scans   public pages
   /v1/admin/diagnostics      ops        database, replica, queue and cache state (admin)
+  /i/{token}[/open.gif]      sharing    tracked invitation links
+  /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
+Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
+scan events every second) and mail.Outbox (sends queued email).
   /schema                    OpenAPI document and interactive docs
 """
 
@@ -31,7 +37,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
 from litestar.types import Message, Scope
 
-from app import __version__, accounts, cards, errors, limits, ops, scans
+from app import __version__, accounts, cards, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 from app.limits import client_ip
@@ -46,9 +52,11 @@ def create_app(settings: Settings) -> Litestar:
     monitor = LagMonitor(settings, db)
     active_users = ops.ActiveUsers()
     stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
+    outbox = mail.Outbox(settings, listeners={"invitation": sharing.EMAIL_LISTENER})
     state = State({
         "settings": settings,
         "db": db,
+        "outbox": outbox,
         "replication": monitor,
         "started_at": time.monotonic(),
         "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
@@ -69,9 +77,12 @@ def create_app(settings: Settings) -> Litestar:
         ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))
+        outbox.start(db)
         try:
             yield
         finally:
+            # The delivery in progress may finish; queued mail waits in the table for the next start.
+            await outbox.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -91,7 +102,7 @@ def create_app(settings: Settings) -> Litestar:
     public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
     api = Router(
         "/v1",
-        route_handlers=[accounts.me_router, cards.router, ops.admin_router],
+        route_handlers=[accounts.me_router, cards.router, stats.router, sharing.router, ops.admin_router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -120,6 +131,8 @@ def create_app(settings: Settings) -> Litestar:
             public_api,
             api,
             *scans.handlers,
+            *sharing.tracking_handlers,
+            *accounts.public_handlers,
             ops.health,
             ops.MetricsController,
         ],

@@ -5,6 +5,9 @@ Every HTTP request gets a request id (the caller's `X-Request-ID` when it is san
 new one): it is answered in `X-Request-ID`, set in a context variable that a logging
 filter copies into every log line written while serving the request, and ends the
 request's one access-log line.
+
+Gauges that come from the database (email queue depth, k-factor) are refreshed when
+/metrics is scraped, so they are as fresh as the scrape and cost nothing in between.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get
@@ -32,7 +34,7 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Gauge, Info
 
-from app import __version__, qr
+from app import __version__, mail, qr, sharing
 from app.accounts import require_admin
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
@@ -217,7 +219,8 @@ async def health(request: Request, db: DatabaseDep) -> Response[Health]:
     checks = {
         "database": database,
         "replication": replication_check(replication),
-        "queue": "ok",
+        # ok, "retrying: …" while SMTP fails, "stopped" if the worker is not running.
+        "queue": await mail.health_check(request.app.state.outbox, db) if database == "ok" else "unknown",
     }
     # Only an unusable database fails the check: a lagging replica is for alerts, and a
     # restart (what a failing check leads to) would not make it catch up.
@@ -266,7 +269,7 @@ class CacheDiagnostics(msgspec.Struct, rename="camel"):
 
 
 class QueueDiagnostics(msgspec.Struct, rename="camel"):
-    depth: int | None
+    depth: int
 
 
 class Diagnostics(msgspec.Struct, rename="camel"):
@@ -308,10 +311,11 @@ def cache_rates() -> dict[str, CacheDiagnostics]:
     }
 
 
-def queue_depth(state: Any) -> int | None:
-    """Jobs waiting in the task queue; None until the sharing module's queue is wired in."""
-    queue = getattr(state, "queue", None)
-    return queue.depth() if queue is not None else None
+async def queue_depth(db: Database) -> int:
+    """Email jobs waiting to be sent."""
+    async with db.read() as conn:
+        waiting, _ = await mail.queue_state(conn)
+    return waiting
 
 
 @get(
@@ -341,7 +345,7 @@ async def diagnostics(request: Request, db: DatabaseDep, settings: SettingsDep) 
             replica_txid=f"{replication.replica_txid:016x}" if replication.replica_txid is not None else None,
             replica_checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(checked)) if checked else None,
         ),
-        queue=QueueDiagnostics(depth=queue_depth(state)),
+        queue=QueueDiagnostics(depth=await queue_depth(db)),
         caches=cache_rates(),
     )
 
@@ -362,7 +366,18 @@ def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> No
         raise NotAuthorizedException("metrics need the METRICS_TOKEN as a bearer token")
 
 
+async def refresh_gauges(request: Request) -> None:
+    """Before a scrape: read the database-backed gauges. A failure is logged, never fatal."""
+    db: Database = request.app.state.db
+    try:
+        await mail.refresh_gauges(db)
+        await sharing.refresh_gauges(db)
+    except Exception:
+        log.exception("metrics: could not refresh the database gauges")
+
+
 class MetricsController(PrometheusController):
     path = "/metrics"
     guards = [require_metrics_token]
+    before_request = refresh_gauges
     include_in_schema = False

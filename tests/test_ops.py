@@ -196,7 +196,7 @@ def test_diagnostics_reports_database_replica_queue_and_caches(client):
         "enabled": False, "replica": "off", "litestreamRunning": False, "lagSeconds": None,
         "replicaTxid": None, "replicaCheckedAt": None,
     }
-    assert body["queue"] == {"depth": None}
+    assert body["queue"] == {"depth": 0}
     slug_cache = body["caches"]["slug"]
     assert slug_cache["hits"] >= 2 and slug_cache["misses"] >= 1
     assert slug_cache["hitRate"] == round(slug_cache["hits"] / (slug_cache["hits"] + slug_cache["misses"]), 4)
