@@ -1,40 +1,54 @@
-"""Accounts: registration, login, rotating refresh tokens, API keys, and the /v1/me routes.
+"""Accounts: registration, email verification, login, rotating refresh tokens, API keys,
+and the /v1/me routes.
 
 Access tokens are short-lived HS256 JWTs (Litestar's Token, algorithm pinned on decode).
-Refresh tokens and API keys are random strings stored only as SHA-256 hashes: they carry
-256 bits of entropy, so a slow password hash would add nothing but latency.
+Refresh tokens, API keys and email verification tokens are random strings stored only as
+SHA-256 hashes: they carry 256 bits of entropy, so a slow password hash would add nothing
+but latency. Registering queues the verification email in the same transaction; with an
+`inviteToken` it also marks that invitation converted (app.sharing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import hashlib
+import html
+import logging
+import re
 import secrets
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 import aiosqlite
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar import Request, Router, delete, get, patch, post
+from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.enums import RequestEncodingType
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app import cards
+from app import cards, limits, mail, scans, sharing, stats
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
-from app.errors import ConflictError
-from app.fields import Email, Label, Password
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat, utcnow
+from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, ConflictError, UnprocessableError, problems
+from app.fields import Email, InviteToken, Label, Password
+
+log = logging.getLogger("app.accounts")
 
 # OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 API_KEY_PREFIX = "qrc_"
+VERIFY_VALID_FOR = timedelta(hours=48)
+VERIFY_TOKEN = r"^[A-Za-z0-9_-]{32,64}$"
 
 
 # --- structs -------------------------------------------------------------------------
@@ -64,7 +78,15 @@ class RegisterRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True
     email: Email
     password: Password
     marketing_consent: bool
-    invite_token: str | None = None
+    invite_token: InviteToken | None = None
+
+
+class VerifyEmailRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class VerifyEmailForm(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class LoginRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -113,6 +135,8 @@ class AccountExport(msgspec.Struct, rename="camel"):
     user: PublicUser
     cards: list[cards.ContactCard]
     api_keys: list[ApiKey]
+    invitations: list[sharing.Invitation]
+    scans: list[stats.ScanEvent]
 
 
 # --- SQL -----------------------------------------------------------------------------
@@ -269,6 +293,30 @@ async def touch_api_key(conn: aiosqlite.Connection, key_id: str) -> None:
     await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (utcnow(), key_id))
 
 
+async def insert_verification(conn: aiosqlite.Connection, user_id: str, now: datetime) -> str:
+    """A new email verification token for the account; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO email_verifications (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        (_sha256(token), user_id, isoformat(now), isoformat(now + VERIFY_VALID_FOR)),
+    )
+    return token
+
+
+async def use_verification(conn: aiosqlite.Connection, token: str, now: datetime) -> bool:
+    """Spend a verification token and mark its account verified; False when it is unknown, used or expired."""
+    row = await fetch_one(
+        conn,
+        """UPDATE email_verifications SET used_at = ?
+        WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id""",
+        (isoformat(now), _sha256(token), isoformat(now)),
+    )
+    if row is None:
+        return False
+    await conn.execute("UPDATE users SET email_verified = 1 WHERE user_id = ?", (row["user_id"],))
+    return True
+
+
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -314,6 +362,27 @@ async def issue_tokens(conn: aiosqlite.Connection, settings: Settings, user: Use
     )
 
 
+def verification_email(settings: Settings, to: str, token: str) -> EmailMessage:
+    link = f"{settings.public_base_url}/verify-email?token={token}"
+    hours = int(VERIFY_VALID_FOR.total_seconds() // 3600)
+    text = (
+        "Welcome to QR Contact.\n\n"
+        f"Please confirm your email address within {hours} hours by opening this link:\n{link}\n\n"
+        f"(Apps can send this code to POST /v1/auth/verify-email instead: {token})\n\n"
+        "If you did not create an account, you can ignore this email.\n"
+    )
+    e = html.escape
+    body = f"""<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
+<p>Welcome to QR Contact.</p>
+<p>Please confirm your email address within {hours} hours:</p>
+<p><a href="{e(link)}" style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none">Confirm my email address</a></p>
+<p style="color:#8a93a3;font-size:12px">If you did not create an account, you can ignore this email.</p>
+</body></html>
+"""
+    return mail.compose(settings, to=to, subject="Confirm your email address", text=text, html=body)
+
+
 # --- authentication ------------------------------------------------------------------
 
 
@@ -336,8 +405,12 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
         user, key_id, last_used_at = found
         # Record use at most hourly, so keys in busy scripts do not queue a write per request.
         if last_used_at is None or last_used_at < (datetime.now(UTC) - timedelta(hours=1)).isoformat():
-            async with db.write() as conn:
-                await touch_api_key(conn, key_id)
+            try:
+                async with db.write() as conn:
+                    await touch_api_key(conn, key_id)
+            except sqlite3.Error as exc:
+                # Bookkeeping only: a full disk must not turn a read made with a key into an error.
+                log.warning("could not record API key use: %s", exc)
         return AuthenticationResult(user=user, auth=key_id)
 
 
@@ -360,6 +433,9 @@ def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
 
 def require_admin(connection: ASGIConnection, _: Any) -> None:
     """Guard: only the admin account. Raises PermissionDeniedException."""
+    # Litestar answers OPTIONS itself, without authentication; it reveals nothing.
+    if connection.scope["method"] == "OPTIONS":
+        return
     if not connection.user.is_admin:
         raise PermissionDeniedException("only the admin may do this")
 
@@ -367,30 +443,70 @@ def require_admin(connection: ASGIConnection, _: Any) -> None:
 # --- handlers ------------------------------------------------------------------------
 
 
-@post("/register", operation_id="register", summary="Create an account", status_code=201)
-async def register(data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+@post(
+    "/register", operation_id="register", summary="Create an account", status_code=201,
+    responses=problems(*LIMITED, *BODY, *WRITE, 403, 409),
+)
+async def register(request: Request, data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
     password_hash = await hash_password(data.password)
+    now = datetime.now(UTC)
     async with db.write() as conn:
+        # An unknown, used or expired token is ignored where registration is open, so a
+        # stale link never blocks anyone; with REGISTRATION=invite it is needed.
+        invitation = await sharing.usable_invitation(conn, data.invite_token, now) if data.invite_token else None
         if settings.registration != "open" and await count_users(conn) > 0:
-            # Invitation tokens arrive with the sharing module; until then only the admin registers.
-            raise PermissionDeniedException(f"registration is {settings.registration} on this service")
+            if settings.registration == "closed":
+                raise PermissionDeniedException("registration is closed on this service")
+            if invitation is None:
+                raise PermissionDeniedException("registration on this service needs a valid invitation token")
         user = await insert_user(conn, data.email, password_hash, data.marketing_consent)
-        return await issue_tokens(conn, settings, user)
+        if invitation is not None:
+            await sharing.mark_converted(conn, invitation, user.user_id, now)
+        token = await insert_verification(conn, user.user_id, now)
+        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user.user_id)
+        response = await issue_tokens(conn, settings, user)
+    request.app.state.outbox.wake()
+    if invitation is not None:
+        sharing.count_event("converted", invitation.channel)
+    return response
 
 
-@post("/login", operation_id="login", summary="Log in with email and password", status_code=200)
-async def login(data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+@post("/verify-email", operation_id="verifyEmail", summary="Confirm an email address with the emailed token", status_code=204)
+async def verify_email(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> None:
+    async with db.write() as conn:
+        verified = await use_verification(conn, data.token, datetime.now(UTC))
+    if not verified:
+        raise UnprocessableError(
+            "the token is not valid: unknown, already used or expired",
+            extra={"errors": [{"field": "token", "message": "unknown, already used or expired", "source": "body"}]},
+        )
+
+
+@post(
+    "/login", operation_id="login", summary="Log in with email and password", status_code=200,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
+async def login(request: Request, data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
+    # Throttled per account before anything is hashed; unknown emails alike, so the
+    # throttle tells nothing about which accounts exist.
+    throttle: limits.LoginThrottle = request.app.state.login_throttle
+    client = limits.client_ip(settings)(request)
+    await throttle.begin(data.email, client)
     async with db.read() as conn:
         found = await get_login(conn, data.email)
     # An unknown email costs one hash too, so the answer's timing tells nothing.
-    user, password_hash = found if found else (None, _decoy_hash())
+    user, password_hash = found if found else (None, await asyncio.to_thread(_decoy_hash))
     if not await password_matches(password_hash, data.password) or user is None:
         raise NotAuthorizedException("wrong email or password")
+    await throttle.succeeded(data.email, client)
     async with db.write() as conn:
         return await issue_tokens(conn, settings, user)
 
 
-@post("/refresh", operation_id="refreshTokens", summary="Trade a refresh token for new tokens", status_code=200)
+@post(
+    "/refresh", operation_id="refreshTokens", summary="Trade a refresh token for new tokens", status_code=200,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
 async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
     async with db.write() as conn:
         used = await use_refresh_token(conn, data.refresh_token)
@@ -405,7 +521,10 @@ async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: Set
     return result
 
 
-@post("/logout", operation_id="logout", summary="Revoke a refresh token and its session", status_code=204)
+@post(
+    "/logout", operation_id="logout", summary="Revoke a refresh token and its session", status_code=204,
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
 async def logout(data: JSONBody[RefreshRequest], db: DatabaseDep) -> None:
     async with db.write() as conn:
         family = await family_of(conn, data.refresh_token)
@@ -414,55 +533,71 @@ async def logout(data: JSONBody[RefreshRequest], db: DatabaseDep) -> None:
 
 
 auth_router = Router(
-    "/auth", route_handlers=[register, login, refresh, logout], tags=["accounts"], opt={"exclude_from_auth": True}
+    "/auth",
+    route_handlers=[register, verify_email, login, refresh, logout],
+    tags=["accounts"],
+    opt={"exclude_from_auth": True},
 )
 
 
-@get("/me", operation_id="getMe", summary="The current account")
+@get("/me", operation_id="getMe", summary="The current account", responses=problems(*AUTHENTICATED))
 async def get_me(request: Request[User, Any, Any]) -> PublicUser:
     return request.user.public()
 
 
-@patch("/me", operation_id="updateMe", summary="Change marketing consent")
+@patch("/me", operation_id="updateMe", summary="Change marketing consent", responses=problems(*AUTHENTICATED, *BODY, *WRITE))
 async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeRequest], db: DatabaseDep) -> PublicUser:
     async with db.write() as conn:
         user = await set_marketing_consent(conn, request.user.user_id, data.marketing_consent)
     return user.public()
 
 
-@delete("/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204)
+@delete(
+    "/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE),
+)
 async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
     async with db.write() as conn:
         slugs = await delete_user(conn, request.user.user_id)
     request.app.state.public_cards.forget(*slugs)
 
 
-@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON")
+@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON", responses=problems(*AUTHENTICATED))
 async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> AccountExport:
     user = request.user
     async with db.read() as conn:
         rows = await cards.list_all_cards(conn, user.user_id)
         keys = await list_api_keys(conn, user.user_id)
+        invitations = await sharing.list_user_invitations(conn, user.user_id)
+        events = await stats.list_user_events(conn, user.user_id)
     return AccountExport(
         user=user.public(),
         cards=[await cards.to_response(row, request.app.state, settings) for row in rows],
         api_keys=keys,
+        invitations=invitations,
+        scans=events,
     )
 
 
-@post("/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201)
+@post(
+    "/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
 async def create_api_key(request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep) -> CreatedApiKey:
     async with db.write() as conn:
         return await insert_api_key(conn, request.user.user_id, data.name)
 
 
-@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys")
+@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys", responses=problems(*AUTHENTICATED))
 async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> list[ApiKey]:
     async with db.read() as conn:
         return await list_api_keys(conn, request.user.user_id)
 
 
-@delete("/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204)
+@delete(
+    "/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
+)
 async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str], db: DatabaseDep) -> None:
     async with db.write() as conn:
         deleted = await delete_api_key(conn, request.user.user_id, key_id)
@@ -473,3 +608,59 @@ async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str]
 me_router = Router(
     "/", route_handlers=[get_me, update_me, delete_me, export_me, create_api_key, get_api_keys, revoke_api_key], tags=["accounts"]
 )
+
+
+# --- the page the verification email links to ----------------------------------------
+# A GET only shows a button: mail scanners fetch links, and must not verify anything.
+# The button posts the token back as a form.
+
+VERIFY_STYLE = scans.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
+_VERIFY_STYLE_HASH = base64.b64encode(hashlib.sha256(VERIFY_STYLE.encode()).digest()).decode()
+VERIFY_HEADERS = {
+    **scans.PAGE_HEADERS,
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_VERIFY_STYLE_HASH}'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+
+def _verify_page(status: int, title: str, text: str, token: str | None = None) -> Response[str]:
+    e = html.escape
+    form = (
+        f'<form method="post" action="/verify-email"><input type="hidden" name="token" value="{e(token)}">'
+        '<button class="save" type="submit">Confirm my email address</button></form>'
+        if token
+        else ""
+    )
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+        f"<title>{e(title)}</title><style>{VERIFY_STYLE}</style></head><body><main><div class=\"card\">"
+        f'<h1>{e(title)}</h1><p class="role">{e(text)}</p>{form}</div></main></body></html>'
+    )
+    return Response(body, status_code=status, media_type="text/html", headers=VERIFY_HEADERS)
+
+
+@get("/verify-email", operation_id="verifyEmailPage", summary="The page the verification email links to", tags=["public"])
+async def verify_email_page(token: Annotated[str, QueryParameter(max_length=64)] = "") -> Response[str]:
+    if not re.fullmatch(VERIFY_TOKEN, token):
+        return _verify_page(400, "Link not valid", "This confirmation link is incomplete. Open it from the email again.")
+    return _verify_page(200, "Confirm your email", "One click and your email address is confirmed.", token)
+
+
+@post("/verify-email", operation_id="verifyEmailForm", summary="The verification page's form", tags=["public"], status_code=200)
+async def verify_email_form(
+    data: Annotated[VerifyEmailForm, Body(media_type=RequestEncodingType.URL_ENCODED)], db: DatabaseDep
+) -> Response[str]:
+    verified = False
+    if re.fullmatch(VERIFY_TOKEN, data.token):
+        async with db.write() as conn:
+            verified = await use_verification(conn, data.token, datetime.now(UTC))
+    if not verified:
+        return _verify_page(400, "Link not valid", "This link was already used or has expired.")
+    return _verify_page(200, "Email confirmed", "Thank you: your email address is confirmed.")
+
+
+public_handlers = [verify_email_page, verify_email_form]

@@ -20,7 +20,8 @@ from litestar.exceptions import NotFoundException
 from app import qr
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
-from app.errors import ConflictError, UnprocessableError
+from app.errors import AUTHENTICATED, BODY, WRITE, ConflictError, UnprocessableError, problems
+from app.openapi import BINARY, media_types
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 
 RESERVED_SLUGS = frozenset(
@@ -82,7 +83,7 @@ class UpdateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tr
     qr_error_correction: qr.Ecc | msgspec.UnsetType = msgspec.UNSET
     qr_size: QrSize | msgspec.UnsetType = msgspec.UNSET
     # Accepted only to refuse a change with a clear message (slugs are permanent).
-    slug: str | msgspec.UnsetType = msgspec.UNSET
+    slug: Slug | msgspec.UnsetType = msgspec.UNSET
 
 
 class ContactCard(msgspec.Struct, rename="camel"):
@@ -230,7 +231,7 @@ def _refuse_reserved(slug: str) -> None:
         )
 
 
-async def _owned_card(db: Database, request: Request, card_id: str) -> Card:
+async def owned_card(db: Database, request: Request, card_id: str) -> Card:
     """The caller's card. Raises NotFoundException, for missing cards and other people's alike."""
     async with db.read() as conn:
         card = await get_card(conn, request.user.user_id, card_id)
@@ -242,7 +243,10 @@ async def _owned_card(db: Database, request: Request, card_id: str) -> Card:
 # --- handlers ------------------------------------------------------------------------
 
 
-@post("/", operation_id="createCard", summary="Create a contact card", status_code=201)
+@post(
+    "/", operation_id="createCard", summary="Create a contact card", status_code=201,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE, 409),
+)
 async def create_card(request: Request, data: JSONBody[CreateCardRequest], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
     if data.slug is not None:
         _refuse_reserved(data.slug)
@@ -259,13 +263,14 @@ async def create_card(request: Request, data: JSONBody[CreateCardRequest], db: D
     return await to_response(card, request.app.state, settings)
 
 
-@get("/", operation_id="listCards", summary="The caller's cards, newest first")
+@get("/", operation_id="listCards", summary="The caller's cards, newest first", responses=problems(*AUTHENTICATED, 400, 422))
 async def get_cards(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,19}$", description="nextCursor of the previous page")] = None,
+    # 18 digits at most: a 19-digit number can pass SQLite's 64-bit integers.
+    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,18}$", description="nextCursor of the previous page")] = None,
 ) -> CardPage:
     async with db.read() as conn:
         rows = await list_cards(conn, request.user.user_id, limit + 1, int(cursor) if cursor else None)
@@ -274,16 +279,19 @@ async def get_cards(
     return CardPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
 
 
-@get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards")
+@get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards", responses=problems(*AUTHENTICATED, 400, 404))
 async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-    return await to_response(await _owned_card(db, request, card_id), request.app.state, settings)
+    return await to_response(await owned_card(db, request, card_id), request.app.state, settings)
 
 
-@patch("/{card_id:str}", operation_id="updateCard", summary="Change some fields of a card")
+@patch(
+    "/{card_id:str}", operation_id="updateCard", summary="Change some fields of a card",
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE, 404),
+)
 async def edit_card(
     request: Request, card_id: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise UnprocessableError(
             "a slug is permanent: printed codes carry it",
@@ -297,9 +305,12 @@ async def edit_card(
     return await to_response(card, request.app.state, settings)
 
 
-@delete("/{card_id:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204)
+@delete(
+    "/{card_id:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
+)
 async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep) -> None:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     async with db.write() as conn:
         await delete_card(conn, card)
     request.app.state.public_cards.forget(card.slug)
@@ -310,6 +321,8 @@ async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep)
     operation_id="getCardQr",
     summary="The card's QR code as PNG, SVG, PDF or EPS",
     media_type="application/octet-stream",
+    operation_class=media_types(200, {media_type: BINARY for media_type in qr.MEDIA_TYPES.values()}),
+    responses=problems(*AUTHENTICATED, 400, 404, 422),
 )
 async def card_qr(
     request: Request,
@@ -324,7 +337,7 @@ async def card_qr(
     light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
 ) -> Response[bytes]:
-    card = await _owned_card(db, request, card_id)
+    card = await owned_card(db, request, card_id)
     try:
         dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
     except ValueError as exc:

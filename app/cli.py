@@ -23,14 +23,21 @@ LOCK_NAME = "qrcontact.lock"
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if request_id := getattr(record, "request_id", None):
+            entry["request_id"] = request_id
+        entry.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
 def configure_logging(level: str) -> None:
+    from app.ops import RequestIdFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
+    # On the handler, so records from every logger (the app's, uvicorn's) carry the id.
+    handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
@@ -55,9 +62,11 @@ def run_app(settings: Settings) -> int:
         return 1
     applied = migrate(settings.database_path)
     logging.getLogger("app").info("migrations applied: %s", ", ".join(applied) or "none pending")
-    # uvicorn drains on SIGTERM and then re-raises the signal to whatever handler was
-    # here before; a drained shutdown is a success, so that handler exits 0.
+    # uvicorn drains on SIGTERM (and SIGINT, Fly's default kill signal) and then re-raises
+    # the signal to whatever handler was here before; a drained shutdown is a success,
+    # so that handler exits 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     uvicorn.run(
         create_app(settings),
         host=settings.host,

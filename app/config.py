@@ -12,6 +12,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
+from email.headerregistry import HeaderRegistry
 from pathlib import Path
 from typing import Literal
 
@@ -154,7 +155,13 @@ def _smtp_url(raw: str | None) -> str | None:
 
 
 def _mail_from(raw: str) -> str:
-    if any(ch in raw for ch in "\r\n\0") or "@" not in raw:
+    # Parsed the way the mail module will use it: exactly one address, with a domain
+    # (Message-IDs are made from it).
+    try:
+        addresses = () if any(ch in raw for ch in "\r\n\0") else HeaderRegistry()("From", raw).addresses
+    except Exception:  # the email parser raises several kinds of error on odd input
+        addresses = ()
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
         raise ConfigError(f"MAIL_FROM must be an address like 'QR Contact <noreply@example.com>', got {raw!r}")
     return raw
 

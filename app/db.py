@@ -10,8 +10,10 @@ Reads use their own connections and never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,11 @@ HERE = Path(__file__).parent
 # at the top level.
 MIGRATIONS_DIR = next(p for p in (HERE / "migrations", HERE.parent / "migrations") if p.is_dir())
 READERS = 4
+# Commit times kept for the replication-lag measurement (see app.replication.LagMonitor):
+# one entry per COMMIT_GRAIN-second slot holding that slot's newest commit, and no more
+# than COMMIT_LOG entries (over an hour of steady writes without a confirmation).
+COMMIT_GRAIN = 0.05
+COMMIT_LOG = 100_000
 
 
 def pragmas(replicated: bool) -> list[str]:
@@ -43,7 +50,12 @@ def pragmas(replicated: bool) -> list[str]:
 
 def utcnow() -> str:
     """The current UTC time as ISO 8601 with microseconds, the form every table stores."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return isoformat(datetime.now(UTC))
+
+
+def isoformat(moment: datetime) -> str:
+    """An aware datetime in the form every table stores (UTC, microseconds, `Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def migrate(path: Path) -> list[str]:
@@ -100,6 +112,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        # Wall-clock times of recent commits, oldest first; see `oldest_commit_after`.
+        self.commit_times: collections.deque[float] = collections.deque()
+        self.last_commit_at = 0.0
 
     async def open(self) -> None:
         """Migrate, then open the connections. Raises sqlite3.Error."""
@@ -128,20 +143,48 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
         assert self._writer is not None, "database is not open"
+        writer = self._writer
         async with self._write_lock:
-            conn = self._writer
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                await conn.execute("COMMIT")
+                await writer.execute("BEGIN IMMEDIATE")
+                yield writer
+                # COMMIT can fail too (a full disk when the WAL grows): it must roll back
+                # like any other failure, or the writer would stay inside a dead transaction
+                # and refuse every later write.
+                await writer.execute("COMMIT")
             except BaseException:
-                # Also when COMMIT itself fails (a full disk), and when the task is cancelled
-                # while a statement, BEGIN included, still waits on the connection's thread:
-                # it runs anyway, so `in_transaction` cannot be trusted yet. A ROLLBACK queued
-                # behind it always ends the transaction; none open is not an error here.
-                with contextlib.suppress(sqlite3.OperationalError):
-                    await conn.execute("ROLLBACK")
+                # Unconditionally: after SQLITE_FULL SQLite may already have rolled back, and
+                # when the task is cancelled while a statement (BEGIN included) still waits on
+                # the connection's thread, it runs anyway, so `in_transaction` cannot be
+                # trusted yet. A ROLLBACK queued behind it always ends the transaction.
+                try:
+                    await writer.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # none was open; the original error is the one to report
                 raise
+            self._record_commit(time.time())
+
+    def _record_commit(self, at: float) -> None:
+        self.last_commit_at = at
+        times = self.commit_times
+        if times and int(times[-1] / COMMIT_GRAIN) == int(at / COMMIT_GRAIN):
+            # Same slot: keep its newest commit, so a slot counts as replicated only
+            # once all of it is.
+            times[-1] = at
+        elif len(times) < COMMIT_LOG:
+            # A full log keeps its oldest entries: the lag is measured from those.
+            times.append(at)
+
+    def oldest_commit_after(self, moment: float) -> float | None:
+        """The time of the oldest commit at or after `moment` (None if none), forgetting older ones."""
+        times = self.commit_times
+        while times and times[0] < moment:
+            times.popleft()
+        if times:
+            return times[0]
+        # The log overflowed and has been emptied since: some commit after `moment` is
+        # unaccounted for, so count from `moment` itself rather than report no lag.
+        return moment if self.last_commit_at >= moment else None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

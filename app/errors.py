@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from http import HTTPStatus
 
+import msgspec
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from prometheus_client import Counter
 
 log = logging.getLogger("app.errors")
 ERRORS = Counter("errors", "Requests that failed with a server error", ["kind"])
+# Exported at 0 from the start, so rate() and alerts see the series before the first error.
+for _kind in ("http", "unhandled"):
+    ERRORS.labels(_kind)
 
 
 class ConflictError(HTTPException):
@@ -31,6 +37,55 @@ class UnprocessableError(HTTPException):
     status_code = 422
 
 
+# --- the documented shape ------------------------------------------------------------
+
+
+class FieldError(msgspec.Struct):
+    field: str | None
+    message: str
+    source: str | None = None
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem document: how every error is answered."""
+
+    status: int
+    title: str
+    detail: str | msgspec.UnsetType = msgspec.UNSET
+    errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+WHY = {
+    400: "The body is not JSON, or a parameter has the wrong type",
+    401: "Missing, invalid or expired credentials",
+    403: "Not allowed",
+    404: "No such resource, or it belongs to someone else",
+    409: "Conflicts with what is stored",
+    413: "The request body is larger than the limit (64 KiB)",
+    415: "The body is not sent as application/json",
+    422: "The values are not acceptable; `errors` names each field",
+    429: "Too many requests: wait `Retry-After` seconds",
+    503: "The service cannot store writes right now (storage full or busy): retry later",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the error statuses a handler can answer, each a problem document."""
+    return {
+        status: ResponseSpec(Problem, description=WHY[status], media_type=PROBLEM_MEDIA_TYPE, generate_examples=False)
+        for status in statuses
+    }
+
+
+# The groups handlers combine: every /v1 route is rate limited, a JSON body can be
+# malformed, too large, of the wrong type or invalid, and a write can find the disk full.
+LIMITED = (429,)
+AUTHENTICATED = (401, 429)
+BODY = (400, 413, 415, 422)
+WRITE = (503,)
+
+
 def to_problem(exc: HTTPException) -> ProblemDetailsException:
     status = exc.status_code
     extra: dict = {}
@@ -43,9 +98,11 @@ def to_problem(exc: HTTPException) -> ProblemDetailsException:
     if status >= 500:
         ERRORS.labels("http").inc()
     headers = dict(exc.headers or {})
-    if status == 429 and "RateLimit-Reset" in headers:
+    if status == 429 and "RateLimit-Reset" in headers and "Retry-After" not in headers:
         # Litestar sends the draft RateLimit headers; clients and proxies look for Retry-After.
-        headers["Retry-After"] = headers["RateLimit-Reset"]
+        # At least 1: a zero would tell a client to retry at once, into the same window.
+        # A 429 that set its own (the login throttle) keeps it.
+        headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
     return ProblemDetailsException(
         status_code=status,
         title=HTTPStatus(status).phrase,
@@ -73,8 +130,39 @@ def unexpected_to_problem(exc: Exception) -> ProblemDetailsException:
     return ProblemDetailsException(status_code=500, title="Internal Server Error", detail="something went wrong")
 
 
+def storage_to_problem(exc: sqlite3.Error) -> ProblemDetailsException:
+    """A full disk or a lock held too long is the service's trouble, not a bug: 503, retry later.
+
+    Database.write has rolled the transaction back, so nothing half-written is kept.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        log.error("database or disk is full: a write was refused")
+        ERRORS.labels("storage_full").inc()
+        return ProblemDetailsException(
+            status_code=503,
+            title="Service Unavailable",
+            detail="the server's storage is full, so nothing was saved; try again later",
+            headers={"Retry-After": "60"},
+        )
+    if code == sqlite3.SQLITE_BUSY:
+        log.error("database is locked past the busy timeout: a request was refused")
+        ERRORS.labels("storage_busy").inc()
+        return ProblemDetailsException(
+            status_code=503,
+            title="Service Unavailable",
+            detail="the database is busy, so nothing was saved; try again",
+            headers={"Retry-After": "1"},
+        )
+    return unexpected_to_problem(exc)
+
+
 problem_details = ProblemDetailsPlugin(
     ProblemDetailsConfig(
-        exception_to_problem_detail_map={HTTPException: to_problem, Exception: unexpected_to_problem},
+        exception_to_problem_detail_map={
+            HTTPException: to_problem,
+            sqlite3.Error: storage_to_problem,
+            Exception: unexpected_to_problem,
+        },
     )
 )

@@ -36,3 +36,7 @@ Website = Annotated[
 Slug = Annotated[str, msgspec.Meta(min_length=3, max_length=100, pattern=r"^[a-z0-9-]+$", examples=["jane-doe"])]
 QrSize = Annotated[int, msgspec.Meta(ge=128, le=2048)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_NONBLANK)]
+# A share's recipient (an email address or a phone number, checked per channel) and its message.
+Recipient = Annotated[str, msgspec.Meta(min_length=1, max_length=254, pattern=_NONBLANK, examples=["jane@example.com"])]
+Message = Annotated[str, msgspec.Meta(max_length=500, pattern=_TEXT, examples=["Great to meet you at the conference!"])]
+InviteToken = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

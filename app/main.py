@@ -1,16 +1,23 @@
 """The application factory: `create_app(settings)` wires every module into one Litestar app.
 
 Route table (each handler lives in the module named):
-  /v1/auth/*                 accounts   register, login, refresh, logout
+  /v1/auth/*                 accounts   register, verify-email, login, refresh, logout
   /v1/me, /v1/api-keys       accounts   the account, its export and API keys
   /v1/cards...               cards      CRUD and QR downloads
+  /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
+  /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
   /c/{slug}, /q/{slug}.png|svg  scans   scan redirect and public QR images (answer_scan,
                                         answer_qr); exact GET/HEAD requests reach them
                                         through scanner.ScannerApp, a raw ASGI fast path in
                                         front of Litestar, every other shape through the
                                         Litestar handlers scans.scan / scans.public_qr
   /p/{slug}[.vcf]            scans      the card page and its vCard
+  /v1/admin/diagnostics      ops        database, replica, queue and cache state (admin)
+  /i/{token}[/open.gif]      sharing    tracked invitation links
+  /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
+Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
+scan events every second) and mail.Outbox (sends queued email).
   /schema                    OpenAPI document and interactive docs
 """
 
@@ -19,49 +26,74 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
-from litestar import Litestar, Request, Router
-from litestar.datastructures import State
+from litestar import Litestar, Router
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.routes import HTTPRoute
+from litestar.stores.memory import MemoryStore
+from litestar.stores.registry import StoreRegistry
+from litestar.types import Message, Scope
 
-from app import __version__, accounts, cards, errors, ops, scans
+from app import __version__, accounts, cards, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
+from app.limits import client_ip
+from app.openapi import StrictStructSchemaPlugin
+from app.replication import LagMonitor
 from app.scanner import FastPath, ScannerApp
 
 log = logging.getLogger("app")
 
 
-def client_ip(settings: Settings):
-    """The client address rate limits use: Fly-Client-IP only behind a trusted proxy."""
-
-    def identify(request: Request) -> str:
-        peer = request.client.host if request.client else None
-        return scans.client_address(settings, request.headers.get("fly-client-ip"), peer)
-
-    return identify
-
-
 def create_app(settings: Settings) -> Litestar:
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    state = State({"settings": settings, "db": db, **scans.make_state(db, settings)})
+    monitor = LagMonitor(settings, db)
+    active_users = ops.ActiveUsers()
+    stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
+    outbox = mail.Outbox(settings, listeners={"invitation": sharing.EMAIL_LISTENER})
+    state = State({
+        "settings": settings,
+        "db": db,
+        "outbox": outbox,
+        "replication": monitor,
+        "started_at": time.monotonic(),
+        "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
+        **scans.make_state(db, settings),
+    })
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Shutdown runs after uvicorn has drained the requests in flight; under `serve`,
+        # Litestream makes its last sync only once this process has exited, so
+        # everything written here (the counters) reaches the replica.
         await db.open()
-        flusher = asyncio.create_task(state.counters.run(db))
+        state.started_at = time.monotonic()
+        ops.bind_gauges(db, monitor, active_users)
+        tasks = [
+            asyncio.create_task(state.counters.run(db)),
+            asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
+        ]
+        if settings.replication_enabled:
+            tasks.append(asyncio.create_task(monitor.run()))
+        outbox.start(db)
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            # The delivery in progress may finish; queued mail waits in the table for the next start.
+            await outbox.stop()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.counters.flush(db)
             await db.close()
 
@@ -69,10 +101,14 @@ def create_app(settings: Settings) -> Litestar:
     rate_limit = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_per_minute),
         identifier_for_request=client_ip(settings),
+        middleware_class=limits.RateLimitHeaders,
     )
+    # Two routers share /v1 so that the OpenAPI document asks for credentials only where
+    # they are needed (security requirements add up through the layers).
+    public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
     api = Router(
         "/v1",
-        route_handlers=[accounts.auth_router, accounts.me_router, cards.router],
+        route_handlers=[accounts.me_router, cards.router, stats.router, sharing.router, ops.admin_router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -98,8 +134,11 @@ def create_app(settings: Settings) -> Litestar:
     )
     app = ScannerApp(
         route_handlers=[
+            public_api,
             api,
             *scans.handlers,
+            *sharing.tracking_handlers,
+            *accounts.public_handlers,
             ops.health,
             ops.MetricsController,
         ],
@@ -109,12 +148,39 @@ def create_app(settings: Settings) -> Litestar:
         },
         state=state,
         lifespan=[lifespan],
-        plugins=[errors.problem_details],
+        plugins=[errors.problem_details, StrictStructSchemaPlugin()],
+        stores=stores,
+        request_class=limits.JsonRequest,
         middleware=[prometheus.middleware],
         openapi_config=openapi,
+        # Litestar answers 413 past this on every route that reads a body.
         request_max_body_size=64 * 1024,
         # Logging is configured once by the command line (JSON lines), not by the app.
         logging_config=None,
     )
+    # Litestar's middleware runs only on requests that matched a route; the request id
+    # and access log wrap the whole handler, so 404s and 405s get them too. The scanner
+    # fast path is in front of all of it and gives its answers the same request ids.
+    app.asgi_handler = ops.request_context(app.asgi_handler, active_users)
+    app.before_send.append(allow_header(app))
     app.fast_path = FastPath(state.public, prometheus)
     return app
+
+
+def allow_header(app: Litestar):
+    """A before-send hook that makes OPTIONS list every method of a path.
+
+    Litestar builds the automatic OPTIONS answer while a router is still being filled,
+    so `Allow` lists only the methods registered before it (OPTIONS /v1/cards said
+    "OPTIONS, POST" without GET). The app's finished route table is the truth.
+    """
+    allowed = {
+        route.path_format: ", ".join(sorted(route.methods)) for route in app.routes if isinstance(route, HTTPRoute)
+    }
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and scope.get("method") == "OPTIONS":
+            if methods := allowed.get(scope.get("path_template", "")):
+                MutableScopeHeaders(message)["Allow"] = methods
+
+    return before_send

@@ -1,20 +1,36 @@
-"""Litestream: the commands that replicate, restore and verify the database.
+"""Litestream: the commands that replicate, restore and verify the database, and the
+measurement of how far the replica is behind.
 
 The app never talks to object storage itself; `qrcontact serve` runs it under
 `litestream replicate -exec …`, and restores go through `litestream restore`.
+litestream.yml is the one Litestream configuration; it takes the replica URL as is,
+because Litestream reads `endpoint`, `region` and `forcePathStyle` from an `s3://` URL's
+query, and its S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+LITESTREAM_ACCESS_KEY_ID/LITESTREAM_SECRET_ACCESS_KEY in the environment.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sysconfig
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.config import Settings
+from app.db import Database
+
+log = logging.getLogger("app.replication")
 
 HERE = Path(__file__).parent
 # Installed wheels carry litestream.yml inside the package; a source checkout at the top.
@@ -66,6 +82,11 @@ def restore_to(settings: Settings, output: Path, timestamp: str | None = None) -
         raise ReplicationError(f"litestream restore failed: {(result.stderr or result.stdout).strip()}")
 
 
+def meta_dir(database: Path) -> Path:
+    """Litestream's local state for a database: the LTX files it has cut from the WAL."""
+    return database.parent / f".{database.name}-litestream"
+
+
 def restore(settings: Settings, timestamp: str | None = None) -> None:
     """Replace the database with the replica's copy. Raises ReplicationError."""
     db = settings.database_path
@@ -76,6 +97,8 @@ def restore(settings: Settings, timestamp: str | None = None) -> None:
         # The old WAL belongs to the old file; left behind it would be replayed onto the new one.
         for leftover in (Path(f"{db}-wal"), Path(f"{db}-shm")):
             leftover.unlink(missing_ok=True)
+        # Litestream's local state describes the old file too; it starts afresh from the new one.
+        shutil.rmtree(meta_dir(db), ignore_errors=True)
         os.replace(restored, db)
 
 
@@ -90,3 +113,124 @@ def verify_backup(settings: Settings) -> str:
         finally:
             conn.close()
     return "\n".join(str(row[0]) for row in rows)
+
+
+# --- how far behind the replica is ---------------------------------------------------
+
+LTX_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
+
+
+def ltx_files(folder: Path) -> list[tuple[int, float]]:
+    """(max TXID, modification time) of each LTX file in `folder`, oldest first."""
+    found = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            if match := LTX_NAME.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):  # compaction may remove it meanwhile
+                    found.append((int(match.group(2), 16), entry.stat().st_mtime))
+    return sorted(found)
+
+
+def litestream_running() -> bool | None:
+    """Whether this process runs under `litestream replicate` (None where /proc is missing)."""
+    try:
+        parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return Path(parent[0].decode(errors="replace")).name == "litestream" and b"replicate" in parent
+
+
+@dataclass
+class ReplicationState:
+    enabled: bool
+    running: bool | None
+    lag_seconds: float | None
+    replica_txid: int | None
+    checked_at: float | None
+
+
+class LagMonitor:
+    """How far the replica is behind: the age of the oldest commit it does not hold yet.
+
+    Litestream cuts the WAL into numbered LTX files in its local folder (file time = when
+    it cut them) and uploads them. The replica's newest TXID, matched to the local file
+    that carries it, says up to which moment every commit is on the replica; the lag is
+    then the age of the app's oldest commit after that moment (0 when there is none).
+    So it covers both steps, Litestream noticing the commit and uploading it, and it
+    grows while Litestream is stopped or the storage is unreachable. It is as fresh as
+    the last look at the replica: every `interval` seconds while commits wait.
+    """
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.local = meta_dir(settings.database_path) / "ltx" / "0"
+        url = urlsplit(settings.replica_url)
+        self.replica_folder = Path(url.path) / "ltx" / "0" if url.scheme == "file" else None
+        # A folder is cheap to list; object storage charges per listing.
+        self.interval = 1.0 if self.replica_folder else 10.0
+        self.confirmed_until = 0.0
+        self.replica_txid: int | None = None
+        self.checked_at: float | None = None
+
+    async def replica_position(self) -> int | None:
+        """The replica's newest TXID, or None when it cannot be read."""
+        if self.replica_folder is not None:
+            files = await asyncio.to_thread(ltx_files, self.replica_folder)
+            return files[-1][0] if files else None
+        process = await asyncio.create_subprocess_exec(
+            binary(), "ltx", "-json", "-level", "0", "-config", str(CONFIG), str(self.settings.database_path),
+            env=environment(self.settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            log.warning("listing the replica timed out")
+            return None
+        if process.returncode != 0:
+            log.warning("listing the replica failed: %s", err.decode(errors="replace").strip())
+            return None
+        files = json.loads(out or b"[]") or []
+        return max((int(f["max_txid"], 16) for f in files), default=None)
+
+    async def check(self) -> None:
+        """Look at the replica once and move `confirmed_until` forward."""
+        position = await self.replica_position()
+        if position is None:
+            return
+        local = await asyncio.to_thread(ltx_files, self.local)
+        # The newest local file the replica also holds (TXIDs it holds are up to `position`).
+        held = [mtime for txid, mtime in local if txid <= position]
+        self.replica_txid, self.checked_at = position, time.time()
+        if held:
+            self.confirmed_until = max(self.confirmed_until, held[-1])
+
+    def lag(self) -> float | None:
+        """Seconds since the oldest commit the replica does not hold yet; None without replication."""
+        if not self.settings.replication_enabled:
+            return None
+        oldest = self.db.oldest_commit_after(self.confirmed_until)
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def state(self) -> ReplicationState:
+        enabled = self.settings.replication_enabled
+        return ReplicationState(
+            enabled=enabled,
+            running=litestream_running() if enabled else False,
+            lag_seconds=self.lag(),
+            replica_txid=self.replica_txid,
+            checked_at=self.checked_at,
+        )
+
+    async def run(self) -> None:
+        """Check the replica whenever commits are waiting for it, until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.db.oldest_commit_after(self.confirmed_until) is None:
+                continue
+            try:
+                await self.check()
+            except Exception:
+                log.exception("checking the replica failed; will retry")

@@ -30,10 +30,11 @@ from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 
 from app import errors, tally
-from app.scans import Answer, Public, Visit, answer_qr, answer_scan, client_address
+from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr, answer_scan, client_address, country_for
 
 
 GET_OR_HEAD = ("GET", "HEAD")
+COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
 ROUTE_PREFIXES = ("/c/", "/q/")
 
 
@@ -81,7 +82,8 @@ class FastPath:
         return found
 
     def visit(self, scope: dict, method: str) -> Visit:
-        user_agent = referer = fly_client_ip = None
+        """What Visit.of reads from a Litestar request, read from the raw headers (the first of each)."""
+        user_agent = referer = fly_client_ip = region = None
         for name, value in scope["headers"]:  # lower-case names, by the ASGI spec
             if name == b"user-agent":
                 user_agent = user_agent or value.decode("latin-1")
@@ -89,8 +91,17 @@ class FastPath:
                 referer = referer or value.decode("latin-1")
             elif name == b"fly-client-ip":
                 fly_client_ip = fly_client_ip or value.decode("latin-1")
+            elif name == COUNTRY_HEADER_BYTES:
+                region = region or value.decode("latin-1")
         peer = scope.get("client")
-        return Visit(method, client_address(self.settings, fly_client_ip, peer[0] if peer else None), user_agent, referer)
+        settings = self.settings
+        return Visit(
+            method,
+            client_address(settings, fly_client_ip, peer[0] if peer else None),
+            user_agent,
+            referer,
+            country_for(region, settings) if region else None,
+        )
 
     async def __call__(self, prefix: str, name: str, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
         started = time.perf_counter()

@@ -2,7 +2,9 @@
 
 These are what phones hit, so cards are looked up in an in-process cache (slug → card,
 including "no such card"), and scans and views are counted in memory and written in one
-transaction per second by `Counters.run`, never one write per request.
+transaction per second by `Counters.run`, never one write per request: the counters on
+the cards table and one `scan_events` row per counted request (time, device class,
+referrer host, and a country only from a trusted proxy header; never the client IP).
 HEAD requests, crawlers and link-preview fetchers are answered but not counted.
 All public pages share one per-client-IP limit (`ScannerLimit`), higher than the API's.
 
@@ -26,23 +28,34 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from cachetools import LRUCache
 from litestar.params import FromPath
 from litestar import Request, Response, get, route
-from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from prometheus_client import Counter, Histogram
 
 from app import qr, tally
 from app.cards import Card, dynamic_drawing, get_card_by_slug, short_url, slug_is_retired
 from app.config import Settings
-from app.db import Database
+from app.db import Database, isoformat
+from app.errors import problems
+from app.limits import network_of
+from app.openapi import BINARY, TEXT, media_types
 
 log = logging.getLogger("app.scans")
 
 REDIRECTS = Counter("redirects", "Scan redirects answered", ["outcome"])
+FLUSH_EVENTS = Histogram(
+    "counter_flush_events", "Scan and view events written per counter flush", buckets=(1, 10, 100, 1000, 10_000, 100_000)
+)
+FLUSH_SECONDS = Histogram(
+    "counter_flush_seconds", "Time to write one counter flush", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+)
+SCANS_BY_COUNTRY = Counter("scans_by_country", "Counted scans by country (behind a trusted proxy only)", ["country"])
 REDIRECT_LATENCY = Histogram(
     "redirect_latency_seconds",
     "Time to answer a scan redirect",
@@ -55,14 +68,17 @@ REDIRECT_OUTCOMES = {
 REDIRECT_TIMES = tally.Timed(REDIRECT_LATENCY)
 SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Counted(qr.CACHE_MISSES.labels("slug"))
 
-# Crawlers, link-preview fetchers and mail scanners: they fetch links nobody clicked.
-# One list, used by every counter in the service.
+# Crawlers, link-preview fetchers, mail security scanners and HTTP libraries: they fetch
+# links nobody clicked. One list, used by every counter in the service (scans, views, and
+# the invitation funnel in app.sharing).
 BOT_PATTERN = re.compile(
     r"bot|crawl|spider|slurp|preview|facebookexternalhit|facebookcatalog|meta-externalagent|whatsapp|"
     r"slack|linkedin|twitter|telegram|discord|skype|embedly|quora link|pinterest|vkshare|w3c_validator|"
     r"redditbot|applebot|bingpreview|google-?(?:bot|read-aloud|inspectiontool|safety)|yahoo|duckduck|"
     r"headless|lighthouse|python-requests|go-http-client|curl/|wget|httpclient|okhttp|"
-    r"barracuda|mimecast|proofpoint|ironport|safelinks|trendmicro|symantec|forcepoint|microsoft office",
+    r"barracuda|mimecast|proofpoint|ironport|safelinks|trendmicro|symantec|forcepoint|microsoft office|"
+    r"zscaler|sophos|fortiguard|messagelabs|mailscanner|urlscan|virustotal|pagerenderer|iframely|mastodon|"
+    r"http\.rb|python-urllib|python-httpx|aiohttp|java/|node-fetch|axios/|libwww-perl",
     re.IGNORECASE,
 )
 # The same list, for lower-cased input: a case-insensitive search costs about 7 times more.
@@ -78,6 +94,11 @@ def is_bot(user_agent: str | None) -> bool:
     return not user_agent or _BOT_LOWER.search(user_agent.lower()) is not None
 
 
+def countable(request: Request) -> bool:
+    """Whether a request counts (scans, views, the invitation funnel): a GET from no known bot."""
+    return request.method == "GET" and not is_bot(request.headers.get("user-agent"))
+
+
 class Visit(NamedTuple):
     """What the public pages need to know about a request, whichever front door it came in by."""
 
@@ -85,8 +106,7 @@ class Visit(NamedTuple):
     client: str  # the address the scanner limit counts
     user_agent: str | None = None
     referer: str | None = None
-    # No trusted source of a country yet; the scan statistics take it when one is configured.
-    country: str | None = None
+    country: str | None = None  # only from a trusted proxy header, see country_for
 
     @property
     def countable(self) -> bool:
@@ -101,15 +121,21 @@ class Visit(NamedTuple):
             client=client_address(settings, headers.get("fly-client-ip"), peer),
             user_agent=headers.get("user-agent"),
             referer=headers.get("referer"),
+            country=country_for(headers.get(COUNTRY_HEADER), settings),
         )
 
 
 def client_address(settings: Settings, fly_client_ip: str | None, peer: str | None) -> str:
-    """The client address every rate limit uses: Fly-Client-IP only behind a trusted proxy
-    (X-Forwarded-For never, anyone can send it), else the connection's peer."""
+    """Who the scanner limit counts, as limits.client_ip for the API: Fly-Client-IP only
+    behind a trusted proxy (X-Forwarded-For never: anyone can send it), else the
+    connection's peer; an IPv6 address as its /64."""
     if settings.trust_proxy_headers and fly_client_ip:
-        return fly_client_ip
-    return peer or "unknown"
+        return _network_of(fly_client_ip.strip())
+    return _network_of(peer) if peer else "unknown"
+
+
+# Parsing an address costs more than the rest of the limit; a crowd has few of them.
+_network_of = functools.lru_cache(maxsize=65_536)(network_of)
 
 
 class ScannerLimit:
@@ -155,16 +181,78 @@ class ScannerLimit:
         self._pruned = now
 
 
+# --- what a scan event records ---------------------------------------------------------
+
+DeviceClass = Literal["mobile", "tablet", "desktop", "other"]
+# Tablets first: Android tablets say "Android" without "Mobile", iPads say "iPad".
+_TABLET = re.compile(r"ipad|tablet|kindle|silk/|playbook|android(?!.*mobi)", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android|windows phone|blackberry|opera mini", re.IGNORECASE)
+_DESKTOP = re.compile(r"windows nt|macintosh|mac os x|x11|linux|cros", re.IGNORECASE)
+# A DNS name: letters, digits, hyphens and dots, no label starting or ending with a hyphen.
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+# Fly.io sends no country header, but its edge sets `Fly-Region` (clients cannot forge it
+# through Fly's proxy), so the country is the country of the edge region that took the
+# request: right for most visitors, approximate near borders. Unknown regions give none.
+COUNTRY_HEADER = "fly-region"
+FLY_REGION_COUNTRIES = {
+    "ams": "NL", "arn": "SE", "atl": "US", "bog": "CO", "bom": "IN", "bos": "US", "cdg": "FR", "den": "US",
+    "dfw": "US", "ewr": "US", "eze": "AR", "fra": "DE", "gdl": "MX", "gig": "BR", "gru": "BR", "hkg": "HK",
+    "iad": "US", "jnb": "ZA", "lax": "US", "lhr": "GB", "mad": "ES", "mia": "US", "nrt": "JP", "ord": "US",
+    "otp": "RO", "phx": "US", "qro": "MX", "scl": "CL", "sea": "US", "sin": "SG", "sjc": "US", "syd": "AU",
+    "waw": "PL", "yul": "CA", "yyz": "CA",
+}
+
+
+def device_class(user_agent: str | None) -> DeviceClass:
+    if not user_agent:
+        return "other"
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    if _DESKTOP.search(user_agent):
+        return "desktop"
+    return "other"
+
+
+def referrer_host(referer: str | None) -> str | None:
+    """The host of an http(s) Referer, lower case; None for anything else (paths and queries are never kept)."""
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer[:2048])
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    host = host.rstrip(".")
+    return host if _HOSTNAME.fullmatch(host) else None
+
+
+def country_for(region: str | None, settings: Settings) -> str | None:
+    """The country (ISO 3166 alpha-2) for a `Fly-Region` header value; None unless proxy headers are trusted."""
+    if not settings.trust_proxy_headers or not region:
+        return None
+    return FLY_REGION_COUNTRIES.get(region.strip().lower())
+
+
+def country_of(request: Request, settings: Settings) -> str | None:
+    """The visitor's country from the trusted proxy header (COUNTRY_HEADER), or None."""
+    return country_for(request.headers.get(COUNTRY_HEADER), settings)
+
+
 # --- the card directory and the counters ---------------------------------------------
 
 Gone = Literal["gone"]
 
 
-class Missing:
+class NotCached:
     """Not in the cache (None is a cached answer: no such card)."""
 
 
-MISSING = Missing()
+NOT_CACHED = NotCached()
 
 
 class PublicCards:
@@ -174,10 +262,10 @@ class PublicCards:
         self._db = db
         self._cards: LRUCache[str, Card | Gone | None] = LRUCache(maxsize=size)
 
-    def cached(self, slug: str) -> Card | Gone | None | Missing:
-        """The cached entry, or MISSING: lets a hit be answered without a coroutine."""
-        found = self._cards.get(slug, MISSING)
-        if found is not MISSING:
+    def cached(self, slug: str) -> Card | Gone | None | NotCached:
+        """The cached entry, or NOT_CACHED: lets a hit be answered without a coroutine."""
+        found = self._cards.get(slug, NOT_CACHED)
+        if found is not NOT_CACHED:
             SLUG_HITS.n += 1
         return found
 
@@ -204,42 +292,75 @@ class PublicCards:
 
 
 class Counters:
-    """Scans and views counted in memory, written to the cards table in one transaction."""
+    """Scans and views counted in memory, and their events, written in one transaction per flush."""
+
+    # Past this many unwritten events (the database has been failing for a while), new
+    # events are dropped; the counts themselves are always kept.
+    MAX_PENDING_EVENTS = 200_000
 
     def __init__(self) -> None:
         self._pending: dict[int, list[int]] = {}
+        # (unix time, card id, kind, user agent, referer, country): classified at flush
+        # time, so the request path only appends a tuple.
+        self._events: list[tuple[float, int, str, str | None, str | None, str | None]] = []
+        self.dropped_events = 0
 
-    def scan(self, card: Card, user_agent: str | None = None, referer: str | None = None, country: str | None = None) -> None:
-        """Count a scan. The user agent, referrer and country are for the scan statistics."""
+    def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
         self._pending.setdefault(card.id, [0, 0])[0] += 1
+        self._event(card, "scan", user_agent, referer, country)
+        if country:
+            SCANS_BY_COUNTRY.labels(country).inc()
 
-    def view(self, card: Card, user_agent: str | None = None, referer: str | None = None, country: str | None = None) -> None:
-        """Count a view of the card page. The other arguments as for `scan`."""
+    def view(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
         self._pending.setdefault(card.id, [0, 0])[1] += 1
+        self._event(card, "view", user_agent, referer, country)
+
+    def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
+        if len(self._events) < self.MAX_PENDING_EVENTS:
+            self._events.append((time.time(), card.id, kind, user_agent, referer, country))
+        else:
+            self.dropped_events += 1
 
     def pending(self, card_id: int) -> tuple[int, int]:
         scans, views = self._pending.get(card_id, (0, 0))
         return scans, views
 
     async def flush(self, db: Database) -> int:
-        """Write what is pending; returns how many cards were updated. Raises sqlite3.Error."""
-        if not self._pending:
+        """Write what is pending; returns how many events were written. Raises sqlite3.Error."""
+        if not self._pending and not self._events:
             return 0
         batch, self._pending = self._pending, {}
+        events, self._events = self._events, []
+        started = time.perf_counter()
+        rows = [
+            (card_id, kind, isoformat(datetime.fromtimestamp(at, UTC)), device_class(agent), referrer_host(referer), country, card_id)
+            for at, card_id, kind, agent, referer, country in events
+        ]
         try:
             async with db.write() as conn:
                 await conn.executemany(
                     "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
                     [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
                 )
+                # A card deleted since the request has no row to refer to: its events go with it.
+                await conn.executemany(
+                    """INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country)
+                    SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM cards WHERE id = ?)""",
+                    rows,
+                )
         except BaseException:
-            # Put the counts back so the next flush writes them.
+            # Put everything back so the next flush writes it.
             for card_id, (scans, views) in batch.items():
                 counts = self._pending.setdefault(card_id, [0, 0])
                 counts[0] += scans
                 counts[1] += views
+            self._events[:0] = events
             raise
-        return len(batch)
+        elapsed = time.perf_counter() - started
+        FLUSH_EVENTS.observe(len(rows))
+        FLUSH_SECONDS.observe(elapsed)
+        log.debug("counters flushed: %d events, %d cards in %.1f ms", len(rows), len(batch), elapsed * 1000)
+        return len(rows)
 
     async def run(self, db: Database, interval: float = 1.0) -> None:
         """Flush every `interval` seconds until cancelled."""
@@ -323,7 +444,7 @@ _PAGE_HEADERS = [(b"content-type", b"text/html; charset=utf-8")] + [
 ]
 
 
-def message_page(status: int, title: str, text: str, *headers: tuple[bytes, bytes]) -> Answer:
+def page_answer(status: int, title: str, text: str, *headers: tuple[bytes, bytes]) -> Answer:
     body = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>'
@@ -333,8 +454,13 @@ def message_page(status: int, title: str, text: str, *headers: tuple[bytes, byte
     return Answer(status, [*_PAGE_HEADERS, *headers], body.encode())
 
 
-NOT_FOUND = message_page(404, "No such card", "This code does not lead to a contact card.")
-GONE = message_page(410, "Card removed", "The owner has deleted this contact card.")
+def message_page(status: int, title: str, text: str) -> Response[bytes]:
+    """A short HTML page for people (not a problem document), as a Litestar response."""
+    return page_answer(status, title, text).response()
+
+
+NOT_FOUND = page_answer(404, "No such card", "This code does not lead to a contact card.")
+GONE = page_answer(410, "Card removed", "The owner has deleted this contact card.")
 
 
 def not_found(found: Gone | None) -> Answer:
@@ -342,7 +468,7 @@ def not_found(found: Gone | None) -> Answer:
 
 
 def too_many_requests(retry_after: int) -> Answer:
-    return message_page(
+    return page_answer(
         429, "Too many requests", "Please wait a moment and try again.", (b"retry-after", str(retry_after).encode())
     )
 
@@ -375,7 +501,7 @@ async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
         REDIRECT_OUTCOMES["rate_limited"].n += 1
         return too_many_requests(retry_after)
     found = public.cards.cached(slug)
-    if found is MISSING:
+    if found is NOT_CACHED:
         found = await public.cards.get(slug)
     if not isinstance(found, Card):
         REDIRECT_OUTCOMES["not_found"].n += 1
@@ -396,7 +522,7 @@ async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
     if extension not in _QR_HEADERS:
         return NOT_FOUND
     found = public.cards.cached(slug)
-    if found is MISSING:
+    if found is NOT_CACHED:
         found = await public.cards.get(slug)
     if not isinstance(found, Card):
         return not_found(found)
@@ -413,18 +539,34 @@ async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
 # --- handlers ------------------------------------------------------------------------
 
 
+# People get pages, not problem documents: unknown and removed cards answer HTML.
+MISSING = {
+    **problems(400),
+    404: ResponseSpec(str, description="No such card (an HTML page)", media_type="text/html", generate_examples=False),
+    410: ResponseSpec(str, description="The card was deleted (an HTML page)", media_type="text/html", generate_examples=False),
+}
+
+
 def operation_ids(name: str):
     """One OpenAPI operation id per method for the GET+HEAD handlers (ids must be unique)."""
     return lambda handler, method, path: name if method == "GET" else f"{name}{method.title()}"
 
 
-@route("/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"), summary="Count a scan, go to the card page", tags=["public"])
+@route(
+    "/c/{slug:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("scan"),
+    summary="Count a scan, go to the card page", tags=["public"],
+    status_code=302, operation_class=media_types(302, {}), responses=MISSING,
+)
 async def scan(request: Request, slug: FromPath[str]) -> Response:
     public = request.app.state.public
     return (await answer_scan(public, slug, Visit.of(request, public.settings))).response()
 
 
-@route("/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"), summary="The card page, or its vCard with .vcf", tags=["public"])
+@route(
+    "/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"),
+    summary="The card page, or its vCard with .vcf", tags=["public"],
+    operation_class=media_types(200, {"text/html": TEXT, "text/vcard": TEXT}), responses=MISSING,
+)
 async def page(request: Request, name: FromPath[str]) -> Response:
     public = request.app.state.public
     visit = Visit.of(request, public.settings)
@@ -447,7 +589,11 @@ async def page(request: Request, name: FromPath[str]) -> Response:
     return Response(card_page(found), media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
-@route("/q/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("publicQr"), summary="The card's dynamic QR code, .png or .svg", tags=["public"])
+@route(
+    "/q/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("publicQr"),
+    summary="The card's dynamic QR code, .png or .svg", tags=["public"],
+    operation_class=media_types(200, {"image/png": BINARY, "image/svg+xml": TEXT}), responses=MISSING,
+)
 async def public_qr(request: Request, name: FromPath[str]) -> Response:
     public = request.app.state.public
     return (await answer_qr(public, name, Visit.of(request, public.settings))).response()

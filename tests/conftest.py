@@ -1,13 +1,21 @@
-"""Shared fixtures: a real SQLite file under tmp_path with every migration, and the app over HTTP."""
+"""Shared fixtures: a real SQLite file under tmp_path with every migration, the app over
+HTTP, and a real SMTP server (aiosmtpd) on loopback."""
 
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import itertools
+import socket
+import sqlite3
+import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -89,3 +97,121 @@ def assert_problem(response, status: int) -> dict:
     assert body["title"]
     return body
 
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read the app's database directly, as an operator with sqlite3 would."""
+    conn = sqlite3.connect(settings.database_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def execute(settings: Settings, sql: str, params: tuple = ()) -> None:
+    conn = sqlite3.connect(settings.database_path, timeout=10)
+    try:
+        with conn:
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+class MailSink:
+    """An SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts.
+
+    `rcpt_reply` set to an SMTP reply ("550 …", "451 …") refuses recipients with it.
+    Stop and start it again to play a server that goes away and comes back (same port).
+    """
+
+    def __init__(self, port: int | None = None, **smtp_options) -> None:
+        self.port = port or free_port()
+        self.smtp_options = smtp_options
+        self.received: list[tuple[float, str, list[str], bytes]] = []
+        self.rcpt_reply: str | None = None
+        self._controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((time.time(), envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> MailSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **self.smtp_options)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def messages(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(content, policy=email.policy.default) for *_, content in self.received]
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+        """Wait until `count` messages have arrived (a liveness bound, not a speed check)."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} messages, got {len(self.received)}")
+            time.sleep(0.02)
+        return self.messages()
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailSink]:
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def mail_settings(tmp_path: Path, smtp: MailSink) -> Settings:
+    return make_settings(tmp_path, smtp_url=smtp.url)
+
+
+@pytest.fixture
+def mail_client(mail_settings: Settings) -> Iterator[TestClient]:
+    """The app sending its email to the `smtp` fixture's server."""
+    with TestClient(create_app(mail_settings), base_url="https://qr.example.test") as client:
+        yield client
+
+
+def text_part(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_part(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def wake_outbox(client: TestClient) -> None:
+    """Make every waiting email due now and wake the worker (instead of waiting out the backoff)."""
+    execute(client.app.state.settings, "UPDATE email_outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z' WHERE status = 'pending'")
+    client.blocking_portal.call(client.app.state.outbox.wake)
+
+
+def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
+    """Poll until `condition()` is truthy and return it (a liveness bound, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return result

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from argon2 import PasswordHasher
 
-from app.config import Settings
 from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register, unique_email
 from app.main import create_app
 from litestar.testing import TestClient
@@ -130,42 +126,6 @@ def test_expired_refresh_token_is_refused(client, settings):
     conn.execute("UPDATE refresh_tokens SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
     conn.commit()
     assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": session["refreshToken"]}), 401)
-
-
-def _token(settings: Settings, sub: str, **claims) -> str:
-    now = int(time.time())
-    payload = {"sub": sub, "iat": now, "exp": now + 60, "jti": "j", **claims}
-    return jwt.encode({k: v for k, v in payload.items() if v is not None}, settings.jwt_secret, algorithm="HS256")
-
-
-def _unsigned(payload: dict) -> str:
-    def part(data: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
-
-
-@pytest.mark.parametrize(
-    "make_token",
-    [
-        pytest.param(lambda s, sub: _unsigned({"sub": sub, "exp": int(time.time()) + 60, "iat": 1, "jti": "j"}), id="alg-none"),
-        pytest.param(lambda s, sub: _token(s, sub)[:-4] + "AAAA", id="tampered-signature"),
-        pytest.param(lambda s, sub: jwt.encode({"sub": sub, "exp": int(time.time()) + 60, "iat": 1, "jti": "j"}, "other-key" * 5, algorithm="HS256"), id="wrong-key"),
-        pytest.param(lambda s, sub: _token(s, sub, exp=int(time.time()) - 10), id="expired"),
-        pytest.param(lambda s, sub: _token(s, sub, exp=None), id="missing-exp"),
-        pytest.param(lambda s, sub: _token(s, sub, jti=None), id="missing-jti"),
-        pytest.param(lambda s, sub: _token(s, "no-such-user"), id="unknown-subject"),
-        pytest.param(lambda s, sub: "not.a.jwt", id="garbage"),
-    ],
-)
-def test_forged_access_tokens_are_refused(client, settings, user, make_token):
-    token = make_token(settings, user["user"]["userId"])
-    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}), 401)
-
-
-def test_tokens_cannot_stand_in_for_each_other(client, user):
-    assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {user['refreshToken']}"}), 401)
-    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": user["accessToken"]}), 401)
 
 
 def test_me_reads_patches_and_exports(client, user):

@@ -1,15 +1,11 @@
-"""Cards over HTTP: CRUD, pagination, validation, slugs, and who may touch what."""
+"""Cards over HTTP: CRUD, pagination and slugs. Hostile input and who may touch what: test_hostile.py."""
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 
 from tests.conftest import assert_problem, create_card, register
-
-HOSTILE_TEXT = ["line\nbreak", "carriage\rreturn", "nul\x00byte", "sep\u2028arator", "bell\x07", "del\x7f", "c1\x85"]
-
 
 def test_create_answers_the_full_card(client, user):
     card = create_card(
@@ -93,88 +89,3 @@ def test_taken_slug_is_a_conflict(client, user):
         409,
     )
     assert problem["errors"][0]["field"] == "slug"
-
-
-INVALID_CARDS = [
-    ({"fullName": "", "email": "a@example.com"}, "fullName"),
-    ({"fullName": "   ", "email": "a@example.com"}, "fullName"),
-    ({"fullName": "x" * 201, "email": "a@example.com"}, "fullName"),
-    ({"email": "a@example.com"}, "fullName"),
-    ({"fullName": "A"}, "email"),
-    ({"fullName": "A", "email": "no-at-sign"}, "email"),
-    ({"fullName": "A", "email": "a@example.com\nBcc: b@example.com"}, "email"),
-    ({"fullName": "A", "email": "a@example.com", "website": "javascript:alert(1)"}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "website": "data:text/html,<script>"}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "website": "ftp://example.com"}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "website": "//example.com"}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "website": "https://user@evil.example"}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "website": "https://e.com/" + "a" * 2048}, "website"),
-    ({"fullName": "A", "email": "a@example.com", "phone": "call me"}, "phone"),
-    ({"fullName": "A", "email": "a@example.com", "slug": "ab"}, "slug"),
-    ({"fullName": "A", "email": "a@example.com", "slug": "Upper"}, "slug"),
-    ({"fullName": "A", "email": "a@example.com", "slug": "../etc"}, "slug"),
-    ({"fullName": "A", "email": "a@example.com", "slug": "a/b/c"}, "slug"),
-    ({"fullName": "A", "email": "a@example.com", "slug": "x" * 101}, "slug"),
-    ({"fullName": "A", "email": "a@example.com", "qrSize": 127}, "qrSize"),
-    ({"fullName": "A", "email": "a@example.com", "qrSize": 2049}, "qrSize"),
-    ({"fullName": "A", "email": "a@example.com", "qrErrorCorrection": "X"}, "qrErrorCorrection"),
-    ({"fullName": "A", "email": "a@example.com", "viewCount": 99}, None),
-] + [({"fullName": "A", "email": "a@example.com", field: value}, field) for field in ("fullName", "organization", "title") for value in HOSTILE_TEXT]
-
-
-@pytest.mark.parametrize("body, field", INVALID_CARDS)
-def test_invalid_cards_are_refused_and_nothing_is_stored(client, settings, user, body, field):
-    problem = assert_problem(client.post("/v1/cards", json=body, headers=user["headers"]), 422)
-    if field:
-        assert field in {e["field"] for e in problem["errors"]}, problem
-    assert sqlite3.connect(settings.database_path).execute("SELECT count(*) FROM cards").fetchone()[0] == 0
-
-
-@pytest.mark.parametrize("slug", ["admin", "api", "health", "metrics", "schema"])
-def test_reserved_slugs_are_refused(client, user, slug):
-    problem = assert_problem(
-        client.post("/v1/cards", json={"fullName": "A", "email": "a@example.com", "slug": slug}, headers=user["headers"]),
-        422,
-    )
-    assert problem["errors"][0]["field"] == "slug"
-
-
-@pytest.mark.parametrize("field, value", [(f, v) for f in ("fullName", "title") for v in HOSTILE_TEXT[:4]])
-def test_patch_refuses_control_characters(client, user, field, value):
-    card = create_card(client, user["headers"])
-    assert_problem(client.patch(f"/v1/cards/{card['cardId']}", json={field: value}, headers=user["headers"]), 422)
-    assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json() == card
-
-
-def test_malformed_and_wrongly_typed_bodies_are_4xx(client, user):
-    for body, content_type in [(b"{not json", "application/json"), (b"[]", "application/json"), (b"fullName=A", "text/plain")]:
-        response = client.post("/v1/cards", content=body, headers={**user["headers"], "Content-Type": content_type})
-        assert 400 <= response.status_code < 500, (body, response.status_code)
-        assert response.headers["content-type"].startswith("application/problem+json")
-
-
-CARD_ROUTES = [
-    ("GET", "/v1/cards/{id}"),
-    ("PATCH", "/v1/cards/{id}"),
-    ("DELETE", "/v1/cards/{id}"),
-    ("GET", "/v1/cards/{id}/qr"),
-]
-
-
-@pytest.mark.parametrize("method, path", CARD_ROUTES)
-@pytest.mark.parametrize("who, status", [("owner", 200), ("stranger", 404), ("anonymous", 401)])
-def test_card_permissions(client, user, method, path, who, status):
-    card = create_card(client, user["headers"])
-    headers = {"owner": user["headers"], "stranger": register(client)["headers"], "anonymous": {}}[who]
-    json = {"title": "Changed"} if method == "PATCH" else None
-    response = client.request(method, path.format(id=card["cardId"]), headers=headers, json=json)
-    expected = 204 if (method == "DELETE" and status == 200) else status
-    assert response.status_code == expected, response.text
-    if who != "owner":
-        # The owner's card is untouched.
-        assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json() == card
-
-
-@pytest.mark.parametrize("method, path", [("GET", "/v1/cards"), ("POST", "/v1/cards"), ("GET", "/v1/me"), ("GET", "/v1/api-keys")])
-def test_api_needs_credentials(client, method, path):
-    assert_problem(client.request(method, path, json={}), 401)

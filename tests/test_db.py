@@ -119,3 +119,28 @@ def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_a_failed_commit_rolls_back_and_the_writer_keeps_working(tmp_path):
+    # A deferred foreign key is checked at COMMIT, which then fails with the transaction
+    # still open; the writer must roll it back, or every later write would fail.
+    async def scenario():
+        database = Database(tmp_path / "f.db")
+        await database.open()
+        try:
+            with pytest.raises(sqlite3.IntegrityError):
+                async with database.write() as conn:
+                    await conn.execute("PRAGMA defer_foreign_keys = ON")
+                    await conn.execute(
+                        "INSERT INTO api_keys (key_id, user_id, name, key_hash, prefix, created_at)"
+                        " VALUES ('k', 'no-such-user', 'n', 'h', 'p', 'now')"
+                    )
+            async with database.write() as conn:
+                await conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
+            async with database.read() as conn:
+                async with conn.execute("SELECT (SELECT count(*) FROM api_keys), (SELECT count(*) FROM retired_slugs)") as cur:
+                    return tuple(await cur.fetchone())
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == (0, 1)

@@ -1,4 +1,4 @@
-"""Rate limits on the API, and that every setting is documented."""
+"""Limits: the per-IP rate limit, login throttling, body and password sizes, and that every setting is documented."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import dataclasses
 import re
 from pathlib import Path
 
+import httpx
+import pytest
+from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
+from app import accounts
 from app.config import Settings
+from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
-from tests.conftest import assert_problem, make_settings
+from tests.conftest import PASSWORD, assert_problem, make_settings, register
+from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -42,3 +48,206 @@ def test_every_setting_is_in_the_readme_table():
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", README.read_text(), re.M))
     names = {field.name.upper() for field in dataclasses.fields(Settings)}
     assert names <= table, f"undocumented: {sorted(names - table)}"
+
+
+# --- the per-IP limit on /v1 -------------------------------------------------------------
+
+
+def test_rate_limit_headers_follow_the_ietf_draft(tmp_path):
+    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=3))) as client:
+        remaining = []
+        for _ in range(3):
+            response = client.get("/v1/me")
+            assert response.headers["ratelimit-limit"] == "3"
+            assert response.headers["ratelimit-policy"] == "3; w=60"
+            assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
+            remaining.append(int(response.headers["ratelimit-remaining"]))
+        assert remaining == [2, 1, 0]
+        refused = assert_problem(client.get("/v1/me"), 429)
+        assert refused["detail"]
+        response = client.get("/v1/me")
+        assert response.headers["ratelimit-remaining"] == "0"
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert response.headers["retry-after"] == response.headers["ratelimit-reset"]
+
+
+def test_ipv6_clients_are_limited_by_their_64_block(tmp_path):
+    assert network_of("2001:db8:1:2:aaaa::1") == network_of("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert network_of("2001:db8:1:3::1") != network_of("2001:db8:1:2::1")
+    assert network_of("::ffff:192.0.2.7") == "192.0.2.7"
+    assert network_of("192.0.2.7") == "192.0.2.7"
+    settings = make_settings(tmp_path, rate_limit_per_minute=2, trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        for suffix in ("1", "2"):
+            client.get("/v1/me", headers={"Fly-Client-IP": f"2001:db8:0:1::{suffix}"})
+        assert client.get("/v1/me", headers={"Fly-Client-IP": "2001:db8:0:1:ffff::3"}).status_code == 429
+        assert client.get("/v1/me", headers={"Fly-Client-IP": "2001:db8:0:2::1"}).status_code == 401
+
+
+SPOOFED = [
+    {"X-Forwarded-For": "203.0.113.{i}"},
+    {"X-Forwarded-For": "203.0.113.{i}, 127.0.0.1"},
+    {"X-Real-IP": "203.0.113.{i}"},
+    {"Forwarded": "for=203.0.113.{i}"},
+    {"True-Client-IP": "203.0.113.{i}"},
+]
+
+
+@pytest.mark.parametrize("trusted", ["false", "true"])
+def test_forwarding_headers_never_move_the_limit_of_the_real_service(service, trusted):
+    # Against `qrcontact serve` itself: uvicorn trusts X-Forwarded-For from 127.0.0.1 by
+    # default, so this fails if the proxy-header handling is ever switched back on.
+    svc = service(REPLICA_URL="off", RATE_LIMIT_PER_MINUTE="5", TRUST_PROXY_HEADERS=trusted)
+    statuses = []
+    with httpx.Client(base_url=svc.url) as client:
+        for i in range(len(SPOOFED) + 1):
+            headers = {name: value.format(i=i) for name, value in SPOOFED[i % len(SPOOFED)].items()}
+            statuses.append(client.get("/v1/me", headers=headers).status_code)
+    assert statuses == [401] * 5 + [429]
+
+
+def test_a_body_just_under_the_limit_is_read(client, user):
+    padding = 64 * 1024 - 200
+    body = '{"fullName": "A", "email": "a@example.com", "title": "' + "t" * padding + '"}'
+    response = client.post("/v1/cards", content=body, headers={**user["headers"], "Content-Type": "application/json"})
+    # Read and judged on its content (the title is too long), not refused for its size.
+    assert_problem(response, 422)
+
+
+# --- passwords: the maximum is enforced before anything is hashed -----------------------
+
+
+class CountingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.calls: list[int] = []
+
+    def hash(self, password, **kwargs):
+        self.calls.append(len(password))
+        return super().hash(password, **kwargs)
+
+    def verify(self, hash, password):
+        self.calls.append(len(password))
+        return super().verify(hash, password)
+
+
+def test_passwords_over_the_maximum_are_refused_before_any_hashing(client, monkeypatch):
+    hasher = CountingHasher()
+    monkeypatch.setattr(accounts, "HASHER", hasher)
+    accounts._decoy_hash.cache_clear()
+    too_long = "p" * 1025
+    refused = client.post("/v1/auth/register", json={"email": "big@example.com", "password": too_long, "marketingConsent": False})
+    assert_problem(refused, 422)
+    assert_problem(client.post("/v1/auth/login", json={"email": "big@example.com", "password": too_long}), 422)
+    assert_problem(client.post("/v1/auth/login", json={"email": "big@example.com", "password": "p" * 100_000}), 413)
+    assert hasher.calls == []
+    # The counter does count: the longest allowed password is hashed once, and checked once.
+    longest = "p" * 1024
+    assert client.post("/v1/auth/register", json={"email": "big@example.com", "password": longest, "marketingConsent": False}).status_code == 201
+    assert client.post("/v1/auth/login", json={"email": "big@example.com", "password": longest}).status_code == 200
+    assert hasher.calls == [1024, 1024]
+    accounts._decoy_hash.cache_clear()
+
+
+# --- login throttling --------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(client) -> Clock:
+    clock = Clock()
+    client.app.state.login_throttle.clock = clock
+    return clock
+
+
+def login(client, email: str, password: str = "wrong password!", ip: str | None = None):
+    headers = {"Fly-Client-IP": ip} if ip else {}
+    return client.post("/v1/auth/login", json={"email": email, "password": password}, headers=headers)
+
+
+def test_failed_logins_get_growing_delays_without_hashing(client, clock, monkeypatch):
+    register(client, "victim@example.com")
+    hasher = CountingHasher()
+    monkeypatch.setattr(accounts, "HASHER", hasher)
+    for _ in range(ThrottlePolicy().free_per_client):
+        assert_problem(login(client, "victim@example.com"), 401)
+    waits = []
+    for _ in range(4):
+        hashed = len(hasher.calls)
+        throttled = login(client, "Victim@Example.com")  # the same account, whatever the case
+        assert_problem(throttled, 429)
+        assert len(hasher.calls) == hashed, "a throttled attempt was hashed"
+        waits.append(int(throttled.headers["retry-after"]))
+        clock.now += waits[-1]
+        assert_problem(login(client, "victim@example.com"), 401)
+    assert waits == [1, 2, 4, 8]
+
+
+def test_the_delay_is_capped_and_the_owner_gets_back_in(client, clock):
+    register(client, "capped@example.com")
+    policy = ThrottlePolicy()
+    waits = []
+    for _ in range(40):
+        response = login(client, "capped@example.com")
+        if response.status_code == 429:
+            waits.append(int(response.headers["retry-after"]))
+            clock.now += waits[-1]
+    assert max(waits) == policy.max_delay_per_client
+    assert waits[-3:] == [policy.max_delay_per_client] * 3
+    # Never locked out for good: once the longest delay has passed, the password works,
+    # and a success clears the count.
+    assert_problem(login(client, "capped@example.com"), 401)
+    assert_problem(login(client, "capped@example.com", PASSWORD), 429)
+    clock.now += policy.max_delay_per_client
+    assert login(client, "capped@example.com", PASSWORD).status_code == 200
+    assert_problem(login(client, "capped@example.com"), 401)
+
+
+def test_unknown_emails_are_throttled_like_real_ones(client, clock):
+    register(client, "real@example.com")
+    for email in ("real@example.com", "ghost@example.com"):
+        statuses = [login(client, email).status_code for _ in range(ThrottlePolicy().free_per_client + 1)]
+        assert statuses == [401] * ThrottlePolicy().free_per_client + [429], email
+
+
+def test_an_attackers_failures_do_not_lock_the_owner_out(tmp_path):
+    settings = make_settings(tmp_path, trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        client.app.state.login_throttle.clock = Clock()
+        register(client, "owner@example.com")
+        # The owner logged in from home before.
+        assert login(client, "owner@example.com", PASSWORD, ip="198.51.100.7").status_code == 200
+        policy = ThrottlePolicy()
+        # One attacker: delayed after a few failures, the owner elsewhere is not.
+        for _ in range(policy.free_per_client):
+            login(client, "owner@example.com", ip="203.0.113.1")
+        assert_problem(login(client, "owner@example.com", ip="203.0.113.1"), 429)
+        assert login(client, "owner@example.com", PASSWORD, ip="192.0.2.50").status_code == 200
+        # Many attackers, a few tries each: past the account-wide allowance every new
+        # network waits too, but not the owner's known one.
+        for i in range(policy.free_per_account):
+            login(client, "owner@example.com", ip=f"203.0.113.{100 + i}")
+        throttled = login(client, "owner@example.com", PASSWORD, ip="192.0.2.99")
+        assert_problem(throttled, 429)
+        assert int(throttled.headers["retry-after"]) <= policy.max_delay_per_account
+        assert login(client, "owner@example.com", PASSWORD, ip="198.51.100.7").status_code == 200
+
+
+def test_the_readme_states_the_login_throttling_policy_in_force():
+    policy, text = ThrottlePolicy(), " ".join(README.read_text().split())
+    for phrase in (
+        f"{policy.free_per_client} failures are free",
+        f"at most **{policy.max_delay_per_client // 60} minutes**",
+        f"{policy.free_per_account} failures are free",
+        f"at most **{policy.max_delay_per_account} s**",
+        f"in the last {policy.known_for // 86400} days",
+        f"forgotten {policy.forget_after // 3600} hours",
+    ):
+        assert phrase in text, phrase

@@ -10,6 +10,10 @@ SPEC_OPERATIONS = {
     ("get", "/v1/cards/{card_id}"), ("patch", "/v1/cards/{card_id}"), ("delete", "/v1/cards/{card_id}"),
     ("get", "/v1/cards/{card_id}/qr"), ("get", "/c/{slug}"), ("head", "/c/{slug}"), ("get", "/p/{name}"),
     ("get", "/q/{name}"), ("get", "/health"),
+    # sharing and statistics
+    ("post", "/v1/auth/verify-email"), ("get", "/v1/cards/{card_id}/stats"), ("post", "/v1/cards/{card_id}/share"),
+    ("get", "/v1/cards/{card_id}/invitations"), ("get", "/v1/viral/k-factor"), ("get", "/i/{token}"),
+    ("head", "/i/{token}"), ("get", "/i/{token}/open.gif"), ("get", "/verify-email"), ("post", "/verify-email"),
 }
 
 

@@ -98,20 +98,6 @@ def test_custom_colours_and_border_still_decode(client, user):
     assert image.convert("RGB").getpixel((0, 0)) == (0xFF, 0xF8, 0xE1)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"format": "gif"}, {"size": 127}, {"size": 2049}, {"ecc": "Z"}, {"mode": "both"}, {"dark": "red"},
-        {"dark": "#12345"}, {"border": -1}, {"border": 33},
-        {"dark": "#ffffff", "light": "#000000"},  # inverted
-        {"dark": "#777777", "light": "#888888"},  # too little contrast
-    ],
-)
-def test_bad_qr_parameters_are_422(client, user, params):
-    card = create_card(client, user["headers"])
-    assert_problem(qr_of(client, user, card, **params), 422)
-
-
 def test_a_payload_too_large_for_the_size_is_422_not_500(client, user):
     long_card = {f: "W" * 200 for f in ("fullName", "organization", "title")}
     card = create_card(client, user["headers"], website="https://example.com/" + "p" * 1500, **long_card)

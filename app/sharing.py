@@ -1,0 +1,542 @@
+"""Sharing: invitations over email, SMS, WhatsApp and LinkedIn, their tracked links, and the k-factor.
+
+A share makes one invitation per recipient, each with a random token (stored as a hash)
+behind a tracked link, /i/{token}. Email invitations are queued in the outbox in the same
+transaction; SMS, WhatsApp and LinkedIn answer with a ready deep link and call no
+provider. The same sender, recipient and UTC day is one invitation (a UNIQUE constraint),
+so a repeat is reported as `duplicate` and sends nothing.
+
+The funnel, where `status` is the furthest stage reached and each stage keeps its first time:
+  queued → sent   the SMTP server took the email (the link channels start at sent)
+  opened          /i/{token}/open.gif, the email's 1×1 image
+  clicked         /i/{token}, which then goes on to the card page
+  converted       a registration with the token (accounts.register)
+Requests that scans.countable refuses (HEAD, crawlers, link previews, mail scanners) move
+nothing: one list of such user agents serves scans and invitations alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html
+import math
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import aiosqlite
+import msgspec
+from litestar import Request, Response, Router, get, post, route
+from litestar.connection import ASGIConnection
+from litestar.exceptions import TooManyRequestsException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from prometheus_client import Counter, Gauge
+
+from app import accounts, cards, mail, scans
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.errors import UnprocessableError
+from app.fields import EMAIL_PATTERN, Message, Recipient
+
+EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
+INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
+PERIODS = {"7d": 7, "30d": 30, "90d": 90}
+# A transparent 1×1 GIF.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+EMAIL = re.compile(EMAIL_PATTERN)
+PHONE = re.compile(r"^\+[0-9][0-9 ().-]*$")
+
+VIRAL_EVENTS = Counter("viral_events", "Invitation funnel events", ["event_type", "channel"])
+VIRAL_K_FACTOR = Gauge("viral_k_factor", "k-factor over the last period (refreshed on every scrape)", ["period"])
+EVENT_TYPES = ("sent", "opened", "clicked", "converted", "failed")
+CHANNELS = ("email", "sms", "whatsapp", "linkedin")
+for _event in EVENT_TYPES:  # every series exported from 0, so increase() sees the first event
+    for _channel in CHANNELS:
+        VIRAL_EVENTS.labels(_event, _channel)
+
+Channel = Literal["email", "sms", "whatsapp", "linkedin"]
+Period = Literal["7d", "30d", "90d"]
+
+
+# --- structs -------------------------------------------------------------------------
+
+
+class ShareRecipient(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    channel: Channel
+    # An email address for email, an international phone number (+…) for sms and
+    # whatsapp; none for linkedin, which posts to the sender's own feed.
+    to: Recipient | None = None
+
+
+class ShareRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    recipients: Annotated[list[ShareRecipient], msgspec.Meta(min_length=1, max_length=50)]
+    message: Message | None = None
+
+
+class SharedInvitation(msgspec.Struct, rename="camel"):
+    invitation_id: str
+    channel: str
+    recipient: str | None
+    # queued (email, waiting for the queue), sent (a link channel), or duplicate
+    status: str
+    # The deep link for sms, whatsapp and linkedin; null for email and duplicates.
+    share_url: str | None
+
+
+class ShareResponse(msgspec.Struct, rename="camel"):
+    invitations: list[SharedInvitation]
+
+
+class Invitation(msgspec.Struct, rename="camel"):
+    invitation_id: str
+    card_id: str
+    channel: str
+    recipient: str | None
+    message: str | None
+    status: str
+    created_at: str
+    sent_at: str | None
+    opened_at: str | None
+    clicked_at: str | None
+    converted_at: str | None
+
+
+class InvitationPage(msgspec.Struct, rename="camel"):
+    items: list[Invitation]
+    next_cursor: str | None
+
+
+class Cohort(msgspec.Struct, rename="camel"):
+    cohort_week: str
+    cohort_size: int
+    invitations_sent: int
+    conversions: int
+    conversion_rate: float | None  # null when no invitation was sent that week
+    k_factor: float | None  # null when no account was created that week
+
+
+class KFactor(msgspec.Struct, rename="camel"):
+    period: str
+    k_factor: float | None
+    cohorts: list[Cohort]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """A checked recipient: how it is shown, and the key that makes two shares "the same recipient"."""
+
+    channel: Channel
+    recipient: str | None
+    key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Redeemable:
+    id: int
+    channel: str
+
+
+# --- recipients, links and the email -------------------------------------------------
+
+
+def check_recipients(card: cards.Card, recipients: list[ShareRecipient]) -> list[Target]:
+    """Validate each recipient for its channel. Raises UnprocessableError naming every bad one."""
+    targets, errors = [], []
+    for index, item in enumerate(recipients):
+        field = f"recipients[{index}].to"
+        if item.channel == "email":
+            if item.to is None or not EMAIL.fullmatch(item.to):
+                errors.append({"field": field, "message": "an email address such as jane@example.com", "source": "body"})
+                continue
+            targets.append(Target("email", item.to, item.to.lower()))
+        elif item.channel in ("sms", "whatsapp"):
+            digits = re.sub(r"[^0-9]", "", item.to or "")
+            if item.to is None or not PHONE.fullmatch(item.to) or not 7 <= len(digits) <= 15:
+                errors.append(
+                    {"field": field, "message": "an international phone number such as +44 20 7946 0958", "source": "body"}
+                )
+                continue
+            targets.append(Target(item.channel, "+" + digits, "+" + digits))
+        else:
+            if item.to is not None:
+                errors.append(
+                    {"field": field, "message": "leave out: a LinkedIn share goes to your own feed", "source": "body"}
+                )
+                continue
+            # A LinkedIn post has no recipient: one post per card per day.
+            targets.append(Target("linkedin", None, f"linkedin:{card.card_id}"))
+    if errors:
+        raise UnprocessableError("some recipients are not valid for their channel", extra={"errors": errors})
+    return targets
+
+
+def tracked_link(settings: Settings, token: str) -> str:
+    return f"{settings.public_base_url}/i/{token}"
+
+
+def deep_link(target: Target, card: cards.Card, link: str, message: str | None) -> str:
+    """The ready-to-open link for a channel that has no provider behind it."""
+    text = f"{message} {link}" if message else f"{card.full_name} shared a contact card with you: {link}"
+    if target.channel == "sms":
+        return f"sms:{target.recipient}?body={quote(text, safe='')}"  # RFC 5724
+    if target.channel == "whatsapp":
+        return f"https://wa.me/{target.recipient.lstrip('+')}?text={quote(text, safe='')}"
+    return f"https://www.linkedin.com/sharing/share-offsite/?url={quote(link, safe='')}"
+
+
+def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, message: str | None) -> EmailMessage:
+    link = tracked_link(settings, token)
+    role = ", ".join(part for part in (card.title, card.organization) if part)
+    who = f"{card.full_name} ({role})" if role else card.full_name
+    text = [f"{who} shared their contact card with you."]
+    if message:
+        text += ["", f"“{message}”"]
+    text += ["", f"Open the card and save the contact: {link}", "", "Sent by QR Contact on their behalf."]
+    e = html.escape
+    quoted = f'<blockquote style="margin:1em 0;padding-left:1em;border-left:3px solid #ccd">{e(message)}</blockquote>' if message else ""
+    body = f"""<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
+<p><strong>{e(card.full_name)}</strong>{e(f" ({role})" if role else "")} shared their contact card with you.</p>
+{quoted}
+<p><a href="{e(link)}" style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none">Open the card</a></p>
+<p style="color:#8a93a3;font-size:12px">Sent by QR Contact on their behalf.</p>
+<img src="{e(link)}/open.gif" width="1" height="1" alt="">
+</body></html>
+"""
+    return mail.compose(
+        settings,
+        to=to,
+        subject=f"{card.full_name} shared their contact card with you",
+        text="\n".join(text) + "\n",
+        html=body,
+        reply_to=(card.full_name, card.email),
+    )
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+INVITATION_COLUMNS = (
+    "i.invitation_id, c.card_id, i.channel, i.recipient, i.message, i.status, i.created_at, "
+    "i.sent_at, i.opened_at, i.clicked_at, i.converted_at"
+)
+
+
+async def insert_invitation(
+    conn: aiosqlite.Connection, card: cards.Card, sender_id: str, target: Target, message: str | None, token: str, now: datetime
+) -> tuple[int, str] | None:
+    """Insert an invitation; returns (row id, invitation id), or None when it is a duplicate."""
+    stamp = isoformat(now)
+    row = await fetch_one(
+        conn,
+        """INSERT INTO invitations (invitation_id, token_hash, card_id, sender_id, channel, recipient,
+            recipient_key, day, message, status, created_at, sent_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (sender_id, recipient_key, day) DO NOTHING
+        RETURNING id, invitation_id""",
+        (
+            uuid.uuid4().hex, token_hash(token), card.id, sender_id, target.channel, target.recipient, target.key,
+            now.date().isoformat(), message, "queued" if target.channel == "email" else "sent", stamp,
+            None if target.channel == "email" else stamp,
+        ),
+    )
+    return (row["id"], row["invitation_id"]) if row else None
+
+
+async def existing_invitation_id(conn: aiosqlite.Connection, sender_id: str, key: str, day: str) -> str:
+    row = await fetch_one(
+        conn, "SELECT invitation_id FROM invitations WHERE sender_id = ? AND recipient_key = ? AND day = ?", (sender_id, key, day)
+    )
+    return row["invitation_id"]
+
+
+async def emails_on(conn: aiosqlite.Connection, sender_id: str, day: str) -> int:
+    row = await fetch_one(
+        conn, "SELECT count(*) AS n FROM invitations WHERE sender_id = ? AND day = ? AND channel = 'email'", (sender_id, day)
+    )
+    return row["n"]
+
+
+async def list_invitations(conn: aiosqlite.Connection, card: cards.Card, limit: int, before: int | None) -> list[Any]:
+    return await fetch_all(
+        conn,
+        f"""SELECT i.id, {INVITATION_COLUMNS} FROM invitations i JOIN cards c ON c.id = i.card_id
+        WHERE i.card_id = ? AND i.id < ? ORDER BY i.id DESC LIMIT ?""",
+        (card.id, before if before is not None else 2**63 - 1, limit),
+    )
+
+
+async def list_user_invitations(conn: aiosqlite.Connection, user_id: str) -> list[Invitation]:
+    rows = await fetch_all(
+        conn,
+        f"""SELECT {INVITATION_COLUMNS} FROM invitations i JOIN cards c ON c.id = i.card_id
+        WHERE i.sender_id = ? ORDER BY i.id""",
+        (user_id,),
+    )
+    return [Invitation(**dict(row)) for row in rows]
+
+
+async def invitation_for_token(conn: aiosqlite.Connection, token: str) -> Any | None:
+    """The invitation behind a tracked link, with its card's slug, or None."""
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None
+    return await fetch_one(
+        conn,
+        """SELECT i.id, i.channel, i.opened_at, i.clicked_at, c.slug
+        FROM invitations i JOIN cards c ON c.id = i.card_id WHERE i.token_hash = ?""",
+        (token_hash(token),),
+    )
+
+
+# Each stage moves the status forward only (a click seen before the email was marked sent,
+# or an open after a click, keeps the furthest stage) and records its first time only.
+async def mark_opened(conn: aiosqlite.Connection, invitation_id: int, now: str) -> bool:
+    cursor = await conn.execute(
+        """UPDATE invitations SET opened_at = ?,
+            status = CASE WHEN status IN ('queued', 'sent', 'failed') THEN 'opened' ELSE status END
+        WHERE id = ? AND opened_at IS NULL""",
+        (now, invitation_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def mark_clicked(conn: aiosqlite.Connection, invitation_id: int, now: str) -> bool:
+    cursor = await conn.execute(
+        """UPDATE invitations SET clicked_at = ?,
+            status = CASE WHEN status IN ('queued', 'sent', 'opened', 'failed') THEN 'clicked' ELSE status END
+        WHERE id = ? AND clicked_at IS NULL""",
+        (now, invitation_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def usable_invitation(conn: aiosqlite.Connection, token: str, now: datetime) -> Redeemable | None:
+    """An invitation a registration may redeem: known, not yet converted, younger than INVITE_VALID_FOR."""
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None
+    row = await fetch_one(
+        conn,
+        "SELECT id, channel FROM invitations WHERE token_hash = ? AND converted_at IS NULL AND created_at >= ?",
+        (token_hash(token), isoformat(now - INVITE_VALID_FOR)),
+    )
+    return Redeemable(row["id"], row["channel"]) if row else None
+
+
+async def mark_converted(conn: aiosqlite.Connection, invitation: Redeemable, user_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE invitations SET converted_at = ?, converted_user_id = ?, status = 'converted' WHERE id = ? AND converted_at IS NULL",
+        (isoformat(now), user_id, invitation.id),
+    )
+
+
+async def record_email_outcome(conn: aiosqlite.Connection, job: mail.Job, outcome: mail.Outcome) -> None:
+    """The outbox finished an invitation's email: sent moves it to `sent`, failed to `failed`."""
+    if job.invitation_id is None:
+        return
+    if outcome == "sent":
+        await conn.execute(
+            """UPDATE invitations SET sent_at = coalesce(sent_at, ?),
+                status = CASE status WHEN 'queued' THEN 'sent' ELSE status END WHERE id = ?""",
+            (isoformat(datetime.now(UTC)), job.invitation_id),
+        )
+    else:
+        await conn.execute(
+            "UPDATE invitations SET status = CASE status WHEN 'queued' THEN 'failed' ELSE status END WHERE id = ?",
+            (job.invitation_id,),
+        )
+
+
+# ISO weeks without strftime('%V') (SQLite 3.46+): a week starts on the Monday on or
+# before a day, date(x, '-6 days', 'weekday 1'), and its ISO year and number are those of
+# its Thursday. Accounts and invitations are counted by the week they were created in,
+# within the period only; conversions belong to the week their invitation was sent.
+K_FACTOR_SQL = """
+WITH RECURSIVE
+weeks (week_start) AS (
+    SELECT date(:since, '-6 days', 'weekday 1')
+    UNION ALL
+    SELECT date(week_start, '+7 days') FROM weeks WHERE date(week_start, '+7 days') <= :today
+),
+new_accounts (week_start, cohort_size) AS (
+    SELECT date(created_at, '-6 days', 'weekday 1'), count(*) FROM users
+    WHERE created_at >= :since AND created_at <= :until GROUP BY 1
+),
+sent (week_start, invitations_sent, conversions) AS (
+    SELECT date(created_at, '-6 days', 'weekday 1'), count(*), count(converted_at) FROM invitations
+    WHERE created_at >= :since AND created_at <= :until AND status <> 'failed' GROUP BY 1
+),
+cohorts AS (
+    SELECT w.week_start, coalesce(a.cohort_size, 0) AS cohort_size,
+        coalesce(s.invitations_sent, 0) AS invitations_sent, coalesce(s.conversions, 0) AS conversions
+    FROM weeks w LEFT JOIN new_accounts a USING (week_start) LEFT JOIN sent s USING (week_start)
+)
+SELECT
+    printf('%s-W%02d', strftime('%Y', week_start, '+3 days'),
+        (CAST(strftime('%j', week_start, '+3 days') AS INTEGER) - 1) / 7 + 1) AS cohort_week,
+    cohort_size, invitations_sent, conversions,
+    CAST(conversions AS REAL) / NULLIF(invitations_sent, 0) AS conversion_rate,
+    CAST(conversions AS REAL) / NULLIF(cohort_size, 0) AS k_factor,
+    CAST(sum(conversions) OVER () AS REAL) / NULLIF(sum(cohort_size) OVER (), 0) AS period_k_factor
+FROM cohorts ORDER BY week_start
+"""
+
+
+async def k_factor(conn: aiosqlite.Connection, period: str, now: datetime) -> KFactor:
+    """Weekly cohorts over the last period, and the k-factor of the whole period."""
+    rows = await fetch_all(
+        conn,
+        K_FACTOR_SQL,
+        {"since": isoformat(now - timedelta(days=PERIODS[period])), "until": isoformat(now), "today": now.date().isoformat()},
+    )
+    return KFactor(
+        period=period,
+        k_factor=rows[0]["period_k_factor"],
+        cohorts=[Cohort(*tuple(row)[:6]) for row in rows],
+    )
+
+
+# --- metrics -------------------------------------------------------------------------
+
+
+def count_event(event_type: str, channel: str) -> None:
+    VIRAL_EVENTS.labels(event_type, channel).inc()
+
+
+def _count_email_outcome(job: mail.Job, outcome: mail.Outcome) -> None:
+    if job.invitation_id is not None:
+        count_event(outcome, "email")
+
+
+EMAIL_LISTENER = mail.Listener(record=record_email_outcome, notify=_count_email_outcome)
+
+
+async def refresh_gauges(db: Database) -> None:
+    """Set viral_k_factor for every period (NaN while a period has no new account)."""
+    now = datetime.now(UTC)
+    async with db.read() as conn:
+        for period in PERIODS:
+            result = await k_factor(conn, period, now)
+            VIRAL_K_FACTOR.labels(period).set(math.nan if result.k_factor is None else result.k_factor)
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+def require_admin(connection: ASGIConnection, handler: Any) -> None:
+    """Guard: accounts.require_admin, looked up when called (accounts imports this module)."""
+    accounts.require_admin(connection, handler)
+
+
+def _seconds_to_midnight(now: datetime) -> int:
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return max(1, math.ceil((tomorrow - now).total_seconds()))
+
+
+@post("/cards/{card_id:str}/share", operation_id="shareCard", summary="Share a card by email, SMS, WhatsApp or LinkedIn", status_code=202)
+async def share_card(
+    request: Request, card_id: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
+) -> ShareResponse:
+    card = await cards.owned_card(db, request, card_id)
+    targets = check_recipients(card, data.recipients)
+    sender_id = request.user.user_id
+    now = datetime.now(UTC)
+    answers: list[SharedInvitation] = []
+    sent_links: list[str] = []
+    async with db.write() as conn:
+        for target in targets:
+            token = secrets.token_urlsafe(24)
+            inserted = await insert_invitation(conn, card, sender_id, target, data.message, token, now)
+            if inserted is None:
+                existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
+                answers.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
+            elif target.channel == "email":
+                message = invitation_email(settings, card, target.recipient, token, data.message)
+                await mail.enqueue(conn, message, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
+                answers.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
+            else:
+                link = deep_link(target, card, tracked_link(settings, token), data.message)
+                answers.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
+                sent_links.append(target.channel)
+        if await emails_on(conn, sender_id, now.date().isoformat()) > EMAILS_PER_DAY:
+            # Raised inside the transaction: nothing of this request is kept.
+            raise TooManyRequestsException(
+                f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
+                headers={"Retry-After": str(_seconds_to_midnight(now))},
+            )
+    if any(answer.status == "queued" for answer in answers):
+        request.app.state.outbox.wake()
+    for channel in sent_links:
+        count_event("sent", channel)
+    return ShareResponse(invitations=answers)
+
+
+@get("/cards/{card_id:str}/invitations", operation_id="listCardInvitations", summary="The card's invitations and where each is in the funnel")
+async def card_invitations(
+    request: Request,
+    card_id: FromPath[str],
+    db: DatabaseDep,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,19}$", description="nextCursor of the previous page")] = None,
+) -> InvitationPage:
+    card = await cards.owned_card(db, request, card_id)
+    async with db.read() as conn:
+        rows = await list_invitations(conn, card, limit + 1, int(cursor) if cursor else None)
+    page = rows[:limit]
+    return InvitationPage(
+        items=[Invitation(**{k: row[k] for k in row.keys() if k != "id"}) for row in page],
+        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+    )
+
+
+@get("/viral/k-factor", operation_id="getKFactor", summary="Weekly cohorts and the k-factor (admin)", guards=[require_admin], tags=["sharing"])
+async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KFactor:
+    async with db.read() as conn:
+        return await k_factor(conn, period, datetime.now(UTC))
+
+
+router = Router("/", route_handlers=[share_card, card_invitations, get_k_factor], tags=["sharing"])
+
+
+def _operation_ids(name: str):
+    return lambda handler, method, path: name if method == "GET" else f"{name}{method.title()}"
+
+
+@route("/i/{token:str}", http_method=["GET", "HEAD"], operation_id=_operation_ids("followInvitation"), summary="Follow an invitation's tracked link to the card page", tags=["public"])
+async def follow_invitation(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
+    async with db.read() as conn:
+        found = await invitation_for_token(conn, token)
+    if found is None:
+        return scans.message_page(404, "No such invitation", "This invitation link is not valid.")
+    # Only the first counted click writes: repeats and bots never take the writer.
+    if found["clicked_at"] is None and scans.countable(request):
+        async with db.write() as conn:
+            clicked = await mark_clicked(conn, found["id"], isoformat(datetime.now(UTC)))
+        if clicked:
+            count_event("clicked", found["channel"])
+    return Response(b"", status_code=302, headers={"Location": f"/p/{found['slug']}", "Cache-Control": "no-store"})
+
+
+@route("/i/{token:str}/open.gif", http_method=["GET", "HEAD"], operation_id=_operation_ids("invitationOpened"), summary="The email's 1×1 image: marks the invitation opened", tags=["public"])
+async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
+    if scans.countable(request):
+        async with db.read() as conn:
+            found = await invitation_for_token(conn, token)
+        if found is not None and found["opened_at"] is None:
+            async with db.write() as conn:
+                opened = await mark_opened(conn, found["id"], isoformat(datetime.now(UTC)))
+            if opened:
+                count_event("opened", found["channel"])
+    # The same image whatever the token: it tells nothing about which tokens exist.
+    return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store, private"})
+
+
+tracking_handlers = [follow_invitation, invitation_opened]

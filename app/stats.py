@@ -1,0 +1,181 @@
+"""Scan statistics: a card's scans and views per day, by device class, country and referrer,
+as JSON or as CSV, and every event of an account for its export.
+
+The rows come from `scan_events`, which scans.Counters writes in batches together with the
+counters (so the last second of events shows after the next flush). Days are UTC days.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import aiosqlite
+import msgspec
+from litestar import Request, Response, Router, get
+from litestar.params import FromPath, QueryParameter
+
+from app import cards
+from app.db import DatabaseDep, fetch_all
+
+MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
+# Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+# --- structs -------------------------------------------------------------------------
+
+
+class Counts(msgspec.Struct, rename="camel"):
+    scans: int
+    views: int
+
+
+class DayCounts(msgspec.Struct, rename="camel"):
+    date: str
+    scans: int
+    views: int
+
+
+class NamedCounts(msgspec.Struct, rename="camel"):
+    name: str
+    scans: int
+    views: int
+
+
+class CardStats(msgspec.Struct, rename="camel"):
+    card_id: str
+    days: int
+    first_day: str
+    last_day: str
+    totals: Counts
+    daily: list[DayCounts]
+    devices: list[NamedCounts]
+    countries: list[NamedCounts]
+    referrers: list[NamedCounts]
+
+
+class ScanEvent(msgspec.Struct, rename="camel"):
+    card_id: str
+    kind: str
+    occurred_at: str
+    device_class: str
+    referrer_host: str | None
+    country: str | None
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -> list[Any]:
+    """(section, name, scans, views) rows: per day, device class, country and referrer host."""
+    counted = "sum(kind = 'scan') AS scans, sum(kind = 'view') AS views"
+    window = "card_id = :card AND occurred_at >= :since"
+    return await fetch_all(
+        conn,
+        f"""SELECT 'day' AS section, substr(occurred_at, 1, 10) AS name, {counted}
+            FROM scan_events WHERE {window} GROUP BY name
+        UNION ALL
+        SELECT 'device', device_class, {counted} FROM scan_events WHERE {window} GROUP BY device_class
+        UNION ALL
+        SELECT * FROM (
+            SELECT 'country', country, {counted} FROM scan_events WHERE {window} AND country IS NOT NULL
+            GROUP BY country ORDER BY count(*) DESC, country LIMIT {MAX_BREAKDOWN})
+        UNION ALL
+        SELECT * FROM (
+            SELECT 'referrer', referrer_host, {counted} FROM scan_events WHERE {window} AND referrer_host IS NOT NULL
+            GROUP BY referrer_host ORDER BY count(*) DESC, referrer_host LIMIT {MAX_BREAKDOWN})""",
+        {"card": card_id, "since": since},
+    )
+
+
+async def list_user_events(conn: aiosqlite.Connection, user_id: str) -> list[ScanEvent]:
+    rows = await fetch_all(
+        conn,
+        """SELECT c.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country
+        FROM scan_events e JOIN cards c ON c.id = e.card_id WHERE c.user_id = ? ORDER BY e.id""",
+        (user_id,),
+    )
+    return [ScanEvent(*row) for row in rows]
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def build_stats(card: cards.Card, days: int, today: date, rows: list[Any]) -> CardStats:
+    first = today - timedelta(days=days - 1)
+    daily = {(first + timedelta(days=n)).isoformat(): DayCounts((first + timedelta(days=n)).isoformat(), 0, 0) for n in range(days)}
+    sections: dict[str, list[NamedCounts]] = {"device": [], "country": [], "referrer": []}
+    for row in rows:
+        if row["section"] == "day":
+            if row["name"] in daily:  # events stamped after midnight while the query ran
+                daily[row["name"]] = DayCounts(row["name"], row["scans"], row["views"])
+        else:
+            sections[row["section"]].append(NamedCounts(row["name"], row["scans"], row["views"]))
+    by_total = lambda item: (-(item.scans + item.views), item.name)  # noqa: E731
+    return CardStats(
+        card_id=card.card_id,
+        days=days,
+        first_day=first.isoformat(),
+        last_day=today.isoformat(),
+        totals=Counts(sum(d.scans for d in daily.values()), sum(d.views for d in daily.values())),
+        daily=list(daily.values()),
+        devices=sorted(sections["device"], key=by_total),
+        countries=sorted(sections["country"], key=by_total),
+        referrers=sorted(sections["referrer"], key=by_total),
+    )
+
+
+def csv_cell(value: Any) -> Any:
+    """A value that a spreadsheet shows as text: formula-like strings get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def to_csv(stats: CardStats) -> str:
+    """The report as one table: section, name, scans, views."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    rows: list[tuple[str, str, int, int]] = [("total", "", stats.totals.scans, stats.totals.views)]
+    rows += [("day", d.date, d.scans, d.views) for d in stats.daily]
+    for section, items in (("device", stats.devices), ("country", stats.countries), ("referrer", stats.referrers)):
+        rows += [(section, item.name, item.scans, item.views) for item in items]
+    writer.writerow(["section", "name", "scans", "views"])
+    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+    return out.getvalue()
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@get(
+    "/cards/{card_id:str}/stats",
+    operation_id="getCardStats",
+    summary="Scans and views per day, device class, country and referrer (JSON, or CSV with format=csv)",
+)
+async def card_stats(
+    request: Request,
+    card_id: FromPath[str],
+    db: DatabaseDep,
+    days: Annotated[int, QueryParameter(ge=1, le=365, description="UTC days, today included")] = 30,
+    format: Annotated[Literal["json", "csv"], QueryParameter(description="json (default) or csv")] = "json",
+) -> Response[CardStats | str]:
+    card = await cards.owned_card(db, request, card_id)
+    today = datetime.now(UTC).date()
+    since = (today - timedelta(days=days - 1)).isoformat()
+    async with db.read() as conn:
+        rows = await grouped_counts(conn, card.id, since)
+    stats = build_stats(card, days, today, rows)
+    if format == "csv":
+        return Response(
+            to_csv(stats),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{card.slug}-stats.csv"', "Cache-Control": "private, no-cache"},
+        )
+    return Response(stats, headers={"Cache-Control": "private, no-cache"})
+
+
+router = Router("/", route_handlers=[card_stats], tags=["cards"])

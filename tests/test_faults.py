@@ -1,0 +1,311 @@
+"""Faults against the real service process: kill -9 under write load, many writers at
+once, and a full disk.
+
+The long versions (more kill cycles, more writers, latency figures) are in bench/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import TestClient
+
+from app.main import create_app
+from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
+from tests.test_serve import Service
+
+LOAD_ENV = {"RATE_LIMIT_PER_MINUTE": "1000000"}
+
+
+def integrity(database: Path) -> str:
+    conn = sqlite3.connect(database)
+    try:
+        return "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
+    finally:
+        conn.close()
+
+
+def session(url: str, email: str) -> dict:
+    """Bearer headers for `email`, registering it the first time."""
+    body = {"email": email, "password": PASSWORD, "marketingConsent": False}
+    response = httpx.post(f"{url}/v1/auth/register", json=body, timeout=30)
+    if response.status_code == 409:
+        response = httpx.post(f"{url}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+    assert response.status_code in (200, 201), response.text
+    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
+
+
+# --- kill -9 under concurrent writes ------------------------------------------------------
+
+
+@dataclass
+class Acknowledged:
+    """What the service said it stored (201) or deleted (204), across kill cycles."""
+
+    created: dict[str, str] = field(default_factory=dict)  # slug -> full name
+    deleted: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def writer(url: str, headers: dict, tag: str, acked: Acknowledged, stop: threading.Event) -> None:
+    """Create cards (and delete every fourth) until the service dies or `stop` is set."""
+    mine: list[tuple[str, str]] = []
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        for n in range(100_000):
+            if stop.is_set():
+                return
+            slug, name = f"{tag}-{n}", f"Card {tag} {n}"
+            try:
+                response = client.post("/v1/cards", json={"fullName": name, "email": "k@example.com", "slug": slug})
+                if response.status_code == 201:
+                    with acked.lock:
+                        acked.created[slug] = name
+                    mine.append((slug, response.json()["cardId"]))
+                if n % 4 == 3 and mine:
+                    gone, card_id = mine.pop(0)
+                    if client.delete(f"/v1/cards/{card_id}").status_code == 204:
+                        with acked.lock:
+                            acked.deleted.add(gone)
+            except httpx.HTTPError:
+                return  # the service is gone: whatever was in flight was never acknowledged
+
+
+def sigkill_cycle(data_dir: Path, cycle: int, acked: Acknowledged, rng: random.Random, writers: int = 6) -> dict:
+    """Start the service, write from `writers` threads, kill -9 the whole process group at a
+    random moment, and check the database file. Returns what the cycle saw."""
+    svc = Service(data_dir, **LOAD_ENV).start()
+    headers = session(svc.url, "killer@example.com")
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=writer, args=(svc.url, headers, f"c{cycle}w{i}", acked, stop), daemon=True)
+        for i in range(writers)
+    ]
+    for thread in threads:
+        thread.start()
+    moment = rng.uniform(0.2, 2.0)
+    time.sleep(moment)
+    svc.stop(signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    database = data_dir / "qrcontact.db"
+    check = integrity(database)
+    conn = sqlite3.connect(database)
+    try:
+        stored = dict(conn.execute("SELECT slug, full_name FROM cards"))
+    finally:
+        conn.close()
+    with acked.lock:
+        lost = {slug for slug in acked.created if slug not in acked.deleted and stored.get(slug) != acked.created[slug]}
+        resurrected = {slug for slug in acked.deleted if slug in stored}
+        total = len(acked.created)
+    return {"moment": moment, "integrity": check, "lost": lost, "resurrected": resurrected, "acknowledged": total}
+
+
+def test_sigkill_under_write_load_loses_no_acknowledged_write(tmp_path):
+    seed = random.randrange(2**32)
+    rng, acked, data = random.Random(seed), Acknowledged(), tmp_path / "data"
+    for cycle in range(3):
+        seen = sigkill_cycle(data, cycle, acked, rng)
+        print(f"cycle {cycle}: killed after {seen['moment']:.2f} s, {seen['acknowledged']} writes acknowledged so far")
+        assert seen["integrity"] == "ok", (seed, seen)
+        assert not seen["lost"], f"seed {seed}: acknowledged writes lost: {sorted(seen['lost'])[:10]}"
+        assert not seen["resurrected"], f"seed {seed}: acknowledged deletes undone"
+    assert len(acked.created) > 0, "the load never got a write in"
+    # And the service comes back on the killed files and serves every acknowledged card.
+    svc = Service(data, **LOAD_ENV).start()
+    try:
+        headers = session(svc.url, "killer@example.com")
+        slugs, cursor = set(), None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(f"{svc.url}/v1/cards", params=params, headers=headers, timeout=30).json()
+            slugs |= {card["slug"] for card in page["items"]}
+            if not (cursor := page["nextCursor"]):
+                break
+        assert set(acked.created) - acked.deleted <= slugs
+    finally:
+        svc.stop(signal.SIGKILL)
+
+
+# --- 50 writers at once -------------------------------------------------------------------
+
+
+async def concurrent_writes(url: str, writers: int, writes_each: int) -> list[tuple[int, float, str]]:
+    """`writers` accounts writing at once; returns (status, seconds, body if 5xx) per write."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def account(i: int) -> dict:
+            body = {"email": f"writer{i}@example.com", "password": PASSWORD, "marketingConsent": False}
+            response = await client.post("/v1/auth/register", json=body)
+            if response.status_code == 409:
+                response = await client.post("/v1/auth/login", json={"email": body["email"], "password": PASSWORD})
+            return {"Authorization": f"Bearer {response.json()['accessToken']}"}
+
+        headers = await asyncio.gather(*(account(i) for i in range(writers)))
+        start = asyncio.Event()
+
+        async def write(i: int) -> list[tuple[int, float, str]]:
+            await start.wait()
+            results = []
+            for n in range(writes_each):
+                began = time.perf_counter()
+                if n % 3 == 2:
+                    response = await client.patch("/v1/me", json={"marketingConsent": n % 2 == 0}, headers=headers[i])
+                else:
+                    response = await client.post(
+                        "/v1/cards", json={"fullName": f"W{i} {n}", "email": "w@example.com"}, headers=headers[i]
+                    )
+                results.append((response.status_code, time.perf_counter() - began, response.text if response.status_code >= 500 else ""))
+            return results
+
+        tasks = [asyncio.create_task(write(i)) for i in range(writers)]
+        start.set()
+        return [result for task in tasks for result in await task]
+
+
+def test_fifty_concurrent_writers_get_no_5xx_and_no_lock_errors(tmp_path):
+    svc = Service(tmp_path / "data", **LOAD_ENV).start()
+    try:
+        results = asyncio.run(concurrent_writes(svc.url, writers=50, writes_each=6))
+    finally:
+        svc.stop()
+    statuses = [status for status, _, _ in results]
+    assert len(statuses) == 300
+    assert [body for status, _, body in results if status >= 500] == []
+    assert set(statuses) <= {200, 201}, sorted(set(statuses))
+    assert "database is locked" not in svc.log.read_text()
+    conn = sqlite3.connect(tmp_path / "data" / "qrcontact.db")
+    assert conn.execute("SELECT count(*) FROM cards").fetchone()[0] == 200
+    conn.close()
+
+
+# --- a full disk --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 4 MiB tmpfs: a disk that really fills up (ENOSPC). Needs root to mount."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the disk is full; returns it."""
+    filler = directory / "filler"
+    chunk = os.urandom(64 * 1024)
+    with open(filler, "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+        for size in (4096, 512, 1):  # the last scraps
+            try:
+                while True:
+                    f.write(chunk[:size])
+            except OSError:
+                pass
+    return filler
+
+
+def test_a_full_disk_refuses_writes_with_503_and_keeps_serving_reads(small_disk, tmp_path):
+    # Replication off: Litestream would share the small disk and add its own noise; the
+    # database's behaviour is the same either way.
+    svc = Service(small_disk, REPLICA_URL="off", **LOAD_ENV).start()
+    try:
+        url, headers = svc.url, session(svc.url, "full@example.com")
+        kept = httpx.post(f"{url}/v1/cards", json={"fullName": "Kept", "email": "k@example.com", "slug": "kept-card"}, headers=headers)
+        assert kept.status_code == 201
+        filler = fill(small_disk)
+        # Freed WAL pages can still take a few writes; keep writing until the disk says no.
+        acknowledged, refused = [], None
+        for n in range(500):
+            slug = f"full-{n}"
+            response = httpx.post(f"{url}/v1/cards", json={"fullName": "F", "email": "f@example.com", "slug": slug}, headers=headers)
+            assert response.status_code in (201, 503), response.text
+            if response.status_code == 503:
+                refused = (slug, response)
+                break
+            acknowledged.append(slug)
+        assert refused is not None, "the disk never filled"
+        slug, response = refused
+        problem = assert_problem(response, 503)
+        assert "full" in problem["detail"]
+        assert int(response.headers["retry-after"]) > 0
+        # A write of several statements (delete the account: cards, slugs retired, user)
+        # is refused whole.
+        assert_problem(httpx.delete(f"{url}/v1/me", headers=headers), 503)
+        # Reads keep working.
+        assert httpx.get(f"{url}/health").status_code == 200
+        assert httpx.get(f"{url}/v1/me", headers=headers).status_code == 200
+        listed = httpx.get(f"{url}/v1/cards", params={"limit": 100}, headers=headers)
+        assert listed.status_code == 200
+        assert httpx.get(f"{url}/p/kept-card").status_code == 200
+        # Space comes back, and so do writes: the writer is not stuck in a dead transaction.
+        filler.unlink()
+        assert httpx.post(f"{url}/v1/cards", json={"fullName": "After", "email": "a@example.com", "slug": "after-full"}, headers=headers).status_code == 201
+    finally:
+        svc.stop(signal.SIGKILL)
+    database = small_disk / "qrcontact.db"
+    assert integrity(database) == "ok"
+    conn = sqlite3.connect(database)
+    stored = {row[0] for row in conn.execute("SELECT slug FROM cards")}
+    assert {"kept-card", "after-full", *acknowledged} <= stored
+    assert slug not in stored, "the refused write was kept"
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM retired_slugs").fetchone()[0] == 0, "half of the account delete was kept"
+    conn.close()
+
+
+def test_a_full_database_answers_503_in_process(tmp_path):
+    """The same without mounting anything: `PRAGMA max_page_count` on the writer makes
+    SQLite answer SQLITE_FULL, the error a full disk gives, through the same code path."""
+    with TestClient(create_app(make_settings(tmp_path))) as client:
+        user = register(client)
+        create_card(client, user["headers"], slug="before-full")
+        db = client.app.state.db
+
+        async def cap(pages: int | None) -> None:
+            async with db._write_lock:
+                async with db._writer.execute("PRAGMA page_count") as cursor:
+                    current = (await cursor.fetchone())[0]
+                await db._writer.execute(f"PRAGMA max_page_count = {pages or current}")
+
+        client.blocking_portal.call(cap, None)
+        long = {"fullName": "F" * 200, "organization": "O" * 200, "title": "T" * 200, "email": "f@example.com"}
+        refused = None
+        for n in range(200):
+            response = client.post("/v1/cards", json={**long, "slug": f"full-{n}"}, headers=user["headers"])
+            assert response.status_code in (201, 503), response.text
+            if response.status_code == 503:
+                refused = f"full-{n}"
+                break
+        assert refused is not None
+        assert client.get("/v1/cards", headers=user["headers"]).status_code == 200
+        assert client.get("/p/before-full").status_code == 200
+        client.blocking_portal.call(cap, 1_000_000)
+        assert client.post("/v1/cards", json={**long, "slug": "after-full"}, headers=user["headers"]).status_code == 201
+        conn = sqlite3.connect(tmp_path / "qrcontact.db")
+        assert conn.execute("SELECT count(*) FROM cards WHERE slug = ?", (refused,)).fetchone()[0] == 0
+        conn.close()

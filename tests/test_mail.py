@@ -1,0 +1,276 @@
+"""The email outbox against a real SMTP server (aiosmtpd on loopback): verification mail,
+delivery, retries with backoff, permanent failures, .eml files, and restarts."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import TestClient
+from prometheus_client import REGISTRY
+
+from app import mail
+from app.main import create_app
+from tests.conftest import (
+    PASSWORD, MailSink, assert_problem, create_card, execute, html_part, make_settings, query, register, text_part,
+    unique_email, wait_until, wake_outbox,
+)
+
+TOKEN_IN_TEXT = re.compile(r"POST /v1/auth/verify-email instead: ([A-Za-z0-9_-]+)")
+
+
+def failed_total() -> float:
+    return REGISTRY.get_sample_value("queue_jobs_failed_total", {"queue": "email"}) or 0.0
+
+
+def verification_token(message) -> str:
+    return TOKEN_IN_TEXT.search(text_part(message)).group(1)
+
+
+def test_registration_sends_a_verification_email_with_text_and_html(mail_client, mail_settings, smtp):
+    body = register(mail_client, "Verify.Me@example.com")
+    [message] = smtp.wait_for(1)
+    assert smtp.received[0][2] == ["Verify.Me@example.com"]
+    assert message["From"] == mail_settings.mail_from
+    assert message["To"] == "Verify.Me@example.com"
+    assert message["Subject"] == "Confirm your email address"
+    assert message.get_content_type() == "multipart/alternative"
+    token = verification_token(message)
+    link = f"{mail_settings.public_base_url}/verify-email?token={token}"
+    assert link in text_part(message) and link in html_part(message)
+    # Stored hashed only.
+    stored = query(mail_settings, "SELECT token_hash, expires_at, created_at FROM email_verifications")
+    assert len(stored) == 1 and token not in stored[0][0]
+    expires, created = (datetime.fromisoformat(t) for t in stored[0][1:])
+    assert expires - created == timedelta(hours=48)
+    # The outbox keeps the Message-ID and drops the message (it carried the token).
+    wait_until(lambda: query(mail_settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
+    assert query(mail_settings, "SELECT message_id, status, message FROM email_outbox") == [(message["Message-ID"], "sent", None)]
+    assert body["user"]["emailVerified"] is False
+
+
+def test_verify_email_marks_the_account_verified_once(mail_client, smtp):
+    user = register(mail_client)
+    token = verification_token(smtp.wait_for(1)[0])
+    assert mail_client.post("/v1/auth/verify-email", json={"token": token}).status_code == 204
+    assert mail_client.get("/v1/me", headers=user["headers"]).json()["emailVerified"] is True
+    problem = assert_problem(mail_client.post("/v1/auth/verify-email", json={"token": token}), 422)
+    assert problem["errors"][0]["field"] == "token"
+
+
+@pytest.mark.parametrize("token", ["", "made-up-token", "x" * 64])
+def test_unknown_verification_tokens_are_refused(client, token):
+    assert_problem(client.post("/v1/auth/verify-email", json={"token": token}), 422)
+
+
+def test_an_expired_verification_token_is_refused(mail_client, mail_settings, smtp):
+    user = register(mail_client)
+    token = verification_token(smtp.wait_for(1)[0])
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    execute(mail_settings, "UPDATE email_verifications SET expires_at = ?", (past,))
+    assert_problem(mail_client.post("/v1/auth/verify-email", json={"token": token}), 422)
+    assert mail_client.get("/v1/me", headers=user["headers"]).json()["emailVerified"] is False
+
+
+def test_the_emailed_link_opens_a_page_whose_button_verifies(mail_client, smtp):
+    user = register(mail_client)
+    token = verification_token(smtp.wait_for(1)[0])
+    # Opening the link (or a mail scanner fetching it) verifies nothing yet.
+    page = mail_client.get(f"/verify-email?token={token}")
+    assert page.status_code == 200 and f'value="{token}"' in page.text
+    assert "form-action 'self'" in page.headers["content-security-policy"]
+    assert mail_client.get("/v1/me", headers=user["headers"]).json()["emailVerified"] is False
+    done = mail_client.post("/verify-email", data={"token": token})
+    assert done.status_code == 200 and "Email confirmed" in done.text
+    assert mail_client.get("/v1/me", headers=user["headers"]).json()["emailVerified"] is True
+    again = mail_client.post("/verify-email", data={"token": token})
+    assert again.status_code == 400 and "already used" in again.text
+    assert mail_client.get("/verify-email?token=<script>").status_code == 400
+
+
+def test_invitation_email_headers_cannot_be_bent_by_the_card(mail_client, mail_settings, smtp):
+    user = register(mail_client)
+    card = create_card(mail_client, user["headers"], fullName='Doe, "Jane" <boss@evil.example>', email="jane@example.com")
+    response = mail_client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"],
+        json={"recipients": [{"channel": "email", "to": "friend@example.com"}], "message": "Bcc: everyone@example.com"},
+    )
+    assert response.status_code == 202
+    message = smtp.wait_for(2)[1]
+    assert smtp.received[1][2] == ["friend@example.com"]
+    assert message["To"].addresses[0].addr_spec == "friend@example.com" and len(message["To"].addresses) == 1
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["jane@example.com"]
+    assert message["Bcc"] is None and message["Cc"] is None
+    assert message["Message-ID"] == query(mail_settings, "SELECT message_id FROM email_outbox WHERE kind = 'invitation'")[0][0]
+    assert "Bcc: everyone@example.com" in text_part(message)
+
+
+def test_a_failed_attempt_is_retried_within_a_minute_and_then_delivered(mail_client, mail_settings, smtp):
+    user = register(mail_client)
+    smtp.wait_for(1)
+    smtp.stop()
+    card = create_card(mail_client, user["headers"])
+    mail_client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": "later@example.com"}]}
+    )
+    row = wait_until(
+        lambda: query(mail_settings, "SELECT attempts, status, next_attempt_at, last_error FROM email_outbox WHERE kind = 'invitation' AND last_error IS NOT NULL"),
+        what="a failed attempt",
+    )[0]
+    attempts, status, next_attempt_at, last_error = row
+    assert (attempts, status) == (1, "pending") and "Connection" in last_error
+    assert datetime.fromisoformat(next_attempt_at) - datetime.now(UTC) <= timedelta(minutes=1)
+    assert mail_client.get("/health").json()["checks"]["queue"] == "retrying: 1 waiting, 1 after a failed attempt"
+    invitations = mail_client.get(f"/v1/cards/{card['cardId']}/invitations", headers=user["headers"]).json()["items"]
+    assert invitations[0]["status"] == "queued" and invitations[0]["sentAt"] is None
+
+    smtp.start()
+    wake_outbox(mail_client)
+    message = smtp.wait_for(2)[1]
+    assert message["To"] == "later@example.com"
+    wait_until(lambda: query(mail_settings, "SELECT 1 FROM invitations WHERE status = 'sent'"), what="the invitation marked sent")
+    assert query(mail_settings, "SELECT attempts, status FROM email_outbox WHERE kind = 'invitation'") == [(2, "sent")]
+    assert mail_client.get("/health").json()["checks"]["queue"] == "ok"
+
+
+def test_the_backoff_grows_and_is_bounded():
+    assert mail.RETRY_DELAYS[0] <= 60
+    assert all(later > earlier for earlier, later in zip(mail.RETRY_DELAYS, mail.RETRY_DELAYS[1:]))
+    assert mail.MAX_ATTEMPTS == len(mail.RETRY_DELAYS) + 1
+
+
+def test_a_permanent_refusal_fails_at_once(mail_client, mail_settings, smtp):
+    user = register(mail_client)
+    smtp.wait_for(1)
+    before = failed_total()
+    smtp.rcpt_reply = "550 5.1.1 No such user"
+    card = create_card(mail_client, user["headers"])
+    mail_client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": "nobody@example.com"}]}
+    )
+    row = wait_until(lambda: query(mail_settings, "SELECT status, attempts, last_error, message FROM email_outbox WHERE status = 'failed'"))
+    assert row[0][:2] == ("failed", 1) and "550" in row[0][2] and row[0][3] is None
+    assert query(mail_settings, "SELECT status FROM invitations") == [("failed",)]
+    assert failed_total() == before + 1
+
+
+def test_temporary_refusals_end_as_failed_after_the_last_attempt(mail_client, mail_settings, smtp):
+    user = register(mail_client)
+    smtp.wait_for(1)
+    smtp.rcpt_reply = "451 4.3.0 Try again later"
+    before = failed_total()
+    card = create_card(mail_client, user["headers"])
+    mail_client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": "busy@example.com"}]}
+    )
+    attempts = lambda: query(mail_settings, "SELECT attempts, status FROM email_outbox WHERE kind = 'invitation'")[0]  # noqa: E731
+    for n in range(1, mail.MAX_ATTEMPTS):
+        # Each attempt fails and backs off; skip the wait instead of sleeping through it.
+        wait_until(lambda: attempts()[0] >= n, what=f"attempt {n}")
+        assert attempts()[1] == "pending"
+        wake_outbox(mail_client)
+    wait_until(lambda: attempts()[1] == "failed", what="the job to fail")
+    assert attempts() == (mail.MAX_ATTEMPTS, "failed")
+    assert failed_total() == before + 1
+    assert len(smtp.received) == 1  # only the verification email got through
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_credentials_come_from_the_url(tmp_path):
+    seen = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        seen.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.login == b"mail@user" and auth_data.password == b"p:ss/word")
+
+    sink = MailSink(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
+    try:
+        settings = make_settings(tmp_path, smtp_url=f"smtp://mail%40user:p%3Ass%2Fword@127.0.0.1:{sink.port}")
+        with TestClient(create_app(settings)) as client:
+            register(client)
+            sink.wait_for(1)
+        assert seen == [(b"mail@user", b"p:ss/word")]
+    finally:
+        sink.stop()
+
+
+def test_without_smtp_mail_is_written_to_the_outbox_folder(client, settings):
+    register(client, "eml@example.com")
+    files = wait_until(lambda: sorted(settings.outbox_dir.glob("*.eml")), what="an .eml file")
+    assert len(files) == 1 and not list(settings.outbox_dir.glob("*.part"))
+    message = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert message["To"] == "eml@example.com" and message["Subject"] == "Confirm your email address"
+    wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
+    assert query(settings, "SELECT message_id, status FROM email_outbox") == [(message["Message-ID"], "sent")]
+    assert files[0].name == mail.eml_name(
+        mail.Job(0, message["Message-ID"], "", "", b"", 1, query(settings, "SELECT created_at FROM email_outbox")[0][0], None)
+    )
+
+
+def test_a_restart_sends_waiting_mail_at_once(tmp_path):
+    sink = MailSink()  # not started: the first run cannot deliver
+    settings = make_settings(tmp_path, smtp_url=sink.url)
+    with TestClient(create_app(settings)) as client:
+        register(client, "restart@example.com")
+        wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE last_error IS NOT NULL"), what="a failed attempt")
+    [(due,)] = query(settings, "SELECT next_attempt_at FROM email_outbox")
+    assert datetime.fromisoformat(due) > datetime.now(UTC)  # backing off
+    sink.start()
+    try:
+        with TestClient(create_app(settings)) as client:
+            [message] = sink.wait_for(1)
+            assert message["To"] == "restart@example.com"
+            wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE status = 'sent'"), what="the job marked sent")
+            assert query(settings, "SELECT attempts, status FROM email_outbox") == [(2, "sent")]
+    finally:
+        sink.stop()
+
+
+def test_deleting_the_account_drops_its_waiting_mail(tmp_path):
+    sink = MailSink()
+    settings = make_settings(tmp_path, smtp_url=sink.url)
+    with TestClient(create_app(settings)) as client:
+        user = register(client)
+        wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE last_error IS NOT NULL"))
+        card = create_card(client, user["headers"])
+        client.post(f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": unique_email()}]})
+        assert client.delete("/v1/me", headers=user["headers"]).status_code == 204
+        assert query(settings, "SELECT count(*) FROM email_outbox") == [(0,)]
+        assert query(settings, "SELECT count(*) FROM invitations") == [(0,)]
+
+
+def test_login_still_works_for_an_unverified_account(mail_client, smtp):
+    register(mail_client, "unverified@example.com")
+    assert mail_client.post("/v1/auth/login", json={"email": "unverified@example.com", "password": PASSWORD}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "address, header",
+    [
+        ("a..b@example.com", "a..b@example.com"),
+        (".dot@example.com", ".dot@example.com"),
+        ("a!#$%&*+=?^_`|~@example.com", "a!#$%&*+=?^_`|~@example.com"),
+        ("jane@exämple.com", "jane@xn--exmple-cua.com"),
+        ("josé@example.com", "josé@example.com"),
+    ],
+)
+def test_odd_but_accepted_addresses_get_their_mail(client, settings, address, header):
+    user = register(client, address)
+    card = create_card(client, user["headers"], email=address)
+    response = client.post(
+        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": address}]}
+    )
+    assert response.status_code == 202
+    files = wait_until(lambda: len(found := sorted(settings.outbox_dir.glob("*.eml"))) == 2 and found, what="two .eml files")
+    # Read as UTF-8 text: a non-ASCII local part goes out in raw UTF-8 headers (SMTPUTF8).
+    messages = [email.message_from_string(file.read_text(), policy=email.policy.default) for file in files]
+    for message in messages:
+        assert [a.addr_spec for a in message["To"].addresses] == [header]
+    [invitation] = [m for m in messages if m["Reply-To"] is not None]
+    assert [a.addr_spec for a in invitation["Reply-To"].addresses] == [header]
+    assert query(settings, "SELECT DISTINCT recipient FROM email_outbox") == [(header,)]

@@ -1,0 +1,349 @@
+"""Replication with the real `litestream` binary: what survives a kill, a stop, a lost
+volume, and a round trip through S3-compatible storage (moto_server on loopback)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import certifi
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, PHONE_UA
+from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNC_INTERVAL = 1.0
+# A card acknowledged more than one sync interval before a kill must be on the replica.
+# The margin covers the upload after Litestream's tick and a loaded test machine; the
+# measured lag is in bench/replication_lag.py.
+KILL_MARGIN = 0.5
+
+
+class Deployment:
+    """A data folder (the volume) and a replica that outlives it, and serve processes on them."""
+
+    def __init__(self, root: Path, replica_url: str | None = None, **env: str) -> None:
+        self.data = root / "data"
+        self.replica = root / "replica"
+        # The writes here come faster than the default API rate limit allows.
+        self.env = {"REPLICA_URL": replica_url or f"file://{self.replica}", "RATE_LIMIT_PER_MINUTE": "100000", **env}
+        self.started: list[Service] = []
+        self.headers: dict[str, str] = {}
+
+    def serve(self) -> Service:
+        svc = Service(self.data, **self.env).start()
+        self.started.append(svc)
+        return svc
+
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DATA_DIR": str(self.data), **self.env}
+        return subprocess.run([QRCONTACT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    def lose_volume(self) -> None:
+        shutil.rmtree(self.data)
+
+    def cards_on_disk(self) -> set[str]:
+        conn = sqlite3.connect(self.data / "qrcontact.db")
+        try:
+            return {slug for (slug,) in conn.execute("SELECT slug FROM cards")}
+        finally:
+            conn.close()
+
+    def stop_all(self) -> None:
+        for svc in self.started:
+            if svc.process and svc.process.poll() is None:
+                svc.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def deployment(tmp_path) -> Iterator[callable]:
+    made: list[Deployment] = []
+
+    def make(**kwargs) -> Deployment:
+        made.append(Deployment(tmp_path, **kwargs))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.stop_all()
+
+
+def sign_up(svc: Service, email: str = "owner@example.com") -> dict[str, str]:
+    response = httpx.post(f"{svc.url}/v1/auth/register", json={"email": email, "password": PASSWORD, "marketingConsent": False})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
+
+
+def log_in(svc: Service, email: str = "owner@example.com") -> dict[str, str]:
+    response = httpx.post(f"{svc.url}/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
+
+
+def write_card(svc: Service, headers: dict[str, str], slug: str) -> float:
+    """Create a card; returns when its 201 arrived (the write is acknowledged)."""
+    response = httpx.post(f"{svc.url}/v1/cards", json={"fullName": "Kept", "email": "kept@example.com", "slug": slug}, headers=headers)
+    assert response.status_code == 201, response.text
+    return time.monotonic()
+
+
+def test_sigkill_loses_nothing_older_than_one_sync_interval(deployment):
+    d = deployment()
+    svc = d.serve()
+    headers = sign_up(svc)
+    acknowledged: dict[str, float] = {}
+    # Write steadily for a few sync intervals (and until enough writes are old enough to
+    # be owed), then kill Litestream and the app at once, mid-stream.
+    started = time.monotonic()
+    while True:
+        slug = f"card-{len(acknowledged):04d}"
+        acknowledged[slug] = now = write_card(svc, headers, slug)
+        owed = sum(at < now - SYNC_INTERVAL - KILL_MARGIN for at in acknowledged.values())
+        if owed >= 10 and now - started >= 4 * SYNC_INTERVAL:
+            break
+        assert now - started < 60, "writes are too slow for this test"
+    killed_at = time.monotonic()
+    svc.stop(signal.SIGKILL)
+    d.lose_volume()
+
+    restored = d.command("restore")
+    assert restored.returncode == 0, restored.stderr
+    on_replica = d.cards_on_disk()
+    must_survive = {s for s, at in acknowledged.items() if at < killed_at - SYNC_INTERVAL - KILL_MARGIN}
+    assert len(must_survive) >= 10
+    assert must_survive <= on_replica, sorted(must_survive - on_replica)
+    # Nothing is invented either.
+    assert on_replica <= set(acknowledged)
+
+
+def test_sigterm_right_after_writes_loses_nothing(deployment):
+    d = deployment()
+    svc = d.serve()
+    headers = sign_up(svc)
+    slugs = [f"last-{i}" for i in range(10)]
+    for slug in slugs:
+        write_card(svc, headers, slug)
+    # Counted in memory, written by the app's shutdown: it must still reach the replica.
+    assert httpx.get(f"{svc.url}/c/last-9", headers={"User-Agent": PHONE_UA}).status_code == 302
+    assert svc.stop(signal.SIGTERM) == 0
+    log = svc.log.read_text()
+    # The order of the shutdown: the app drains and exits, then Litestream's last sync.
+    assert log.index("Application shutdown complete") < log.index("litestream shut down")
+    d.lose_volume()
+
+    restored = d.command("restore")
+    assert restored.returncode == 0, restored.stderr
+    assert set(slugs) <= d.cards_on_disk()
+    conn = sqlite3.connect(d.data / "qrcontact.db")
+    assert conn.execute("SELECT scan_count FROM cards WHERE slug = 'last-9'").fetchone() == (1,)
+    conn.close()
+
+
+def test_an_empty_data_folder_is_restored_at_start_and_replication_goes_on(deployment):
+    d = deployment()
+    svc = d.serve()
+    headers = sign_up(svc)
+    write_card(svc, headers, "before-loss")
+    assert svc.stop() == 0
+    d.lose_volume()
+
+    # A fresh volume: serve restores before the app starts, and keeps replicating after.
+    svc = d.serve()
+    headers = log_in(svc)
+    listed = httpx.get(f"{svc.url}/v1/cards", headers=headers).json()["items"]
+    assert [c["slug"] for c in listed] == ["before-loss"]
+    write_card(svc, headers, "after-restore")
+    assert svc.stop() == 0
+    d.lose_volume()
+    assert d.command("restore").returncode == 0
+    assert d.cards_on_disk() == {"before-loss", "after-restore"}
+
+
+def test_restore_to_a_point_in_time(deployment):
+    d = deployment()
+    svc = d.serve()
+    headers = sign_up(svc)
+    write_card(svc, headers, "early")
+    time.sleep(2.5 * SYNC_INTERVAL)
+    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(2.5 * SYNC_INTERVAL)
+    write_card(svc, headers, "late")
+    assert svc.stop() == 0
+
+    result = d.command("restore", "--timestamp", between)
+    assert result.returncode == 0, result.stderr
+    assert d.cards_on_disk() == {"early"}
+    assert d.command("restore").returncode == 0
+    assert d.cards_on_disk() == {"early", "late"}
+
+
+def test_restore_refuses_while_the_service_runs(deployment):
+    d = deployment()
+    d.serve()
+    result = d.command("restore")
+    assert result.returncode == 1
+    assert "running" in result.stderr
+
+
+def test_verify_backup_checks_the_replica_and_fails_on_damage(deployment):
+    d = deployment()
+    nothing = d.command("verify-backup")
+    assert nothing.returncode == 1 and "litestream restore failed" in nothing.stderr
+
+    svc = d.serve()
+    write_card(svc, sign_up(svc), "checked")
+    assert svc.stop() == 0
+    ok = d.command("verify-backup")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "integrity_check: ok"
+
+    # Flip bytes in the middle of every file on the replica: its checksums catch it.
+    for ltx in (d.replica / "ltx").rglob("*.ltx"):
+        raw = bytearray(ltx.read_bytes())
+        middle = len(raw) // 2
+        raw[middle:middle + 8] = bytes(b ^ 0xFF for b in raw[middle:middle + 8])
+        ltx.write_bytes(bytes(raw))
+    damaged = d.command("verify-backup")
+    assert damaged.returncode != 0
+
+
+def test_health_reports_litestream_and_a_lag_that_grows_while_the_replica_cannot_be_written(deployment):
+    d = deployment()
+    svc = d.serve()
+    headers = sign_up(svc)
+    write_card(svc, headers, "first")
+    replication = wait_for(svc, lambda r: r["lagSeconds"] == 0)
+    assert replication == {"enabled": True, "litestreamRunning": True, "lagSeconds": 0}
+
+    # The replica's folder becomes a file: Litestream can no longer write there.
+    shutil.rmtree(d.replica)
+    d.replica.write_text("not a folder")
+    written = time.monotonic()
+    write_card(svc, headers, "stuck")
+    time.sleep(3 * SYNC_INTERVAL)
+    health = httpx.get(f"{svc.url}/health").json()
+    assert health["status"] == "ok"  # a lagging replica is for alerts, not for restarts
+    assert health["replication"]["lagSeconds"] >= 3 * SYNC_INTERVAL - 0.1
+    assert health["replication"]["lagSeconds"] <= time.monotonic() - written + 0.1
+    assert scrape(svc, "replication_lag_seconds") >= 3 * SYNC_INTERVAL - 0.1
+
+    d.replica.unlink()
+    wait_for(svc, lambda r: r["lagSeconds"] == 0)
+    assert svc.stop() == 0
+    d.lose_volume()
+    assert d.command("restore").returncode == 0
+    assert d.cards_on_disk() == {"first", "stuck"}
+
+
+def wait_for(svc: Service, condition, timeout: float = 30) -> dict:
+    """Poll /health until its replication part meets `condition`; returns that part."""
+    deadline = time.monotonic() + timeout
+    while True:
+        replication = httpx.get(f"{svc.url}/health").json()["replication"]
+        if condition(replication):
+            return replication
+        if time.monotonic() > deadline:
+            raise AssertionError(f"replication never got there: {replication}")
+        time.sleep(0.2)
+
+
+def scrape(svc: Service, name: str) -> float:
+    text = httpx.get(f"{svc.url}/metrics").text
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+# --- S3-compatible storage -------------------------------------------------------------
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """moto_server on loopback, in its own process group, stopped by PID."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError(f"moto_server did not start: {log.read_text()}") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with_group_gone(process.pid)
+        process.wait(timeout=10)
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    s3.create_bucket(Bucket=name)
+
+
+@pytest.mark.parametrize("prefix", ["AWS", "LITESTREAM"])
+def test_s3_round_trip(deployment, s3_endpoint, prefix):
+    bucket = f"qrcontact-{prefix.lower()}"
+    make_bucket(s3_endpoint, bucket)
+    url = f"s3://{bucket}/prod/db?endpoint={s3_endpoint}&region=us-east-1&forcePathStyle=true"
+    credentials = {f"{prefix}_ACCESS_KEY_ID": "test", f"{prefix}_SECRET_ACCESS_KEY": "test"}
+    # An AWS_CA_BUNDLE meant for other tools breaks Litestream's S3 client: serve,
+    # restore and verify-backup must not hand it over.
+    d = deployment(replica_url=url, AWS_CA_BUNDLE=certifi.where(), **credentials)
+    svc = d.serve()
+    headers = sign_up(svc)
+    for i in range(5):
+        write_card(svc, headers, f"s3-{i}")
+    assert svc.stop(signal.SIGTERM) == 0
+    d.lose_volume()
+
+    assert d.command("verify-backup").stdout.strip() == "integrity_check: ok"
+    svc = d.serve()  # restores the empty volume from the bucket
+    listed = httpx.get(f"{svc.url}/v1/cards", params={"limit": 100}, headers=log_in(svc)).json()["items"]
+    assert sorted(c["slug"] for c in listed) == [f"s3-{i}" for i in range(5)]
+    assert httpx.get(f"{svc.url}/health").json()["replication"]["litestreamRunning"] is True
+
+
+def test_s3_replica_lag_is_measured_from_the_bucket(deployment, s3_endpoint):
+    make_bucket(s3_endpoint, "qrcontact-lag")
+    url = f"s3://qrcontact-lag/db?endpoint={s3_endpoint}&region=us-east-1&forcePathStyle=true"
+    d = deployment(replica_url=url, **S3_ENV)
+    svc = d.serve()
+    write_card(svc, sign_up(svc), "lagged")
+    # The app looks at a bucket every 10 s: the lag shows, then clears.
+    seen = wait_for(svc, lambda r: r["lagSeconds"] > 0)
+    assert seen["lagSeconds"] > 0
+    wait_for(svc, lambda r: r["lagSeconds"] == 0, timeout=40)
+
+
+def test_no_in_place_vacuum():
+    """Litestream's guidance: VACUUM rewrites the whole file under it; use VACUUM INTO a copy."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "migrations").glob("*.sql")]
+        if re.search(r"\bVACUUM\b(?!\s+INTO)", path.read_text(), re.I)
+    ]
+    assert offenders == []

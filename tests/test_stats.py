@@ -1,0 +1,241 @@
+"""Scan statistics: events written with the counters in one transaction per flush, what
+an event keeps (and never keeps), and the per-card report as JSON and as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import TestClient
+
+from app.main import create_app
+from app.scans import Counters, device_class, referrer_host
+from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
+
+ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"
+ANDROID_TABLET = "Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+IPAD = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+
+
+@pytest.mark.parametrize(
+    "agent, expected",
+    [(PHONE_UA, "mobile"), (ANDROID, "mobile"), (ANDROID_TABLET, "tablet"), (IPAD, "tablet"), (WINDOWS, "desktop"),
+     (MAC, "desktop"), ("SomeTV/1.0", "other"), (None, "other")],
+)
+def test_device_classes(agent, expected):
+    assert device_class(agent) == expected
+
+
+@pytest.mark.parametrize(
+    "referer, expected",
+    [
+        ("https://News.Example.org/path?q=secret#x", "news.example.org"),
+        ("http://user:pw@example.com:8080/", "example.com"),
+        ("https://example.com./", "example.com"),
+        ("android-app://com.google.android.gm/", None),
+        ("javascript:alert(1)", None),
+        ("https://=cmd|' /C calc'!A0/", None),
+        ("https://-leading.example/", None),
+        ("https://[::1]/", None),
+        ("https://exa mple.com/", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_only_the_referrers_host_is_kept(referer, expected):
+    assert referrer_host(referer) == expected
+
+
+def visit(client, path, agent=PHONE_UA, **headers):
+    return client.get(path, headers={"User-Agent": agent, **headers}, follow_redirects=False)
+
+
+def stats(client, user, card, **params):
+    response = client.get(f"/v1/cards/{card['cardId']}/stats", params=params, headers=user["headers"])
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_the_report_counts_days_devices_countries_and_referrers(tmp_path):
+    settings = make_settings(tmp_path, trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        user = register(client)
+        card = create_card(client, user["headers"], slug="stats-card")
+        visit(client, "/c/stats-card", PHONE_UA, **{"Fly-Region": "fra", "Referer": "https://blog.example.com/post"})
+        visit(client, "/c/stats-card", ANDROID, **{"Fly-Region": "FRA"})
+        visit(client, "/c/stats-card", IPAD, **{"Fly-Region": "lhr", "Referer": "https://blog.example.com/other"})
+        visit(client, "/c/stats-card", WINDOWS, **{"Fly-Region": "nowhere"})
+        visit(client, "/p/stats-card", MAC, **{"Fly-Region": "iad", "Referer": "https://www.linkedin.com/feed/"})
+        visit(client, "/p/stats-card", PHONE_UA)
+        visit(client, "/c/stats-card", "Twitterbot/1.0", **{"Fly-Region": "fra"})  # not counted
+        flush_counters(client)
+        body = stats(client, user, card, days=7).json()
+    today = datetime.now(UTC).date()
+    assert body["cardId"] == card["cardId"] and body["days"] == 7
+    assert (body["firstDay"], body["lastDay"]) == ((today - timedelta(days=6)).isoformat(), today.isoformat())
+    assert body["totals"] == {"scans": 4, "views": 2}
+    assert [d["date"] for d in body["daily"]] == [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
+    assert body["daily"][-1] == {"date": today.isoformat(), "scans": 4, "views": 2}
+    assert all(d["scans"] == d["views"] == 0 for d in body["daily"][:-1])
+    assert body["devices"] == [
+        {"name": "mobile", "scans": 2, "views": 1},
+        {"name": "desktop", "scans": 1, "views": 1},
+        {"name": "tablet", "scans": 1, "views": 0},
+    ]
+    assert body["countries"] == [
+        {"name": "DE", "scans": 2, "views": 0},
+        {"name": "GB", "scans": 1, "views": 0},
+        {"name": "US", "scans": 0, "views": 1},
+    ]
+    assert body["referrers"] == [
+        {"name": "blog.example.com", "scans": 2, "views": 0},
+        {"name": "www.linkedin.com", "scans": 0, "views": 1},
+    ]
+
+
+def test_no_country_without_a_trusted_proxy(client, user):
+    card = create_card(client, user["headers"], slug="untrusted")
+    visit(client, "/c/untrusted", **{"Fly-Region": "fra"})
+    flush_counters(client)
+    assert stats(client, user, card).json()["countries"] == []
+    assert query(client.app.state.settings, "SELECT country FROM scan_events") == [(None,)]
+
+
+def test_no_client_ip_is_stored_anywhere(tmp_path):
+    settings = make_settings(tmp_path, trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        user = register(client)
+        create_card(client, user["headers"], slug="private-scan")
+        for path in ("/c/private-scan", "/p/private-scan"):
+            visit(client, path, **{"Fly-Client-IP": "203.0.113.77", "X-Forwarded-For": "198.51.100.23", "Fly-Region": "ams"})
+        flush_counters(client)
+        assert query(settings, "SELECT count(*) FROM scan_events") == [(2,)]
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("qrcontact.db*"))
+    assert b"203.0.113.77" not in stored and b"198.51.100.23" not in stored
+
+
+def test_the_window_leaves_out_older_days(client, user, settings):
+    card = create_card(client, user["headers"], slug="old-scans")
+    visit(client, "/c/old-scans")
+    flush_counters(client)
+    now = datetime.now(UTC)
+    for days_ago, count in ((1, 2), (29, 3), (30, 5)):
+        stamp = (now - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+        for _ in range(count):
+            execute(
+                settings,
+                "INSERT INTO scan_events (card_id, kind, occurred_at, device_class) SELECT id, 'scan', ?, 'mobile' FROM cards WHERE slug = 'old-scans'",
+                (stamp,),
+            )
+    assert stats(client, user, card).json()["totals"] == {"scans": 1 + 2 + 3, "views": 0}
+    assert stats(client, user, card, days=31).json()["totals"]["scans"] == 11
+    one_day = stats(client, user, card, days=1).json()
+    assert one_day["totals"]["scans"] == 1 and len(one_day["daily"]) == 1
+
+
+@pytest.mark.parametrize("params", [{"days": 0}, {"days": 366}, {"days": "many"}, {"format": "xml"}])
+def test_bad_report_parameters(client, user, params):
+    card = create_card(client, user["headers"])
+    response = client.get(f"/v1/cards/{card['cardId']}/stats", params=params, headers=user["headers"])
+    assert_problem(response, response.status_code)
+    assert 400 <= response.status_code < 500
+
+
+HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
+
+
+def test_csv_escapes_formulas(client, user, settings):
+    card = create_card(client, user["headers"], slug="csv-card")
+    visit(client, "/c/csv-card", Referer="https://safe.example/")
+    flush_counters(client)
+    # Hosts like these cannot come in through a Referer any more; rows from elsewhere
+    # (an older version, a hand edit) must still come out harmless.
+    for value in HOSTILE:
+        execute(
+            settings,
+            "INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country) "
+            "SELECT id, 'view', ?, 'desktop', ?, ? FROM cards WHERE slug = 'csv-card'",
+            (datetime.now(UTC).isoformat().replace("+00:00", "Z"), value, value),
+        )
+    response = stats(client, user, card, days=3, format="csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="csv-card-stats.csv"'
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["section", "name", "scans", "views"]
+    assert rows[1] == ["total", "", "1", str(len(HOSTILE))]
+    assert [r[0] for r in rows[2:5]] == ["day"] * 3
+    names = {r[1] for r in rows if r[0] in ("country", "referrer")}
+    assert names == {"safe.example"} | {"'" + value for value in HOSTILE}
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    # The JSON report keeps the values as they are.
+    assert {r["name"] for r in stats(client, user, card).json()["referrers"]} == {"safe.example", *HOSTILE}
+
+
+def own_counters(client, *slugs):
+    """A Counters of the test's own (the app's is flushed every second by its lifespan), and the cards."""
+    state = client.app.state
+    found = [client.blocking_portal.call(state.public_cards.get, slug) for slug in slugs]
+    return Counters(), found
+
+
+def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
+    for n in range(3):
+        create_card(client, user["headers"], slug=f"burst-{n}")
+    counters, cards = own_counters(client, "burst-0", "burst-1", "burst-2")
+    for n in range(300):
+        counters.scan(cards[n % 3], PHONE_UA, "https://example.com/", None)
+    counters.view(cards[0], WINDOWS, None, "DE")
+    state = client.app.state
+    assert client.blocking_portal.call(counters.flush, state.db) == 301
+    assert client.blocking_portal.call(counters.flush, state.db) == 0
+    assert query(settings, "SELECT count(*), count(DISTINCT occurred_at > '') FROM scan_events") == [(301, 1)]
+    assert query(settings, "SELECT slug, scan_count, view_count FROM cards ORDER BY slug") == [
+        ("burst-0", 100, 1), ("burst-1", 100, 0), ("burst-2", 100, 0),
+    ]
+    assert query(settings, "SELECT device_class, referrer_host, country, count(*) FROM scan_events GROUP BY 1, 2, 3 ORDER BY 1") == [
+        ("desktop", None, "DE", 1), ("mobile", "example.com", None, 300),
+    ]
+
+
+def test_a_failed_flush_keeps_counts_and_events_for_the_next(client, user, settings):
+    create_card(client, user["headers"], slug="retry-flush")
+    counters, [card] = own_counters(client, "retry-flush")
+    for _ in range(5):
+        counters.scan(card, PHONE_UA, None, None)
+    state = client.app.state
+
+    async def failing_flush() -> None:
+        # Every write fails inside SQLite while the writer connection is query-only.
+        async with state.db._write_lock:
+            await state.db._writer.execute("PRAGMA query_only = 1")
+        try:
+            await counters.flush(state.db)
+        finally:
+            async with state.db._write_lock:
+                await state.db._writer.execute("PRAGMA query_only = 0")
+
+    with pytest.raises(sqlite3.OperationalError):
+        client.blocking_portal.call(failing_flush)
+    assert query(settings, "SELECT count(*) FROM scan_events") == [(0,)]
+    counters.scan(card, PHONE_UA, None, None)
+    assert client.blocking_portal.call(counters.flush, state.db) == 6
+    assert query(settings, "SELECT count(*) FROM scan_events") == [(6,)]
+    assert query(settings, "SELECT scan_count FROM cards") == [(6,)]
+
+
+def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, settings):
+    keep = create_card(client, user["headers"], slug="kept-card")
+    gone = create_card(client, user["headers"], slug="gone-soon")
+    visit(client, "/c/kept-card")
+    visit(client, "/c/gone-soon")
+    client.delete(f"/v1/cards/{gone['cardId']}", headers=user["headers"])
+    flush_counters(client)
+    assert query(settings, "SELECT c.slug FROM scan_events e JOIN cards c ON c.id = e.card_id") == [("kept-card",)]
+    assert stats(client, user, keep).json()["totals"]["scans"] == 1
