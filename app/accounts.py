@@ -41,6 +41,7 @@ from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat, utcnow
 from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, ConflictError, UnprocessableError, problems
 from app.fields import Email, InviteToken, Label, Password
+from app.openapi import HTML_PAGE, TEXT, media_types
 
 log = logging.getLogger("app.accounts")
 
@@ -471,7 +472,10 @@ async def register(request: Request, data: JSONBody[RegisterRequest], db: Databa
     return response
 
 
-@post("/verify-email", operation_id="verifyEmail", summary="Confirm an email address with the emailed token", status_code=204)
+@post(
+    "/verify-email", operation_id="verifyEmail", summary="Confirm an email address with the emailed token", status_code=204,
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
 async def verify_email(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> None:
     async with db.write() as conn:
         verified = await use_verification(conn, data.token, datetime.now(UTC))
@@ -643,14 +647,20 @@ def _verify_page(status: int, title: str, text: str, token: str | None = None) -
     return Response(body, status_code=status, media_type="text/html", headers=VERIFY_HEADERS)
 
 
-@get("/verify-email", operation_id="verifyEmailPage", summary="The page the verification email links to", tags=["public"])
+@get(
+    "/verify-email", operation_id="verifyEmailPage", summary="The page the verification email links to", tags=["public"],
+    operation_class=media_types(200, {"text/html": TEXT}), responses={**problems(422), 400: HTML_PAGE},
+)
 async def verify_email_page(token: Annotated[str, QueryParameter(max_length=64)] = "") -> Response[str]:
     if not re.fullmatch(VERIFY_TOKEN, token):
         return _verify_page(400, "Link not valid", "This confirmation link is incomplete. Open it from the email again.")
     return _verify_page(200, "Confirm your email", "One click and your email address is confirmed.", token)
 
 
-@post("/verify-email", operation_id="verifyEmailForm", summary="The verification page's form", tags=["public"], status_code=200)
+@post(
+    "/verify-email", operation_id="verifyEmailForm", summary="The verification page's form", tags=["public"], status_code=200,
+    operation_class=media_types(200, {"text/html": TEXT}), responses={**problems(*BODY, *WRITE), 400: HTML_PAGE},
+)
 async def verify_email_form(
     data: Annotated[VerifyEmailForm, Body(media_type=RequestEncodingType.URL_ENCODED)], db: DatabaseDep
 ) -> Response[str]:

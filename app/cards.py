@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import aiosqlite
 import msgspec

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, Schema
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 TEXT = Schema(type=OpenAPIType.STRING)
+# The public pages answer errors as HTML for people, not problem documents.
+HTML_PAGE = ResponseSpec(str, description="An HTML page saying what went wrong", media_type="text/html", generate_examples=False)
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
@@ -34,14 +37,18 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         return schema
 
 
-def media_types(status: int, content: dict[str, Schema]) -> type[Operation]:
-    """An operation class whose `status` response lists several media types (Litestar lists one)."""
+def media_types(status: int, content: dict[str, Schema], keep: bool = False) -> type[Operation]:
+    """An operation class whose `status` response lists several media types (Litestar lists one).
+
+    With `keep`, the media type Litestar documented (from the return type) stays beside them.
+    """
 
     @dataclasses.dataclass
     class MultiMediaOperation(Operation):
         def __post_init__(self) -> None:
             response = (self.responses or {}).get(str(status))
             if response is not None and not isinstance(response, dict):
-                response.content = {name: OpenAPIMediaType(schema=schema) for name, schema in content.items()}
+                extra = {name: OpenAPIMediaType(schema=schema) for name, schema in content.items()}
+                response.content = {**(response.content or {}), **extra} if keep else extra
 
     return MultiMediaOperation

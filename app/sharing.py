@@ -40,7 +40,8 @@ from prometheus_client import Counter, Gauge
 from app import accounts, cards, mail, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.errors import UnprocessableError
+from app.errors import AUTHENTICATED, BODY, WRITE, UnprocessableError, problems
+from app.openapi import BINARY, HTML_PAGE, media_types
 from app.fields import EMAIL_PATTERN, Message, Recipient
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
@@ -441,7 +442,10 @@ def _seconds_to_midnight(now: datetime) -> int:
     return max(1, math.ceil((tomorrow - now).total_seconds()))
 
 
-@post("/cards/{card_id:str}/share", operation_id="shareCard", summary="Share a card by email, SMS, WhatsApp or LinkedIn", status_code=202)
+@post(
+    "/cards/{card_id:str}/share", operation_id="shareCard", summary="Share a card by email, SMS, WhatsApp or LinkedIn",
+    status_code=202, responses=problems(*AUTHENTICATED, *BODY, *WRITE, 404),
+)
 async def share_card(
     request: Request, card_id: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ShareResponse:
@@ -479,7 +483,10 @@ async def share_card(
     return ShareResponse(invitations=answers)
 
 
-@get("/cards/{card_id:str}/invitations", operation_id="listCardInvitations", summary="The card's invitations and where each is in the funnel")
+@get(
+    "/cards/{card_id:str}/invitations", operation_id="listCardInvitations",
+    summary="The card's invitations and where each is in the funnel", responses=problems(*AUTHENTICATED, 400, 404, 422),
+)
 async def card_invitations(
     request: Request,
     card_id: FromPath[str],
@@ -497,7 +504,10 @@ async def card_invitations(
     )
 
 
-@get("/viral/k-factor", operation_id="getKFactor", summary="Weekly cohorts and the k-factor (admin)", guards=[require_admin], tags=["sharing"])
+@get(
+    "/viral/k-factor", operation_id="getKFactor", summary="Weekly cohorts and the k-factor (admin)", guards=[require_admin],
+    tags=["sharing"], responses=problems(*AUTHENTICATED, 400, 403, 422),
+)
 async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KFactor:
     async with db.read() as conn:
         return await k_factor(conn, period, datetime.now(UTC))
@@ -506,11 +516,11 @@ async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KF
 router = Router("/", route_handlers=[share_card, card_invitations, get_k_factor], tags=["sharing"])
 
 
-def _operation_ids(name: str):
-    return lambda handler, method, path: name if method == "GET" else f"{name}{method.title()}"
-
-
-@route("/i/{token:str}", http_method=["GET", "HEAD"], operation_id=_operation_ids("followInvitation"), summary="Follow an invitation's tracked link to the card page", tags=["public"])
+@route(
+    "/i/{token:str}", http_method=["GET", "HEAD"], operation_id=scans.operation_ids("followInvitation"),
+    summary="Follow an invitation's tracked link to the card page", tags=["public"],
+    status_code=302, operation_class=media_types(302, {}), responses={**problems(400), 404: HTML_PAGE},
+)
 async def follow_invitation(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
     async with db.read() as conn:
         found = await invitation_for_token(conn, token)
@@ -525,7 +535,11 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     return Response(b"", status_code=302, headers={"Location": f"/p/{found['slug']}", "Cache-Control": "no-store"})
 
 
-@route("/i/{token:str}/open.gif", http_method=["GET", "HEAD"], operation_id=_operation_ids("invitationOpened"), summary="The email's 1×1 image: marks the invitation opened", tags=["public"])
+@route(
+    "/i/{token:str}/open.gif", http_method=["GET", "HEAD"], operation_id=scans.operation_ids("invitationOpened"),
+    summary="The email's 1×1 image: marks the invitation opened", tags=["public"],
+    operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
+)
 async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
     if scans.countable(request):
         async with db.read() as conn:

@@ -19,6 +19,8 @@ from litestar.params import FromPath, QueryParameter
 
 from app import cards
 from app.db import DatabaseDep, fetch_all
+from app.errors import AUTHENTICATED, problems
+from app.openapi import TEXT, media_types
 
 MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -155,6 +157,8 @@ def to_csv(stats: CardStats) -> str:
     "/cards/{card_id:str}/stats",
     operation_id="getCardStats",
     summary="Scans and views per day, device class, country and referrer (JSON, or CSV with format=csv)",
+    responses=problems(*AUTHENTICATED, 400, 404, 422),
+    operation_class=media_types(200, {"text/csv": TEXT}, keep=True),
 )
 async def card_stats(
     request: Request,
