@@ -15,12 +15,19 @@ What Litestar would have added around those answers is added here, the same way:
   on the very same metric objects and with the same labels (the route's path template,
   `/c/{slug}` or `/q/{name}`), so dashboards cannot tell the two doors apart; kept as
   tallies between scrapes (app/tally.py);
-* for an unexpected error, the same problem document, logged and counted in `errors_total`.
+* for an unexpected error, the same problem document, logged and counted in `errors_total`;
+* what ops.request_context adds to every response: an `X-Request-ID` (the client's when
+  well-formed) and the request id on log records made meanwhile. Its access-log line is
+  written at DEBUG, as for /health: at INFO, one JSON line per scan would cost more than
+  the scan itself.
 Litestar's 405 for other methods and its 404 for other shapes stay Litestar's.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,10 +37,20 @@ from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 
 from app import errors, tally
+from app.ops import REQUEST_ID, REQUEST_ID_SHAPE, access_log
 from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr, answer_scan, client_address, country_for
 
 
 GET_OR_HEAD = ("GET", "HEAD")
+# Request ids for requests that bring none: unique in this process and across restarts,
+# without the system call a uuid4 makes for each.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
 COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
 ROUTE_PREFIXES = ("/c/", "/q/")
 
@@ -81,11 +98,15 @@ class FastPath:
             self._tallies[key] = found
         return found
 
-    def visit(self, scope: dict, method: str) -> Visit:
-        """What Visit.of reads from a Litestar request, read from the raw headers (the first of each)."""
+    def visit(self, scope: dict, method: str) -> tuple[Visit, str]:
+        """What Visit.of reads from a Litestar request, read from the raw headers (the first
+        of each), and the X-Request-ID the client sent ("" for none)."""
         user_agent = referer = fly_client_ip = region = None
+        request_id = ""
         for name, value in scope["headers"]:  # lower-case names, by the ASGI spec
-            if name == b"user-agent":
+            if name == b"x-request-id":
+                request_id = request_id or value.decode("latin-1")
+            elif name == b"user-agent":
                 user_agent = user_agent or value.decode("latin-1")
             elif name == b"referer":
                 referer = referer or value.decode("latin-1")
@@ -95,13 +116,14 @@ class FastPath:
                 region = region or value.decode("latin-1")
         peer = scope.get("client")
         settings = self.settings
-        return Visit(
+        visit = Visit(
             method,
             client_address(settings, fly_client_ip, peer[0] if peer else None),
             user_agent,
             referer,
             country_for(region, settings) if region else None,
         )
+        return visit, request_id
 
     async def __call__(self, prefix: str, name: str, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
         started = time.perf_counter()
@@ -110,21 +132,37 @@ class FastPath:
         running = self._running[method, template]
         running.n += 1
         status, sent_start = 500, False
+        visit, request_id = self.visit(scope, method)
+        if not REQUEST_ID_SHAPE.match(request_id):
+            request_id = next_request_id()
+        id_header = (b"x-request-id", request_id.encode())
+        token = REQUEST_ID.set(request_id)  # for whatever is logged meanwhile
         try:
-            answer = await answer_for(self.public, name, self.visit(scope, method))
+            answer = await answer_for(self.public, name, visit)
             status = answer.status
             sent_start = True
-            await send({"type": "http.response.start", "status": status, "headers": answer.headers})
+            await send({"type": "http.response.start", "status": status, "headers": [*answer.headers, id_header]})
             await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
         except Exception as exc:
             status = 500
             problem = errors.unexpected_to_problem(exc)  # logs it and counts errors_total
             if not sent_start:
                 body = msgspec.json.encode({"status": 500, "title": problem.title, "detail": problem.detail})
-                headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+                headers = [
+                    (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()), id_header,
+                ]
                 await send({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finally:
+            # The access line, as ops.request_context writes it, but at DEBUG: at event scale a
+            # JSON line per scan would cost more than the scan (the same call as for /health).
+            if access_log.isEnabledFor(logging.DEBUG):
+                duration_ms = round((time.perf_counter() - started) * 1000, 2)
+                access_log.debug(
+                    "%s %s %d", method, template, status,
+                    extra={"fields": {"method": method, "path": template, "status": status, "duration_ms": duration_ms}},
+                )
+            REQUEST_ID.reset(token)
             running.n -= 1
             count, duration, failed = self._tallies_for(method, template, status)
             count.n += 1

@@ -224,7 +224,7 @@ class Service:
         self.log = root / "service.log"
         self.env = {
             **os.environ, "DATA_DIR": str(self.data), "HOST": "127.0.0.1", "PORT": str(self.port),
-            "PUBLIC_BASE_URL": self.url, "LOG_LEVEL": "WARNING",
+            "PUBLIC_BASE_URL": self.url,
             "SCANNER_RATE_LIMIT_PER_MINUTE": SCANNER_LIMIT_FOR_BENCH,
         }
         self.env.pop("REPLICA_URL", None)  # the default: a file:// replica in DATA_DIR

@@ -6,6 +6,7 @@ which runs against the fast path."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 
@@ -275,3 +276,33 @@ def test_folded_tallies_read_as_if_recorded_one_by_one():
     assert samples(folded, "folded_seconds") == samples(direct, "direct_seconds")
     assert registry.get_sample_value("folded_requests_total", {"path": "/c/{slug}"}) == len(values)
     assert registry.get_sample_value("folded_running", {"path": "/c/{slug}"}) == 2
+
+
+@pytest.mark.parametrize("given", [None, "trace-42", "has spaces"])
+def test_fast_path_answers_carry_a_request_id(client, card, given, caplog):
+    headers = {"X-Request-ID": given} if given else {}
+    with caplog.at_level(logging.DEBUG, logger="app.access"):
+        first = client.get("/c/fast-card", headers=headers, follow_redirects=False)
+        second = client.head("/q/fast-card.png", headers=headers)
+    ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
+    if given == "trace-42":
+        assert ids == [given, given]
+    else:
+        assert ids[0] != ids[1] and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    lines = [r for r in caplog.records if r.name == "app.access"]
+    assert [(r.levelno, r.fields["path"], r.fields["status"]) for r in lines] == [
+        (logging.DEBUG, "/c/{slug}", 302), (logging.DEBUG, "/q/{name}", 200),
+    ]
+
+
+def test_event_times_are_written_as_isoformat_writes_them():
+    import random
+    from datetime import UTC, datetime
+
+    from app.db import isoformat
+    from app.scans import _event_time
+
+    rng = random.Random(6)
+    moments = [rng.uniform(1.7e9, 1.9e9) for _ in range(20_000)] + [1.8e9, 1.8e9 + 0.9999995, 1.8e9 + 0.0000005]
+    moments += [round(m, rng.randint(0, 7)) for m in moments[:5000]]
+    assert [_event_time(m) for m in moments] == [isoformat(datetime.fromtimestamp(m, UTC)) for m in moments]
