@@ -34,14 +34,14 @@ from urllib.parse import quote, urlsplit
 
 from cachetools import LRUCache
 from litestar.params import FromPath
-from litestar import Request, Response, get, route
+from litestar import Request, Response, route
 from litestar.openapi import ResponseSpec
 from prometheus_client import Counter, Histogram
 
 from app import qr, tally
 from app.cards import Card, dynamic_drawing, get_card_by_slug, short_url, slug_is_retired
 from app.config import Settings
-from app.db import Database, isoformat
+from app.db import Database
 from app.errors import problems
 from app.limits import network_of
 from app.openapi import BINARY, TEXT, media_types
@@ -338,13 +338,13 @@ class Counters:
                     "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
                     [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
                 )
-                # At event scale a flush carries tens of thousands of events, and on one core
-                # the requests wait while they are classified and written: so in slices of
-                # about two milliseconds each, one transaction still, with requests answered
-                # between them, and each distinct user agent, referrer and second worked out once.
-                # One statement per slice, not one per event: sqlite3 lets go of the GIL
-                # around every statement, and on one core each hand-over is two thread
-                # switches, which cost more than the rows themselves.
+                # Under a crowd a flush carries tens of thousands of events, and on one core
+                # requests wait while they are classified and written. So: in slices of
+                # about two milliseconds, requests answered between them (one transaction
+                # still); each distinct user agent, referrer and second worked out once; and
+                # one statement per slice, not per event, because sqlite3 hands the GIL over
+                # around every statement and on one core each hand-over is two thread
+                # switches, which cost more than the rows.
                 for first in range(0, len(events), FLUSH_SLICE):
                     values: list = []
                     for at, card_id, kind, agent, referer, country in events[first:first + FLUSH_SLICE]:
@@ -385,6 +385,8 @@ def _insert_events(count: int) -> str:
     return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country)
         SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES {rows}) AS event
         WHERE EXISTS (SELECT 1 FROM cards WHERE id = event.column1)"""
+
+
 _device_class = functools.lru_cache(maxsize=4096)(device_class)
 _referrer_host = functools.lru_cache(maxsize=4096)(referrer_host)
 
@@ -395,7 +397,7 @@ def _second(whole: int) -> str:
 
 
 def _event_time(at: float) -> str:
-    """`isoformat(datetime.fromtimestamp(at, UTC))`, the date and time worked out once a second."""
+    """`db.isoformat(datetime.fromtimestamp(at, UTC))`, the date and time worked out once a second."""
     whole = int(at)
     micro = round((at - whole) * 1_000_000)
     if micro == 1_000_000:  # rounds up into the next second, as datetime does
@@ -562,8 +564,9 @@ async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
         drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
     payload = short_url(public.settings, found.slug)
     image = public.qr_cache.get(payload, drawing)
-    if image is None:
-        image = await qr.cached_image(public.qr_cache, payload, drawing, "dynamic")
+    if image is None:  # qr.cached_image, without a second lookup
+        image = await asyncio.to_thread(qr.render_counted, payload, drawing, "dynamic")
+        public.qr_cache.put(payload, drawing, image)
     return Answer(200, _QR_HEADERS[extension], image)
 
 
