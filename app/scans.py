@@ -3,8 +3,9 @@
 These are what phones hit, so cards are looked up in an in-process cache (slug → card,
 including "no such card"), and scans and views are counted in memory and written in one
 transaction per second by `Counters.run`, never one write per request: the counters on
-the cards table and one `scan_events` row per counted request (time, device class,
-referrer host, and a country only from a trusted proxy header; never the client IP).
+the cards table and `scan_events` rows (second, device class, referrer host, and a
+country only from a trusted proxy header; never the client IP), alike requests of the
+same second folded into one row with their number of hits.
 HEAD requests, crawlers and link-preview fetchers are answered but not counted.
 All public pages share one per-client-IP limit (`ScannerLimit`), higher than the API's.
 
@@ -18,6 +19,7 @@ say) and carry the OpenAPI documentation.
 from __future__ import annotations
 
 import asyncio
+import collections
 import base64
 import functools
 import hashlib
@@ -338,18 +340,19 @@ class Counters:
                     "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
                     [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
                 )
-                # Under a crowd a flush carries tens of thousands of events, and on one core
-                # requests wait while they are classified and written. So: in slices of
-                # about two milliseconds, requests answered between them (one transaction
-                # still); each distinct user agent, referrer and second worked out once; and
-                # one statement per slice, not per event, because sqlite3 hands the GIL over
-                # around every statement and on one core each hand-over is two thread
-                # switches, which cost more than the rows.
+                # Under a crowd a flush carries tens of thousands of events. They are
+                # classified in slices (requests answered between them, one transaction
+                # still), each distinct user agent and referrer worked out once, and events
+                # alike to the second are folded into one row with their number of hits.
+                rows: collections.Counter[tuple] = collections.Counter()
                 for first in range(0, len(events), FLUSH_SLICE):
-                    values: list = []
                     for at, card_id, kind, agent, referer, country in events[first:first + FLUSH_SLICE]:
-                        values += (card_id, kind, _event_time(at), _device_class(agent), _referrer_host(referer), country)
-                    await conn.execute(_insert_events(len(values) // 6), values)
+                        rows[(card_id, kind, _second(int(at)), _device_class(agent), _referrer_host(referer), country)] += 1
+                    await asyncio.sleep(0)
+                rows_list = [(*key, hits) for key, hits in rows.items()]
+                for first in range(0, len(rows_list), FLUSH_SLICE):
+                    chunk = rows_list[first:first + FLUSH_SLICE]
+                    await conn.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
         except BaseException:
             # Put everything back so the next flush writes it.
             for card_id, (scans, views) in batch.items():
@@ -381,9 +384,9 @@ FLUSH_SLICE = 250
 def _insert_events(count: int) -> str:
     """INSERT of `count` events; a card deleted since the request has no row to refer to,
     so its events go with it."""
-    rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
-    return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country)
-        SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES {rows}) AS event
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
+    return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits)
+        SELECT column1, column2, column3, column4, column5, column6, column7 FROM (VALUES {rows}) AS event
         WHERE EXISTS (SELECT 1 FROM cards WHERE id = event.column1)"""
 
 
@@ -393,16 +396,8 @@ _referrer_host = functools.lru_cache(maxsize=4096)(referrer_host)
 
 @functools.lru_cache(maxsize=16)
 def _second(whole: int) -> str:
-    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _event_time(at: float) -> str:
-    """`db.isoformat(datetime.fromtimestamp(at, UTC))`, the date and time worked out once a second."""
-    whole = int(at)
-    micro = round((at - whole) * 1_000_000)
-    if micro == 1_000_000:  # rounds up into the next second, as datetime does
-        whole, micro = whole + 1, 0
-    return f"{_second(whole)}.{micro:06d}Z"
+    """The UTC second as stored in scan_events.occurred_at, worked out once a second."""
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the card page -------------------------------------------------------------------

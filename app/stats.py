@@ -66,6 +66,7 @@ class ScanEvent(msgspec.Struct, rename="camel"):
     device_class: str
     referrer_host: str | None
     country: str | None
+    hits: int
 
 
 # --- SQL -----------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class ScanEvent(msgspec.Struct, rename="camel"):
 
 async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -> list[Any]:
     """(section, name, scans, views) rows: per day, device class, country and referrer host."""
-    counted = "sum(kind = 'scan') AS scans, sum(kind = 'view') AS views"
+    counted = "sum(CASE kind WHEN 'scan' THEN hits ELSE 0 END) AS scans, sum(CASE kind WHEN 'view' THEN hits ELSE 0 END) AS views"
     window = "card_id = :card AND occurred_at >= :since"
     return await fetch_all(
         conn,
@@ -84,11 +85,11 @@ async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -
         UNION ALL
         SELECT * FROM (
             SELECT 'country', country, {counted} FROM scan_events WHERE {window} AND country IS NOT NULL
-            GROUP BY country ORDER BY count(*) DESC, country LIMIT {MAX_BREAKDOWN})
+            GROUP BY country ORDER BY sum(hits) DESC, country LIMIT {MAX_BREAKDOWN})
         UNION ALL
         SELECT * FROM (
             SELECT 'referrer', referrer_host, {counted} FROM scan_events WHERE {window} AND referrer_host IS NOT NULL
-            GROUP BY referrer_host ORDER BY count(*) DESC, referrer_host LIMIT {MAX_BREAKDOWN})""",
+            GROUP BY referrer_host ORDER BY sum(hits) DESC, referrer_host LIMIT {MAX_BREAKDOWN})""",
         {"card": card_id, "since": since},
     )
 
@@ -96,7 +97,7 @@ async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -
 async def list_user_events(conn: aiosqlite.Connection, user_id: str) -> list[ScanEvent]:
     rows = await fetch_all(
         conn,
-        """SELECT c.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country
+        """SELECT c.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits
         FROM scan_events e JOIN cards c ON c.id = e.card_id WHERE c.user_id = ? ORDER BY e.id""",
         (user_id,),
     )

@@ -66,8 +66,10 @@ CREATE INDEX email_outbox_due ON email_outbox (next_attempt_at) WHERE status = '
 CREATE INDEX email_outbox_by_invitation ON email_outbox (invitation_id);
 CREATE INDEX email_outbox_by_user ON email_outbox (user_id);
 
--- One row per counted scan or view, written in batches with the counters. No client IP:
--- only the device class, the referrer's host and a country from a trusted proxy header.
+-- Counted scans and views, written in batches with the counters: one row per card, kind,
+-- second, device class, referrer host and country, with `hits` requests behind it, so a
+-- crowd scanning one code costs a row a second, not a row a scan. No client IP: only the
+-- device class, the referrer's host and a country from a trusted proxy header.
 CREATE TABLE scan_events (
     id INTEGER PRIMARY KEY,
     card_id INTEGER NOT NULL REFERENCES cards (id) ON DELETE CASCADE,
@@ -75,6 +77,7 @@ CREATE TABLE scan_events (
     occurred_at TEXT NOT NULL,
     device_class TEXT NOT NULL CHECK (device_class IN ('mobile', 'tablet', 'desktop', 'other')),
     referrer_host TEXT,
-    country TEXT
+    country TEXT,
+    hits INTEGER NOT NULL DEFAULT 1 CHECK (hits > 0)
 );
 CREATE INDEX scan_events_by_card ON scan_events (card_id, occurred_at);
