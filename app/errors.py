@@ -130,31 +130,33 @@ def unexpected_to_problem(exc: Exception) -> ProblemDetailsException:
     return ProblemDetailsException(status_code=500, title="Internal Server Error", detail="something went wrong")
 
 
+# SQLite error code -> (metric kind, log line, detail for the client, Retry-After seconds).
+STORAGE_TROUBLE = {
+    sqlite3.SQLITE_FULL: (
+        "storage_full", "database or disk is full: a write was refused",
+        "the server's storage is full, so nothing was saved; try again later", "60",
+    ),
+    sqlite3.SQLITE_BUSY: (
+        "storage_busy", "database is locked past the busy timeout: a request was refused",
+        "the database is busy, so nothing was saved; try again", "1",
+    ),
+}
+
+
 def storage_to_problem(exc: sqlite3.Error) -> ProblemDetailsException:
     """A full disk or a lock held too long is the service's trouble, not a bug: 503, retry later.
 
     Database.write has rolled the transaction back, so nothing half-written is kept.
     """
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL:
-        log.error("database or disk is full: a write was refused")
-        ERRORS.labels("storage_full").inc()
-        return ProblemDetailsException(
-            status_code=503,
-            title="Service Unavailable",
-            detail="the server's storage is full, so nothing was saved; try again later",
-            headers={"Retry-After": "60"},
-        )
-    if code == sqlite3.SQLITE_BUSY:
-        log.error("database is locked past the busy timeout: a request was refused")
-        ERRORS.labels("storage_busy").inc()
-        return ProblemDetailsException(
-            status_code=503,
-            title="Service Unavailable",
-            detail="the database is busy, so nothing was saved; try again",
-            headers={"Retry-After": "1"},
-        )
-    return unexpected_to_problem(exc)
+    trouble = STORAGE_TROUBLE.get(getattr(exc, "sqlite_errorcode", None))
+    if trouble is None:
+        return unexpected_to_problem(exc)
+    kind, message, detail, retry_after = trouble
+    log.error(message)
+    ERRORS.labels(kind).inc()
+    return ProblemDetailsException(
+        status_code=503, title="Service Unavailable", detail=detail, headers={"Retry-After": retry_after}
+    )
 
 
 problem_details = ProblemDetailsPlugin(
