@@ -15,8 +15,12 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 LOCK_NAME = "qrcontact.lock"
 
@@ -75,17 +79,23 @@ def run_app(settings: Settings) -> int:
     # which under a crowd of scans came every few seconds (bench/scanners.py).
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=20,
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, **server_options(app))
     return 0
+
+
+def server_options(app: Litestar) -> dict:
+    """How uvicorn serves the app (tests start their live servers with the same)."""
+    from app.scanner import protocol
+
+    return {
+        # httptools, with the scanner fast path asked first (app/scanner.py).
+        "http": protocol(app.state.fast_path),
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 20,
+    }
 
 
 def serve(settings: Settings) -> int:

@@ -6,11 +6,11 @@ Route table (each handler lives in the module named):
   /v1/cards...               cards      CRUD and QR downloads
   /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
   /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
-  /c/{slug}, /q/{slug}.png|svg  scans   scan redirect and public QR images (answer_scan,
-                                        answer_qr); exact GET/HEAD requests reach them
-                                        through scanner.ScannerApp, a raw ASGI fast path in
-                                        front of Litestar, every other shape through the
-                                        Litestar handlers scans.scan / scans.public_qr
+  /c/{slug}, /q/{slug}.png|svg  scans   scan redirect and public QR images: the Litestar
+                                        handlers scans.scan / scans.public_qr; exact GET/HEAD
+                                        requests whose card and image are cached are answered
+                                        before them by scanner.ScannerProtocol, in the HTTP
+                                        server (scans.answer_scan_now / answer_qr_now)
   /p/{slug}[.vcf]            scans      the card page and its vCard
   /v1/admin/diagnostics      ops        database, replica, queue and cache state (admin)
   /i/{token}[/open.gif]      sharing    tracked invitation links
@@ -48,7 +48,7 @@ from app.db import Database
 from app.limits import client_ip
 from app.openapi import StrictStructSchemaPlugin
 from app.replication import LagMonitor
-from app.scanner import FastPath, ScannerApp
+from app.scanner import FastPath
 
 log = logging.getLogger("app")
 
@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
     )
-    app = ScannerApp(
+    app = Litestar(
         route_handlers=[
             public_api,
             api,
@@ -159,11 +159,11 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
     )
     # Litestar's middleware runs only on requests that matched a route; the request id
-    # and access log wrap the whole handler, so 404s and 405s get them too. The scanner
-    # fast path is in front of all of it and gives its answers the same request ids.
+    # and access log wrap the whole handler, so 404s and 405s get them too.
     app.asgi_handler = ops.request_context(app.asgi_handler, active_users)
     app.before_send.append(allow_header(app))
-    app.fast_path = FastPath(state.public, prometheus)
+    # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
+    state.fast_path = FastPath(state.public, prometheus)
     return app
 
 

@@ -1,26 +1,38 @@
-"""The scanner fast path: exact GET/HEAD /c/{slug} and /q/{name} answered in raw ASGI, before Litestar.
+"""The scanner fast path: GET/HEAD /c/{slug} and /q/{name} answered by the HTTP server itself
+when the answer is already in memory.
 
-A scan is one redirect, and at an event hundreds arrive in a minute. Through Litestar
-each one pays for routing, the middleware stack, dependency injection and a Response
-object, several times what the answer itself costs. `ScannerApp` is the Litestar app
-with one check in front: a request whose path is exactly two segments, the first `c` or
-`q` and the second non-empty (so not `/cards`, `/c`, `/c/` or `/c/x/`), with method GET
-or HEAD, is answered here by the same `scans.answer_scan` / `scans.answer_qr` the
-Litestar handlers call, so counting, the scanner rate limit, the redirect metrics and the
-404/410 pages are one piece of code. Everything else goes to Litestar unchanged.
+A scan is one redirect, and at an event hundreds arrive in a minute. For every request
+uvicorn builds an ASGI scope, a task and a request/response cycle, and the app answers
+with two send calls that are checked and encoded again; Litestar adds routing, its
+middleware, dependency injection and a Response object. For a redirect that is nearly
+all of the cost: an ASGI app that does nothing but redirect answers fewer scans on one
+core than this path, which also looks the card up, limits, counts and records metrics
+(figures in the README's Performance section, from bench/scanners.py).
 
-What Litestar would have added around those answers is added here, the same way:
-* the `http_requests_total`, `http_request_duration_seconds`, `http_requests_in_progress`
-  (and for a 5xx `http_requests_error_total`) series of Litestar's Prometheus middleware,
-  on the very same metric objects and with the same labels (the route's path template,
-  `/c/{slug}` or `/q/{name}`), so dashboards cannot tell the two doors apart; kept as
-  tallies between scrapes (app/tally.py);
+`ScannerProtocol` is uvicorn's httptools protocol with one change. When a request's
+headers are complete and the request is exactly GET or HEAD /c/{slug} or /q/{name} (not
+`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a percent-encoded path is
+not taken), `FastPath.answer` asks scans.answer_scan_now / answer_qr_now, which answer only
+from memory: the card from the card cache, the image from the QR cache. Their answer is
+written at once, in one write. Everything else goes on through uvicorn to Litestar as
+before: a card or image not in memory (the Litestar handlers for the same paths call
+scans.answer_scan / answer_qr, which read and draw what is missing and fill the caches
+for the next scan), other methods and shapes, and the connections where answering early
+could go wrong: a request still in flight on the same connection (pipelining keeps its
+order), HTTP/1.0 or `Connection: close`, an upgrade, a client not reading its answers.
+
+What Litestar would have added around these answers is added here, the same way:
+* the `http_requests_total`, `http_request_duration_seconds` (and for a 5xx
+  `http_requests_error_total`) series of Litestar's Prometheus middleware, on the very
+  same metric objects and labels (the route's path template, `/c/{slug}` or `/q/{name}`),
+  so dashboards cannot tell the two doors apart; kept as tallies between scrapes
+  (app/tally.py). `http_requests_in_progress` is not touched: an answer here is made and
+  written in one step, so there is never one in progress to see;
 * for an unexpected error, the same problem document, logged and counted in `errors_total`;
 * what ops.request_context adds to every response: an `X-Request-ID` (the client's when
-  well-formed) and the request id on log records made meanwhile. Its access-log line is
+  well-formed) and the request id on log records made meanwhile. The access-log line is
   written at DEBUG, as for /health: at INFO, one JSON line per scan would cost more than
   the scan itself.
-Litestar's 405 for other methods and its 404 for other shapes stay Litestar's.
 """
 
 from __future__ import annotations
@@ -29,168 +41,204 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app import errors, tally
 from app.ops import REQUEST_ID, REQUEST_ID_SHAPE, access_log
-from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr, answer_scan, client_address, country_for
+from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr_now, answer_scan_now, client_address, country_for
 
-
-GET_OR_HEAD = ("GET", "HEAD")
 # Request ids for requests that bring none: unique in this process and across restarts,
 # without the system call a uuid4 makes for each.
-_ID_PREFIX = secrets.token_hex(8)
+_ID_PREFIX = secrets.token_hex(8).encode()
 _ID_COUNTER = itertools.count(1)
-
-
-def next_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-
 COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
-ROUTE_PREFIXES = ("/c/", "/q/")
+
+
+def request_id_for(given: bytes | None) -> bytes:
+    """The client's X-Request-ID when well-formed, else a new one (as ops.request_context)."""
+    if given and REQUEST_ID_SHAPE.match(given.decode("latin-1")):
+        return given
+    return b"%s%016x" % (_ID_PREFIX, next(_ID_COUNTER))
+
+
+def text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def fast_route(path: bytes, method: bytes) -> bytes | None:
+    """The route prefix (b"/c/" or b"/q/") when the fast path may answer this request, else None.
+
+    Exact segments, not a string prefix: `/c/{slug}` and `/q/{name}` with a non-empty last
+    segment and nothing after it. A trailing slash, an empty or extra segment, `/cards…`, a
+    percent-encoded path and every method but GET and HEAD are left to Litestar.
+    """
+    prefix = path[:3]
+    if (
+        (prefix == b"/c/" or prefix == b"/q/")
+        and len(path) > 3
+        and b"/" not in path[3:]
+        and b"%" not in path
+        and (method == b"GET" or method == b"HEAD")
+    ):
+        return prefix
+    return None
 
 
 class FastPath:
-    """Answers the two scanner routes from an ASGI scope, with Litestar's metrics."""
+    """Answers the two scanner routes from memory, as raw HTTP/1.1 responses, with Litestar's metrics."""
 
     def __init__(self, public: Public, prometheus: PrometheusConfig) -> None:
         self.public = public
         self.settings = public.settings
-        # Path prefix -> (Litestar's path template for the metrics, the answer).
-        self.routes: dict[str, tuple[str, Callable[[Public, str, Visit], Awaitable[Answer]]]] = {
-            "/c/": ("/c/{slug}", answer_scan),
-            "/q/": ("/q/{name}", answer_qr),
+        # Route prefix -> (Litestar's path template for the metrics, the answer from memory).
+        self.routes: dict[bytes, tuple[str, Callable[[Public, str, Visit], Answer | None]]] = {
+            b"/c/": ("/c/{slug}", answer_scan_now),
+            b"/q/": ("/q/{name}", answer_qr_now),
         }
         # Litestar's middleware creates its metrics on first use and keeps them on the
         # class; asking an instance of it for them creates or finds the very same ones.
         self._litestar_metrics = PrometheusMiddleware(app=None, config=prometheus)  # type: ignore[arg-type]
         self._app_name = prometheus.app_name
-        # Recorded as tallies (app/tally.py), folded into these metrics before each scrape.
-        self._tallies: dict[tuple[str, str, int], tuple[tally.Counted, tally.Timed, tally.Counted | None]] = {}
-        self._running: dict[tuple[str, str], tally.Running] = {}
-        for template, _ in self.routes.values():
-            for method in GET_OR_HEAD:
-                # Litestar labels this gauge with status_code 200 whatever the outcome.
-                labels = self._labels(method, template, 200)
-                gauge = self._litestar_metrics.requests_in_progress(labels).labels(*labels.values())
-                self._running[method, template] = tally.Running(gauge)
+        # By (method, template, status): requests with their durations, and for a 5xx the
+        # failures; tallies (app/tally.py) folded into Litestar's metrics before each scrape.
+        self._tallies: dict[tuple[str, str, int], tuple[tally.Timed, tally.Counted | None]] = {}
+        self.answered = 0  # requests answered here; the rest went on to Litestar
+        # uvicorn's default headers (the date) as written, redone when uvicorn renews them.
+        self._default_headers: list[tuple[bytes, bytes]] = []
+        self._default_head = b""
 
-    def _labels(self, method: str, template: str, status: int) -> dict[str, Any]:
-        # The order of Litestar's labels, which names them from this dict's keys.
-        return {"method": method, "path": template, "status_code": status, "app_name": self._app_name}
-
-    def _tallies_for(self, method: str, template: str, status: int) -> tuple[tally.Counted, tally.Timed, tally.Counted | None]:
+    def _tallies_for(self, method: str, template: str, status: int) -> tuple[tally.Timed, tally.Counted | None]:
         key = (method, template, status)
         if (found := self._tallies.get(key)) is None:
-            labels = self._labels(method, template, status)
+            # Litestar's labels, in its order (it names them from this dict's keys).
+            labels = {"method": method, "path": template, "status_code": status, "app_name": self._app_name}
             values = list(labels.values())
             metrics = self._litestar_metrics
             found = (
-                tally.Counted(metrics.request_count(labels).labels(*values)),
-                tally.Timed(metrics.request_time(labels).labels(*values)),
+                tally.Timed(metrics.request_time(labels).labels(*values), metrics.request_count(labels).labels(*values)),
                 tally.Counted(metrics.requests_error_count(labels).labels(*values)) if status >= 500 else None,
             )
             self._tallies[key] = found
         return found
 
-    def visit(self, scope: dict, method: str) -> tuple[Visit, str]:
-        """What Visit.of reads from a Litestar request, read from the raw headers (the first
-        of each), and the X-Request-ID the client sent ("" for none)."""
-        user_agent = referer = fly_client_ip = region = None
-        request_id = ""
-        for name, value in scope["headers"]:  # lower-case names, by the ASGI spec
-            if name == b"x-request-id":
-                request_id = request_id or value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = user_agent or value.decode("latin-1")
-            elif name == b"referer":
-                referer = referer or value.decode("latin-1")
-            elif name == b"fly-client-ip":
-                fly_client_ip = fly_client_ip or value.decode("latin-1")
-            elif name == COUNTRY_HEADER_BYTES:
-                region = region or value.decode("latin-1")
-        peer = scope.get("client")
+    def visit(self, method: str, given: dict[bytes, bytes], client: tuple[str, int] | None) -> Visit:
+        """What Visit.of reads from a Litestar request, read from the raw headers."""
         settings = self.settings
-        visit = Visit(
+        region = given.get(COUNTRY_HEADER_BYTES)
+        return Visit(
             method,
-            client_address(settings, fly_client_ip, peer[0] if peer else None),
-            user_agent,
-            referer,
-            country_for(region, settings) if region else None,
+            client_address(settings, text(given.get(b"fly-client-ip")), client[0] if client else None),
+            text(given.get(b"user-agent")),
+            text(given.get(b"referer")),
+            country_for(region.decode("latin-1"), settings) if region else None,
         )
-        return visit, request_id
 
-    async def __call__(self, prefix: str, name: str, scope: dict, send: Callable[[dict], Awaitable[None]]) -> None:
+    def answer(
+        self, method_bytes: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+        default_headers: list[tuple[bytes, bytes]],
+    ) -> bytes | None:
+        """The whole HTTP response to this request when it is a scanner route answerable
+        from memory, else None (and nothing counted or recorded)."""
+        path = url.partition(b"?")[0]
+        if (prefix := fast_route(path, method_bytes)) is None:
+            return None
         started = time.perf_counter()
-        method = scope["method"]
-        template, answer_for = self.routes[prefix]
-        running = self._running[method, template]
-        running.n += 1
-        status, sent_start = 500, False
-        visit, request_id = self.visit(scope, method)
-        if not REQUEST_ID_SHAPE.match(request_id):
-            request_id = next_request_id()
-        id_header = (b"x-request-id", request_id.encode())
-        token = REQUEST_ID.set(request_id)  # for whatever is logged meanwhile
+        method = method_bytes.decode()
+        template, answer_now = self.routes[prefix]
+        given = dict(reversed(headers))  # names lower-cased by uvicorn; the first of each wins
         try:
-            answer = await answer_for(self.public, name, visit)
-            status = answer.status
-            sent_start = True
-            await send({"type": "http.response.start", "status": status, "headers": [*answer.headers, id_header]})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
+            answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, client))
         except Exception as exc:
-            status = 500
-            problem = errors.unexpected_to_problem(exc)  # logs it and counts errors_total
-            if not sent_start:
-                body = msgspec.json.encode({"status": 500, "title": problem.title, "detail": problem.detail})
-                headers = [
-                    (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()), id_header,
-                ]
-                await send({"type": "http.response.start", "status": 500, "headers": headers})
-                await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        finally:
-            # The access line, as ops.request_context writes it, but at DEBUG: at event scale a
-            # JSON line per scan would cost more than the scan (the same call as for /health).
-            if access_log.isEnabledFor(logging.DEBUG):
-                duration_ms = round((time.perf_counter() - started) * 1000, 2)
-                access_log.debug(
-                    "%s %s %d", method, template, status,
-                    extra={"fields": {"method": method, "path": template, "status": status, "duration_ms": duration_ms}},
-                )
+            answer = self.failed(exc, request_id := request_id_for(given.get(b"x-request-id")))
+        else:
+            if answer is None:
+                return None
+            request_id = request_id_for(given.get(b"x-request-id"))
+        status = answer.status
+        if default_headers is not self._default_headers:  # uvicorn makes a new list each second
+            self._default_headers = default_headers
+            self._default_head = b"".join([name + b": " + value + b"\r\n" for name, value in default_headers])
+        response = b"".join((
+            STATUS_LINE[status], self._default_head, answer.head, b"x-request-id: ", request_id, b"\r\n\r\n",
+            b"" if method == "HEAD" else answer.body,
+        ))
+        self.answered += 1
+        requests, failed = self._tallies_for(method, template, status)
+        requests.add(time.perf_counter() - started)
+        if failed is not None:
+            failed.n += 1
+        # The access line, as ops.request_context writes it, but at DEBUG (see the module docstring).
+        if access_log.isEnabledFor(logging.DEBUG):
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            token = REQUEST_ID.set(request_id.decode())
+            access_log.debug(
+                "%s %s %d", method, template, status,
+                extra={"fields": {"method": method, "path": template, "status": status, "duration_ms": duration_ms}},
+            )
             REQUEST_ID.reset(token)
-            running.n -= 1
-            count, duration, failed = self._tallies_for(method, template, status)
-            count.n += 1
-            duration.add(time.perf_counter() - started)
-            if failed is not None:
-                failed.n += 1
+        return response
+
+    def failed(self, exc: Exception, request_id: bytes) -> Answer:
+        """Litestar's answer to an unexpected error: logged with the request id, counted, a 500 problem."""
+        token = REQUEST_ID.set(request_id.decode())
+        try:
+            problem = errors.unexpected_to_problem(exc)  # logs it and counts errors_total
+        finally:
+            REQUEST_ID.reset(token)
+        body = msgspec.json.encode({"status": 500, "title": problem.title, "detail": problem.detail})
+        return Answer(500, [(b"content-type", b"application/problem+json")], body)
 
 
-def fast_route(path: str, method: str) -> str | None:
-    """The route prefix ("/c/" or "/q/") when the fast path answers this request, else None.
+class ScannerProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the fast path asked first (see the module docstring)."""
 
-    Exact segments, not a string prefix: `/c/{slug}` and `/q/{name}` with a non-empty last
-    segment and nothing after it. A trailing slash, an empty or extra segment, `/cards…`
-    and every method but GET and HEAD are left to Litestar.
-    """
-    prefix = path[:3]
-    if prefix in ROUTE_PREFIXES and len(path) > 3 and "/" not in path[3:] and method in GET_OR_HEAD:
-        return prefix
-    return None
+    def __init__(self, *args: Any, fast_path: FastPath, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_path = fast_path
+        self.answered = False  # whether the request being parsed was answered by the fast path
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.answered = False
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        if (
+            (self.cycle is None or self.cycle.response_complete)  # nothing in flight on this connection
+            and not self.flow.write_paused
+            and parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and not parser.should_upgrade()
+        ):
+            response = self.fast_path.answer(
+                parser.get_method(), self.url, self.headers, self.client, self.server_state.default_headers
+            )
+            if response is not None:
+                self.transport.write(response)
+                self.answered = True
+                # What uvicorn does after every answer: count it, re-arm the keep-alive timeout.
+                self.on_response_complete()
+                return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.answered:  # a body sent with an answered GET is read and dropped
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.answered:
+            super().on_message_complete()
 
 
-class ScannerApp(Litestar):
-    """The Litestar app, with the scanner fast path in front of it (see the module docstring)."""
+def protocol(fast_path: FastPath) -> Callable[..., ScannerProtocol]:
+    """The `http` protocol for uvicorn's Config: ScannerProtocol answering with this fast path."""
 
-    fast_path: FastPath
+    def make(*args: Any, **kwargs: Any) -> ScannerProtocol:
+        return ScannerProtocol(*args, fast_path=fast_path, **kwargs)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (prefix := fast_route(scope["path"], scope["method"])):
-            await self.fast_path(prefix, scope["path"][3:], scope, send)
-            return
-        await super().__call__(scope, receive, send)
+    return make

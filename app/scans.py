@@ -9,11 +9,12 @@ same second folded into one row with their number of hits.
 HEAD requests, crawlers and link-preview fetchers are answered but not counted.
 All public pages share one per-client-IP limit (`ScannerLimit`), higher than the API's.
 
-What the scan redirect and the QR images answer is decided here, once, by `answer_scan`
-and `answer_qr`; two front doors call them: app/scanner.py, a raw ASGI fast path that
-takes exact GET/HEAD /c/{slug} and /q/{name} requests before Litestar sees them, and the
-Litestar handlers below, which take every other shape of these paths (a trailing slash,
-say) and carry the OpenAPI documentation.
+What the scan redirect and the QR images answer is decided here, once, by `redirect` and
+the answer functions around it, through two front doors: app/scanner.py asks
+`answer_scan_now` / `answer_qr_now` from inside the HTTP server, which answer exact
+GET/HEAD /c/{slug} and /q/{name} requests when the card and its image are in memory; the
+Litestar handlers below call `answer_scan` / `answer_qr` for everything else (a card to
+read, an image to draw, a trailing slash) and carry the OpenAPI documentation.
 """
 
 from __future__ import annotations
@@ -451,11 +452,12 @@ def card_page(card: Card) -> str:
 class Answer:
     """A public page's answer as the ASGI server takes it: status, raw headers, body."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "head", "body")
 
     def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
         self.status = status
         self.headers = [*headers, (b"content-length", str(len(body)).encode())]
+        self.head = b"".join([name + b": " + value + b"\r\n" for name, value in self.headers])  # as HTTP/1.1 writes them
         self.body = body
 
     def response(self) -> Response[bytes]:
@@ -524,13 +526,32 @@ _QR_HEADERS = {
 
 async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
     """GET/HEAD /c/{slug}: count the scan and redirect to the card page."""
-    started = time.perf_counter()
     if retry_after := public.limit.retry_after(visit.client):
-        REDIRECT_OUTCOMES["rate_limited"].n += 1
-        return too_many_requests(retry_after)
+        return scan_limited(retry_after)
     found = public.cards.cached(slug)
     if found is NOT_CACHED:
         found = await public.cards.get(slug)
+    return redirect(public, found, visit)
+
+
+def answer_scan_now(public: Public, slug: str, visit: Visit) -> Answer | None:
+    """answer_scan when the card is in memory; None when it must be read from the database."""
+    found = public.cards.cached(slug)
+    if found is NOT_CACHED:
+        return None
+    if retry_after := public.limit.retry_after(visit.client):
+        return scan_limited(retry_after)
+    return redirect(public, found, visit)
+
+
+def scan_limited(retry_after: int) -> Answer:
+    REDIRECT_OUTCOMES["rate_limited"].n += 1
+    return too_many_requests(retry_after)
+
+
+def redirect(public: Public, found: Card | Gone | None, visit: Visit) -> Answer:
+    """The scan of a looked-up card: counted, and a redirect to its page (or the 404/410 page)."""
+    started = time.perf_counter()
     if not isinstance(found, Card):
         REDIRECT_OUTCOMES["not_found"].n += 1
         return not_found(found)
@@ -538,8 +559,13 @@ async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
         public.counters.scan(found, visit.user_agent, visit.referer, visit.country)
     REDIRECT_OUTCOMES["counted" if counted else "not_counted"].n += 1
     REDIRECT_TIMES.add(time.perf_counter() - started)
+    return redirect_to_page(found.slug)
+
+
+@functools.lru_cache(maxsize=10_000)
+def redirect_to_page(slug: str) -> Answer:
     # A relative Location built from a validated slug: it can only lead to our own page.
-    return Answer(302, [(b"location", b"/p/" + found.slug.encode()), *_REDIRECT_HEADERS])
+    return Answer(302, [(b"location", b"/p/" + slug.encode()), *_REDIRECT_HEADERS])
 
 
 async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
@@ -554,15 +580,39 @@ async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
         found = await public.cards.get(slug)
     if not isinstance(found, Card):
         return not_found(found)
-    drawing = dynamic_drawing(found)
-    if extension == "svg":
-        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
-    payload = short_url(public.settings, found.slug)
+    payload, drawing = qr_of(public, found, extension)
     image = public.qr_cache.get(payload, drawing)
     if image is None:  # qr.cached_image, without a second lookup
         image = await asyncio.to_thread(qr.render_counted, payload, drawing, "dynamic")
         public.qr_cache.put(payload, drawing, image)
     return Answer(200, _QR_HEADERS[extension], image)
+
+
+def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
+    """answer_qr when the card and its image are in memory; None when one must be read or drawn."""
+    slug, _, extension = name.partition(".")
+    found = public.cards.cached(slug)
+    if found is NOT_CACHED:
+        return None
+    image = None
+    if isinstance(found, Card) and extension in _QR_HEADERS:
+        if (image := public.qr_cache.get(*qr_of(public, found, extension))) is None:
+            return None
+    if retry_after := public.limit.retry_after(visit.client):
+        return too_many_requests(retry_after)
+    if extension not in _QR_HEADERS:
+        return NOT_FOUND
+    if not isinstance(found, Card):
+        return not_found(found)
+    return Answer(200, _QR_HEADERS[extension], image)
+
+
+def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
+    """The payload and drawing of a card's dynamic code as /q/{slug}.{extension} serves it."""
+    drawing = dynamic_drawing(card)
+    if extension == "svg":
+        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
+    return short_url(public.settings, card.slug), drawing
 
 
 # --- handlers ------------------------------------------------------------------------

@@ -3,7 +3,7 @@ before each scrape (`fold_all`, called by /metrics).
 
 Recording straight into prometheus-client costs about a microsecond per counter and two
 per histogram (a lock and several calls each, a bucket walk): on a redirect that records
-six of them, a fifth of the whole answer. A tally is an attribute increment, and
+several of them, a large part of the whole answer. A tally is an attribute increment, and
 /metrics reads exactly what it would have read otherwise, because every tally is folded
 in first. Only code on the event loop touches a tally, so no lock is needed.
 """
@@ -14,7 +14,7 @@ import bisect
 import weakref
 from typing import Any
 
-_LIVE: weakref.WeakSet[Counted | Timed | Running] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Counted | Timed] = weakref.WeakSet()
 
 
 class Counted:
@@ -33,12 +33,13 @@ class Counted:
 
 
 class Timed:
-    """A histogram child's observations since the last fold: `tally.add(seconds)`."""
+    """A histogram child's observations since the last fold: `tally.add(seconds)`; with a
+    `counter` child, the same events are counted there too (requests beside their durations)."""
 
-    __slots__ = ("child", "bounds", "n", "total", "buckets", "__weakref__")
+    __slots__ = ("child", "counter", "bounds", "n", "total", "buckets", "__weakref__")
 
-    def __init__(self, child: Any) -> None:
-        self.child = child
+    def __init__(self, child: Any, counter: Any = None) -> None:
+        self.child, self.counter = child, counter
         # The histogram's upper bounds, +Inf last; prometheus-client fills the first bucket
         # whose bound is >= the value, which is the one bisect_left finds.
         self.bounds: list[float] = list(child._upper_bounds)
@@ -53,8 +54,10 @@ class Timed:
     def fold(self) -> None:
         if not self.n:
             return
-        total, buckets = self.total, self.buckets
+        n, total, buckets = self.n, self.total, self.buckets
         self.n, self.total, self.buckets = 0, 0.0, [0] * len(self.bounds)
+        if self.counter is not None:
+            self.counter.inc(n)
         # prometheus-client has no public call that adds many observations at once; these
         # are the values Histogram.observe() adds to (tests/test_scanner.py checks that the
         # samples come out as if observed one by one).
@@ -62,21 +65,6 @@ class Timed:
         for i, count in enumerate(buckets):
             if count:
                 self.child._buckets[i].inc(count)
-
-
-class Running:
-    """A gauge child of things in progress: `tally.n += 1` on start, `-= 1` on end."""
-
-    __slots__ = ("child", "n", "folded", "__weakref__")
-
-    def __init__(self, child: Any) -> None:
-        self.child, self.n, self.folded = child, 0, 0
-        _LIVE.add(self)
-
-    def fold(self) -> None:
-        if self.n != self.folded:
-            self.child.inc(self.n - self.folded)
-            self.folded = self.n
 
 
 def fold_all() -> None:
