@@ -200,11 +200,11 @@ class ScannerProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, fast_path: FastPath, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = fast_path
-        self.answered = False  # whether the request being parsed was answered by the fast path
+        self.answered_early = False  # whether the request being parsed was answered by the fast path
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.answered = False
+        self.answered_early = False
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -220,18 +220,18 @@ class ScannerProtocol(HttpToolsProtocol):
             )
             if response is not None:
                 self.transport.write(response)
-                self.answered = True
+                self.answered_early = True
                 # What uvicorn does after every answer: count it, re-arm the keep-alive timeout.
                 self.on_response_complete()
                 return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self.answered:  # a body sent with an answered GET is read and dropped
+        if not self.answered_early:  # a body sent with an answered GET is read and dropped
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self.answered:
+        if not self.answered_early:
             super().on_message_complete()
 
 
