@@ -28,7 +28,7 @@ import aiosqlite
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.enums import RequestEncodingType
 from litestar.connection import ASGIConnection

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
-from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register, unique_email
+from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
 from app.main import create_app
 from litestar.testing import TestClient
 
