@@ -420,6 +420,13 @@ class QrCache:
             _QR_HITS.n += 1
         return image
 
+    def cached(self, payload: str, drawing: Drawing) -> bytes | None:
+        """Like get, but a miss is not counted: whoever then draws the image counts it (with get)."""
+        image = self._images.get((payload, drawing))
+        if image is not None:
+            _QR_HITS.n += 1
+        return image
+
     def put(self, payload: str, drawing: Drawing, image: bytes) -> None:
         if len(image) <= self._images.maxsize:
             self._images[(payload, drawing)] = image

@@ -596,7 +596,7 @@ def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
         return None
     image = None
     if isinstance(found, Card) and extension in _QR_HEADERS:
-        if (image := public.qr_cache.get(*qr_of(public, found, extension))) is None:
+        if (image := public.qr_cache.cached(*qr_of(public, found, extension))) is None:
             return None
     if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after)

@@ -191,9 +191,17 @@ def test_what_is_not_in_memory_goes_to_litestar_which_caches_it(live, user):
         assert live.http.get(path).status_code in (200, 302)
         return live.answered == answered + 1
 
+    def lookups(cache: str) -> tuple[float, float]:
+        return live.metric("cache_hits_total", cache=cache), live.metric("cache_misses_total", cache=cache)
+
+    slugs, images = lookups("slug"), lookups("qr")
     assert [fast("/c/cold-card"), fast("/c/cold-card")] == [False, True]  # the card was read, then cached
     assert fast("/q/cold-card.png")
     assert [fast("/q/cold-card.svg"), fast("/q/cold-card.svg")] == [False, True]  # drawn, then cached
+    # A miss is counted once, not again by the door that then reads or draws it. (When the
+    # card is cached but not its image, the card's hit is counted by both doors.)
+    assert lookups("slug")[1] == slugs[1] + 1 and lookups("slug")[0] >= slugs[0] + 4
+    assert lookups("qr") == (images[0] + 2, images[1] + 1)
 
 
 def test_an_edited_card_is_answered_from_its_new_state(live, user, card):
