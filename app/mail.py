@@ -246,22 +246,28 @@ def tls_context() -> ssl.SSLContext:
 
 
 def send_smtp(url: str, envelope_from: str, job: Job) -> None:
-    """Deliver one message over SMTP (STARTTLS when offered; smtps:// is TLS from the start).
+    """Deliver one message over SMTP (STARTTLS when offered; smtps:// is TLS from the start;
+    a user and password only ever over TLS).
 
     Raises PermanentFailure for a 5xx refusal of the recipient or the message; anything
     else raised (refused connection, timeout, 4xx, failed login) is worth a retry.
     """
     parts = urlsplit(url)
-    if parts.scheme == "smtps":
+    encrypted = parts.scheme == "smtps"
+    if encrypted:
         client: smtplib.SMTP = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=tls_context())
     else:
         client = smtplib.SMTP(parts.hostname, parts.port or 587, timeout=SMTP_TIMEOUT)
     try:
         client.ehlo()
-        if parts.scheme == "smtp" and client.has_extn("starttls"):
+        if not encrypted and client.has_extn("starttls"):
             client.starttls(context=tls_context())
             client.ehlo()
+            encrypted = True
         if parts.username:
+            if not encrypted:
+                # A server (or someone in between) that offers no STARTTLS gets no password.
+                raise smtplib.SMTPException("the server offers no STARTTLS; the password is only sent encrypted")
             client.login(unquote(parts.username), unquote(parts.password or ""))
         headers = job.message.partition(b"\r\n\r\n")[0]
         options = [] if job.recipient.isascii() and headers.isascii() else ["SMTPUTF8"]

@@ -1,11 +1,13 @@
 """The email outbox against a real SMTP server (aiosmtpd on loopback): verification mail,
-delivery, retries with backoff, permanent failures, .eml files, and restarts."""
+delivery, retries with backoff, permanent failures, .eml files, restarts, and TLS (STARTTLS
+and smtps against a certificate from a test CA)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import re
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,7 +181,8 @@ def test_temporary_refusals_end_as_failed_after_the_last_attempt(mail_client, ma
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_smtp_credentials_come_from_the_url(tmp_path):
+def test_smtp_credentials_come_from_the_url(tmp_path, certificates, server_tls, trust):
+    trust(certificates["ca"])
     seen = []
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -188,7 +191,7 @@ def test_smtp_credentials_come_from_the_url(tmp_path):
         seen.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.login == b"mail@user" and auth_data.password == b"p:ss/word")
 
-    sink = MailSink(authenticator=authenticator, auth_require_tls=False, auth_required=True).start()
+    sink = MailSink(tls_context=server_tls, authenticator=authenticator, auth_required=True).start()
     try:
         settings = make_settings(tmp_path, smtp_url=f"smtp://mail%40user:p%3Ass%2Fword@127.0.0.1:{sink.port}")
         with TestClient(create_app(settings)) as client:
@@ -274,3 +277,154 @@ def test_odd_but_accepted_addresses_get_their_mail(client, settings, address, he
     [invitation] = [m for m in messages if m["Reply-To"] is not None]
     assert [a.addr_spec for a in invitation["Reply-To"].addresses] == [header]
     assert query(settings, "SELECT DISTINCT recipient FROM email_outbox") == [(header,)]
+
+
+# --- TLS: STARTTLS and smtps against a server with a certificate from a test CA ----------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory) -> dict:
+    """PEM files: a test CA, a key and certificate it signed for 127.0.0.1, and an unrelated CA."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = tmp_path_factory.mktemp("tls")
+    now = datetime.now(UTC)
+
+    def certificate(subject: str, key, issuer: str, issuer_key, ca: bool):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(name: str, data: bytes) -> str:
+        path = folder / name
+        path.write_bytes(data)
+        return str(path)
+
+    pem = serialization.Encoding.PEM
+    ca_key, other_key, server_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    return {
+        "ca": write("ca.pem", certificate("QR Contact test CA", ca_key, "QR Contact test CA", ca_key, True).public_bytes(pem)),
+        "other_ca": write("other.pem", certificate("Someone else", other_key, "Someone else", other_key, True).public_bytes(pem)),
+        "cert": write("server.pem", certificate("127.0.0.1", server_key, "QR Contact test CA", ca_key, False).public_bytes(pem)),
+        "key": write("server.key", server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+    }
+
+
+@pytest.fixture
+def server_tls(certificates) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates["cert"], certificates["key"])
+    return context
+
+
+@pytest.fixture
+def trust(monkeypatch):
+    """Make a CA file the app's system trust store (OpenSSL reads SSL_CERT_FILE) for this test."""
+
+    def trust_file(path: str) -> None:
+        monkeypatch.setenv("SSL_CERT_FILE", path)
+        mail.tls_context.cache_clear()
+
+    yield trust_file
+    mail.tls_context.cache_clear()
+
+
+def test_starttls_protects_the_login_and_the_message(tmp_path, certificates, server_tls, trust):
+    trust(certificates["ca"])
+    seen = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        seen.append((session.ssl is not None, auth_data.login))
+        return AuthResult(success=auth_data.password == b"secret")
+
+    # The server refuses MAIL (and AUTH) before STARTTLS: a delivery shows the client upgraded.
+    sink = MailSink(
+        tls_context=server_tls, require_starttls=True, authenticator=authenticator, auth_required=True,
+        auth_require_tls=True,
+    ).start()
+    try:
+        settings = make_settings(tmp_path, smtp_url=f"smtp://mailer:secret@127.0.0.1:{sink.port}")
+        with TestClient(create_app(settings)) as client:
+            register(client, email="tls@example.com")
+            (message,) = sink.wait_for(1)
+        assert message["To"] == "tls@example.com"
+        assert seen == [(True, b"mailer")]
+    finally:
+        sink.stop()
+
+
+def test_smtps_is_tls_from_the_first_byte(tmp_path, certificates, server_tls, trust):
+    trust(certificates["ca"])
+    sink = MailSink(ssl_context=server_tls).start()
+    try:
+        settings = make_settings(tmp_path, smtp_url=f"smtps://127.0.0.1:{sink.port}")
+        with TestClient(create_app(settings)) as client:
+            register(client, email="tls@example.com")
+            (message,) = sink.wait_for(1)
+        assert message["To"] == "tls@example.com"
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("scheme", ["smtp", "smtps"])
+def test_an_untrusted_certificate_stops_the_delivery_without_a_plain_text_fallback(tmp_path, certificates, server_tls, trust, scheme):
+    trust(certificates["other_ca"])
+    # STARTTLS offered but not required: a client that gave up on TLS could still send in the clear.
+    sink = MailSink(**({"tls_context": server_tls} if scheme == "smtp" else {"ssl_context": server_tls})).start()
+    try:
+        settings = make_settings(tmp_path, smtp_url=f"{scheme}://127.0.0.1:{sink.port}")
+        with TestClient(create_app(settings)) as client:
+            register(client)
+            attempts, status, last_error = wait_until(
+                lambda: query(settings, "SELECT attempts, status, last_error FROM email_outbox WHERE last_error IS NOT NULL"),
+                what="a failed attempt",
+            )[0]
+        assert (attempts, status) == (1, "pending") and "CERTIFICATE_VERIFY_FAILED" in last_error
+        assert sink.received == []
+    finally:
+        sink.stop()
+
+
+def test_a_password_is_not_sent_to_a_server_without_starttls(tmp_path):
+    seen = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        seen.append(auth_data.login)
+        return AuthResult(success=True)
+
+    # A server (or a stripping middleman) offering no STARTTLS but taking AUTH in the clear.
+    sink = MailSink(authenticator=authenticator, auth_require_tls=False).start()
+    try:
+        settings = make_settings(tmp_path, smtp_url=f"smtp://mailer:secret@127.0.0.1:{sink.port}")
+        with TestClient(create_app(settings)) as client:
+            register(client)
+            attempts, status, last_error = wait_until(
+                lambda: query(settings, "SELECT attempts, status, last_error FROM email_outbox WHERE last_error IS NOT NULL"),
+                what="a failed attempt",
+            )[0]
+        assert (attempts, status) == (1, "pending") and "STARTTLS" in last_error
+        assert seen == [] and sink.received == []
+    finally:
+        sink.stop()
