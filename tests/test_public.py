@@ -1,4 +1,9 @@
-"""Public pages: the counted redirect, the card page, the vCard download and public QR images."""
+"""Public pages: the counted redirect, the card page, the vCard download and public QR images.
+
+Every test runs twice: through Litestar in-process, and on a real uvicorn server, where
+exact GET/HEAD requests for /c/{slug} and /q/{name} whose card (and image) is cached are
+answered by the scanner fast path in the HTTP protocol (app/scanner.py) instead.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import re
 
 import pytest
 import vobject
+from litestar.testing import TestClient
 
 from app.scans import BOT_PATTERN
-from tests.conftest import PHONE_UA, create_card, flush_counters
+from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
 from tests.test_qr import decode_png
 
 BOT_AGENTS = [
@@ -22,6 +28,19 @@ BOT_AGENTS = [
     "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
     "",
 ]
+
+
+@pytest.fixture(params=["litestar", "http server"])
+def client(request, app, settings):
+    if request.param == "litestar":
+        with TestClient(app, base_url="https://qr.example.test") as client:
+            yield client
+        return
+    server = LiveServer(settings)
+    # Following redirects as a TestClient does; every scanner request answered by the fast path.
+    with LiveClient(server, cached=True, follow_redirects=True) as client:
+        yield client
+    server.stop()
 
 
 def counts(client, user, card) -> tuple[int, int]:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import threading
 
-import httpx
 import pytest
-import uvicorn
 from litestar.testing import TestClient
 
-from app.cli import server_options
 from app.main import create_app
 from app.ops import RequestIdFilter
 from app.scanner import fast_route
 from app.scans import ScannerLimit, is_bot
-from tests.conftest import PHONE_UA, create_card, make_settings, register, wait_until
+from tests.conftest import PHONE_UA, LiveServer, create_card, make_settings, metric, register
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
@@ -58,47 +54,6 @@ BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.htm
 )
 def test_fast_route_matches_exact_segments_only(path, method, caught):
     assert fast_route(path, method) == caught
-
-
-class LiveServer:
-    """The app served by uvicorn as `qrcontact run-app` serves it (app.cli.server_options),
-    on a 127.0.0.1 port, in a thread of this process."""
-
-    def __init__(self, settings) -> None:
-        self.app = create_app(settings)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % listener.getsockname()[1]
-        self.address = listener.getsockname()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, **server_options(self.app)))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]}, daemon=True)
-        self.thread.start()
-        wait_until(lambda: self.server.started or not self.thread.is_alive(), what="the server to start")
-        assert self.server.started
-        self.http = httpx.Client(base_url=self.url, timeout=10, follow_redirects=False)
-
-    @property
-    def answered(self) -> int:
-        """Requests the fast path has answered so far."""
-        return self.app.state.fast_path.answered
-
-    def stop(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(30)
-        assert not self.thread.is_alive()
-
-    def metric(self, name: str, **labels: str) -> float:
-        return metric(self.http, name, **labels)
-
-
-def metric(client, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels` (0 when there are none)."""
-    total = 0.0
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.fixture
