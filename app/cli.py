@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 LOCK_NAME = "qrcontact.lock"
+FIXED_SQLITE = (3, 51, 3)  # the WAL-reset fix (README, "SQLite versions")
 
 
 class JsonLines(logging.Formatter):
@@ -66,7 +68,14 @@ def run_app(settings: Settings) -> int:
         print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
         return 1
     applied = migrate(settings.database_path)
-    logging.getLogger("app").info("migrations applied: %s", ", ".join(applied) or "none pending")
+    log = logging.getLogger("app")
+    log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+    if sqlite3.sqlite_version_info < FIXED_SQLITE:
+        log.warning(
+            "SQLite %s has the WAL-reset bug fixed in 3.51.3, which can corrupt the database when the app "
+            "and Litestream write at the same moment: run the Docker image (README, 'SQLite versions')",
+            sqlite3.sqlite_version,
+        )
     # uvicorn drains on SIGTERM (and SIGINT, Fly's default kill signal) and then re-raises
     # the signal to whatever handler was here before; a drained shutdown is a success,
     # so that handler exits 0.

@@ -127,6 +127,9 @@ def test_serve_without_replication(service, tmp_path):
     assert httpx.get(f"{svc.url}/health").json()["checks"]["replication"] == "off"
     assert svc.stop() == 0
     assert not (tmp_path / "data" / "replica").exists()
+    # The start says so when Python's SQLite is older than the WAL-reset fix.
+    warned = "has the WAL-reset bug fixed in 3.51.3" in svc.log.read_text()
+    assert warned == (sqlite3.sqlite_version_info < (3, 51, 3))
 
 
 def test_a_bad_setting_stops_the_start_with_a_message(tmp_path):
