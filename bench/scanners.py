@@ -456,6 +456,9 @@ def main() -> int:
         label = {"bare": "bare ASGI 302 (uvicorn, uvloop, httptools)", "redirect": "GET /c/{slug}: counted 302",
                  "png": "GET /q/{slug}.png: cached image"}[row.name]
         print(f"{label:44}{row.rps:>9,.0f}{row.p99_ms:>8.2f}ms{row.errors:>8}{ratio:>8.2f}{row.others:>8.2f}   {target}")
+    print("each round (req/s, p99): " + "; ".join(
+        f"{row.name} " + ", ".join(f"{r.rps:,.0f} {r.p99_ms:.2f} ms" for r in row.runs) for row in (base, redirect, png)
+    ))
     exact = seen == in_database and seen >= args.counted - 1 and others_seen > 0 and count_run.errors == 0
     print(f"scan count: {seen:,} counted requests answered 302 (then {others_seen:,} to another card), scanCount "
           f"+{in_database:,} in the database after a flush (API: {via_api:,} in all), {count_run.errors} errors: "
