@@ -137,7 +137,7 @@ def request_context(app: ASGIApp, active: ActiveUsers) -> ASGIApp:
             await app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if REQUEST_ID_SHAPE.match(given) else uuid.uuid4().hex
+        request_id = given if REQUEST_ID_SHAPE.fullmatch(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500

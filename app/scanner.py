@@ -62,7 +62,7 @@ COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
 
 def request_id_for(given: bytes | None) -> bytes:
     """The client's X-Request-ID when well-formed, else a new one (as ops.request_context)."""
-    if given and REQUEST_ID_SHAPE.match(given.decode("latin-1")):
+    if given and REQUEST_ID_SHAPE.fullmatch(given.decode("latin-1")):  # written back as it came
         return given
     return b"%s%016x" % (_ID_PREFIX, next(_ID_COUNTER))
 

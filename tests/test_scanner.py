@@ -316,6 +316,15 @@ def test_fast_path_answers_carry_a_request_id(live, card, given, caplog):
     ]
 
 
+def test_a_request_id_is_echoed_only_when_it_is_safe_to_write_back():
+    from app.scanner import request_id_for
+
+    assert request_id_for(b"trace-42.a:b_c") == b"trace-42.a:b_c"
+    for unsafe in (b"abc\n", b"abc\r\nSet-Cookie: x=1", b"", b"a" * 129, "é".encode("latin-1")):
+        assert re.fullmatch(rb"[0-9a-f]{32}", request_id_for(unsafe)), unsafe
+    assert re.fullmatch(rb"[0-9a-f]{32}", request_id_for(None))
+
+
 def test_an_unexpected_error_is_a_problem_document_logged_and_counted(live, card, monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("the limiter broke")
