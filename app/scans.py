@@ -526,22 +526,24 @@ _QR_HEADERS = {
 
 async def answer_scan(public: Public, slug: str, visit: Visit) -> Answer:
     """GET/HEAD /c/{slug}: count the scan and redirect to the card page."""
+    started = time.perf_counter()
     if retry_after := public.limit.retry_after(visit.client):
         return scan_limited(retry_after)
     found = public.cards.cached(slug)
     if found is NOT_CACHED:
         found = await public.cards.get(slug)
-    return redirect(public, found, visit)
+    return redirect(public, found, visit, started)
 
 
 def answer_scan_now(public: Public, slug: str, visit: Visit) -> Answer | None:
     """answer_scan when the card is in memory; None when it must be read from the database."""
+    started = time.perf_counter()
     found = public.cards.cached(slug)
     if found is NOT_CACHED:
         return None
     if retry_after := public.limit.retry_after(visit.client):
         return scan_limited(retry_after)
-    return redirect(public, found, visit)
+    return redirect(public, found, visit, started)
 
 
 def scan_limited(retry_after: int) -> Answer:
@@ -549,9 +551,9 @@ def scan_limited(retry_after: int) -> Answer:
     return too_many_requests(retry_after)
 
 
-def redirect(public: Public, found: Card | Gone | None, visit: Visit) -> Answer:
-    """The scan of a looked-up card: counted, and a redirect to its page (or the 404/410 page)."""
-    started = time.perf_counter()
+def redirect(public: Public, found: Card | Gone | None, visit: Visit, started: float) -> Answer:
+    """The scan of a looked-up card: counted, and a redirect to its page (or the 404/410 page).
+    The redirect's latency is measured from `started`, when the answer was begun."""
     if not isinstance(found, Card):
         REDIRECT_OUTCOMES["not_found"].n += 1
         return not_found(found)

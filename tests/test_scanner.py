@@ -8,6 +8,7 @@ runs against the Litestar handlers; `test_both_doors_answer_alike` holds the two
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -294,6 +295,23 @@ def test_http_metrics_are_litestars_series_with_the_same_labels(live, card):
     live.http.head("/q/fast-card.png")
     assert live.metric("http_requests_total", **image) == images_before + 1
     assert live.metric("http_requests_in_progress", path="/c/{slug}") == 0
+
+
+def test_redirect_latency_covers_reading_the_card(client, monkeypatch):
+    from app import scans
+
+    read = scans.get_card_by_slug
+
+    async def slow_read(conn, slug):
+        await asyncio.sleep(0.15)
+        return await read(conn, slug)
+
+    create_card(client, register(client)["headers"], slug="slow-card")
+    monkeypatch.setattr(scans, "get_card_by_slug", slow_read)
+    count, fast = (metric(client, "redirect_latency_seconds_count"), metric(client, "redirect_latency_seconds_bucket", le="0.1"))
+    assert client.get("/c/slow-card", follow_redirects=False).status_code == 302  # read from the database
+    assert metric(client, "redirect_latency_seconds_count") == count + 1
+    assert metric(client, "redirect_latency_seconds_bucket", le="0.1") == fast  # observed above 0.1 s
 
 
 @pytest.mark.parametrize("given", [None, "trace-42", "has spaces"])
