@@ -386,19 +386,25 @@ def test_smtps_is_tls_from_the_first_byte(tmp_path, certificates, server_tls, tr
         sink.stop()
 
 
+def first_failed_attempt(tmp_path, smtp_url: str) -> tuple[int, str, str]:
+    """Register with the app sending to `smtp_url`; the verification email's (attempts,
+    status, last error) once its first attempt has failed."""
+    settings = make_settings(tmp_path, smtp_url=smtp_url)
+    with TestClient(create_app(settings)) as client:
+        register(client)
+        return wait_until(
+            lambda: query(settings, "SELECT attempts, status, last_error FROM email_outbox WHERE last_error IS NOT NULL"),
+            what="a failed attempt",
+        )[0]
+
+
 @pytest.mark.parametrize("scheme", ["smtp", "smtps"])
 def test_an_untrusted_certificate_stops_the_delivery_without_a_plain_text_fallback(tmp_path, certificates, server_tls, trust, scheme):
     trust(certificates["other_ca"])
     # STARTTLS offered but not required: a client that gave up on TLS could still send in the clear.
     sink = MailSink(**({"tls_context": server_tls} if scheme == "smtp" else {"ssl_context": server_tls})).start()
     try:
-        settings = make_settings(tmp_path, smtp_url=f"{scheme}://127.0.0.1:{sink.port}")
-        with TestClient(create_app(settings)) as client:
-            register(client)
-            attempts, status, last_error = wait_until(
-                lambda: query(settings, "SELECT attempts, status, last_error FROM email_outbox WHERE last_error IS NOT NULL"),
-                what="a failed attempt",
-            )[0]
+        attempts, status, last_error = first_failed_attempt(tmp_path, f"{scheme}://127.0.0.1:{sink.port}")
         assert (attempts, status) == (1, "pending") and "CERTIFICATE_VERIFY_FAILED" in last_error
         assert sink.received == []
     finally:
@@ -417,13 +423,7 @@ def test_a_password_is_not_sent_to_a_server_without_starttls(tmp_path):
     # A server (or a stripping middleman) offering no STARTTLS but taking AUTH in the clear.
     sink = MailSink(authenticator=authenticator, auth_require_tls=False).start()
     try:
-        settings = make_settings(tmp_path, smtp_url=f"smtp://mailer:secret@127.0.0.1:{sink.port}")
-        with TestClient(create_app(settings)) as client:
-            register(client)
-            attempts, status, last_error = wait_until(
-                lambda: query(settings, "SELECT attempts, status, last_error FROM email_outbox WHERE last_error IS NOT NULL"),
-                what="a failed attempt",
-            )[0]
+        attempts, status, last_error = first_failed_attempt(tmp_path, f"smtp://mailer:secret@127.0.0.1:{sink.port}")
         assert (attempts, status) == (1, "pending") and "STARTTLS" in last_error
         assert seen == [] and sink.received == []
     finally:
