@@ -347,6 +347,14 @@ def trust(monkeypatch):
     mail.tls_context.cache_clear()
 
 
+def verification_email(tmp_path, sink: MailSink, smtp_url: str):
+    """Register tls@example.com with the app sending to `smtp_url`; the one message `sink` gets."""
+    with TestClient(create_app(make_settings(tmp_path, smtp_url=smtp_url))) as client:
+        register(client, email="tls@example.com")
+        (message,) = sink.wait_for(1)
+    return message
+
+
 def test_starttls_protects_the_login_and_the_message(tmp_path, certificates, server_tls, trust):
     trust(certificates["ca"])
     seen = []
@@ -363,10 +371,7 @@ def test_starttls_protects_the_login_and_the_message(tmp_path, certificates, ser
         auth_require_tls=True,
     ).start()
     try:
-        settings = make_settings(tmp_path, smtp_url=f"smtp://mailer:secret@127.0.0.1:{sink.port}")
-        with TestClient(create_app(settings)) as client:
-            register(client, email="tls@example.com")
-            (message,) = sink.wait_for(1)
+        message = verification_email(tmp_path, sink, f"smtp://mailer:secret@127.0.0.1:{sink.port}")
         assert message["To"] == "tls@example.com"
         assert seen == [(True, b"mailer")]
     finally:
@@ -377,10 +382,7 @@ def test_smtps_is_tls_from_the_first_byte(tmp_path, certificates, server_tls, tr
     trust(certificates["ca"])
     sink = MailSink(ssl_context=server_tls).start()
     try:
-        settings = make_settings(tmp_path, smtp_url=f"smtps://127.0.0.1:{sink.port}")
-        with TestClient(create_app(settings)) as client:
-            register(client, email="tls@example.com")
-            (message,) = sink.wait_for(1)
+        message = verification_email(tmp_path, sink, f"smtps://127.0.0.1:{sink.port}")
         assert message["To"] == "tls@example.com"
     finally:
         sink.stop()
