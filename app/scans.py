@@ -295,17 +295,23 @@ class PublicCards:
 
 
 class Counters:
-    """Scans and views counted in memory, and their events, written in one transaction per flush."""
+    """Scans and views counted in memory, and their events, written in one transaction per flush.
 
-    # Past this many unwritten events (the database has been failing for a while), new
-    # events are dropped; the counts themselves are always kept.
+    Events are counted, not listed: requests alike to the second (card, kind, user agent,
+    referrer, country) share one entry holding their number, so a crowd's tens of
+    thousands of scans a second are a handful of entries, and a flush has that handful to
+    classify and write rather than one tuple per request.
+    """
+
+    # Past this many distinct unwritten events (the database has been failing for a
+    # while), new ones are dropped; the counts themselves are always kept.
     MAX_PENDING_EVENTS = 200_000
 
     def __init__(self) -> None:
         self._pending: dict[int, list[int]] = {}
-        # (unix time, card id, kind, user agent, referer, country): classified at flush
-        # time, so the request path only appends a tuple.
-        self._events: list[tuple[float, int, str, str | None, str | None, str | None]] = []
+        # (unix second, card id, kind, user agent, referer, country) -> hits; classified
+        # at flush time (device class, referrer host), so a request only adds one.
+        self._events: dict[tuple[int, int, str, str | None, str | None, str | None], int] = {}
         self.dropped_events = 0
 
     def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
@@ -319,8 +325,12 @@ class Counters:
         self._event(card, "view", user_agent, referer, country)
 
     def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
-        if len(self._events) < self.MAX_PENDING_EVENTS:
-            self._events.append((time.time(), card.id, kind, user_agent, referer, country))
+        key = (int(time.time()), card.id, kind, user_agent, referer, country)
+        events = self._events
+        if key in events:
+            events[key] += 1
+        elif len(events) < self.MAX_PENDING_EVENTS:
+            events[key] = 1
         else:
             self.dropped_events += 1
 
@@ -333,7 +343,7 @@ class Counters:
         if not self._pending and not self._events:
             return 0
         batch, self._pending = self._pending, {}
-        events, self._events = self._events, []
+        events, self._events = self._events, {}
         started = time.perf_counter()
         try:
             async with db.write() as conn:
@@ -341,14 +351,15 @@ class Counters:
                     "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
                     [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
                 )
-                # Under a crowd a flush carries tens of thousands of events. They are
-                # classified in slices (requests answered between them, one transaction
-                # still), each distinct user agent and referrer worked out once, and events
-                # alike to the second are folded into one row with their number of hits.
+                # Each distinct user agent and referrer is worked out once (cached), entries
+                # that come out alike (two agents of one device class) are one row, and a
+                # flush of many distinct entries is worked through in slices, requests
+                # answered between them (one transaction still).
                 rows: collections.Counter[tuple] = collections.Counter()
-                for first in range(0, len(events), FLUSH_SLICE):
-                    for at, card_id, kind, agent, referer, country in events[first:first + FLUSH_SLICE]:
-                        rows[(card_id, kind, _second(int(at)), _device_class(agent), _referrer_host(referer), country)] += 1
+                entries = list(events.items())
+                for first in range(0, len(entries), FLUSH_SLICE):
+                    for (whole, card_id, kind, agent, referer, country), hits in entries[first:first + FLUSH_SLICE]:
+                        rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country)] += hits
                     await asyncio.sleep(0)
                 rows_list = [(*key, hits) for key, hits in rows.items()]
                 for first in range(0, len(rows_list), FLUSH_SLICE):
@@ -360,13 +371,15 @@ class Counters:
                 counts = self._pending.setdefault(card_id, [0, 0])
                 counts[0] += scans
                 counts[1] += views
-            self._events[:0] = events
+            for key, hits in events.items():
+                self._events[key] = self._events.get(key, 0) + hits
             raise
         elapsed = time.perf_counter() - started
-        FLUSH_EVENTS.observe(len(events))
+        written = sum(events.values())
+        FLUSH_EVENTS.observe(written)
         FLUSH_SECONDS.observe(elapsed)
-        log.debug("counters flushed: %d events, %d cards in %.1f ms", len(events), len(batch), elapsed * 1000)
-        return len(events)
+        log.debug("counters flushed: %d events (%d rows), %d cards in %.1f ms", written, len(rows_list), len(batch), elapsed * 1000)
+        return written
 
     async def run(self, db: Database, interval: float = 1.0) -> None:
         """Flush every `interval` seconds until cancelled."""

@@ -237,6 +237,19 @@ def test_a_failed_flush_keeps_counts_and_events_for_the_next(client, user, setti
     assert query(settings, "SELECT scan_count FROM cards") == [(6,)]
 
 
+def test_pending_events_are_bounded_by_distinct_entries_not_by_hits(client, user, settings):
+    create_card(client, user["headers"], slug="crowded")
+    counters, [card] = own_counters(client, "crowded")
+    counters.MAX_PENDING_EVENTS = 3
+    for _ in range(1000):  # a crowd of alike phones is one entry, however many
+        counters.scan(card, PHONE_UA, None, None)
+    for n in range(5):  # past the bound, new distinct entries are dropped; their scans still count
+        counters.scan(card, f"{PHONE_UA} build/{n}", None, None)
+    assert counters.dropped_events in (3, 4)  # 4 when the crowd straddled a second
+    assert client.blocking_portal.call(counters.flush, client.app.state.db) == 1005 - counters.dropped_events
+    assert query(settings, "SELECT scan_count FROM cards") == [(1005,)]
+
+
 def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, settings):
     keep = create_card(client, user["headers"], slug="kept-card")
     gone = create_card(client, user["headers"], slug="gone-soon")
