@@ -64,6 +64,7 @@ class Run:
     errors: int
     output: str
     others: float = 0.0  # cores' worth of CPU other processes used during the run
+    cpu_us: float = 0.0  # the server's CPU time per request, in microseconds
 
 
 @dataclass
@@ -88,6 +89,10 @@ class Series:
     @property
     def others(self) -> float:
         return max(r.others for r in self.runs)
+
+    @property
+    def cpu_us(self) -> float:
+        return statistics.median(r.cpu_us for r in self.runs)
 
     def ratio(self, base: Series) -> float:
         """Median of the per-round ratios: each round's runs follow each other within seconds."""
@@ -193,8 +198,9 @@ def process_cpu_seconds(pids: list[int]) -> float:
 
 
 def wrk(url: str, seconds: float, connections: int, *script: str, server: list[int] = ()) -> Run:
-    """One wrk run from the load core. With `server` pids, also measures how much CPU other
-    processes on the machine took meanwhile (this machine may be shared)."""
+    """One wrk run from the load core. With `server` pids, also measures the server's CPU
+    time per request, and how much CPU other processes on the machine took meanwhile (this
+    machine may be shared)."""
     command = [
         "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{math.ceil(seconds)}s", "--latency",
         "--timeout", "5s", "-H", f"User-Agent: {PHONE_UA}",
@@ -210,7 +216,9 @@ def wrk(url: str, seconds: float, connections: int, *script: str, server: list[i
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     run = parse_wrk(result.stdout)
-    run.others = max(0.0, busy_cpu_seconds() - busy - (process_cpu_seconds(server) - ours) - wrk_cpu) / math.ceil(seconds)
+    server_cpu = process_cpu_seconds(server) - ours
+    run.cpu_us = server_cpu / max(run.requests, 1) * 1e6
+    run.others = max(0.0, busy_cpu_seconds() - busy - server_cpu - wrk_cpu) / math.ceil(seconds)
     return run
 
 
@@ -444,9 +452,10 @@ def main() -> int:
     redirect_ratio, png_ratio = redirect.ratio(base), png.ratio(base)
     t = TARGETS
     print()
-    print(f"medians of {args.rounds} rounds of {args.duration:g} s; 'others' is the most CPU (in cores) that processes "
-          f"outside this benchmark took during a run")
-    print(f"{'':44}{'req/s':>9}{'p99':>10}{'errors':>8}{'x bare':>8}{'others':>8}   target")
+    print(f"medians of {args.rounds} rounds of {args.duration:g} s; 'CPU/req' is the server's CPU time per request "
+          f"(it rises for the bare app too when the machine is slow); 'others' is the most CPU (in cores) that "
+          f"processes outside this benchmark took during a run")
+    print(f"{'':44}{'req/s':>9}{'p99':>10}{'errors':>8}{'x bare':>8}{'CPU/req':>9}{'others':>8}   target")
     for row, ratio, target in (
         (base, 1.0, ""),
         (redirect, redirect_ratio, f">= {t['redirect_ratio']} x bare, p99 <= {t['redirect_p99_ms']:g} ms, 0 errors: "
@@ -455,9 +464,11 @@ def main() -> int:
     ):
         label = {"bare": "bare ASGI 302 (uvicorn, uvloop, httptools)", "redirect": "GET /c/{slug}: counted 302",
                  "png": "GET /q/{slug}.png: cached image"}[row.name]
-        print(f"{label:44}{row.rps:>9,.0f}{row.p99_ms:>8.2f}ms{row.errors:>8}{ratio:>8.2f}{row.others:>8.2f}   {target}")
-    print("each round (req/s, p99): " + "; ".join(
-        f"{row.name} " + ", ".join(f"{r.rps:,.0f} {r.p99_ms:.2f} ms" for r in row.runs) for row in (base, redirect, png)
+        print(f"{label:44}{row.rps:>9,.0f}{row.p99_ms:>8.2f}ms{row.errors:>8}{ratio:>8.2f}{row.cpu_us:>7.1f}us"
+              f"{row.others:>8.2f}   {target}")
+    print("each round (req/s, p99, CPU/req): " + "; ".join(
+        f"{row.name} " + ", ".join(f"{r.rps:,.0f} {r.p99_ms:.2f} ms {r.cpu_us:.0f} us" for r in row.runs)
+        for row in (base, redirect, png)
     ))
     exact = seen == in_database and seen >= args.counted - 1 and others_seen > 0 and count_run.errors == 0
     print(f"scan count: {seen:,} counted requests answered 302 (then {others_seen:,} to another card), scanCount "
