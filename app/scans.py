@@ -327,8 +327,8 @@ class Counters:
     def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
         key = (int(time.time()), card.id, kind, user_agent, referer, country)
         events = self._events
-        if key in events:
-            events[key] += 1
+        if (hits := events.get(key)) is not None:
+            events[key] = hits + 1
         elif len(events) < self.MAX_PENDING_EVENTS:
             events[key] = 1
         else:
