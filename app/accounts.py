@@ -28,12 +28,12 @@ import aiosqlite
 import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar import Request, Response, Router, delete, get, patch, post
-from litestar.enums import RequestEncodingType
 from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware import AuthenticationResult
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from app import cards, limits, mail, scans, sharing, stats
@@ -377,7 +377,9 @@ def verification_email(settings: Settings, to: str, token: str) -> EmailMessage:
 <html><body style="font-family:system-ui,sans-serif;color:#1d2330">
 <p>Welcome to QR Contact.</p>
 <p>Please confirm your email address within {hours} hours:</p>
-<p><a href="{e(link)}" style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none">Confirm my email address</a></p>
+<p><a href="{e(link)}"
+  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
+  >Confirm my email address</a></p>
 <p style="color:#8a93a3;font-size:12px">If you did not create an account, you can ignore this email.</p>
 </body></html>
 """

@@ -12,17 +12,17 @@ from typing import Annotated, Any
 
 import aiosqlite
 import msgspec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app import qr
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
 from app.errors import AUTHENTICATED, BODY, WRITE, ConflictError, UnprocessableError, problems
-from app.openapi import BINARY, media_types
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
+from app.openapi import BINARY, media_types
 
 RESERVED_SLUGS = frozenset(
     "admin api v1 c p q i health metrics schema docs static assets login logout register signup "
@@ -352,8 +352,8 @@ async def card_qr(
         format=format,
         size=size or card.qr_size,
         ecc=ecc or card.qr_error_correction,
-        dark="#%02x%02x%02x" % dark_rgb,
-        light="#%02x%02x%02x" % light_rgb,
+        dark="#{:02x}{:02x}{:02x}".format(*dark_rgb),
+        light="#{:02x}{:02x}{:02x}".format(*light_rgb),
         border=border,
     )
     payload = short_url(settings, card.slug) if mode == "dynamic" else card.vcard()

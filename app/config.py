@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from email.headerregistry import HeaderRegistry
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from litestar.di import NamedDependency
-from urllib.parse import urlsplit
 
 RegistrationMode = Literal["open", "invite", "closed"]
 DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
@@ -148,7 +148,7 @@ def _smtp_url(raw: str | None) -> str | None:
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ConfigError(f"SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465, got {raw!r}")
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError:
         raise ConfigError(f"SMTP_URL has a bad port: {raw!r}") from None
     return raw

@@ -17,7 +17,9 @@ _NONBLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 
 # Plain addresses only: no display names, quotes, brackets, commas or white space, so an
 # address can go into a mail header as it is.
-EMAIL_PATTERN = r"^[^\s@<>()\[\],;:\"\\" + _CONTROL + r"]+@[^\s@<>()\[\],;:\"\\" + _CONTROL + r"]+\.[^\s@<>()\[\],;:\"\\." + _CONTROL + r"]+$"
+_ADDRESS_CHAR = r"[^\s@<>()\[\],;:\"\\" + _CONTROL + r"]"
+_DOMAIN_LABEL_CHAR = r"[^\s@<>()\[\],;:\"\\." + _CONTROL + r"]"
+EMAIL_PATTERN = "^" + _ADDRESS_CHAR + "+@" + _ADDRESS_CHAR + r"+\." + _DOMAIN_LABEL_CHAR + "+$"
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["jane@example.com"])]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]

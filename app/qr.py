@@ -166,11 +166,12 @@ def make_symbol(payload: str, ecc: Ecc) -> Symbol:
     symbol = _segno(payload, ecc, mask=0)
     layout = _layout(symbol.version)
     rows_encoded = int(b"".join(symbol.matrix).translate(_DIGITS), 2)
-    cols_encoded = int(bytes(itertools.chain.from_iterable(zip(*symbol.matrix))).translate(_DIGITS), 2)
+    cols_encoded = int(bytes(itertools.chain.from_iterable(zip(*symbol.matrix, strict=True))).translate(_DIGITS), 2)
     # Mask 0 taken off, format and version modules blank: what segno scores.
     rows = rows_encoded & layout.keep ^ layout.mask_rows[0]
     cols = cols_encoded & layout.keep_t ^ layout.mask_cols[0]
-    scores = [_penalty(rows ^ mask_rows, cols ^ mask_cols, layout) for mask_rows, mask_cols in zip(layout.mask_rows, layout.mask_cols)]
+    masks = zip(layout.mask_rows, layout.mask_cols, strict=True)
+    scores = [_penalty(rows ^ mask_rows, cols ^ mask_cols, layout) for mask_rows, mask_cols in masks]
     best = scores.index(min(scores))  # the first of equals, as in segno
     if best == 0:
         return Symbol(symbol.matrix, symbol.version, 0)
@@ -286,8 +287,8 @@ def _layout(version: int) -> _Layout:
         all=big(lambda i, j: True),
         keep=big(lambda i, j: not blank[i][j]),
         keep_t=big(lambda i, j: not blank[j][i]),
-        mask_rows=[big(lambda i, j: data[i][j] and dark(i, j)) for dark in _MASKS],
-        mask_cols=[big(lambda i, j: data[j][i] and dark(j, i)) for dark in _MASKS],
+        mask_rows=[big(lambda i, j: data[i][j] and dark(i, j)) for dark in _MASKS],  # noqa: B023 (big() calls it at once)
+        mask_cols=[big(lambda i, j: data[j][i] and dark(j, i)) for dark in _MASKS],  # noqa: B023 (likewise)
         same_line=big(lambda i, j: j > 0),
         below=big(lambda i, j: i > 0 and j > 0),
     )

@@ -20,8 +20,8 @@ read, an image to draw, a trailing slash) and carry the OpenAPI documentation.
 from __future__ import annotations
 
 import asyncio
-import collections
 import base64
+import collections
 import functools
 import hashlib
 import html
@@ -36,9 +36,9 @@ from typing import Literal, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from cachetools import LRUCache
-from litestar.params import FromPath
 from litestar import Request, Response, route
 from litestar.openapi import ResponseSpec
+from litestar.params import FromPath
 from prometheus_client import Counter, Histogram
 
 from app import qr, tally

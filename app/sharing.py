@@ -41,8 +41,8 @@ from app import accounts, cards, mail, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import AUTHENTICATED, BODY, WRITE, UnprocessableError, problems
-from app.openapi import BINARY, HTML_PAGE, media_types
 from app.fields import EMAIL_PATTERN, Message, Recipient
+from app.openapi import BINARY, HTML_PAGE, media_types
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
 INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
@@ -205,7 +205,9 @@ def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, 
 <html><body style="font-family:system-ui,sans-serif;color:#1d2330">
 <p><strong>{e(card.full_name)}</strong>{e(f" ({role})" if role else "")} shared their contact card with you.</p>
 {quoted}
-<p><a href="{e(link)}" style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none">Open the card</a></p>
+<p><a href="{e(link)}"
+  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
+  >Open the card</a></p>
 <p style="color:#8a93a3;font-size:12px">Sent by QR Contact on their behalf.</p>
 <img src="{e(link)}/open.gif" width="1" height="1" alt="">
 </body></html>

@@ -64,14 +64,18 @@ def measure(replica_url: str, newest, data: Path, writes: int, env: dict[str, st
                 pass
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
-        auth = httpx.post(f"{url}/v1/auth/register", json={"email": "bench@example.com", "password": "bench password 123", "marketingConsent": False}).json()
+        auth = httpx.post(
+            f"{url}/v1/auth/register", json={"email": "bench@example.com", "password": "bench password 123", "marketingConsent": False}
+        ).json()
         headers = {"Authorization": f"Bearer {auth['accessToken']}"}
         time.sleep(2 * SYNC_INTERVAL)
         lags = []
         rng = random.Random(7)
         for i in range(writes):
             before = newest()
-            response = httpx.post(f"{url}/v1/cards", json={"fullName": "Bench", "email": "b@example.com", "slug": f"bench-{i}"}, headers=headers)
+            response = httpx.post(
+                f"{url}/v1/cards", json={"fullName": "Bench", "email": "b@example.com", "slug": f"bench-{i}"}, headers=headers
+            )
             acknowledged = time.monotonic()
             assert response.status_code == 201
             while newest() <= before:
@@ -87,8 +91,10 @@ def measure(replica_url: str, newest, data: Path, writes: int, env: dict[str, st
 
 def report(name: str, lags: list[float]) -> None:
     median, worst = statistics.median(lags), max(lags)
-    print(f"{name:>7}: n={len(lags)} median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms "
-          f"(median {median / SYNC_INTERVAL:.2f}x, max {worst / SYNC_INTERVAL:.2f}x the {SYNC_INTERVAL:.0f} s sync interval)")
+    print(
+        f"{name:>7}: n={len(lags)} median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms "
+        f"(median {median / SYNC_INTERVAL:.2f}x, max {worst / SYNC_INTERVAL:.2f}x the {SYNC_INTERVAL:.0f} s sync interval)"
+    )
 
 
 def main() -> None:
@@ -103,8 +109,11 @@ def main() -> None:
             client = s3_client(endpoint)
             client.create_bucket(Bucket="bench")
             lags = measure(
-                s3_url(endpoint, "bench", "db"), lambda: newest_txid_in_bucket(client, "bench", "db"),
-                root / "b", args.writes, S3_CREDENTIALS,
+                s3_url(endpoint, "bench", "db"),
+                lambda: newest_txid_in_bucket(client, "bench", "db"),
+                root / "b",
+                args.writes,
+                S3_CREDENTIALS,
             )
             report("s3", lags)
 

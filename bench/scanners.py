@@ -96,7 +96,7 @@ class Series:
 
     def ratio(self, base: Series) -> float:
         """Median of the per-round ratios: each round's runs follow each other within seconds."""
-        return statistics.median(r.rps / b.rps for r, b in zip(self.runs, base.runs))
+        return statistics.median(r.rps / b.rps for r, b in zip(self.runs, base.runs, strict=True))
 
 
 # --- processes -----------------------------------------------------------------------
@@ -402,7 +402,7 @@ def main() -> int:
             "redirect": (f"{service.url}/c/bench", service.pids),
             "png": (f"{service.url}/q/bench.png", service.pids),
         }
-        for name, (url, pids) in targets.items():
+        for name, (url, _pids) in targets.items():
             print(f"warm-up: {name} ...", flush=True)
             wrk(url, args.warmup, args.connections)
         series = {name: Series(name, []) for name in targets}

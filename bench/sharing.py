@@ -164,7 +164,10 @@ def main() -> None:
             delivery.append(sink.wait_for(count + 1) - started)
         print(f"1. share → SMTP delivery on loopback ({args.shares} shares, one at a time)")
         print(f"   share request answered (202):  median {ms(statistics.median(answered))}, p95 {ms(pct(answered, 0.95))}")
-        print(f"   share → message at the server:  median {ms(statistics.median(delivery))}, p95 {ms(pct(delivery, 0.95))}, max {ms(max(delivery))}")
+        print(
+            f"   share → message at the server:  median {ms(statistics.median(delivery))}, "
+            f"p95 {ms(pct(delivery, 0.95))}, max {ms(max(delivery))}"
+        )
         print(f"   baseline, smtplib send direct:  median {ms(statistics.median(baseline))}, p95 {ms(pct(baseline, 0.95))}")
         print(f"   ratio share→delivery / direct send (medians): {statistics.median(delivery) / statistics.median(baseline):.2f}")
 

@@ -233,7 +233,7 @@ class LiveServer:
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         self.address = listener.getsockname()
-        self.url = "http://%s:%d" % self.address
+        self.url = "http://{}:{}".format(*self.address)
         self.server = uvicorn.Server(uvicorn.Config(self.app, **server_options(self.app)))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]}, daemon=True)
         self.thread.start()

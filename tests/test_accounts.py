@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from argon2 import PasswordHasher
-
-from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
-from app.main import create_app
 from litestar.testing import TestClient
+
+from app.main import create_app
+from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
 
 
 def test_register_answers_tokens_and_user(client, settings):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.conftest import assert_problem, create_card, register
+
 
 def test_create_answers_the_full_card(client, user):
     card = create_card(

@@ -264,7 +264,8 @@ def test_a_full_disk_refuses_writes_with_503_and_keeps_serving_reads(small_disk,
         assert httpx.get(f"{url}/p/kept-card").status_code == 200
         # Space comes back, and so do writes: the writer is not stuck in a dead transaction.
         filler.unlink()
-        assert httpx.post(f"{url}/v1/cards", json={"fullName": "After", "email": "a@example.com", "slug": "after-full"}, headers=headers).status_code == 201
+        after = {"fullName": "After", "email": "a@example.com", "slug": "after-full"}
+        assert httpx.post(f"{url}/v1/cards", json=after, headers=headers).status_code == 201
     finally:
         svc.stop(signal.SIGKILL)
     database = small_disk / "qrcontact.db"

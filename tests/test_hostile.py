@@ -26,7 +26,6 @@ from app.cards import RESERVED_SLUGS
 from app.main import create_app
 from tests.conftest import PASSWORD, assert_problem, make_settings, register
 
-
 # --- a shared world: accounts and cards that the cases attack --------------------------
 
 
@@ -154,7 +153,11 @@ def _expired(w: World) -> str:
     session = _fresh_session(w)
     conn = sqlite3.connect(w.database)
     with conn:
-        conn.execute("UPDATE refresh_tokens SET expires_at = '2000-01-01T00:00:00+00:00' WHERE user_id = ? AND used_at IS NULL AND revoked_at IS NULL", (w.alice["user"]["userId"],))
+        conn.execute(
+            "UPDATE refresh_tokens SET expires_at = '2000-01-01T00:00:00+00:00'"
+            " WHERE user_id = ? AND used_at IS NULL AND revoked_at IS NULL",
+            (w.alice["user"]["userId"],),
+        )
     conn.close()
     return session["refreshToken"]
 
@@ -345,9 +348,11 @@ BAD_WEBSITES = [
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 def test_bad_websites(world, method, website):
     if method == "POST":
-        send = lambda: world.client.post("/v1/cards", json={"fullName": "A", "email": "a@example.com", "website": website}, headers=world.alice["headers"])  # noqa: E731
+        body = {"fullName": "A", "email": "a@example.com", "website": website}
+        send = lambda: world.client.post("/v1/cards", json=body, headers=world.alice["headers"])  # noqa: E731
     else:
-        send = lambda: world.client.patch(f"/v1/cards/{world.alice_card['cardId']}", json={"website": website}, headers=world.alice["headers"])  # noqa: E731
+        path = f"/v1/cards/{world.alice_card['cardId']}"
+        send = lambda: world.client.patch(path, json={"website": website}, headers=world.alice["headers"])  # noqa: E731
     problem = refused(world, 422, send).json()
     assert "website" in {error["field"] for error in problem["errors"]}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import re
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,19 @@ from prometheus_client import REGISTRY
 from app import mail
 from app.main import create_app
 from tests.conftest import (
-    PASSWORD, MailSink, assert_problem, create_card, execute, html_part, make_settings, query, register, text_part,
-    unique_email, wait_until, wake_outbox,
+    PASSWORD,
+    MailSink,
+    assert_problem,
+    create_card,
+    execute,
+    html_part,
+    make_settings,
+    query,
+    register,
+    text_part,
+    unique_email,
+    wait_until,
+    wake_outbox,
 )
 
 TOKEN_IN_TEXT = re.compile(r"POST /v1/auth/verify-email instead: ([A-Za-z0-9_-]+)")
@@ -119,7 +131,8 @@ def test_a_failed_attempt_is_retried_within_a_minute_and_then_delivered(mail_cli
         f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": "later@example.com"}]}
     )
     row = wait_until(
-        lambda: query(mail_settings, "SELECT attempts, status, next_attempt_at, last_error FROM email_outbox WHERE kind = 'invitation' AND last_error IS NOT NULL"),
+        lambda: query(mail_settings, "SELECT attempts, status, next_attempt_at, last_error FROM email_outbox"
+            " WHERE kind = 'invitation' AND last_error IS NOT NULL"),
         what="a failed attempt",
     )[0]
     attempts, status, next_attempt_at, last_error = row
@@ -140,7 +153,7 @@ def test_a_failed_attempt_is_retried_within_a_minute_and_then_delivered(mail_cli
 
 def test_the_backoff_grows_and_is_bounded():
     assert mail.RETRY_DELAYS[0] <= 60
-    assert all(later > earlier for earlier, later in zip(mail.RETRY_DELAYS, mail.RETRY_DELAYS[1:]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(mail.RETRY_DELAYS))
     assert mail.MAX_ATTEMPTS == len(mail.RETRY_DELAYS) + 1
 
 
@@ -150,9 +163,8 @@ def test_a_permanent_refusal_fails_at_once(mail_client, mail_settings, smtp):
     before = failed_total()
     smtp.rcpt_reply = "550 5.1.1 No such user"
     card = create_card(mail_client, user["headers"])
-    mail_client.post(
-        f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": "nobody@example.com"}]}
-    )
+    recipients = {"recipients": [{"channel": "email", "to": "nobody@example.com"}]}
+    mail_client.post(f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json=recipients)
     row = wait_until(lambda: query(mail_settings, "SELECT status, attempts, last_error, message FROM email_outbox WHERE status = 'failed'"))
     assert row[0][:2] == ("failed", 1) and "550" in row[0][2] and row[0][3] is None
     assert query(mail_settings, "SELECT status FROM invitations") == [("failed",)]
@@ -171,7 +183,7 @@ def test_temporary_refusals_end_as_failed_after_the_last_attempt(mail_client, ma
     attempts = lambda: query(mail_settings, "SELECT attempts, status FROM email_outbox WHERE kind = 'invitation'")[0]  # noqa: E731
     for n in range(1, mail.MAX_ATTEMPTS):
         # Each attempt fails and backs off; skip the wait instead of sleeping through it.
-        wait_until(lambda: attempts()[0] >= n, what=f"attempt {n}")
+        wait_until(lambda: attempts()[0] >= n, what=f"attempt {n}")  # noqa: B023 (waited on at once)
         assert attempts()[1] == "pending"
         wake_outbox(mail_client)
     wait_until(lambda: attempts()[1] == "failed", what="the job to fail")
@@ -241,7 +253,8 @@ def test_deleting_the_account_drops_its_waiting_mail(tmp_path):
         user = register(client)
         wait_until(lambda: query(settings, "SELECT 1 FROM email_outbox WHERE last_error IS NOT NULL"))
         card = create_card(client, user["headers"])
-        client.post(f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json={"recipients": [{"channel": "email", "to": unique_email()}]})
+        recipients = {"recipients": [{"channel": "email", "to": unique_email()}]}
+        client.post(f"/v1/cards/{card['cardId']}/share", headers=user["headers"], json=recipients)
         assert client.delete("/v1/me", headers=user["headers"]).status_code == 204
         assert query(settings, "SELECT count(*) FROM email_outbox") == [(0,)]
         assert query(settings, "SELECT count(*) FROM invitations") == [(0,)]
@@ -309,7 +322,8 @@ def certificates(tmp_path_factory) -> dict:
         if ca:
             builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         else:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
         return builder.sign(issuer_key, hashes.SHA256())
 
     def write(name: str, data: bytes) -> str:

@@ -417,7 +417,7 @@ def test_the_fast_path_shares_the_scanner_limit(tmp_path):
 @pytest.mark.parametrize(("trusted", "separate"), [(True, True), (False, False)])
 def test_scanner_limit_trusts_fly_client_ip_only_behind_the_proxy(tmp_path, trusted, separate):
     with limited_client(tmp_path, trust_proxy_headers=trusted) as client:
-        for i in range(3):
+        for _i in range(3):
             client.get("/c/anything", headers={"Fly-Client-IP": "10.0.0.1"})
         other = client.get("/c/anything", headers={"Fly-Client-IP": "10.0.0.2"})
         assert other.status_code == (404 if separate else 429)

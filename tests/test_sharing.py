@@ -17,8 +17,19 @@ from prometheus_client import REGISTRY
 from app import sharing
 from app.main import create_app
 from tests.conftest import (
-    PASSWORD, PHONE_UA, assert_problem, create_card, execute, flush_counters, html_part, make_settings, query, register,
-    text_part, unique_email, wait_until,
+    PASSWORD,
+    PHONE_UA,
+    assert_problem,
+    create_card,
+    execute,
+    flush_counters,
+    html_part,
+    make_settings,
+    query,
+    register,
+    text_part,
+    unique_email,
+    wait_until,
 )
 from tests.test_public import BOT_AGENTS
 
@@ -139,7 +150,8 @@ def test_the_same_recipient_on_the_same_day_is_one_invitation(client, user, sett
     # Another sender may invite the same person; so may the same sender on another day.
     stranger = register(client)
     stranger_card = create_card(client, stranger["headers"])
-    assert share(client, stranger, stranger_card, {"channel": "email", "to": "dup@example.com"}).json()["invitations"][0]["status"] == "queued"
+    stranger_share = share(client, stranger, stranger_card, {"channel": "email", "to": "dup@example.com"})
+    assert stranger_share.json()["invitations"][0]["status"] == "queued"
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     execute(settings, "UPDATE invitations SET day = ? WHERE invitation_id = ?", (yesterday, first["invitationId"]))
     assert share(client, user, card, {"channel": "email", "to": "dup@example.com"}).json()["invitations"][0]["status"] == "queued"
@@ -193,7 +205,8 @@ def test_the_daily_email_limit_refuses_the_whole_request(client, user, settings,
     monkeypatch.setattr(sharing, "EMAILS_PER_DAY", 3)
     card = create_card(client, user["headers"])
     assert share(client, user, card, *({"channel": "email", "to": unique_email()} for _ in range(2))).status_code == 202
-    response = share(client, user, card, {"channel": "sms", "to": "+15550100103"}, *({"channel": "email", "to": unique_email()} for _ in range(2)))
+    emails = ({"channel": "email", "to": unique_email()} for _ in range(2))
+    response = share(client, user, card, {"channel": "sms", "to": "+15550100103"}, *emails)
     assert_problem(response, 429)
     assert 0 < int(response.headers["retry-after"]) <= 86400
     assert query(settings, "SELECT count(*) FROM invitations") == [(2,)]

@@ -129,7 +129,8 @@ def test_the_window_leaves_out_older_days(client, user, settings):
         for _ in range(count):
             execute(
                 settings,
-                "INSERT INTO scan_events (card_id, kind, occurred_at, device_class) SELECT id, 'scan', ?, 'mobile' FROM cards WHERE slug = 'old-scans'",
+                "INSERT INTO scan_events (card_id, kind, occurred_at, device_class)"
+                " SELECT id, 'scan', ?, 'mobile' FROM cards WHERE slug = 'old-scans'",
                 (stamp,),
             )
     assert stats(client, user, card).json()["totals"] == {"scans": 1 + 2 + 3, "views": 0}
@@ -146,7 +147,7 @@ def test_bad_report_parameters(client, user, params):
     assert 400 <= response.status_code < 500
 
 
-HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
+HOSTILE = ['=HYPERLINK("http://evil.example","x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
 
 
 def test_csv_escapes_formulas(client, user, settings):
@@ -201,13 +202,16 @@ def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
     alike = """SELECT count(*) FROM (SELECT 1 FROM scan_events
         GROUP BY card_id, kind, occurred_at, device_class, referrer_host, country HAVING count(*) > 1)"""
     assert query(settings, alike) == [(0,)]
-    (rows,), = query(settings, "SELECT count(*) FROM scan_events")
+    ((rows,),) = query(settings, "SELECT count(*) FROM scan_events")
     assert 4 <= rows <= 7
     assert query(settings, "SELECT slug, scan_count, view_count FROM cards ORDER BY slug") == [
-        ("burst-0", 100, 1), ("burst-1", 100, 0), ("burst-2", 100, 0),
+        ("burst-0", 100, 1),
+        ("burst-1", 100, 0),
+        ("burst-2", 100, 0),
     ]
     assert query(settings, "SELECT device_class, referrer_host, country, sum(hits) FROM scan_events GROUP BY 1, 2, 3 ORDER BY 1") == [
-        ("desktop", None, "DE", 1), ("mobile", "example.com", None, 300),
+        ("desktop", None, "DE", 1),
+        ("mobile", "example.com", None, 300),
     ]
 
 
