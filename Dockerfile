@@ -12,29 +12,19 @@ COPY app/ app/
 COPY migrations/ migrations/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
-# 2. A SQLite with the WAL-reset fix of 3.51.3. Python's sqlite3 module in the python
-#    image links Debian trixie's libsqlite3 (3.46.1, which has the bug); Debian testing
-#    ships a fixed build that needs only glibc >= 2.38 (trixie has 2.41).
-FROM debian:forky-slim AS sqlite
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-0 \
- && mkdir -p /opt/sqlite/lib \
- && cp -L /usr/lib/*-linux-gnu/libsqlite3.so.0 /opt/sqlite/lib/libsqlite3.so.0
-
-# 3. The image.
+# 2. The image.
 FROM python:${PYTHON_VERSION}-slim-trixie
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    LD_LIBRARY_PATH=/opt/sqlite/lib \
     HOST=0.0.0.0 \
     PORT=8000 \
     DATA_DIR=/data \
     QRCONTACT_USER=qrcontact
-COPY --from=sqlite /opt/sqlite/lib/ /opt/sqlite/lib/
-# Installed from the wheels alone; the build fails rather than ship the WAL-reset bug.
+# Installed from the wheels alone (pysqlite3's brings SQLite 3.53); the build fails rather
+# than ship the WAL-reset bug.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels qrcontact \
- && python -c "import sqlite3, sys; print('SQLite', sqlite3.sqlite_version); sys.exit(sqlite3.sqlite_version_info < (3, 51, 3))" \
+ && python -c "import sys; from app.sqlite import sqlite3, FIXED_VERSION; print('SQLite', sqlite3.sqlite_version); sys.exit(sqlite3.sqlite_version_info < FIXED_VERSION)" \
  && litestream version \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin qrcontact \
  && install -d -o qrcontact -g qrcontact -m 0750 /data

@@ -18,7 +18,6 @@ import html
 import logging
 import re
 import secrets
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -42,6 +41,7 @@ from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat, utcno
 from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, ConflictError, UnprocessableError, problems
 from app.fields import Email, InviteToken, Label, Password
 from app.openapi import HTML_PAGE, TEXT, media_types
+from app.sqlite import sqlite3
 
 log = logging.getLogger("app.accounts")
 

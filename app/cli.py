@@ -14,17 +14,16 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
 from app.config import ConfigError, Settings
+from app.sqlite import FIXED_VERSION, sqlite3
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
 LOCK_NAME = "qrcontact.lock"
-FIXED_SQLITE = (3, 51, 3)  # the WAL-reset fix (README, "SQLite versions")
 
 
 class JsonLines(logging.Formatter):
@@ -70,10 +69,10 @@ def run_app(settings: Settings) -> int:
     applied = migrate(settings.database_path)
     log = logging.getLogger("app")
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-    if sqlite3.sqlite_version_info < FIXED_SQLITE:
+    if sqlite3.sqlite_version_info < FIXED_VERSION:
         log.warning(
             "SQLite %s has the WAL-reset bug fixed in 3.51.3, which can corrupt the database when the app "
-            "and Litestream write at the same moment: run the Docker image (README, 'SQLite versions')",
+            "and Litestream write at the same moment: no pysqlite3 wheel for this platform (README, 'SQLite versions')",
             sqlite3.sqlite_version,
         )
     # uvicorn drains on SIGTERM (and SIGINT, Fly's default kill signal) and then re-raises

@@ -13,7 +13,6 @@ import asyncio
 import collections
 import contextlib
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import aiosqlite
 from litestar.di import NamedDependency
+
+from app.sqlite import sqlite3
 
 HERE = Path(__file__).parent
 # Installed wheels carry the migrations inside the package; a source checkout has them
@@ -136,7 +137,8 @@ class Database:
         self._writer = None
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # aiosqlite.connect would open it with Python's own sqlite3 module.
+        conn = await aiosqlite.Connection(lambda: sqlite3.connect(self.path, isolation_level=None), iter_chunk_size=64)
         conn.row_factory = sqlite3.Row
         for statement in pragmas(self.replicated):
             await conn.execute(statement)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from http import HTTPStatus
 
 import msgspec
@@ -17,6 +16,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from prometheus_client import Counter
+
+from app.sqlite import sqlite3
 
 log = logging.getLogger("app.errors")
 ERRORS = Counter("errors", "Requests that failed with a server error", ["kind"])

@@ -16,7 +16,6 @@ import hmac
 import logging
 import math
 import re
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
 from app.errors import AUTHENTICATED, problems
 from app.replication import LagMonitor, ReplicationState
+from app.sqlite import sqlite3
 
 log = logging.getLogger("app.ops")
 access_log = logging.getLogger("app.access")

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sysconfig
 import tempfile
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 
 from app.config import Settings
 from app.db import Database
+from app.sqlite import sqlite3
 
 log = logging.getLogger("app.replication")
 

@@ -1,0 +1,17 @@
+"""Which SQLite the app links: the `pysqlite3` wheel's where it installs, else Python's own.
+
+The wheel bundles SQLite 3.53, past the WAL-reset fix of 3.51.3 (README, "SQLite
+versions"), which Python's `sqlite3` module lacks wherever the system library is older
+(Debian 12 has 3.40). Every module of the app imports `sqlite3` from here, so the
+connections, rows and exception classes all come from one library; `qrcontact serve`
+warns at start when the fallback is older than the fix.
+"""
+
+try:
+    import pysqlite3.dbapi2 as sqlite3
+except ImportError:  # a platform with no pysqlite3 wheel
+    import sqlite3
+
+FIXED_VERSION = (3, 51, 3)
+
+__all__ = ["FIXED_VERSION", "sqlite3"]
