@@ -601,12 +601,12 @@ async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> lis
 
 
 @delete(
-    "/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
+    "/api-keys/{keyId:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
-async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str], db: DatabaseDep) -> None:
+async def revoke_api_key(request: Request[User, Any, Any], keyId: FromPath[str], db: DatabaseDep) -> None:
     async with db.write() as conn:
-        deleted = await delete_api_key(conn, request.user.user_id, key_id)
+        deleted = await delete_api_key(conn, request.user.user_id, keyId)
     if not deleted:
         raise NotFoundException("no such API key")
 
