@@ -12,7 +12,9 @@ The funnel, where `status` is the furthest stage reached and each stage keeps it
   clicked         /i/{token}, which then goes on to the card page
   converted       a registration with the token (accounts.register)
 Requests that scans.countable refuses (HEAD, crawlers, link previews, mail scanners) move
-nothing: one list of such user agents serves scans and invitations alike.
+nothing: one list of such user agents serves scans and invitations alike. The open
+pixel also counts when Gmail's or Yahoo's image proxy fetches it (scans.countable_open):
+they fetch a message's images when the person opens it.
 """
 
 from __future__ import annotations
@@ -542,7 +544,7 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
 )
 async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
-    if scans.countable(request):
+    if scans.countable_open(request):
         async with db.read() as conn:
             found = await invitation_for_token(conn, token)
         if found is not None and found["opened_at"] is None:
