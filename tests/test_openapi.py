@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 SPEC_OPERATIONS = {
     ("post", "/v1/auth/register"), ("post", "/v1/auth/login"), ("post", "/v1/auth/refresh"),
     ("post", "/v1/auth/logout"), ("get", "/v1/me"), ("patch", "/v1/me"), ("delete", "/v1/me"),
@@ -49,6 +51,28 @@ def test_path_parameters_are_named_as_in_the_spec(client):
     assert "/v1/api-keys/{keyId}" in document["paths"]
 
 
-def test_interactive_docs_serve(client):
-    response = client.get("/schema")
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger"])
+def test_interactive_docs_work_offline(client, path):
+    """SPEC §5: the docs page loads everything it needs from the service itself, never a CDN."""
+    response = client.get(path)
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", response.text)
+    assert {url.rsplit(".", 1)[-1] for url in urls} == {"js", "css", "png"}
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url  # same origin
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].split(";")[0] == ASSET_TYPES["." + url.rsplit(".", 1)[-1]]
+        assert len(asset.content) > 500
+    assert "SwaggerUIBundle" in client.get("/schema/assets/swagger-ui-bundle.js").text
+    assert not re.search(r"https?://", " ".join(urls))
+
+
+@pytest.mark.parametrize(
+    "path", ["/schema/assets/index.html", "/schema/assets/swagger-ui-bundle.js.map", "/schema/assets/..%2f__init__.py"]
+)
+def test_only_the_docs_assets_are_served(client, path):
+    assert client.get(path).status_code == 404
