@@ -186,11 +186,10 @@ def test_me_reads_patches_and_exports(client, user):
     assert [c["cardId"] for c in export["cards"]] == [card["cardId"]]
 
 
-def test_delete_me_removes_everything_and_retires_slugs(client, settings):
+def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
     from app.sqlite import sqlite3
 
-    admin = register(client)  # the first account, the admin, who may not leave alone
-    headers = register(client)["headers"]
+    headers = register(client)["headers"]  # `user` came first: the admin, who may not leave alone
     create_card(client, headers, slug="gone-card")
     client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
     assert client.delete("/v1/me", headers=headers).status_code == 204
@@ -199,7 +198,7 @@ def test_delete_me_removes_everything_and_retires_slugs(client, settings):
     for table in ("cards", "api_keys"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     for table in ("users", "refresh_tokens"):
-        assert conn.execute(f"SELECT user_id FROM {table}").fetchall() == [(admin["user"]["userId"],)], table
+        assert conn.execute(f"SELECT user_id FROM {table}").fetchall() == [(user["user"]["userId"],)], table
     assert client.get("/c/gone-card", follow_redirects=False).status_code == 410
     other = register(client)
     assert_problem(
