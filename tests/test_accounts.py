@@ -189,7 +189,7 @@ def test_me_reads_patches_and_exports(client, user):
 def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
     from app.sqlite import sqlite3
 
-    headers = register(client)["headers"]  # `user` came first: the admin, who may not leave alone
+    headers = register(client, "leaver@example.com")["headers"]  # `user` came first: the admin, who may not leave
     create_card(client, headers, slug="gone-card")
     client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
     assert client.delete("/v1/me", headers=headers).status_code == 204
