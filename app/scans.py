@@ -103,7 +103,7 @@ MAX_USER_AGENT = 1024
 def _any_of(literals: list[str]) -> str:
     """A regex matching any of `literals`, as a trie (one branch per next character):
     Python's re tries the alternatives of a flat alternation one by one at every
-    position, about 40 times slower for the crawler list's 1,500 names."""
+    position, 20 to 40 times slower for the crawler list's 1,500 names."""
     trie: dict = {}
     for literal in literals:
         node = trie
@@ -126,8 +126,9 @@ def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
     Most of the list's patterns are plain names (escaped punctuation at most): they go
     into one trie. The others ([wW]get, ^curl, Foo[\\s\\S]*bar) are kept as they are but
     for their letters, lower-cased outside escapes (`\\S` is not `\\s`). Searched one by
-    one, each keeps re's literal-prefix scan: 70 µs a new user agent here, where one
-    alternation of everything took 170 µs and an IGNORECASE one 360 µs.
+    one, each keeps re's literal-prefix scan: 50–70 µs a new 230-character user agent on
+    this shared 2-core machine, where one alternation of everything took 170 µs and one
+    with an IGNORECASE group 360 µs (the old hand-made pattern: about 20 µs).
     """
     escaped = re.compile(r"\\([^A-Za-z0-9])")  # \/ \. \- \( …: a punctuation mark as itself
     names, regexes = list(LOCAL_FETCHERS), []
@@ -172,7 +173,9 @@ def countable_open(request: Request) -> bool:
     if request.method != "GET":
         return False
     agent = request.headers.get("user-agent")
-    return not is_bot(agent) or (len(agent) <= MAX_USER_AGENT and MAIL_IMAGE_PROXIES.search(agent) is not None)
+    if not is_bot(agent):
+        return True
+    return bool(agent) and len(agent) <= MAX_USER_AGENT and MAIL_IMAGE_PROXIES.search(agent) is not None
 
 
 class Visit(NamedTuple):

@@ -3,6 +3,8 @@ scanners and HTTP libraries never (app/scans.py, is_bot)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from app import scans
@@ -137,3 +139,21 @@ def test_the_cache_keeps_only_short_user_agents():
     assert scans.is_bot(huge)
     assert scans._known_bot.cache_info().currsize == before
     assert scans._known_bot.cache_info().maxsize == 4096
+
+
+@pytest.mark.parametrize(
+    "method, agent, counts",
+    [
+        ("GET", BOTS["Gmail image proxy"], True),
+        ("GET", "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", True),
+        ("GET", PEOPLE["iOS camera"], True),
+        ("HEAD", PEOPLE["iOS camera"], False),
+        ("GET", BOTS["Googlebot"], False),
+        ("GET", "", False),
+        ("GET", None, False),
+        ("GET", "GoogleImageProxy " + "x" * scans.MAX_USER_AGENT, False),
+    ],
+)
+def test_which_open_pixel_requests_count(method, agent, counts):
+    request = SimpleNamespace(method=method, headers={} if agent is None else {"user-agent": agent})
+    assert scans.countable_open(request) is counts
