@@ -3,7 +3,7 @@
 Lists run newest first by row id; a page's `nextCursor` is the id of its last item, and
 the next page holds the rows below it. The query parameters are these two types, the
 cursor is read by `before`, and a page is cut by `page_of`, so no list can drift from
-the others: a bad cursor or limit is a 400 everywhere, never a 500.
+the others: a bad cursor or limit is a 422 problem everywhere, never a 500.
 """
 
 from __future__ import annotations

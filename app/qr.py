@@ -192,17 +192,17 @@ def render(payload: str, drawing: Drawing) -> bytes:
     # segno's writers draw only its own symbols, so it encodes once more with the mask
     # already chosen (no scoring).
     code = _segno(payload, drawing.ecc, mask=symbol.mask)
-    colours = {"border": drawing.border, "dark": drawing.dark, "light": drawing.light}
+    style = {"border": drawing.border, "dark": drawing.dark, "light": drawing.light}
     if drawing.format == "svg":
-        return _svg(code, drawing.size, colours)
+        return _svg(code, drawing.size, style)
     # PDF and EPS take fractional scales; size is then points. EPS is written as text.
     out = io.StringIO() if drawing.format == "eps" else io.BytesIO()
-    code.save(out, kind=drawing.format, scale=drawing.size / (len(symbol.matrix) + 2 * drawing.border), **colours)
+    code.save(out, kind=drawing.format, scale=drawing.size / (len(symbol.matrix) + 2 * drawing.border), **style)
     image = out.getvalue()
     return image.encode("ascii") if isinstance(image, str) else image
 
 
-def _svg(code: segno.QRCode, size: int, colours: dict) -> bytes:
+def _svg(code: segno.QRCode, size: int, style: dict) -> bytes:
     """The code as an SVG of `size`×`size` pixels, drawn in modules and sized by its viewBox.
 
     Drawn at segno's fractional scales instead, the light background was a module short
@@ -210,7 +210,7 @@ def _svg(code: segno.QRCode, size: int, colours: dict) -> bytes:
     is 36.0 in floating point.
     """
     out = io.BytesIO()
-    code.save(out, kind="svg", scale=1, omitsize=True, **colours)  # viewBox="0 0 n n", no width or height
+    code.save(out, kind="svg", scale=1, omitsize=True, **style)  # viewBox="0 0 n n", no width or height
     return out.getvalue().replace(b"<svg ", f'<svg width="{size}" height="{size}" '.encode(), 1)
 
 
