@@ -197,7 +197,21 @@ async def set_marketing_consent(conn: aiosqlite.Connection, user_id: str, consen
 
 
 async def delete_user(conn: aiosqlite.Connection, user_id: str) -> list[str]:
-    """Delete an account and everything it owns; returns the slugs of its cards, now retired."""
+    """Delete an account and everything it owns; returns the slugs of its cards, now retired.
+
+    Raises ConflictError for the last admin: a service with accounts always keeps one, and
+    so the accounts table never empties again, which keeps "the first account" (the
+    admin, the only one REGISTRATION=closed or invite lets in without an invitation) the
+    first one ever, never the next stranger after the admin left.
+    """
+    last_admin = await fetch_one(
+        conn,
+        """SELECT 1 FROM users WHERE user_id = ? AND is_admin
+        AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin AND user_id != ?)""",
+        (user_id, user_id),
+    )
+    if last_admin:
+        raise ConflictError("the only admin cannot delete their account: make another account admin first")
     slugs = [r["slug"] for r in await fetch_all(conn, "SELECT slug FROM cards WHERE user_id = ?", (user_id,))]
     await conn.execute(
         "INSERT OR IGNORE INTO retired_slugs (slug, retired_at) SELECT slug, ? FROM cards WHERE user_id = ?",
@@ -560,7 +574,8 @@ async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeReq
 
 @delete(
     "/me", operation_id="deleteMe", summary="Delete the account and everything it owns", status_code=204,
-    responses=problems(*AUTHENTICATED, *WRITE),
+    description="409 for the only admin: another account must be made admin first.",
+    responses=problems(*AUTHENTICATED, *WRITE, 409),
 )
 async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
     async with db.write() as conn:
@@ -601,12 +616,12 @@ async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> lis
 
 
 @delete(
-    "/api-keys/{key_id:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
+    "/api-keys/{keyId:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
-async def revoke_api_key(request: Request[User, Any, Any], key_id: FromPath[str], db: DatabaseDep) -> None:
+async def revoke_api_key(request: Request[User, Any, Any], keyId: FromPath[str], db: DatabaseDep) -> None:
     async with db.write() as conn:
-        deleted = await delete_api_key(conn, request.user.user_id, key_id)
+        deleted = await delete_api_key(conn, request.user.user_id, keyId)
     if not deleted:
         raise NotFoundException("no such API key")
 

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app import qr
+from app import pagination, qr
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
 from app.errors import AUTHENTICATED, BODY, WRITE, ConflictError, UnprocessableError, problems
@@ -139,12 +139,12 @@ async def slug_is_retired(conn: aiosqlite.Connection, slug: str) -> bool:
     return await fetch_one(conn, "SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)) is not None
 
 
-async def list_cards(conn: aiosqlite.Connection, user_id: str, limit: int, before_id: int | None) -> list[Card]:
+async def list_cards(conn: aiosqlite.Connection, user_id: str, limit: int, before_id: int) -> list[Card]:
     rows = await fetch_all(
         conn,
         f"""SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? AND id < ?
         ORDER BY id DESC LIMIT ?""",
-        (user_id, before_id if before_id is not None else 2**63 - 1, limit),
+        (user_id, before_id, limit),
     )
     return [_card(r) for r in rows]
 
@@ -268,30 +268,31 @@ async def get_cards(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    # 18 digits at most: a 19-digit number can pass SQLite's 64-bit integers.
-    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,18}$", description="nextCursor of the previous page")] = None,
+    limit: pagination.Limit = pagination.DEFAULT_LIMIT,
+    cursor: pagination.Cursor = None,
 ) -> CardPage:
     async with db.read() as conn:
-        rows = await list_cards(conn, request.user.user_id, limit + 1, int(cursor) if cursor else None)
-    page = rows[:limit]
+        rows = await list_cards(conn, request.user.user_id, limit + 1, pagination.before(cursor))
+    page, next_cursor = pagination.page_of(rows, limit, lambda card: card.id)
     items = [await to_response(card, request.app.state, settings) for card in page]
-    return CardPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
+    return CardPage(items=items, next_cursor=next_cursor)
 
 
-@get("/{card_id:str}", operation_id="getCard", summary="One of the caller's cards", responses=problems(*AUTHENTICATED, 400, 404))
-async def read_card(request: Request, card_id: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-    return await to_response(await owned_card(db, request, card_id), request.app.state, settings)
+# Path parameters are named as the API documents them (SPEC §5: {cardId}), camelCase like
+# the bodies, and Litestar hands a path parameter to the argument of the same name.
+@get("/{cardId:str}", operation_id="getCard", summary="One of the caller's cards", responses=problems(*AUTHENTICATED, 400, 404))
+async def read_card(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
+    return await to_response(await owned_card(db, request, cardId), request.app.state, settings)
 
 
 @patch(
-    "/{card_id:str}", operation_id="updateCard", summary="Change some fields of a card",
+    "/{cardId:str}", operation_id="updateCard", summary="Change some fields of a card",
     responses=problems(*AUTHENTICATED, *BODY, *WRITE, 404),
 )
 async def edit_card(
-    request: Request, card_id: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
+    request: Request, cardId: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
-    card = await owned_card(db, request, card_id)
+    card = await owned_card(db, request, cardId)
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise UnprocessableError(
             "a slug is permanent: printed codes carry it",
@@ -306,18 +307,18 @@ async def edit_card(
 
 
 @delete(
-    "/{card_id:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204,
+    "/{cardId:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204,
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
-async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep) -> None:
-    card = await owned_card(db, request, card_id)
+async def remove_card(request: Request, cardId: FromPath[str], db: DatabaseDep) -> None:
+    card = await owned_card(db, request, cardId)
     async with db.write() as conn:
         await delete_card(conn, card)
     request.app.state.public_cards.forget(card.slug)
 
 
 @get(
-    "/{card_id:str}/qr",
+    "/{cardId:str}/qr",
     operation_id="getCardQr",
     summary="The card's QR code as PNG, SVG, PDF or EPS",
     media_type="application/octet-stream",
@@ -326,7 +327,7 @@ async def remove_card(request: Request, card_id: FromPath[str], db: DatabaseDep)
 )
 async def card_qr(
     request: Request,
-    card_id: FromPath[str],
+    cardId: FromPath[str],
     db: DatabaseDep,
     settings: SettingsDep,
     format: FromQuery[qr.Format] = "png",
@@ -337,7 +338,7 @@ async def card_qr(
     light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
 ) -> Response[bytes]:
-    card = await owned_card(db, request, card_id)
+    card = await owned_card(db, request, cardId)
     try:
         dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
     except ValueError as exc:

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Literal
@@ -113,6 +113,19 @@ def address(addr: str, display_name: str = "") -> Address:
     return Address(display_name=display_name, username=local, domain=domain)
 
 
+def named(policy: Policy, plain: Address, display_name: str) -> Address:
+    """`plain` with `display_name`, when the header fits on one line; else `plain` alone.
+
+    CPython's header folding (both SMTP policies) can drop the quotes around a display
+    name it splits over lines, so a long name with a comma ("Doe, Jane …") would turn
+    Reply-To into two addresses. A header that fits is written as it is, quoted; a longer
+    one goes without its name rather than with a wrong address.
+    """
+    with_name = Address(display_name=display_name, username=plain.username, domain=plain.domain)
+    folded = policy.fold("Reply-To", policy.header_factory("Reply-To", with_name))
+    return with_name if folded.count(policy.linesep) == 1 else plain
+
+
 def compose(
     settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: tuple[str, str] | None = None
 ) -> EmailMessage:
@@ -123,13 +136,13 @@ def compose(
     breaks (ValueError), so no value can add a header or a recipient.
     """
     recipient = address(to)
-    answer = address(reply_to[1], reply_to[0]) if reply_to else None
+    answer = address(reply_to[1]) if reply_to else None
     utf8 = not all(a.addr_spec.isascii() for a in (recipient, answer) if a is not None)
     message = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     message["From"] = settings.mail_from
     message["To"] = recipient
     if answer is not None:
-        message["Reply-To"] = answer
+        message["Reply-To"] = named(message.policy, answer, reply_to[0])
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC), usegmt=True)
     message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender(settings).domain}>"

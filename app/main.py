@@ -34,7 +34,6 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.routes import HTTPRoute
@@ -46,7 +45,7 @@ from app import __version__, accounts, cards, errors, limits, mail, ops, scans, 
 from app.config import Settings
 from app.db import Database
 from app.limits import client_ip
-from app.openapi import StrictStructSchemaPlugin
+from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor
 from app.scanner import FastPath
 
@@ -124,7 +123,9 @@ def create_app(settings: Settings) -> Litestar:
         version=__version__,
         description="Digital contact cards with QR codes. Authenticate with a bearer access token or X-API-Key.",
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        # Swagger UI only, its assets served by the app (SPEC §5: the docs work offline);
+        # Scalar's page would load its script from a CDN, as no Python package ships it.
+        render_plugins=[OfflineSwagger("/schema")],
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="Bearer", bearer_format="JWT"),

@@ -189,16 +189,29 @@ def render(payload: str, drawing: Drawing) -> bytes:
     symbol = make_symbol(payload, drawing.ecc)
     if drawing.format == "png":
         return _png(symbol.matrix, drawing)
-    # Vector formats take fractional scales; size is then pixels (SVG) or points (PDF, EPS).
-    # EPS is written as text, the others as bytes. segno's writers draw only its own
-    # symbols, so it encodes once more with the mask already chosen (no scoring).
+    # segno's writers draw only its own symbols, so it encodes once more with the mask
+    # already chosen (no scoring).
+    code = _segno(payload, drawing.ecc, mask=symbol.mask)
+    style = {"border": drawing.border, "dark": drawing.dark, "light": drawing.light}
+    if drawing.format == "svg":
+        return _svg(code, drawing.size, style)
+    # PDF and EPS take fractional scales; size is then points. EPS is written as text.
     out = io.StringIO() if drawing.format == "eps" else io.BytesIO()
-    scale = drawing.size / (len(symbol.matrix) + 2 * drawing.border)
-    _segno(payload, drawing.ecc, mask=symbol.mask).save(
-        out, kind=drawing.format, scale=scale, border=drawing.border, dark=drawing.dark, light=drawing.light
-    )
+    code.save(out, kind=drawing.format, scale=drawing.size / (len(symbol.matrix) + 2 * drawing.border), **style)
     image = out.getvalue()
     return image.encode("ascii") if isinstance(image, str) else image
+
+
+def _svg(code: segno.QRCode, size: int, style: dict) -> bytes:
+    """The code as an SVG of `size`×`size` pixels, drawn in modules and sized by its viewBox.
+
+    Drawn at segno's fractional scales instead, the light background was a module short
+    on the right and at the bottom: segno sizes it as `width // scale`, and 512 // (512 / 37)
+    is 36.0 in floating point.
+    """
+    out = io.BytesIO()
+    code.save(out, kind="svg", scale=1, omitsize=True, **style)  # viewBox="0 0 n n", no width or height
+    return out.getvalue().replace(b"<svg ", f'<svg width="{size}" height="{size}" '.encode(), 1)
 
 
 # --- mask choice ---------------------------------------------------------------------

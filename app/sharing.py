@@ -12,7 +12,9 @@ The funnel, where `status` is the furthest stage reached and each stage keeps it
   clicked         /i/{token}, which then goes on to the card page
   converted       a registration with the token (accounts.register)
 Requests that scans.countable refuses (HEAD, crawlers, link previews, mail scanners) move
-nothing: one list of such user agents serves scans and invitations alike.
+nothing: one list of such user agents serves scans and invitations alike. The open
+pixel also counts when Gmail's or Yahoo's image proxy fetches it (scans.countable_open):
+they fetch a message's images when the person opens it.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ import msgspec
 from litestar import Request, Response, Router, get, post, route
 from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from prometheus_client import Counter, Gauge
 
-from app import accounts, cards, mail, scans
+from app import accounts, cards, mail, pagination, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import AUTHENTICATED, BODY, WRITE, UnprocessableError, problems
@@ -269,12 +271,12 @@ async def emails_on(conn: aiosqlite.Connection, sender_id: str, day: str) -> int
     return row["n"]
 
 
-async def list_invitations(conn: aiosqlite.Connection, card: cards.Card, limit: int, before: int | None) -> list[Any]:
+async def list_invitations(conn: aiosqlite.Connection, card: cards.Card, limit: int, before: int) -> list[Any]:
     return await fetch_all(
         conn,
         f"""SELECT i.id, {INVITATION_COLUMNS} FROM invitations i JOIN cards c ON c.id = i.card_id
         WHERE i.card_id = ? AND i.id < ? ORDER BY i.id DESC LIMIT ?""",
-        (card.id, before if before is not None else 2**63 - 1, limit),
+        (card.id, before, limit),
     )
 
 
@@ -445,13 +447,13 @@ def _seconds_to_midnight(now: datetime) -> int:
 
 
 @post(
-    "/cards/{card_id:str}/share", operation_id="shareCard", summary="Share a card by email, SMS, WhatsApp or LinkedIn",
+    "/cards/{cardId:str}/share", operation_id="shareCard", summary="Share a card by email, SMS, WhatsApp or LinkedIn",
     status_code=202, responses=problems(*AUTHENTICATED, *BODY, *WRITE, 404),
 )
 async def share_card(
-    request: Request, card_id: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
+    request: Request, cardId: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ShareResponse:
-    card = await cards.owned_card(db, request, card_id)
+    card = await cards.owned_card(db, request, cardId)
     targets = check_recipients(card, data.recipients)
     sender_id = request.user.user_id
     now = datetime.now(UTC)
@@ -486,23 +488,22 @@ async def share_card(
 
 
 @get(
-    "/cards/{card_id:str}/invitations", operation_id="listCardInvitations",
+    "/cards/{cardId:str}/invitations", operation_id="listCardInvitations",
     summary="The card's invitations and where each is in the funnel", responses=problems(*AUTHENTICATED, 400, 404, 422),
 )
 async def card_invitations(
     request: Request,
-    card_id: FromPath[str],
+    cardId: FromPath[str],
     db: DatabaseDep,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{1,19}$", description="nextCursor of the previous page")] = None,
+    limit: pagination.Limit = pagination.DEFAULT_LIMIT,
+    cursor: pagination.Cursor = None,
 ) -> InvitationPage:
-    card = await cards.owned_card(db, request, card_id)
+    card = await cards.owned_card(db, request, cardId)
     async with db.read() as conn:
-        rows = await list_invitations(conn, card, limit + 1, int(cursor) if cursor else None)
-    page = rows[:limit]
+        rows = await list_invitations(conn, card, limit + 1, pagination.before(cursor))
+    page, next_cursor = pagination.page_of(rows, limit, lambda row: row["id"])
     return InvitationPage(
-        items=[Invitation(**{k: row[k] for k in row.keys() if k != "id"}) for row in page],
-        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+        items=[Invitation(**{k: row[k] for k in row.keys() if k != "id"}) for row in page], next_cursor=next_cursor
     )
 
 
@@ -543,7 +544,7 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
 )
 async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
-    if scans.countable(request):
+    if scans.countable_open(request):
         async with db.read() as conn:
             found = await invitation_for_token(conn, token)
         if found is not None and found["opened_at"] is None:

@@ -155,7 +155,7 @@ def to_csv(stats: CardStats) -> str:
 
 
 @get(
-    "/cards/{card_id:str}/stats",
+    "/cards/{cardId:str}/stats",
     operation_id="getCardStats",
     summary="Scans and views per day, device class, country and referrer (JSON, or CSV with format=csv)",
     responses=problems(*AUTHENTICATED, 400, 404, 422),
@@ -163,12 +163,12 @@ def to_csv(stats: CardStats) -> str:
 )
 async def card_stats(
     request: Request,
-    card_id: FromPath[str],
+    cardId: FromPath[str],
     db: DatabaseDep,
     days: Annotated[int, QueryParameter(ge=1, le=365, description="UTC days, today included")] = 30,
     format: Annotated[Literal["json", "csv"], QueryParameter(description="json (default) or csv")] = "json",
 ) -> Response[CardStats | str]:
-    card = await cards.owned_card(db, request, card_id)
+    card = await cards.owned_card(db, request, cardId)
     today = datetime.now(UTC).date()
     since = (today - timedelta(days=days - 1)).isoformat()
     async with db.read() as conn:

@@ -10,7 +10,8 @@ from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
 from app.main import create_app
-from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
+from tests.conftest import PASSWORD, assert_problem, create_card, execute, make_settings, query, register
+from tests.test_sharing import token_of
 
 
 def test_register_answers_tokens_and_user(client, settings):
@@ -80,6 +81,51 @@ def test_first_account_is_admin_and_closed_registration_refuses_the_rest(tmp_pat
         assert client.blocking_portal.call(is_admin, "admin@example.com") == 1
 
 
+@pytest.mark.parametrize("registration", ["open", "invite", "closed"])
+def test_the_last_admin_cannot_leave_and_no_stranger_becomes_admin(tmp_path, registration):
+    """The only admin's DELETE /v1/me is a 409 (once it left, the next stranger to register
+    was the new admin, even with REGISTRATION=closed); with another admin it is a 204."""
+    settings = make_settings(tmp_path, registration=registration)
+    with TestClient(create_app(settings)) as client:
+        admin = register(client, "admin@example.com")
+        problem = assert_problem(client.delete("/v1/me", headers=admin["headers"]), 409)
+        assert "admin" in problem["detail"]
+        assert client.get("/v1/me", headers=admin["headers"]).status_code == 200
+        if registration == "closed":
+            stranger = client.post(
+                "/v1/auth/register", json={"email": "stranger@example.com", "password": PASSWORD, "marketingConsent": False}
+            )
+            assert_problem(stranger, 403)
+            execute(settings, "INSERT INTO users (user_id, email, password_hash, created_at) VALUES ('u2', 'b@example.com', 'x', 'now')")
+        else:
+            register(client, "second@example.com", **({"inviteToken": _invite(client, admin)} if registration == "invite" else {}))
+        assert query(settings, "SELECT email FROM users WHERE is_admin") == [("admin@example.com",)]
+        assert_problem(client.delete("/v1/me", headers=admin["headers"]), 409)  # other accounts are not admins
+        # An operator makes another account admin: now the first may leave, and the other may not.
+        execute(settings, "UPDATE users SET is_admin = 1 WHERE email != 'admin@example.com'")
+        assert client.delete("/v1/me", headers=admin["headers"]).status_code == 204
+        assert query(settings, "SELECT count(*) FROM users WHERE is_admin") == [(1,)]
+
+
+def test_closed_registration_stays_closed_when_no_admin_is_left(tmp_path):
+    """"The first account" is the first one ever: accounts without an admin (a database from
+    before the last-admin rule) do not reopen registration, nor make anyone admin."""
+    settings = make_settings(tmp_path, registration="closed")
+    with TestClient(create_app(settings)) as client:
+        register(client, "admin@example.com")
+        execute(settings, "UPDATE users SET is_admin = 0")
+        body = {"email": "stranger@example.com", "password": PASSWORD, "marketingConsent": False}
+        assert_problem(client.post("/v1/auth/register", json=body), 403)
+        assert query(settings, "SELECT email, is_admin FROM users") == [("admin@example.com", 0)]
+
+
+def _invite(client, admin) -> str:
+    card = create_card(client, admin["headers"])
+    body = {"recipients": [{"channel": "sms", "to": "+15550100111"}]}
+    [sent] = client.post(f"/v1/cards/{card['cardId']}/share", json=body, headers=admin["headers"]).json()["invitations"]
+    return token_of(sent["shareUrl"])
+
+
 def test_login_answers_unknown_email_and_wrong_password_identically(client):
     register(client, "login@example.com")
     ok = client.post("/v1/auth/login", json={"email": "LOGIN@example.com", "password": PASSWORD})
@@ -143,14 +189,16 @@ def test_me_reads_patches_and_exports(client, user):
 def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
     from app.sqlite import sqlite3
 
-    headers = user["headers"]
+    headers = register(client, "leaver@example.com")["headers"]  # `user` came first: the admin, who may not leave
     create_card(client, headers, slug="gone-card")
     client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
     assert client.delete("/v1/me", headers=headers).status_code == 204
     assert_problem(client.get("/v1/me", headers=headers), 401)
     conn = sqlite3.connect(settings.database_path)
-    for table in ("users", "cards", "api_keys", "refresh_tokens"):
+    for table in ("cards", "api_keys"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    for table in ("users", "refresh_tokens"):
+        assert conn.execute(f"SELECT user_id FROM {table}").fetchall() == [(user["user"]["userId"],)], table
     assert client.get("/c/gone-card", follow_redirects=False).status_code == 410
     other = register(client)
     assert_problem(

@@ -45,9 +45,44 @@ def test_list_is_newest_first_and_paginates_with_a_cursor(client, user):
     assert client.get("/v1/cards", headers=user["headers"]).json()["nextCursor"] is None
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"cursor": "abc"}, {"cursor": "-1"}])
-def test_list_refuses_bad_paging(client, user, params):
-    assert_problem(client.get("/v1/cards", params=params, headers=user["headers"]), 422)
+LISTS = ["/v1/cards", "/v1/cards/{cardId}/invitations"]
+BAD_PAGING = [
+    {"limit": 0}, {"limit": 101}, {"limit": "x"}, {"cursor": "abc"}, {"cursor": "-1"}, {"cursor": ""},
+    {"cursor": "1.5"}, {"cursor": " 1"}, {"cursor": "9999999999999999999"}, {"cursor": "9" * 40},
+]
+
+
+def _list_url(client, user, template: str) -> str:
+    """A list with five items: five cards, or five invitations of one card."""
+    if "{cardId}" not in template:
+        for i in range(5):
+            create_card(client, user["headers"], fullName=f"Card {i}")
+        return template
+    card = create_card(client, user["headers"])
+    body = {"recipients": [{"channel": "sms", "to": f"+1555010010{i}"} for i in range(5)]}
+    assert client.post(f"/v1/cards/{card['cardId']}/share", json=body, headers=user["headers"]).status_code == 202
+    return template.format(cardId=card["cardId"])
+
+
+@pytest.mark.parametrize("template", LISTS)
+def test_every_list_pages_alike_and_refuses_bad_paging(client, user, template):
+    """One pagination for every list: the same limits, the same cursor, a 4xx for any bad one."""
+    url = _list_url(client, user, template)
+    for params in BAD_PAGING:
+        assert_problem(client.get(url, params=params, headers=user["headers"]), 422)
+    # The largest cursor there is: a page from the start.
+    assert len(client.get(url, params={"cursor": "9" * 18}, headers=user["headers"]).json()["items"]) == 5
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = client.get(url, params=params, headers=user["headers"])
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 2
+        seen += page["items"]
+        if (cursor := page["nextCursor"]) is None:
+            break
+    assert len(seen) == 5 and len({str(item) for item in seen}) == 5
 
 
 def test_patch_changes_only_what_is_sent_and_null_clears(client, user):

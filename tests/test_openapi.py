@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 SPEC_OPERATIONS = {
     ("post", "/v1/auth/register"), ("post", "/v1/auth/login"), ("post", "/v1/auth/refresh"),
     ("post", "/v1/auth/logout"), ("get", "/v1/me"), ("patch", "/v1/me"), ("delete", "/v1/me"),
     ("get", "/v1/me/export"), ("post", "/v1/api-keys"), ("get", "/v1/api-keys"),
-    ("delete", "/v1/api-keys/{key_id}"), ("post", "/v1/cards"), ("get", "/v1/cards"),
-    ("get", "/v1/cards/{card_id}"), ("patch", "/v1/cards/{card_id}"), ("delete", "/v1/cards/{card_id}"),
-    ("get", "/v1/cards/{card_id}/qr"), ("get", "/c/{slug}"), ("head", "/c/{slug}"), ("get", "/p/{name}"),
+    ("delete", "/v1/api-keys/{keyId}"), ("post", "/v1/cards"), ("get", "/v1/cards"),
+    ("get", "/v1/cards/{cardId}"), ("patch", "/v1/cards/{cardId}"), ("delete", "/v1/cards/{cardId}"),
+    ("get", "/v1/cards/{cardId}/qr"), ("get", "/c/{slug}"), ("head", "/c/{slug}"), ("get", "/p/{name}"),
     ("get", "/q/{name}"), ("get", "/health"),
     # sharing and statistics
-    ("post", "/v1/auth/verify-email"), ("get", "/v1/cards/{card_id}/stats"), ("post", "/v1/cards/{card_id}/share"),
-    ("get", "/v1/cards/{card_id}/invitations"), ("get", "/v1/viral/k-factor"), ("get", "/i/{token}"),
+    ("post", "/v1/auth/verify-email"), ("get", "/v1/cards/{cardId}/stats"), ("post", "/v1/cards/{cardId}/share"),
+    ("get", "/v1/cards/{cardId}/invitations"), ("get", "/v1/viral/k-factor"), ("get", "/i/{token}"),
     ("head", "/i/{token}"), ("get", "/i/{token}/open.gif"), ("get", "/verify-email"), ("post", "/verify-email"),
 }
 
@@ -30,6 +34,45 @@ def test_every_endpoint_is_documented_with_an_operation_id(client):
     assert set(document["components"]["securitySchemes"]) == {"BearerToken", "ApiKey"}
 
 
-def test_interactive_docs_serve(client):
-    response = client.get("/schema")
+def test_path_parameters_are_named_as_in_the_spec(client):
+    """SPEC §5: {cardId} and {keyId}, camelCase like the bodies, in the paths and their parameters."""
+    document = client.get("/schema/openapi.json").json()
+    names = set()
+    for path, item in document["paths"].items():
+        in_path = set(re.findall(r"{([^}]+)}", path))
+        names |= in_path
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+                assert declared == in_path, (method, path)
+    assert {"cardId", "keyId"} <= names
+    assert not [name for name in names if "_" in name]
+    assert "/v1/cards/{cardId}/invitations" in document["paths"]
+    assert "/v1/api-keys/{keyId}" in document["paths"]
+
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger"])
+def test_interactive_docs_work_offline(client, path):
+    """SPEC §5: the docs page loads everything it needs from the service itself, never a CDN."""
+    response = client.get(path)
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", response.text)
+    assert {url.rsplit(".", 1)[-1] for url in urls} == {"js", "css", "png"}
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url  # same origin
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].split(";")[0] == ASSET_TYPES["." + url.rsplit(".", 1)[-1]]
+        assert len(asset.content) > 500
+    assert "SwaggerUIBundle" in client.get("/schema/assets/swagger-ui-bundle.js").text
+    assert not re.search(r"https?://", " ".join(urls))
+
+
+@pytest.mark.parametrize(
+    "path", ["/schema/assets/index.html", "/schema/assets/swagger-ui-bundle.js.map", "/schema/assets/..%2f__init__.py"]
+)
+def test_only_the_docs_assets_are_served(client, path):
+    assert client.get(path).status_code == 404

@@ -7,13 +7,17 @@ answered by the scanner fast path in the HTTP protocol (app/scanner.py) instead.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import threading
 
 import pytest
 import vobject
 from litestar.testing import TestClient
 
-from app.scans import BOT_PATTERN
+from app.cards import Card
+from app.scans import NOT_CACHED, is_bot
 from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
 from tests.test_qr import decode_png
 
@@ -86,7 +90,7 @@ def test_bot_pattern_leaves_phones_alone():
         "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
     ]
-    assert not any(BOT_PATTERN.search(p) for p in phones)
+    assert not any(is_bot(p) for p in phones)
 
 
 def test_head_is_answered_but_not_counted(client, user):
@@ -166,6 +170,59 @@ def test_edits_show_on_the_public_page_at_once(client, user):
     assert "Before" in client.get("/p/edit-me").text
     client.patch(f"/v1/cards/{card['cardId']}", json={"title": "After"}, headers=user["headers"])
     assert "After" in client.get("/p/edit-me").text
+
+
+class HeldReads:
+    """The app's database, except that a read, once its queries are done, holds its caller
+    until released: a card lookup then has read its row and not yet cached it."""
+
+    def __init__(self, db) -> None:
+        self._db = db
+        self.done = threading.Event()
+        self.released = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def read(self):
+        async with self._db.read() as conn:
+            yield conn
+        self.done.set()
+        await asyncio.to_thread(self.released.wait, 30)
+
+
+@pytest.mark.parametrize("write", ["delete", "edit"])
+def test_a_write_during_a_lookup_is_never_served_from_the_cache(client, user, write):
+    """SPEC §4: a lookup that read the card before a delete or edit committed must not cache
+    the old row afterwards (it would be served for good by the page, vCard, QR and redirect)."""
+    card = create_card(client, user["headers"], slug="racing-card", title="Before")
+    cards = client.app.state.public.cards
+    held = HeldReads(cards._db)
+    cards._db = held
+
+    async def start_lookup():
+        return asyncio.ensure_future(cards.get("racing-card"))
+
+    async def finish(lookup):
+        return await lookup
+
+    lookup = client.blocking_portal.call(start_lookup)
+    assert held.done.wait(30), "the lookup did not read"
+    cards._db = held._db  # the write and everything after it read as usual
+    if write == "delete":
+        assert client.delete(f"/v1/cards/{card['cardId']}", headers=user["headers"]).status_code == 204
+    else:
+        response = client.patch(f"/v1/cards/{card['cardId']}", json={"title": "After"}, headers=user["headers"])
+        assert response.status_code == 200
+    held.released.set()
+    old = client.blocking_portal.call(finish, lookup)
+    assert isinstance(old, Card) and old.title == "Before"  # it did read before the write
+
+    assert cards.cached("racing-card") is NOT_CACHED
+    if write == "delete":
+        for path in ("/c/racing-card", "/p/racing-card", "/p/racing-card.vcf", "/q/racing-card.png", "/q/racing-card.svg"):
+            assert client.get(path, follow_redirects=False).status_code == 410, path
+    else:
+        assert "After" in client.get("/p/racing-card").text
+        assert "After" in client.get("/p/racing-card.vcf").text
 
 
 @pytest.mark.parametrize("path", ["/c/..%2f..%2fetc", "/c/%2e%2e/v1/me", "/c//evil.example"])

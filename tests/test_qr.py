@@ -128,6 +128,24 @@ def test_svg_decodes_after_rasterizing_onto_white(client, user, ecc):
     assert vobject.readOne(text).fn.value == HOSTILE["fullName"]
 
 
+@pytest.mark.parametrize("size", [128, 300, 333, 512, 1000, 2048])
+@pytest.mark.parametrize("border", [1, 4])
+def test_svg_background_covers_the_whole_image(size, border):
+    """Rasterized with no background of its own (transparent), every edge pixel of the SVG is
+    its light colour: segno's fractional scale once left the right and bottom module bare."""
+    payload = "https://qr.example.test/c/abcdefg"
+    light = (255, 238, 170)
+    svg = qr.render(payload, qr.Drawing(format="svg", size=size, ecc="M", light="#ffeeaa", border=border))
+    png = resvg_py.svg_to_bytes(svg_string=svg.decode(), skip_system_fonts=True, shape_rendering="crisp_edges")
+    image = Image.open(io.BytesIO(bytes(png))).convert("RGBA")
+    assert image.size == (size, size)
+    last = size - 1
+    edges = [(x, y) for i in range(size) for x, y in ((i, 0), (i, last), (0, i), (last, i))]
+    assert {image.getpixel(xy) for xy in edges} == {(*light, 255)}
+    text, _ = decode_png(bytes(png))
+    assert text == payload
+
+
 def test_rendered_images_come_from_the_cache(client, user):
     card = create_card(client, user["headers"])
     before = qr.QR_GENERATIONS.labels("png", "static")._value.get()
