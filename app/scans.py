@@ -295,12 +295,16 @@ def device_class(user_agent: str | None) -> DeviceClass:
     return "other"
 
 
+# A referrer's host is all that is kept, and no URL with a real host needs more.
+MAX_REFERRER = 2048
+
+
 def referrer_host(referer: str | None) -> str | None:
     """The host of an http(s) Referer, lower case; None for anything else (paths and queries are never kept)."""
     if not referer:
         return None
     try:
-        parts = urlsplit(referer[:2048])
+        parts = urlsplit(referer[:MAX_REFERRER])
         host = parts.hostname
     except ValueError:
         return None
@@ -393,14 +397,19 @@ class Counters:
     """
 
     # Past this many distinct unwritten events (the database has been failing for a
-    # while), new ones are dropped; the counts themselves are always kept.
+    # while), or this much header text held in their keys, new ones are dropped; the
+    # counts themselves are always kept. A counted request's user agent is at most
+    # MAX_USER_AGENT characters (longer ones are bots) and its referrer is cut to
+    # MAX_REFERRER, so distinct hostile headers cannot hold more than MAX_PENDING_TEXT.
     MAX_PENDING_EVENTS = 200_000
+    MAX_PENDING_TEXT = 32 * 1024 * 1024
 
     def __init__(self) -> None:
         self._pending: dict[int, list[int]] = {}
         # (unix second, card id, kind, user agent, referer, country) -> hits; classified
         # at flush time (device class, referrer host), so a request only adds one.
         self._events: dict[tuple[int, int, str, str | None, str | None, str | None], int] = {}
+        self._events_text = 0  # characters of user agent and referrer held in `_events`' keys
         self.dropped_events = 0
 
     def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
@@ -414,12 +423,17 @@ class Counters:
         self._event(card, "view", user_agent, referer, country)
 
     def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
+        if referer is not None and len(referer) > MAX_REFERRER:
+            referer = referer[:MAX_REFERRER]
         key = (int(time.time()), card.id, kind, user_agent, referer, country)
         events = self._events
         if (hits := events.get(key)) is not None:
             events[key] = hits + 1
-        elif len(events) < self.MAX_PENDING_EVENTS:
+            return
+        text = len(user_agent or "") + len(referer or "")
+        if len(events) < self.MAX_PENDING_EVENTS and self._events_text + text <= self.MAX_PENDING_TEXT:
             events[key] = 1
+            self._events_text += text
         else:
             self.dropped_events += 1
 
@@ -433,6 +447,7 @@ class Counters:
             return 0
         batch, self._pending = self._pending, {}
         events, self._events = self._events, {}
+        events_text, self._events_text = self._events_text, 0
         started = time.perf_counter()
         try:
             async with db.write() as conn:
@@ -462,6 +477,7 @@ class Counters:
                 counts[1] += views
             for key, hits in events.items():
                 self._events[key] = self._events.get(key, 0) + hits
+            self._events_text += events_text  # an over-count where keys met again: errs towards dropping
             raise
         elapsed = time.perf_counter() - started
         written = sum(events.values())

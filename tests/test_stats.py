@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.main import create_app
-from app.scans import Counters, device_class, referrer_host
+from app.scans import MAX_REFERRER, Counters, device_class, referrer_host
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
 
@@ -252,6 +252,24 @@ def test_pending_events_are_bounded_by_distinct_entries_not_by_hits(client, user
     assert counters.dropped_events in (3, 4)  # 4 when the crowd straddled a second
     assert client.blocking_portal.call(counters.flush, client.app.state.db) == 1005 - counters.dropped_events
     assert query(settings, "SELECT scan_count FROM cards") == [(1005,)]
+
+
+def test_pending_events_hold_a_bounded_amount_of_header_text(client, user, settings):
+    create_card(client, user["headers"], slug="long-referrers")
+    counters, [card] = own_counters(client, "long-referrers")
+    counters.MAX_PENDING_TEXT = 100_000
+    # Distinct 64 KiB referrers, as a hostile client could send: each is cut to
+    # MAX_REFERRER characters, and past the text bound new entries are dropped.
+    for n in range(100):
+        counters.scan(card, PHONE_UA, f"https://example.com/{n:03d}/" + "x" * 65_536, None)
+    held = counters._events_text
+    assert held <= counters.MAX_PENDING_TEXT
+    assert max(len(key[4]) for key in counters._events) == MAX_REFERRER
+    kept = len(counters._events)
+    assert kept == 100_000 // (MAX_REFERRER + len(PHONE_UA)) and counters.dropped_events == 100 - kept
+    assert client.blocking_portal.call(counters.flush, client.app.state.db) == kept
+    assert query(settings, "SELECT scan_count FROM cards") == [(100,)]
+    assert query(settings, "SELECT DISTINCT referrer_host FROM scan_events") == [("example.com",)]
 
 
 def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, settings):
