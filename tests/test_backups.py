@@ -56,7 +56,14 @@ class Replicating:
         (and before any later write): a restore to it must give exactly state n."""
         before = replica_txid(self.settings)
         self.conn.execute("INSERT INTO drill (n) VALUES (?)", (n,))
-        wait_until(lambda: replica_txid(self.settings) > before, what=f"state {n} on the replica")
+        latest = self.settings.data_dir / "latest" / "drill.db"
+        latest.parent.mkdir(exist_ok=True)
+        # A new file on the replica, and the one that holds this write (not one Litestream
+        # made for its own reasons): the latest restore shows it.
+        wait_until(
+            lambda: replica_txid(self.settings) > before and state_at(self.settings, None, latest) == n,
+            what=f"state {n} on the replica",
+        )
         return time.time()
 
     def stop(self) -> None:
@@ -79,16 +86,11 @@ def replicating(request, tmp_path) -> Iterator[callable]:
         r.stop()
 
 
-def listing(settings: Settings) -> list[tuple[str, float]]:
-    replica = Path(settings.replica_url.removeprefix("file://"))
-    return sorted((str(p.relative_to(replica)), p.stat().st_mtime) for p in replica.rglob("*.ltx"))
-
-
-def state_at(settings: Settings, moment: float, out: Path) -> int | None:
-    """The drill state a restore to `moment` gives, or None when Litestream refuses it."""
+def state_at(settings: Settings, moment: float | None, out: Path) -> int | None:
+    """The drill state a restore to `moment` (None: the latest) gives, or None when Litestream refuses it."""
     for leftover in out.parent.glob(out.name + "*"):
         leftover.unlink()
-    timestamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    timestamp = moment and datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     try:
         replication.restore_to(settings, out, timestamp)
     except replication.ReplicationError as exc:
