@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from email.headerregistry import HeaderRegistry
@@ -22,6 +23,9 @@ from litestar.di import NamedDependency
 RegistrationMode = Literal["open", "invite", "closed"]
 DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DAY = 24 * 3600
+DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": DAY}
 
 
 class ConfigError(ValueError):
@@ -44,6 +48,13 @@ class Settings:
     rate_limit_per_minute: int = 50
     scanner_rate_limit_per_minute: int = 3000
     trust_proxy_headers: bool = False
+    # CIDRs of the peers whose X-Forwarded-For / Forwarded the limits believe (app/proxies.py).
+    # Text, checked at start: Litestar's signature models cannot hold network objects.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds of restorable history the replica keeps, and between the service's own
+    # restore-and-check of it (0: never).
+    backup_retention: int = 30 * DAY
+    backup_verify_interval: int = DAY
     registration: RegistrationMode = "open"
     metrics_token: str | None = None
     log_level: str = "INFO"
@@ -55,6 +66,34 @@ class Settings:
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    # Litestream's clocks for the history, from backup_retention (litestream.yml reads
+    # them through replication.environment). A point in time restores from the newest
+    # snapshot before it plus the compacted files after that snapshot, and Litestream
+    # drops a snapshot once it is older than its retention; kept one snapshot interval
+    # longer than backup_retention, there is always a snapshot at least that old.
+
+    @property
+    def snapshot_interval(self) -> int:
+        """Seconds between snapshots: a thirtieth of the history, at most a day."""
+        return max(1, min(DAY, self.backup_retention // 30))
+
+    @property
+    def snapshot_retention(self) -> int:
+        return self.backup_retention + self.snapshot_interval
+
+    @property
+    def l0_retention(self) -> int:
+        """Seconds the per-sync files stay once compacted (Litestream's default 5 min, less for a short history)."""
+        return max(1, min(300, self.snapshot_interval))
+
+    def litestream_history(self) -> dict[str, str]:
+        """The variables litestream.yml's history keys read, as Go durations."""
+        return {
+            "QRCONTACT_SNAPSHOT_INTERVAL": f"{self.snapshot_interval}s",
+            "QRCONTACT_SNAPSHOT_RETENTION": f"{self.snapshot_retention}s",
+            "QRCONTACT_L0_RETENTION": f"{self.l0_retention}s",
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +117,9 @@ class Settings:
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 50, 1, 1_000_000),
             scanner_rate_limit_per_minute=_int(env, "SCANNER_RATE_LIMIT_PER_MINUTE", 3000, 1, 1_000_000_000),
             trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            backup_retention=_duration(env, "BACKUP_RETENTION", 30 * DAY, low=60),
+            backup_verify_interval=_duration(env, "BACKUP_VERIFY_INTERVAL", DAY, low=0),
             registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
             metrics_token=env.get("METRICS_TOKEN") or None,
             log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
@@ -104,6 +146,34 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _duration(env: Mapping[str, str], name: str, default: int, low: int) -> int:
+    """A duration such as 720h, 30d, 15m or 90s, in seconds (0 alone is allowed when low is 0)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw == "0" and low == 0:
+        return 0
+    match = DURATION.match(raw)
+    if not match:
+        raise ConfigError(f"{name} must be a duration like 720h, 30d, 15m or 90s, got {raw!r}")
+    seconds = int(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
+    if seconds < max(low, 1):
+        raise ConfigError(f"{name} must be at least {low} seconds, got {raw!r}")
+    return seconds
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is its own /32 or /128), normalized."""
+    networks = []
+    for part in (env.get(name) or "").split(","):
+        if part := part.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(part, strict=False)))
+            except ValueError:
+                raise ConfigError(f"{name} must be comma-separated CIDRs like 10.0.0.0/8,::1/128, got {part!r}") from None
+    return tuple(networks)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str, upper: bool = False):

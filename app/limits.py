@@ -25,6 +25,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from app.config import Settings
+from app.proxies import client_of
 
 if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
@@ -48,16 +49,19 @@ def network_of(address: str) -> str:
 
 
 def client_ip(settings: Settings) -> Callable[[Request], str]:
-    """The client address rate limits use: Fly-Client-IP only behind a trusted proxy.
+    """The client address rate limits use (app/proxies.py): the socket peer, or what a
+    trusted proxy says (TRUSTED_PROXIES, or Fly-Client-IP with TRUST_PROXY_HEADERS).
 
-    X-Forwarded-For is never read (any client can send it), and uvicorn runs with
-    proxy_headers off, so the socket peer is the real peer.
+    uvicorn runs with proxy_headers off, so the socket peer is the real peer.
     """
 
     def identify(request: Request) -> str:
-        if settings.trust_proxy_headers and (forwarded := request.headers.get("fly-client-ip")):
-            return network_of(forwarded.strip())
-        return network_of(request.client.host) if request.client else "unknown"
+        headers = request.headers
+        client = client_of(
+            settings, request.client.host if request.client else None, headers.get("fly-client-ip"),
+            headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
+        )
+        return network_of(client) if client else "unknown"
 
     return identify
 

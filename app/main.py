@@ -41,7 +41,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
 from litestar.types import Message, Scope
 
-from app import __version__, accounts, cards, errors, limits, mail, ops, scans, sharing, stats
+from app import __version__, accounts, backups, cards, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 from app.limits import client_ip
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
         ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))
+        tasks += backups.start_verification(settings)
         outbox.start(db)
         try:
             yield

@@ -31,7 +31,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import Gauge, Info
+from prometheus_client import Counter, Gauge, Info
 
 from app import __version__, mail, qr, sharing, tally
 from app.accounts import require_admin
@@ -58,6 +58,14 @@ REPLICATION_LAG = Gauge(
 DATABASE_BYTES = Gauge("sqlite_database_bytes", "Size of the SQLite database file")
 WAL_BYTES = Gauge("sqlite_wal_bytes", "Size of the SQLite write-ahead log")
 ACTIVE_USERS = Gauge("active_users", "Distinct users who made an authenticated request in the last 15 minutes")
+BACKUP_LAST_VERIFIED = Gauge(
+    "backup_last_verified_timestamp_seconds",
+    "When the service last restored the replica and found it intact (Unix time; 0 before this process's "
+    "first check, NaN when the check is off), see app/backups.py",
+)
+BACKUP_VERIFY_FAILURES = Counter(
+    "backup_verify_failures", "Checks of the replica that failed to restore it or found the copy damaged"
+)
 SQLITE_INFO = Info("sqlite", "The SQLite library the app links")
 SQLITE_INFO.info({"version": sqlite3.sqlite_version})
 

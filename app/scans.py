@@ -29,7 +29,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
@@ -49,6 +49,7 @@ from app.db import Database
 from app.errors import problems
 from app.limits import network_of
 from app.openapi import BINARY, TEXT, media_types
+from app.proxies import client_of
 
 log = logging.getLogger("app.scans")
 
@@ -197,20 +198,24 @@ class Visit(NamedTuple):
         peer = request.client.host if request.client else None
         return cls(
             method=request.method,
-            client=client_address(settings, headers.get("fly-client-ip"), peer),
+            client=client_address(
+                settings, headers.get("fly-client-ip"), peer,
+                headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
+            ),
             user_agent=headers.get("user-agent"),
             referer=headers.get("referer"),
             country=country_for(headers.get(COUNTRY_HEADER), settings),
         )
 
 
-def client_address(settings: Settings, fly_client_ip: str | None, peer: str | None) -> str:
-    """Who the scanner limit counts, as limits.client_ip for the API: Fly-Client-IP only
-    behind a trusted proxy (X-Forwarded-For never: anyone can send it), else the
-    connection's peer; an IPv6 address as its /64."""
-    if settings.trust_proxy_headers and fly_client_ip:
-        return _network_of(fly_client_ip.strip())
-    return _network_of(peer) if peer else "unknown"
+def client_address(
+    settings: Settings, fly_client_ip: str | None, peer: str | None,
+    forwarded_for: Sequence[str] = (), forwarded: Sequence[str] = (),
+) -> str:
+    """Who the scanner limit counts, as limits.client_ip for the API (app/proxies.py):
+    the connection's peer, or what a trusted proxy says; an IPv6 address as its /64."""
+    client = client_of(settings, peer, fly_client_ip, forwarded_for, forwarded)
+    return _network_of(client) if client else "unknown"
 
 
 # Parsing an address costs more than the rest of the limit; a crowd has few of them.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -17,6 +20,8 @@ def test_defaults_need_no_configuration(tmp_path):
     assert settings.rate_limit_per_minute == 50 and settings.registration == "open"
     assert settings.smtp_url is None and settings.metrics_token is None
     assert settings.public_base_url == "http://localhost:8000"
+    assert settings.trusted_proxies == ()
+    assert (settings.backup_retention, settings.backup_verify_interval) == (720 * 3600, 24 * 3600)
 
 
 def test_jwt_secret_is_generated_once_and_kept_private(tmp_path):
@@ -36,6 +41,9 @@ def test_jwt_secret_is_generated_once_and_kept_private(tmp_path):
         ("LOG_LEVEL", "LOUD"), ("PUBLIC_BASE_URL", "ftp://x"), ("PUBLIC_BASE_URL", "example.com"),
         ("REPLICA_URL", "gs://bucket"), ("SMTP_URL", "http://mail"), ("SMTP_URL", "smtp://host:port"),
         ("MAIL_FROM", "no-address"), ("JWT_SECRET", "short"), ("HOST", "everywhere"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"), ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"), ("TRUSTED_PROXIES", "*"),
+        ("BACKUP_RETENTION", "30 days"), ("BACKUP_RETENTION", "1.5h"), ("BACKUP_RETENTION", "0"),
+        ("BACKUP_RETENTION", "59s"), ("BACKUP_VERIFY_INTERVAL", "-1h"), ("BACKUP_VERIFY_INTERVAL", "daily"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path, name, value):
@@ -56,3 +64,24 @@ def test_production_values(tmp_path):
     assert settings.jwt_secret == "s" * 40 and not (tmp_path / "jwt_secret").exists()
     assert settings.trust_proxy_headers and settings.registration == "invite" and settings.log_level == "DEBUG"
     assert Settings.from_env({"DATA_DIR": str(tmp_path), "REPLICA_URL": "off"}).replication_enabled is False
+
+
+def test_proxies_and_backups(tmp_path):
+    settings = Settings.from_env({
+        "DATA_DIR": str(tmp_path), "TRUSTED_PROXIES": " 127.0.0.1/32, 10.1.2.3/8 ,::1,,",
+        "BACKUP_RETENTION": "7d", "BACKUP_VERIFY_INTERVAL": "0",
+    })
+    assert settings.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    assert settings.backup_retention == 7 * 86400 and settings.backup_verify_interval == 0
+    # Litestream's clocks: a snapshot every thirtieth of the history, kept one interval longer.
+    assert (settings.snapshot_interval, settings.snapshot_retention) == (20160, 7 * 86400 + 20160)
+    assert Settings.from_env({"DATA_DIR": str(tmp_path), "BACKUP_RETENTION": "90s"}).backup_retention == 90
+
+
+def test_a_bad_setting_stops_the_command_naming_it(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DATA_DIR": str(tmp_path), "TRUSTED_PROXIES": "10.0.0.0/8,nginx"},
+    )
+    assert result.returncode == 2
+    assert "TRUSTED_PROXIES" in result.stderr and "'nginx'" in result.stderr

@@ -177,6 +177,23 @@ ALERT_CASES = [
     ("QRContactEmailBacklogGrowing", {'queue_depth{queue="email"}': "50x40"}, "35m", None),
     ("QRContactEmailFailures", {'queue_jobs_failed_total{queue="email"}': "0+1x40"},
      "35m", {"severity": "warning", "queue": "email"}),
+    # The last good check 26 h 30 min ago (never, 0, counts as long ago).
+    ("QRContactBackupNotVerified", {'backup_last_verified_timestamp_seconds{instance="a"}': "0x1700"},
+     "26h30m", {"severity": "warning", "instance": "a"}),
+    ("QRContactBackupNotVerified", {'backup_last_verified_timestamp_seconds{instance="a"}': "0x1700"},
+     "26h10m", None),
+    # Checked every hour, always recent.
+    ("QRContactBackupNotVerified", {'backup_last_verified_timestamp_seconds{instance="a"}': "0+60x1700"},
+     "27h", None),
+    # The check is off: NaN never fires.
+    ("QRContactBackupNotVerified", {'backup_last_verified_timestamp_seconds{instance="a"}': "NaN+0x1700"},
+     "27h", None),
+    ("QRContactBackupVerifyFailed", {'backup_verify_failures_total{instance="a"}': "0x30 1x60"},
+     "40m", {"severity": "page", "instance": "a"}),
+    # Hours after the failure, checks good again: silent.
+    ("QRContactBackupVerifyFailed", {'backup_verify_failures_total{instance="a"}': "0x30 1x300"},
+     "4h", None),
+    ("QRContactBackupVerifyFailed", {'backup_verify_failures_total{instance="a"}': "0x300"}, "4h", None),
 ]
 
 
@@ -263,5 +280,6 @@ def test_the_spec_metrics_are_exported(exported_metric_names) -> None:
         "errors_total", "cache_hits_total", "cache_misses_total", "replication_lag_seconds",
         "sqlite_database_bytes", "sqlite_wal_bytes", "sqlite_info", "active_users",
         "viral_events_total", "viral_k_factor", "queue_depth", "queue_jobs_failed_total",
+        "backup_last_verified_timestamp_seconds", "backup_verify_failures_total",
     }
     assert spec <= exported_metric_names, sorted(spec - exported_metric_names)
