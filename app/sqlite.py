@@ -5,6 +5,11 @@ versions"), which Python's `sqlite3` module lacks wherever the system library is
 (Debian 12 has 3.40). Every module of the app imports `sqlite3` from here, so the
 connections, rows and exception classes all come from one library; `qrcontact serve`
 warns at start when the fallback is older than the fix.
+
+Nothing in the app's process may open the database through another SQLite library: its
+POSIX locks are per process, so closing a connection of one library drops the locks the
+other holds (sqlite.org, "How To Corrupt An SQLite Database File", 2.2.1), and a library
+does not see the other's writes reliably. The tests import `sqlite3` from here too.
 """
 
 try:

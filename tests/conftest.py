@@ -10,7 +10,6 @@ import email.policy
 import itertools
 import re
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from litestar.testing import TestClient
 from app.cli import server_options
 from app.config import Settings
 from app.main import create_app
+from app.sqlite import sqlite3
 
 PASSWORD = "correct horse battery staple"
 PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"

@@ -27,7 +27,7 @@ def test_register_answers_tokens_and_user(client, settings):
 
 
 def test_password_is_stored_as_argon2id_with_owasp_parameters(client, settings):
-    import sqlite3
+    from app.sqlite import sqlite3
 
     register(client, "hash@example.com")
     stored = sqlite3.connect(settings.database_path).execute(
@@ -119,7 +119,7 @@ def test_logout_revokes_the_refresh_token(client):
 
 
 def test_expired_refresh_token_is_refused(client, settings):
-    import sqlite3
+    from app.sqlite import sqlite3
 
     session = register(client)
     conn = sqlite3.connect(settings.database_path)
@@ -141,7 +141,7 @@ def test_me_reads_patches_and_exports(client, user):
 
 
 def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
-    import sqlite3
+    from app.sqlite import sqlite3
 
     headers = user["headers"]
     create_card(client, headers, slug="gone-card")
@@ -160,7 +160,7 @@ def test_delete_me_removes_everything_and_retires_slugs(client, settings, user):
 
 
 def test_api_keys_are_shown_once_work_and_revoke(client, settings, user):
-    import sqlite3
+    from app.sqlite import sqlite3
 
     created = client.post("/v1/api-keys", json={"name": "deploy script"}, headers=user["headers"])
     assert created.status_code == 201

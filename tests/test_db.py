@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from app import db as dbmodule
 from app.db import Database, migrate
+from app.sqlite import sqlite3
 
 
 def test_migrations_are_applied_once_and_recorded(tmp_path):

@@ -11,7 +11,6 @@ import errno
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.main import create_app
+from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, assert_problem, create_card, make_settings, register
 from tests.test_serve import Service
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from litestar.testing import TestClient
 
 from app.cards import RESERVED_SLUGS
 from app.main import create_app
+from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, assert_problem, make_settings, register
 
 # --- a shared world: accounts and cards that the cases attack --------------------------

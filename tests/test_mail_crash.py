@@ -4,10 +4,10 @@ goes away, SIGKILL to the whole process group, and both started again."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 
 import httpx
 
+from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, MailSink, wait_until
 from tests.test_serve import Service
 

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import signal
-import sqlite3
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.ops import ActiveUsers, RequestIdFilter
+from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, create_card, make_settings, register
 from tests.test_serve import Service
 

@@ -59,7 +59,7 @@ def test_scan_redirects_to_the_card_page_and_counts(client, user):
 
 
 def test_counts_survive_in_the_database_after_a_flush(client, user, settings):
-    import sqlite3
+    from app.sqlite import sqlite3
 
     card = create_card(client, user["headers"], slug="flushed")
     client.get("/c/flushed", headers={"User-Agent": PHONE_UA}, follow_redirects=False)

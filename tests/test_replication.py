@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import certifi
 import httpx
 import pytest
 
+from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA
 from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.sqlite import FIXED_VERSION
-from app.sqlite import sqlite3 as app_sqlite
+from app.sqlite import FIXED_VERSION, sqlite3
 from tests.conftest import PASSWORD, PHONE_UA
 
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
@@ -132,7 +130,7 @@ def test_serve_without_replication(service, tmp_path):
     # The start says so when the app's SQLite is older than the WAL-reset fix (with the
     # pysqlite3 wheel installed, it is not).
     warned = "has the WAL-reset bug fixed in 3.51.3" in svc.log.read_text()
-    assert warned == (app_sqlite.sqlite_version_info < FIXED_VERSION)
+    assert warned == (sqlite3.sqlite_version_info < FIXED_VERSION)
 
 
 def test_a_bad_setting_stops_the_start_with_a_message(tmp_path):
