@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 from app.cards import RESERVED_SLUGS
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, assert_problem, make_settings, register
+from tests.conftest import PASSWORD, assert_problem, make_settings, query, register, wait_until
 
 # --- a shared world: accounts and cards that the cases attack --------------------------
 
@@ -63,6 +63,11 @@ def world(tmp_path_factory) -> Iterator[World]:
         key = client.post("/v1/api-keys", json={"name": "alice's key"}, headers=alice["headers"]).json()
         # Use the key once now: its first use records last_used_at, a write of its own.
         assert client.get("/v1/me", headers={"X-API-Key": key["key"]}).status_code == 200
+        # The two verification emails are delivered in the background, each a write of its
+        # own: the snapshots that show a refused request stored nothing start after them.
+        wait_until(
+            lambda: not query(settings, "SELECT id FROM email_outbox WHERE status = 'pending'"), what="the verification emails"
+        )
         yield World(client, settings.database_path, settings.jwt_secret, alice, bob, cards[0], cards[1], key)
 
 
