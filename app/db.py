@@ -157,6 +157,7 @@ class Database:
         assert self._writer is not None, "database is not open"
         writer = self._writer
         async with self._write_lock:
+            changes = writer.total_changes
             try:
                 await writer.execute("BEGIN IMMEDIATE")
                 yield writer
@@ -174,7 +175,11 @@ class Database:
                 except sqlite3.Error:
                     pass  # none was open; the original error is the one to report
                 raise
-            self._record_commit(time.time())
+            # A transaction that changed nothing (the outbox finding no due mail) adds no
+            # WAL frame, so Litestream has nothing to replicate: counted, it would read
+            # as a lag that grows until the next real write.
+            if writer.total_changes != changes:
+                self._record_commit(time.time())
 
     def _record_commit(self, at: float) -> None:
         self.last_commit_at = at
