@@ -263,7 +263,7 @@ class LagMonitor:
         url = urlsplit(settings.replica_url)
         self.replica_folder = Path(url.path) / "ltx" / "0" if url.scheme == "file" else None
         # A folder is cheap to list; object storage charges per listing.
-        self.interval = 1.0 if self.replica_folder else 10.0
+        self.interval = 0.25 if self.replica_folder else 10.0
         self.confirmed_until = 0.0
         self.replica_txid: int | None = None
         self.checked_at: float | None = None
