@@ -140,7 +140,7 @@ async def sync(socket: Path, database: Path, wait: bool = False, timeout: float 
     return json.loads(out)
 
 
-async def wait_until_replicating(settings: Settings, timeout: float = 60) -> int | None:
+async def wait_until_replicating(settings: Settings, timeout: float = 300) -> int | None:
     """Under `serve`, return once Litestream has the database open and its commits so far
     cut into LTX files; returns that TXID (None when the app does not run under `serve`).
     Raises ReplicationError when Litestream cannot be reached within `timeout`.
@@ -148,7 +148,8 @@ async def wait_until_replicating(settings: Settings, timeout: float = 60) -> int
     Litestream 0.5.17 opens a database on its monitor's tick, and its shutdown makes a
     last sync only for a database it has opened: a write acknowledged before that tick
     would be missing from the replica after a SIGTERM. A sync through the control socket
-    opens it now.
+    opens it now. On a large database Litestream's first sync may copy all of it, hence
+    the generous timeout.
     """
     socket = os.environ.get(SOCKET_VARIABLE)
     if not socket or not settings.replication_enabled:
