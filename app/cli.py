@@ -1,8 +1,9 @@
 """The `qrcontact` command: serve, migrate, restore, verify-backup.
 
-`serve` replaces itself with `litestream replicate -exec "qrcontact run-app"`, so
-Litestream restores a missing database before the app starts, replicates while it runs,
-and makes a last sync after the app has drained and exited on SIGTERM.
+`serve` restores a missing database from the replica and migrates it, then replaces
+itself with `litestream replicate -exec "qrcontact run-app"`: Litestream replicates while
+the app runs (the app serves only once Litestream has the database open), and makes a
+last sync after the app has drained and exited on SIGTERM.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ def hold_lock(settings: Settings) -> int:
 def run_app(settings: Settings) -> int:
     import uvicorn
 
-    from app.db import migrate
     from app.main import create_app
 
     try:
@@ -66,9 +66,7 @@ def run_app(settings: Settings) -> int:
     except BlockingIOError:
         print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
         return 1
-    applied = migrate(settings.database_path)
     log = logging.getLogger("app")
-    log.info("migrations applied: %s", ", ".join(applied) or "none pending")
     if sqlite3.sqlite_version_info < FIXED_VERSION:
         log.warning(
             "SQLite %s has the WAL-reset bug fixed in 3.51.3, which can corrupt the database when the app "
@@ -110,8 +108,20 @@ def serve(settings: Settings) -> int:
     from app import replication
 
     if not settings.replication_enabled:
-        return run_app(settings)
-    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        return run_app(settings)  # the app migrates as it opens the database
+    try:
+        lock = hold_lock(settings)
+    except BlockingIOError:
+        print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
+        return 1
+    try:
+        applied = replication.prepare(settings)
+    except (replication.ReplicationError, sqlite3.Error) as exc:
+        print(f"qrcontact: {exc}", file=sys.stderr)
+        return 1
+    logging.getLogger("app").info("migrations applied: %s", ", ".join(applied) or "none pending")
+    # Released here (its descriptor would not survive the exec anyway); `run-app` takes it again.
+    os.close(lock)
     command = replication.replicate_command(settings, [sys.executable, "-m", "app.cli", "run-app"])
     # exec: Litestream becomes this process, so the container's signals reach it directly.
     os.execve(command[0], command, replication.environment(settings))

@@ -46,7 +46,7 @@ from app.config import Settings
 from app.db import Database
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
-from app.replication import LagMonitor
+from app.replication import LagMonitor, wait_until_replicating
 from app.scanner import FastPath
 
 log = logging.getLogger("app")
@@ -74,6 +74,9 @@ def create_app(settings: Settings) -> Litestar:
         # Litestream makes its last sync only once this process has exited, so
         # everything written here (the counters) reaches the replica.
         await db.open()
+        # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
+        # has the database open: from then on its shutdown syncs every commit.
+        await wait_until_replicating(settings)
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
         tasks = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, migrate
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.replication")
@@ -51,10 +52,12 @@ def binary() -> str:
 
 
 def environment(settings: Settings) -> dict[str, str]:
-    """The environment litestream runs in: ours, plus the two variables litestream.yml reads."""
+    """The environment litestream runs in: ours, plus the variables litestream.yml reads."""
     env = dict(os.environ)
     env["QRCONTACT_DB_PATH"] = str(settings.database_path)
     env["QRCONTACT_REPLICA_URL"] = settings.replica_url
+    env.update(settings.litestream_history())  # litestream.yml's history keys, from BACKUP_RETENTION
+    env[SOCKET_VARIABLE] = str(control_socket(settings))
     # A CA bundle meant for other AWS tools breaks Litestream's S3 client ("unable to add
     # custom RootCAs"); it gets one only when the operator names it for Litestream.
     env.pop("AWS_CA_BUNDLE", None)
@@ -63,12 +66,106 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+# Where `serve` tells Litestream to open its control socket; the app it runs finds it here.
+SOCKET_VARIABLE = "QRCONTACT_LITESTREAM_SOCKET"
+# The longest path an AF_UNIX socket may have on Linux, less its terminating NUL.
+SOCKET_PATH_MAX = 107
+
+
+def control_socket(settings: Settings) -> Path:
+    """Litestream's control socket: in the data folder, or in a temp folder when that path is too long."""
+    inside = settings.data_dir / "litestream.sock"
+    if len(os.fsencode(inside)) <= SOCKET_PATH_MAX:
+        return inside
+    digest = hashlib.sha256(os.fsencode(settings.data_dir.resolve())).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"qrcontact-{digest}.sock"
+
+
 def replicate_command(settings: Settings, child: list[str]) -> list[str]:
-    """`litestream replicate` running `child`, restoring the database first when it is missing."""
-    return [
-        binary(), "replicate", "-config", str(CONFIG), "-restore-if-db-not-exists",
-        "-exec", subprocess.list2cmdline(child),
-    ]
+    """`litestream replicate` running `child` (the database exists by then: see `prepare`)."""
+    return [binary(), "replicate", "-config", str(CONFIG), "-exec", subprocess.list2cmdline(child)]
+
+
+def prepare(settings: Settings) -> list[str]:
+    """Before Litestream starts: restore a missing database from the replica (when it has one),
+    then migrate. Returns the migrations applied. Raises ReplicationError or sqlite3.Error.
+
+    Litestream replicates only a database it has opened, and it opens one on its first
+    tick after the file exists; so the file must exist, at its final schema, before
+    `litestream replicate` starts, and the app waits for Litestream to open it
+    (`wait_until_replicating`) before it accepts a write.
+    """
+    if not settings.database_path.exists():
+        restore_if_replica_exists(settings)
+    return migrate(settings.database_path)
+
+
+def restore_if_replica_exists(settings: Settings) -> None:
+    """Restore the replica into the missing database file; nothing when the replica is empty. Raises ReplicationError."""
+    db = settings.database_path
+    db.parent.mkdir(parents=True, exist_ok=True)
+    # A WAL and Litestream's local state left without their file belong to no database now.
+    for leftover in (Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(meta_dir(db), ignore_errors=True)
+    with tempfile.TemporaryDirectory(dir=db.parent) as tmp:
+        restored = Path(tmp) / db.name
+        command = [binary(), "restore", "-config", str(CONFIG), "-if-replica-exists", "-o", str(restored), str(db)]
+        result = subprocess.run(command, env=environment(settings), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ReplicationError(f"litestream restore failed: {(result.stderr or result.stdout).strip()}")
+        if not restored.exists():
+            return  # a first start: nothing on the replica yet
+        os.replace(restored, db)
+    log.info("restored %s from the replica", db)
+
+
+async def sync(socket: Path, database: Path, wait: bool = False, timeout: float = 30) -> dict:
+    """Ask the running Litestream, through its control socket, to sync `database` now:
+    WAL to local LTX, and with `wait` also to the replica. Returns Litestream's answer
+    (`txid`, and `replica_txid` with `wait`). Raises ReplicationError."""
+    command = [binary(), "sync", "-socket", str(socket), "-json", "-timeout", str(max(1, round(timeout)))]
+    if wait:
+        command.append("-wait")
+    process = await asyncio.create_subprocess_exec(
+        *command, str(database), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout + 5)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise ReplicationError("litestream sync timed out") from None
+    if process.returncode != 0:
+        raise ReplicationError(f"litestream sync failed: {err.decode(errors='replace').strip()}")
+    return json.loads(out)
+
+
+async def wait_until_replicating(settings: Settings, timeout: float = 300) -> int | None:
+    """Under `serve`, return once Litestream has the database open and its commits so far
+    cut into LTX files; returns that TXID (None when the app does not run under `serve`).
+    Raises ReplicationError when Litestream cannot be reached within `timeout`.
+
+    Litestream 0.5.17 opens a database on its monitor's tick, and its shutdown makes a
+    last sync only for a database it has opened: a write acknowledged before that tick
+    would be missing from the replica after a SIGTERM. A sync through the control socket
+    opens it now. On a large database Litestream's first sync may copy all of it, hence
+    the generous timeout.
+    """
+    socket = os.environ.get(SOCKET_VARIABLE)
+    if not socket or not settings.replication_enabled:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = await sync(Path(socket), settings.database_path, timeout=max(1.0, deadline - time.monotonic()))
+            return int(answer["txid"])
+        except ReplicationError as exc:
+            # Litestream opens its socket before it starts the app, so this is rare: a
+            # busy machine, or a database Litestream could not open yet.
+            if time.monotonic() > deadline:
+                raise ReplicationError(f"Litestream did not pick up the database: {exc}") from None
+            await asyncio.sleep(0.1)
 
 
 def restore_to(settings: Settings, output: Path, timestamp: str | None = None) -> None:
@@ -168,7 +265,7 @@ class LagMonitor:
         url = urlsplit(settings.replica_url)
         self.replica_folder = Path(url.path) / "ltx" / "0" if url.scheme == "file" else None
         # A folder is cheap to list; object storage charges per listing.
-        self.interval = 1.0 if self.replica_folder else 10.0
+        self.interval = 0.25 if self.replica_folder else 10.0
         self.confirmed_until = 0.0
         self.replica_txid: int | None = None
         self.checked_at: float | None = None

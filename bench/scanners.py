@@ -17,6 +17,8 @@ holds across machines); errors; that the card's scanCount grows by exactly the n
 of counted requests once the counters are flushed; the median time to render an
 uncached 512 px PNG of a typical card; the app's resident memory idle and after 10,000
 distinct images are cached. Litestream's own process is reported beside it, not in it.
+And the replication lag the service's /health reports (read every second from the start
+of the load to its end, and right after it), against the bound litestream.yml promises.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.replication import ltx_files, meta_dir  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
@@ -106,6 +112,46 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# What litestream.yml promises a restore loses at most (monitor-interval + sync-interval + an upload).
+LAG_BOUND_SECONDS = 1.0
+
+
+class LagWatch(threading.Thread):
+    """Reads /health's replication lag every second until stopped; keeps every reading, and
+    prints those past the bound as they come, with the newest TXID cut locally by Litestream
+    and the newest on the replica (which of the two steps is behind)."""
+
+    def __init__(self, url: str, data: Path) -> None:
+        super().__init__(daemon=True)
+        self.url, self.data, self.stopped = url, data, threading.Event()
+        self.readings: list[float] = []
+        self.started = time.monotonic()
+
+    def read(self) -> float | None:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=10).json()["replication"]["lagSeconds"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+    def positions(self) -> str:
+        local = ltx_files(meta_dir(self.data / "qrcontact.db") / "ltx" / "0")
+        replica = ltx_files(self.data / "replica" / "ltx" / "0")
+        age = time.time() - local[-1][1] if local else math.nan
+        return (f"local TXID {local[-1][0] if local else 0} (cut {age:.1f} s ago), "
+                f"replica TXID {replica[-1][0] if replica else 0}")
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0):
+            if (lag := self.read()) is not None:
+                self.readings.append(lag)
+                if lag > LAG_BOUND_SECONDS:
+                    print(f"  lag {lag:.2f} s at {time.monotonic() - self.started:.0f} s: {self.positions()}", flush=True)
+
+    def finish(self) -> None:
+        self.stopped.set()
+        self.join(30)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -396,6 +442,8 @@ def main() -> int:
         )
         wait_until_up(f"http://127.0.0.1:{bare_port}/", bare, bare_log)
 
+        lag_watch = LagWatch(service.url, service.data)
+        lag_watch.start()
         bare_pids = [bare.pid, *children(bare.pid)]
         targets = {
             "bare": (f"http://127.0.0.1:{bare_port}/c/bench", bare_pids),
@@ -408,7 +456,7 @@ def main() -> int:
         series = {name: Series(name, []) for name in targets}
         for round_ in range(args.rounds):
             for name, (url, pids) in targets.items():
-                print(f"round {round_ + 1}/{args.rounds}: {name} ...", flush=True)
+                print(f"round {round_ + 1}/{args.rounds}: {name} ... ({time.monotonic() - lag_watch.started:.0f} s)", flush=True)
                 # The counted scans of the run before are still being written (events, the
                 # replica): each run starts once that is done, the bare app's runs alike.
                 time.sleep(SETTLE_SECONDS)
@@ -416,7 +464,7 @@ def main() -> int:
         stop(bare)
         base, redirect, png = series["bare"], series["redirect"], series["png"]
 
-        print(f"exact count: {args.counted:,} counted scans ...", flush=True)
+        print(f"exact count: {args.counted:,} counted scans ... ({time.monotonic() - lag_watch.started:.0f} s)", flush=True)
         time.sleep(2.5)  # two flush intervals: everything counted so far is in the database
         before = service.scan_count_in_database("bench")
         # Long enough for every counted request to be answered, at the rate just measured.
@@ -425,6 +473,8 @@ def main() -> int:
                         str(args.counted), "/c/bench", "/p/bench", "/c/bench-spare", "/p/bench-spare")
         seen = int(re.search(r"counted_seen (\d+)", count_run.output).group(1))
         others_seen = int(re.search(r"others_seen (\d+)", count_run.output).group(1))
+        lag_watch.finish()
+        lag_after = lag_watch.read()
         time.sleep(2.5)
         in_database = service.scan_count_in_database("bench") - before
         via_api = service.http.get(f"/v1/cards/{card['cardId']}", headers=service.headers).json()["scanCount"]
@@ -482,6 +532,11 @@ def main() -> int:
     print(f"RSS with {args.images:,} distinct cached images: app {rss_images:.1f} MiB (target <= {t['rss_images_mib']:g}: "
           f"{verdict(rss_images <= t['rss_images_mib'])}), litestream {litestream_images:.1f} MiB "
           f"[{fetched:,} images fetched, {rendered:,.0f} rendered]")
+    lag_max = max(lag_watch.readings, default=math.nan)
+    lag_ok = lag_max <= LAG_BOUND_SECONDS and lag_after is not None and lag_after <= LAG_BOUND_SECONDS
+    print(f"replication lag (/health, every second through the load): max {lag_max:.2f} s over "
+          f"{len(lag_watch.readings)} readings, {lag_after if lag_after is not None else math.nan:.2f} s right after it "
+          f"(bound {LAG_BOUND_SECONDS:g} s: {verdict(lag_ok)})")
     if errors_logged:
         print(f"the service logged {errors_logged} errors")
     busiest = max(base.others, redirect.others, png.others)

@@ -170,7 +170,7 @@ class MailSink:
     def messages(self) -> list[EmailMessage]:
         return [email.message_from_bytes(content, policy=email.policy.default) for *_, content in self.received]
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[EmailMessage]:
         """Wait until `count` messages have arrived (a liveness bound, not a speed check)."""
         deadline = time.monotonic() + timeout
         while len(self.received) < count:
@@ -213,13 +213,23 @@ def wake_outbox(client: TestClient) -> None:
     client.blocking_portal.call(client.app.state.outbox.wake)
 
 
-def wait_until(condition, timeout: float = 20.0, what: str = "condition"):
+def drain_outbox(client) -> None:
+    """Wait until the email outbox has nothing pending (every queued message delivered or
+    given up). Waiting mail is made due now, so no backoff is waited out."""
+    wake_outbox(client)
+    wait_until(
+        lambda: not query(client.app.state.settings, "SELECT 1 FROM email_outbox WHERE status = 'pending'"),
+        what="the email outbox to drain",
+    )
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "condition", every: float = 0.02):
     """Poll until `condition()` is truthy and return it (a liveness bound, not a speed check)."""
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
     return result
 
 

@@ -145,7 +145,6 @@ def test_the_history_reaches_back_backup_retention_and_no_further(tmp_path, repl
     assert state_at(settings, drill.commit(n + 1), out) == n + 1
 
 
-@pytest.mark.xfail(strict=True, reason="replication.environment() does not pass settings.litestream_history() yet")
 def test_serve_gives_litestream_the_history(tmp_path):
     settings = replica_settings(tmp_path, backup_retention=7 * 24 * 3600)
     env = replication.environment(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -69,6 +70,28 @@ def test_replicated_databases_leave_checkpoints_to_litestream(tmp_path):
             async with database.write() as conn:
                 async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
                     assert (await cur.fetchone())[0] == 0
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_only_a_transaction_that_changed_something_waits_for_the_replica(tmp_path):
+    """The replication lag counts commits the replica does not hold yet. A transaction that
+    changed nothing (the outbox finding no due mail) writes no WAL frame, so Litestream
+    never replicates anything for it: counted, it read as a lag growing for minutes."""
+
+    async def scenario():
+        database = Database(tmp_path / "r.db", replicated=True)
+        await database.open()
+        try:
+            before = time.time()
+            async with database.write() as conn:
+                await conn.execute("UPDATE migrations SET applied_at = applied_at WHERE name = 'none such'")
+            assert database.oldest_commit_after(before) is None
+            async with database.write() as conn:
+                await conn.execute("UPDATE migrations SET applied_at = applied_at")
+            assert database.oldest_commit_after(before) == database.last_commit_at >= before
         finally:
             await database.close()
 

@@ -10,24 +10,24 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import certifi
 import httpx
 import pytest
 
+from app.replication import ltx_files, meta_dir
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA
 from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
-SYNC_INTERVAL = 1.0
-# A card acknowledged more than one sync interval before a kill must be on the replica.
-# The margin covers the upload after Litestream's tick and a loaded test machine; the
-# measured lag is in bench/replication_lag.py.
-KILL_MARGIN = 0.5
+# How long the lag test keeps the replica unwritable: the lag must have grown by this much.
+STUCK_FOR = 3.0
 
 
 class Deployment:
@@ -98,33 +98,30 @@ def write_card(svc: Service, headers: dict[str, str], slug: str) -> float:
     return time.monotonic()
 
 
-def test_sigkill_loses_nothing_older_than_one_sync_interval(deployment):
+def test_sigkill_loses_nothing_the_replica_confirmed(deployment):
     d = deployment()
     svc = d.serve()
     headers = sign_up(svc)
-    acknowledged: dict[str, float] = {}
-    # Write steadily for a few sync intervals (and until enough writes are old enough to
-    # be owed), then kill Litestream and the app at once, mid-stream.
-    started = time.monotonic()
-    while True:
-        slug = f"card-{len(acknowledged):04d}"
-        acknowledged[slug] = now = write_card(svc, headers, slug)
-        owed = sum(at < now - SYNC_INTERVAL - KILL_MARGIN for at in acknowledged.values())
-        if owed >= 10 and now - started >= 4 * SYNC_INTERVAL:
-            break
-        assert now - started < 60, "writes are too slow for this test"
-    killed_at = time.monotonic()
+    confirmed = [f"card-{i}" for i in range(10)]
+    for slug in confirmed:
+        write_card(svc, headers, slug)
+    svc.wait_until_replicated()
+    # More writes, then Litestream and the app killed at once, mid-stream: what the replica
+    # had confirmed survives the lost volume; the newest writes may or may not (the window
+    # is measured by bench/soak_sigkill.py --lost-window, not here).
+    later = [f"later-{i}" for i in range(10)]
+    for slug in later:
+        write_card(svc, headers, slug)
     svc.stop(signal.SIGKILL)
     d.lose_volume()
 
     restored = d.command("restore")
     assert restored.returncode == 0, restored.stderr
     on_replica = d.cards_on_disk()
-    must_survive = {s for s, at in acknowledged.items() if at < killed_at - SYNC_INTERVAL - KILL_MARGIN}
-    assert len(must_survive) >= 10
-    assert must_survive <= on_replica, sorted(must_survive - on_replica)
-    # Nothing is invented either.
-    assert on_replica <= set(acknowledged)
+    assert set(confirmed) <= on_replica
+    # Nothing is invented, and what survived of the later writes has no hole: a prefix.
+    survivors = on_replica - set(confirmed)
+    assert survivors == set(later[:len(survivors)])
 
 
 def test_sigterm_right_after_writes_loses_nothing(deployment):
@@ -175,9 +172,9 @@ def test_restore_to_a_point_in_time(deployment):
     svc = d.serve()
     headers = sign_up(svc)
     write_card(svc, headers, "early")
-    time.sleep(2.5 * SYNC_INTERVAL)
-    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    time.sleep(2.5 * SYNC_INTERVAL)
+    svc.wait_until_replicated()
+    # After "early" is on the replica and before "late" is written (RFC 3339 with a fraction).
+    between = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     write_card(svc, headers, "late")
     assert svc.stop() == 0
 
@@ -231,12 +228,12 @@ def test_health_reports_litestream_and_a_lag_that_grows_while_the_replica_cannot
     d.replica.write_text("not a folder")
     written = time.monotonic()
     write_card(svc, headers, "stuck")
-    time.sleep(3 * SYNC_INTERVAL)
+    time.sleep(STUCK_FOR)  # time passing is the point here, not a wait for work
     health = httpx.get(f"{svc.url}/health").json()
     assert health["status"] == "ok"  # a lagging replica is for alerts, not for restarts
-    assert health["replication"]["lagSeconds"] >= 3 * SYNC_INTERVAL - 0.1
+    assert health["replication"]["lagSeconds"] >= STUCK_FOR
     assert health["replication"]["lagSeconds"] <= time.monotonic() - written + 0.1
-    assert scrape(svc, "replication_lag_seconds") >= 3 * SYNC_INTERVAL - 0.1
+    assert scrape(svc, "replication_lag_seconds") >= STUCK_FOR
 
     d.replica.unlink()
     wait_for(svc, lambda r: r["lagSeconds"] == 0)
@@ -337,6 +334,83 @@ def test_s3_replica_lag_is_measured_from_the_bucket(deployment, s3_endpoint):
     seen = wait_for(svc, lambda r: r["lagSeconds"] > 0)
     assert seen["lagSeconds"] > 0
     wait_for(svc, lambda r: r["lagSeconds"] == 0, timeout=40)
+
+
+# --- SIGTERM at any moment ---------------------------------------------------------------
+
+# Seconds after the first acknowledged write at which the SIGTERM comes.
+SIGTERM_MOMENTS = [0, 0.1, 0.3, 0.6, 1.0]
+
+
+class Writer(threading.Thread):
+    """Creates cards one after another until the service stops answering; keeps the slugs
+    whose 201 arrived (the acknowledged writes)."""
+
+    def __init__(self, svc: Service, headers: dict[str, str], prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.svc, self.headers, self.prefix = svc, headers, prefix
+        self.acknowledged: list[str] = []
+        self.first = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.svc.url, headers=self.headers, timeout=30) as client:
+            for i in range(100_000):
+                slug = f"{self.prefix}-{i:05d}"
+                try:
+                    response = client.post("/v1/cards", json={"fullName": "Kept", "email": "k@example.com", "slug": slug})
+                except httpx.HTTPError:
+                    return  # the service is gone: what was in flight was never acknowledged
+                if response.status_code != 201:
+                    return  # 503 while it drains: not acknowledged either
+                self.acknowledged.append(slug)
+                self.first.set()
+
+
+def term_at(svc: Service, headers: dict[str, str], prefix: str, moment: float) -> list[str]:
+    """Write continuously, SIGTERM the service `moment` seconds after the first acknowledged
+    write (the account's own registration came before it), and return the acknowledged slugs."""
+    writer = Writer(svc, headers, prefix)
+    writer.start()
+    assert writer.first.wait(60), "no write was acknowledged"
+    time.sleep(moment)  # the moment of the signal is what is tested
+    assert svc.stop(signal.SIGTERM) == 0, svc.log.read_text()[-3000:]
+    writer.join(60)
+    return writer.acknowledged
+
+
+# Every moment with a folder replica; with S3 (each case is two starts of the service) the
+# first, middle and last, since what differs there is only the last upload itself.
+SIGTERM_CASES = [("file", m) for m in SIGTERM_MOMENTS] + [("s3", m) for m in (0, 0.3, 1.0)]
+
+
+@pytest.mark.parametrize(("replica_kind", "moment"), SIGTERM_CASES)
+def test_sigterm_at_any_moment_keeps_every_acknowledged_write(deployment, request, replica_kind, moment):
+    if replica_kind == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = f"term-{str(moment).replace('.', '-')}"
+        make_bucket(endpoint, bucket)
+        d = deployment(replica_url=f"s3://{bucket}/db?endpoint={endpoint}&region=us-east-1&forcePathStyle=true", **S3_ENV)
+    else:
+        d = deployment()
+
+    # A brand-new data folder: the registration is the first write ever.
+    svc = d.serve()
+    headers = sign_up(svc)
+    # Litestream had the database open before this first write was acknowledged (on
+    # 0.5.17, before that its shutdown skips the last sync): its local state holds an LTX file.
+    assert ltx_files(meta_dir(d.data / "qrcontact.db") / "ltx" / "0")
+    first = term_at(svc, headers, "new", moment)
+    # A restart on the folder just left behind (the access token is still valid).
+    svc = d.serve()
+    second = term_at(svc, headers, "restart", moment)
+    assert first and second
+
+    d.lose_volume()
+    restored = d.command("restore")
+    assert restored.returncode == 0, restored.stderr
+    on_replica = d.cards_on_disk()
+    missing = (set(first) | set(second)) - on_replica
+    assert not missing, sorted(missing)[:10]
 
 
 def test_no_in_place_vacuum():

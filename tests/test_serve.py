@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import replication
 from app.sqlite import FIXED_VERSION, sqlite3
-from tests.conftest import PASSWORD, PHONE_UA
+from tests.conftest import PASSWORD, PHONE_UA, wait_until
 
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
 
@@ -29,6 +31,7 @@ class Service:
     """`qrcontact serve` in its own process group, stopped by PID when the test ends."""
 
     def __init__(self, data_dir: Path, **env: str) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -52,8 +55,39 @@ class Service:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise AssertionError(f"serve did not become healthy: {self.log.read_text()}")
+
+    def litestream_env(self) -> dict[str, str]:
+        """The environment `serve` gives Litestream (AWS_CA_BUNDLE removed, as app.replication does)."""
+        env = {k: v for k, v in self.env.items() if k != "AWS_CA_BUNDLE"}
+        env["QRCONTACT_DB_PATH"] = str(self.data_dir / "qrcontact.db")
+        env["QRCONTACT_REPLICA_URL"] = self.env.get("REPLICA_URL") or f"file://{self.data_dir / 'replica'}"
+        return env
+
+    def local_txid(self) -> int:
+        """Have the running Litestream cut the WAL now (its control socket) and return its TXID:
+        every commit acknowledged before this call is at or below it."""
+        command = [replication.binary(), "sync", "-socket", str(self.data_dir / "litestream.sock"), "-json",
+                   str(self.data_dir / "qrcontact.db")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return int(json.loads(result.stdout)["txid"])
+
+    def replica_txid(self) -> int:
+        """The newest TXID on the replica (0 when it is empty), listed by `litestream ltx`."""
+        command = [replication.binary(), "ltx", "-config", str(replication.CONFIG), "-json",
+                   str(self.data_dir / "qrcontact.db")]
+        result = subprocess.run(command, env=self.litestream_env(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return max((int(f["max_txid"], 16) for f in json.loads(result.stdout or "[]") or []), default=0)
+
+    def wait_until_replicated(self) -> int:
+        """Wait until the replica holds every commit acknowledged so far (Litestream uploads
+        on its own; only the WAL is cut now). Returns that TXID."""
+        txid = self.local_txid()
+        wait_until(lambda: self.replica_txid() >= txid, timeout=60, what=f"the replica to hold TXID {txid}", every=0.1)
+        return txid
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
@@ -112,7 +146,7 @@ def test_serve_works_end_to_end_and_replicates(service, tmp_path):
 def test_serve_restores_a_missing_database_from_the_replica(service, tmp_path):
     svc = service()
     httpx.post(f"{svc.url}/v1/auth/register", json={"email": "keep@example.com", "password": PASSWORD, "marketingConsent": False})
-    time.sleep(1.5)  # one sync interval
+    # No waiting: Litestream's last sync on SIGTERM holds every acknowledged write.
     assert svc.stop() == 0
     data = tmp_path / "data"
     for leftover in data.glob("qrcontact.db*"):
