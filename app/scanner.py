@@ -359,6 +359,12 @@ class ScannerProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(content))
         self.refused = True
         self.cancel_head_timer()
+        # The requests before this one go unanswered, as when uvicorn closes on a bad
+        # request: nothing more may be written after this answer.
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.pipeline.clear()
         # Closed at once with bytes of the client's still unread, the socket would be reset
         # and the answer lost: end the writing side, read and drop what still comes, close
         # when the client does or after LINGER seconds.

@@ -8,6 +8,7 @@ rate limit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 
@@ -246,3 +247,20 @@ def test_invitation_pages_share_the_scanner_limit(tmp_path):
         for response in (opened, followed, page):
             assert response.status_code == 429
             assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+def test_an_error_answer_behind_a_running_request_is_the_last_thing_written(live, user, caplog):
+    """The running request's answer is dropped (as when uvicorn closed on a bad request),
+    not written after the error answer's end of stream, which would raise in the app."""
+    with socket.create_connection(live.address, timeout=10) as conn:
+        with WriterHeld(live):
+            conn.sendall(create_request(user, "before-bad") + b"GET /p/x HTTP/1.1\r\nBad Header\r\n\r\n")
+            protocol = protocol_of(live, conn)
+            wait_until(lambda: protocol.refused, what="the bad request to be refused")
+        # The connection still open (the client has not read the end of the stream yet).
+        wait_until(lambda: not live.server.server_state.tasks, what="the running request to end")
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert statuses(received) == [b"400"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
