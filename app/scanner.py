@@ -22,6 +22,15 @@ for the next scan), other methods and shapes, and the connections where answerin
 could go wrong: a request still in flight on the same connection (pipelining keeps its
 order), HTTP/1.0 or `Connection: close`, an upgrade, a client not reading its answers.
 
+Every request passes through this protocol, whichever door answers it, so the limits on
+what a client can make the server hold are here too (the README's "Limits"): a request
+head over MAX_HEAD_BYTES is answered 431, one that takes over HEAD_TIMEOUT seconds 408;
+received bytes are parsed a slice at a time and held back, unread, while uvicorn pauses
+reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all it has read,
+and made a request cycle of each of thousands). The fast path reads the path as uvicorn
+does (httptools.parse_url: a fragment is dropped), and leaves a chunked body, which may
+yet turn out malformed, to uvicorn and Litestar, so that each request gets one answer.
+
 What Litestar would have added around these answers is added here, the same way:
 * the `http_requests_total`, `http_request_duration_seconds` (and for a 5xx
   `http_requests_error_total`) series of Litestar's Prometheus middleware, on the very
