@@ -255,8 +255,9 @@ class ScannerProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.in_head = False  # between a request's first byte and the end of its head
         self.idle = True  # between two requests (or before the first)
-        self.head_bytes = 0  # bytes received of the head being parsed (see feed)
-        self.head_size = 0  # of its headers parsed so far
+        self.head_bytes = 0  # bytes received of the head being parsed, at least (see feed)
+        self.head_most = 0  # and at most, but for the slice being parsed
+        self.piece_size = 0  # of the slice being parsed
         self.requests_begun = 0
         self.unparsed = b""  # received while reading is paused: parsed when it resumes
         self.refused = False  # answered with an error: what else comes is dropped
@@ -325,9 +326,10 @@ class ScannerProtocol(HttpToolsProtocol):
     def feed(self, piece: bytes | memoryview) -> None:
         """uvicorn's data_received for one slice, counting the bytes of an unfinished head."""
         was_idle, was_in_head, begun = self.idle, self.in_head, self.requests_begun
+        self.piece_size = len(piece)
         try:
             self.parser.feed_data(piece)
-        except HeadRefused:  # raised from a callback, outside the parser (see on_header)
+        except HeadRefused:  # raised from a callback, outside the parser (see on_headers_complete)
             return
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, HeadRefused):
@@ -344,10 +346,12 @@ class ScannerProtocol(HttpToolsProtocol):
         if self.in_head:
             # The parser holds an unfinished header line until it ends, out of sight of the
             # callbacks; the bytes that went into it are counted here. When this slice held
-            # the end of an earlier request as well, what it gave the head is unknown and
-            # not counted: at most FEED_SLICE bytes more than MAX_HEAD_BYTES are taken.
+            # the end of an earlier request as well, what it gave the head is unknown: it
+            # counts only towards the bound on_headers_complete checks, so an unfinished
+            # head is refused at most FEED_SLICE bytes past MAX_HEAD_BYTES.
             if (begun == self.requests_begun and was_in_head) or (begun + 1 == self.requests_begun and was_idle):
                 self.head_bytes += len(piece)
+            self.head_most += len(piece)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.refuse(431, "Request Header Fields Too Large")
             else:
@@ -413,30 +417,24 @@ class ScannerProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.answered_early = False
-        self.idle, self.in_head, self.head_bytes, self.head_size = False, True, 0, 0
+        self.idle, self.in_head, self.head_bytes, self.head_most = False, True, 0, 0
         self.requests_begun += 1
         # A request is arriving: the connection is not idle, whatever an answer to the one
         # before armed (an early answer arms uvicorn's keep-alive timer while the rest of
         # the bytes read are still being parsed).
         self._unset_keepalive_if_required()
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > MAX_HEAD_BYTES:
-            self.head_too_large()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self.head_size += len(name) + len(value) + 4  # ": " and CRLF
-        if self.head_size + len(self.url) > MAX_HEAD_BYTES:
-            self.head_too_large()
-
-    def head_too_large(self) -> None:
-        self.refuse(431, "Request Header Fields Too Large")
-        raise HeadRefused
+    def head_size(self) -> int:
+        """The size of the head just parsed, as sent but for spaces around header values."""
+        return len(self.url) + sum([len(name) + len(value) + 4 for name, value in self.headers])  # ": ", CRLF
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        # Its bytes are at most those counted before this slice and the slice: only when
+        # that is over the limit is the head measured (the common case costs nothing).
+        if self.head_most + self.piece_size > MAX_HEAD_BYTES and self.head_size() > MAX_HEAD_BYTES:
+            self.refuse(431, "Request Header Fields Too Large")
+            raise HeadRefused  # stops the parser: nothing after this head is read
         if self.head_timer is not None:
             self.cancel_head_timer()
         parser = self.parser

@@ -264,3 +264,12 @@ def test_an_error_answer_behind_a_running_request_is_the_last_thing_written(live
             received += chunk
     assert statuses(received) == [b"400"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_head_past_the_limit_after_a_body_on_the_same_bytes_is_431(live, card):
+    agent = b"a" * scanner.MAX_HEAD_BYTES
+    raw = (
+        b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % agent
+    )
+    assert statuses(everything_until_closed(live, raw)) == [b"302", b"431"]
