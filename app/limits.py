@@ -10,6 +10,7 @@ start afresh when the service restarts.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import ipaddress
 import json
@@ -114,6 +115,10 @@ class ThrottlePolicy:
     # A network that logged in to an account is spared the account-wide delay this long,
     # so strangers' failures cannot keep the owner out.
     known_for: int = 30 * 24 * 3600
+    # Failure records kept at most (one per account, one per account and network): past
+    # this the record updated longest ago is forgotten first. About 0.36 KiB each with the
+    # store's entry (measured with tracemalloc), so about 40 MiB at most (README "Limits").
+    max_records: int = 100_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -135,6 +140,8 @@ class LoginThrottle:
         self.policy = policy or ThrottlePolicy()
         self.clock = clock
         self._lock = asyncio.Lock()
+        # The failure records written, least recently updated first: what to forget at the cap.
+        self._records: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     async def begin(self, email: str, client: str) -> None:
         """Count an attempt. Raises TooManyRequestsException while the account's delay runs."""
@@ -159,11 +166,13 @@ class LoginThrottle:
         account, pair = _keys(email, client)
         async with self._lock:
             await self.store.delete(pair)
+            self._records.pop(pair, None)
             everyone = await self._get(account)
             if everyone.count > 1:
                 await self._put(account, Failures(everyone.count - 1, everyone.last))
             else:
                 await self.store.delete(account)
+                self._records.pop(account, None)
             await self.store.set(_known_key(email, client), b"1", expires_in=self.policy.known_for)
 
     async def _get(self, key: str) -> Failures:
@@ -173,6 +182,15 @@ class LoginThrottle:
     async def _put(self, key: str, failures: Failures) -> None:
         value = json.dumps(dataclasses.asdict(failures))
         await self.store.set(key, value, expires_in=self.policy.forget_after)
+        self._records[key] = None
+        self._records.move_to_end(key)
+        while len(self._records) > self.policy.max_records:
+            oldest, _ = self._records.popitem(last=False)
+            await self.store.delete(oldest)
+
+    def __len__(self) -> int:
+        """Failure records kept (some may have expired in the store already)."""
+        return len(self._records)
 
 
 def _keys(email: str, client: str) -> tuple[str, str]:

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -142,7 +142,8 @@ def create_app(settings: Settings) -> Litestar:
             public_api,
             api,
             *scans.handlers,
-            *sharing.tracking_handlers,
+            # The invitation links are public pages too: the scanner limit applies, as on /c, /q and /p.
+            Router("/", route_handlers=sharing.tracking_handlers, before_request=public_page_limit),
             *accounts.public_handlers,
             ops.health,
             ops.MetricsController,
@@ -170,6 +171,14 @@ def create_app(settings: Settings) -> Litestar:
     # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
     state.fast_path = FastPath(state.public, prometheus)
     return app
+
+
+async def public_page_limit(request: Request) -> Response | None:
+    """The scanner limit (scans.ScannerLimit) for public pages whose handlers do not apply it: 429 past it."""
+    public = request.app.state.public
+    if retry_after := public.limit.retry_after(scans.Visit.of(request, public.settings).client):
+        return scans.too_many_requests(retry_after).response()
+    return None
 
 
 def allow_header(app: Litestar):

@@ -22,6 +22,15 @@ for the next scan), other methods and shapes, and the connections where answerin
 could go wrong: a request still in flight on the same connection (pipelining keeps its
 order), HTTP/1.0 or `Connection: close`, an upgrade, a client not reading its answers.
 
+Every request passes through this protocol, whichever door answers it, so the limits on
+what a client can make the server hold are here too (the README's "Limits"): a request
+head over MAX_HEAD_BYTES is answered 431, one that takes over HEAD_TIMEOUT seconds 408;
+received bytes are parsed a slice at a time and held back, unread, while uvicorn pauses
+reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all it has read,
+and made a request cycle of each of thousands). The fast path reads the path as uvicorn
+does (httptools.parse_url: a fragment is dropped), and leaves a chunked body, which may
+yet turn out malformed, to uvicorn and Litestar, so that each request gets one answer.
+
 What Litestar would have added around these answers is added here, the same way:
 * the `http_requests_total`, `http_request_duration_seconds` (and for a 5xx
   `http_requests_error_total`) series of Litestar's Prometheus middleware, on the very
@@ -38,6 +47,7 @@ What Litestar would have added around these answers is added here, the same way:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import secrets
@@ -45,8 +55,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httptools
 import msgspec
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app import errors, tally
@@ -58,6 +70,23 @@ from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr_now, answ
 _ID_PREFIX = secrets.token_hex(8).encode()
 _ID_COUNTER = itertools.count(1)
 COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
+
+# Limits every request meets at the door, whichever door answers it (the README's "Limits"):
+# a request head (request line and headers) larger than this is answered 431 and the
+# connection closed. The size of h11's and Node's default limit; a browser's head is 1-2 KiB.
+MAX_HEAD_BYTES = 16 * 1024
+# A head must arrive complete this many seconds after its first byte (and a new connection
+# send one within as long), else 408 and the connection closed: a client trickling a
+# head holds a connection for no longer.
+HEAD_TIMEOUT = 20.0
+# Requests one connection may queue behind the one running (HTTP/1.1 pipelining); past
+# that the connection is not read until they are answered.
+MAX_QUEUED = 16
+# Received bytes are parsed at most this much at a time, and a slice ends where a request
+# head may end, so that the limits above hold within what one read brings (up to 256 KiB).
+FEED_SLICE = 4096
+# After an error answer, how long what the client still sends is read and dropped.
+LINGER = 2.0
 
 
 def request_id_for(given: bytes | None) -> bytes:
@@ -145,7 +174,10 @@ class FastPath:
     ) -> bytes | None:
         """The whole HTTP response to this request when it is a scanner route answerable
         from memory, else None (and nothing counted or recorded)."""
-        path = url.partition(b"?")[0]
+        try:
+            path = httptools.parse_url(url).path  # as uvicorn reads it: no query, no fragment
+        except httptools.HttpParserInvalidURLError:
+            return None  # uvicorn refuses it
         if (prefix := fast_route(path, method_bytes)) is None:
             return None
         started = time.perf_counter()
@@ -195,19 +227,216 @@ class FastPath:
         return Answer(500, [(b"content-type", b"application/problem+json")], body)
 
 
+class HeadRefused(Exception):
+    """Raised from a parser callback to stop parsing a request head the protocol refuses."""
+
+
+class QueueFlow(FlowControl):
+    """uvicorn's flow control, telling the protocol when reading resumes, so that bytes
+    already received but held back (ScannerProtocol.unparsed) are parsed then."""
+
+    def __init__(self, transport: asyncio.Transport, on_resume: Callable[[], None]) -> None:
+        super().__init__(transport)
+        self.on_resume = on_resume
+
+    def resume_reading(self) -> None:
+        super().resume_reading()
+        self.on_resume()
+
+
 class ScannerProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the fast path asked first (see the module docstring)."""
+    """uvicorn's httptools protocol, with the fast path asked first and the limits every
+    request meets at the door (see the module docstring)."""
 
     def __init__(self, *args: Any, fast_path: FastPath, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = fast_path
         self.answered_early = False  # whether the request being parsed was answered by the fast path
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.in_head = False  # between a request's first byte and the end of its head
+        self.idle = True  # between two requests (or before the first)
+        self.head_bytes = 0  # bytes received of the head being parsed, at least (see feed)
+        self.head_most = 0  # and at most, but for the slice being parsed
+        self.piece_size = 0  # of the slice being parsed
+        self.requests_begun = 0
+        self.unparsed = b""  # received while reading is paused: parsed when it resumes
+        self.refused = False  # answered with an error: what else comes is dropped
+        self.parse_scheduled = False
+
+    # --- the connection ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.flow = QueueFlow(transport, self.schedule_parse)
+        self.arm_head_timer()  # the first request's head is due too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.cancel_head_timer()
+        self.unparsed = b""
+        self.pipeline.clear()  # requests never started: nobody to answer
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self.refused:
+            return
+        if self.unparsed:
+            # Reading resumed (a request read its body, a response ended) before what was
+            # held back is parsed (see schedule_parse): keep the order, read no further.
+            self.unparsed += data
+            self.flow.pause_reading()
+            return
+        self.parse(data)
+
+    def schedule_parse(self) -> None:
+        """Reading resumed: parse what was held back, soon (not inside the caller, which
+        may be answering a request of this very connection)."""
+        if self.unparsed and not self.parse_scheduled:
+            self.parse_scheduled = True
+            self.loop.call_soon(self.parse_held_back)
+
+    def parse_held_back(self) -> None:
+        self.parse_scheduled = False
+        if self.unparsed and not self.transport.is_closing():
+            data, self.unparsed = self.unparsed, b""
+            self.parse(data)
+
+    def parse(self, data: bytes) -> None:
+        """Give the parser `data` a slice at a time, holding the rest back (and pausing
+        reading) once uvicorn pauses reading or MAX_QUEUED requests wait behind the one
+        running: a client that pipelines without reading queues that many at most."""
+        view = memoryview(data)
+        start, size = 0, len(data)
+        while start < size:
+            if self.refused or self.transport.is_closing():
+                return
+            if self.flow.read_paused or len(self.pipeline) >= MAX_QUEUED:
+                self.unparsed = bytes(view[start:])
+                self.flow.pause_reading()
+                return
+            # A slice ends at the first place a head may end (a blank line), so that it
+            # completes one request at most and the checks above run between any two.
+            end = min(start + FEED_SLICE, size)
+            for blank in (b"\n\r\n", b"\n\n"):
+                if (found := data.find(blank, start, end)) >= 0:
+                    end = min(end, found + len(blank))
+            self.feed(data if start == 0 and end == size else view[start:end])
+            start = end
+
+    def feed(self, piece: bytes | memoryview) -> None:
+        """uvicorn's data_received for one slice, counting the bytes of an unfinished head."""
+        was_idle, was_in_head, begun = self.idle, self.in_head, self.requests_begun
+        self.piece_size = len(piece)
+        try:
+            self.parser.feed_data(piece)
+        except HeadRefused:  # raised from a callback, outside the parser (see on_headers_complete)
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.refuse(400, "Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self.in_head:
+            # The parser holds an unfinished header line until it ends, out of sight of the
+            # callbacks; the bytes that went into it are counted here. When this slice held
+            # the end of an earlier request as well, what it gave the head is unknown: it
+            # counts only towards the bound on_headers_complete checks, so an unfinished
+            # head is refused at most FEED_SLICE bytes past MAX_HEAD_BYTES.
+            if (begun == self.requests_begun and was_in_head) or (begun + 1 == self.requests_begun and was_idle):
+                self.head_bytes += len(piece)
+            self.head_most += len(piece)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.refuse(431, "Request Header Fields Too Large")
+            else:
+                self.arm_head_timer()  # the rest of the head must come in time
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer `status` with a short text and close the connection (as uvicorn's 400)."""
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        body = message.encode()
+        content.extend([
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ])
+        self.transport.write(b"".join(content))
+        self.refused = True
+        self.cancel_head_timer()
+        # The requests before this one go unanswered, as when uvicorn closes on a bad
+        # request: nothing more may be written after this answer.
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.pipeline.clear()
+        # Closed at once with bytes of the client's still unread, the socket would be reset
+        # and the answer lost: end the writing side, read and drop what still comes, close
+        # when the client does or after LINGER seconds.
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER, self.transport.close)
+        else:
+            self.transport.close()
+
+    # --- the head's deadline -----------------------------------------------------------
+
+    def arm_head_timer(self) -> None:
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_later(HEAD_TIMEOUT, self.head_timed_out)
+
+    def cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.refused or self.transport.is_closing():
+            return
+        if self.flow.read_paused or self.unparsed:
+            # The head is not late, we are: it waits behind requests still running.
+            self.arm_head_timer()
+            return
+        if self.in_head:
+            self.refuse(408, "Request Timeout")
+        else:  # a connection that never sent a request
+            self.transport.close()
+
+    # --- parser callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.answered_early = False
+        self.idle, self.in_head, self.head_bytes, self.head_most = False, True, 0, 0
+        self.requests_begun += 1
+        # A request is arriving: the connection is not idle, whatever an answer to the one
+        # before armed (an early answer arms uvicorn's keep-alive timer while the rest of
+        # the bytes read are still being parsed).
+        self._unset_keepalive_if_required()
+
+    def head_size(self) -> int:
+        """The size of the head just parsed, as sent but for spaces around header values."""
+        return len(self.url) + sum([len(name) + len(value) + 4 for name, value in self.headers])  # ": ", CRLF
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        # Its bytes are at most those counted before this slice and the slice: only when
+        # that is over the limit is the head measured (the common case costs nothing).
+        if self.head_most + self.piece_size > MAX_HEAD_BYTES and self.head_size() > MAX_HEAD_BYTES:
+            self.refuse(431, "Request Header Fields Too Large")
+            raise HeadRefused  # stops the parser: nothing after this head is read
+        if self.head_timer is not None:
+            self.cancel_head_timer()
         parser = self.parser
         if (
             (self.cycle is None or self.cycle.response_complete)  # nothing in flight on this connection
@@ -215,6 +444,7 @@ class ScannerProtocol(HttpToolsProtocol):
             and parser.get_http_version() == "1.1"
             and parser.should_keep_alive()
             and not parser.should_upgrade()
+            and not any(name == b"transfer-encoding" for name, _ in self.headers)  # a body that may yet be malformed
         ):
             response = self.fast_path.answer(
                 parser.get_method(), self.url, self.headers, self.client, self.server_state.default_headers
@@ -232,6 +462,7 @@ class ScannerProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self.idle = True
         if not self.answered_early:
             super().on_message_complete()
 

@@ -252,3 +252,35 @@ def test_the_readme_states_the_login_throttling_policy_in_force():
         f"forgotten {policy.forget_after // 3600} hours",
     ):
         assert phrase in text, phrase
+
+
+def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_first():
+    import asyncio
+
+    from litestar.exceptions import TooManyRequestsException
+    from litestar.stores.memory import MemoryStore
+
+    from app.limits import LoginThrottle
+
+    async def scenario() -> None:
+        store = MemoryStore()
+        policy = ThrottlePolicy(max_records=6)
+        throttle = LoginThrottle(store, policy)
+        for _ in range(policy.free_per_client):
+            await throttle.begin("victim@example.com", "198.51.100.1")
+        with pytest.raises(TooManyRequestsException):
+            await throttle.begin("victim@example.com", "198.51.100.1")
+        # Failures for other accounts: two records each (the account, the account and network).
+        for n in range(2):
+            await throttle.begin(f"other{n}@example.com", "198.51.100.2")
+        assert len(throttle) == 6
+        assert await store.exists("account:victim@example.com")  # still within the cap: still delayed
+        with pytest.raises(TooManyRequestsException):
+            await throttle.begin("victim@example.com", "198.51.100.1")
+        await throttle.begin("other2@example.com", "198.51.100.2")
+        assert len(throttle) == 6
+        assert not await store.exists("account:victim@example.com")  # the oldest, forgotten
+        assert not await store.exists("account:victim@example.com|client:198.51.100.1")
+        await throttle.begin("victim@example.com", "198.51.100.1")
+
+    asyncio.run(scenario())

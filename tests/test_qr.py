@@ -200,3 +200,25 @@ def test_alignment_positions_follow_the_standard_table():
     from segno import consts
 
     assert [tuple(qr.alignment_positions(v)) for v in range(2, 41)] == list(consts.ALIGNMENT_POS)
+
+
+@pytest.mark.parametrize("image_bytes", [0, 300, 3000])
+def test_the_qr_cache_takes_no_more_memory_than_its_bound(image_bytes):
+    """Counted by image bytes only, the "32 MiB" cache took 71-108 MiB: keys and each entry's
+    own cost count too. Measured with tracemalloc, small images and distinct drawings (the worst case)."""
+    import tracemalloc
+
+    bound = 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        cache = qr.QrCache(max_bytes=bound)
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):
+            drawing = qr.Drawing(size=100 + n % 900, dark=f"#{n:06x}", light=f"#{n + 1:06x}")
+            cache.put(f"https://qr.example.com/c/card-{n:06d}", drawing, bytes([n % 256]) * image_bytes)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert cache.counted_bytes <= bound
+    assert len(cache) < 20_000  # it was full
+    assert used <= bound

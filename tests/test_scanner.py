@@ -241,7 +241,9 @@ def test_a_keep_alive_connection_carries_many_answers_and_bodies_are_skipped(liv
     responses = exchange(live, [one] * 50 + [with_body, chunked, one])
     assert len(responses) == 53
     assert all(r.startswith(b"HTTP/1.1 302 Found\r\n") and b"\r\nlocation: /p/fast-card\r\n" in r for r in responses)
-    assert live.answered == answered + 53
+    # The chunked one goes to Litestar (its body could yet turn out malformed: one answer per
+    # request), and the one after it waits behind it, answered by Litestar too.
+    assert live.answered == answered + 51
 
 
 @pytest.mark.parametrize(
