@@ -156,13 +156,22 @@ class FastPath:
             self._tallies[key] = found
         return found
 
-    def visit(self, method: str, given: dict[bytes, bytes], client: tuple[str, int] | None) -> Visit:
+    def visit(
+        self, method: str, given: dict[bytes, bytes], headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+    ) -> Visit:
         """What Visit.of reads from a Litestar request, read from the raw headers."""
         settings = self.settings
         region = given.get(COUNTRY_HEADER_BYTES)
+        peer = client[0] if client else None
+        if settings.trusted_proxies:  # every line of the forwarding headers, as Visit.of reads them
+            forwarded_for = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
+            forwarded = [value.decode("latin-1") for name, value in headers if name == b"forwarded"]
+            address = client_address(settings, text(given.get(b"fly-client-ip")), peer, forwarded_for, forwarded)
+        else:
+            address = client_address(settings, text(given.get(b"fly-client-ip")), peer)
         return Visit(
             method,
-            client_address(settings, text(given.get(b"fly-client-ip")), client[0] if client else None),
+            address,
             text(given.get(b"user-agent")),
             text(given.get(b"referer")),
             country_for(region.decode("latin-1"), settings) if region else None,
@@ -185,7 +194,7 @@ class FastPath:
         template, answer_now = self.routes[prefix]
         given = dict(reversed(headers))  # names lower-cased by uvicorn; the first of each wins
         try:
-            answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, client))
+            answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, headers, client))
         except Exception as exc:
             answer = self.failed(exc, request_id := request_id_for(given.get(b"x-request-id")))
         else:

@@ -77,12 +77,7 @@ def proxied(tmp_path):
 
 # /v1 is under the API limit; /p (Litestar) and /c (answered by the scanner fast path from
 # its second request on, app/scanner.py) under the scanner limit.
-FAST_PATH_PENDING = pytest.mark.xfail(
-    strict=True, reason="scanner.FastPath.visit does not pass X-Forwarded-For/Forwarded to scans.client_address yet",
-)
-
-
-@pytest.mark.parametrize("path", ["/v1/me", "/p/no-such-card", pytest.param("/c/no-such-card", marks=FAST_PATH_PENDING)])
+@pytest.mark.parametrize("path", ["/v1/me", "/p/no-such-card", "/c/no-such-card"])
 def test_each_client_behind_the_proxy_has_its_own_limit(proxied, path):
     def status(chain: str) -> int:
         return proxied.http.get(path, headers={"X-Forwarded-For": chain}).status_code
