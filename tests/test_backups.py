@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from app import replication
 from app.config import Settings
 from app.db import migrate
 from app.main import create_app
+from app.sqlite import sqlite3
 from tests.conftest import make_settings, metric, wait_until
 
 
