@@ -448,15 +448,6 @@ def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
     )
 
 
-def require_admin(connection: ASGIConnection, _: Any) -> None:
-    """Guard: only the admin account. Raises PermissionDeniedException."""
-    # Litestar answers OPTIONS itself, without authentication; it reveals nothing.
-    if connection.scope["method"] == "OPTIONS":
-        return
-    if not connection.user.is_admin:
-        raise PermissionDeniedException("only the admin may do this")
-
-
 # --- handlers ------------------------------------------------------------------------
 
 

@@ -34,16 +34,16 @@ from urllib.parse import quote
 import aiosqlite
 import msgspec
 from litestar import Request, Response, Router, get, post, route
-from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, FromQuery, JSONBody
 from prometheus_client import Counter, Gauge
 
-from app import accounts, cards, mail, pagination, scans
+from app import cards, mail, pagination, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import AUTHENTICATED, BODY, WRITE, UnprocessableError, problems
 from app.fields import EMAIL_PATTERN, Message, Recipient
+from app.guards import require_admin
 from app.openapi import BINARY, HTML_PAGE, media_types
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
@@ -434,11 +434,6 @@ async def refresh_gauges(db: Database) -> None:
 
 
 # --- handlers ------------------------------------------------------------------------
-
-
-def require_admin(connection: ASGIConnection, handler: Any) -> None:
-    """Guard: accounts.require_admin, looked up when called (accounts imports this module)."""
-    accounts.require_admin(connection, handler)
 
 
 def _seconds_to_midnight(now: datetime) -> int:
