@@ -28,18 +28,6 @@ for _kind in ("http", "unhandled"):
     ERRORS.labels(_kind)
 
 
-class ConflictError(HTTPException):
-    """The request conflicts with what is stored (a taken email or slug)."""
-
-    status_code = 409
-
-
-class UnprocessableError(HTTPException):
-    """The request is well-formed but cannot be carried out as asked."""
-
-    status_code = 422
-
-
 # --- the documented shape ------------------------------------------------------------
 
 
