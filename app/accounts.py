@@ -41,7 +41,8 @@ from litestar.middleware import AuthenticationResult
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app import cards, limits, mail, scans, sharing, stats
+from app import cards, limits, mail, pages, sharing, stats
+from app.card_cache import PublicCards
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.domain_errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
@@ -554,7 +555,7 @@ async def change_marketing_consent(db: Database, user_id: str, consent: bool) ->
         return await set_marketing_consent(conn, user_id, consent)
 
 
-async def delete_account(db: Database, public_cards: scans.PublicCards, user_id: str) -> None:
+async def delete_account(db: Database, public_cards: PublicCards, user_id: str) -> None:
     """Delete the account and everything it owns; its cards' slugs are retired. Raises Conflict for the only admin."""
     async with db.write() as conn:
         slugs = await delete_user(conn, user_id, datetime.now(UTC))
@@ -702,10 +703,10 @@ me_router = Router(
 # A GET only shows a button: mail scanners fetch links, and must not verify anything.
 # The button posts the token back as a form.
 
-VERIFY_STYLE = scans.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
+VERIFY_STYLE = pages.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
 _VERIFY_STYLE_HASH = base64.b64encode(hashlib.sha256(VERIFY_STYLE.encode()).digest()).decode()
 VERIFY_HEADERS = {
-    **scans.PAGE_HEADERS,
+    **pages.PAGE_HEADERS,
     "Content-Security-Policy": (
         f"default-src 'none'; style-src 'sha256-{_VERIFY_STYLE_HASH}'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"

@@ -29,7 +29,7 @@ from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 from app.openapi import BINARY, media_types
 
 if TYPE_CHECKING:
-    from app.scans import PublicCards  # which imports this module
+    from app.card_cache import PublicCards  # which imports this module
 
 RESERVED_SLUGS = frozenset(
     "admin api v1 c p q i health metrics schema docs static assets login logout register signup "

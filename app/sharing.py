@@ -13,9 +13,9 @@ The funnel, where `status` is the furthest stage reached and each stage keeps it
   opened          /i/{token}/open.gif, the email's 1×1 image
   clicked         /i/{token}, which then goes on to the card page
   converted       a registration with the token (accounts.register)
-Requests that scans.countable refuses (HEAD, crawlers, link previews, mail scanners) move
+Requests that bots.countable refuses (HEAD, crawlers, link previews, mail scanners) move
 nothing: one list of such user agents serves scans and invitations alike. The open
-pixel also counts when Gmail's or Yahoo's image proxy fetches it (scans.countable_open):
+pixel also counts when Gmail's or Yahoo's image proxy fetches it (bots.countable_open):
 they fetch a message's images when the person opens it.
 """
 
@@ -39,7 +39,7 @@ from litestar import Request, Response, Router, get, post, route
 from litestar.params import FromPath, FromQuery, JSONBody
 from prometheus_client import Counter, Gauge
 
-from app import cards, mail, pagination, scans
+from app import bots, cards, mail, pages, pagination, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.domain_errors import Invalid, Limited
@@ -553,9 +553,9 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     async with db.read() as conn:
         found = await invitation_for_token(conn, token)
     if found is None:
-        return scans.message_page(404, "No such invitation", "This invitation link is not valid.")
+        return pages.message_page(404, "No such invitation", "This invitation link is not valid.")
     # Only the first counted click writes: repeats and bots never take the writer.
-    if found["clicked_at"] is None and scans.countable(request):
+    if found["clicked_at"] is None and bots.countable(request):
         await record_click(db, found)
     return Response(b"", status_code=302, headers={"Location": f"/p/{found['slug']}", "Cache-Control": "no-store"})
 
@@ -566,7 +566,7 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
 )
 async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
-    if scans.countable_open(request):
+    if bots.countable_open(request):
         async with db.read() as conn:
             found = await invitation_for_token(conn, token)
         if found is not None and found["opened_at"] is None:
