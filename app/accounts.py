@@ -8,9 +8,10 @@ but latency. Registering queues the verification email in the same transaction; 
 `inviteToken` it also marks that invitation converted (app.sharing).
 
 Each operation (register, verify_email, authenticate, start_session, refresh_session,
-end_session, change_marketing_consent, delete_account, create_api_key, revoke_api_key)
-owns its transaction and its one `now`, and does what follows the commit itself (wake the
-outbox, forget cached cards, count a conversion): the handlers and any other door call it.
+end_session, change_marketing_consent, delete_account, create_api_key,
+record_api_key_use, revoke_api_key) owns its transaction and its one `now`, and does what
+follows the commit itself (wake the outbox, forget cached cards, count a conversion):
+the handlers and any other door call it.
 """
 
 from __future__ import annotations
@@ -431,15 +432,7 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
         if found is None:
             raise NotAuthorizedException("invalid API key")
         user, key_id, last_used_at = found
-        # Record use at most hourly, so keys in busy scripts do not queue a write per request.
-        now = datetime.now(UTC)
-        if last_used_at is None or last_used_at < (now - timedelta(hours=1)).isoformat():
-            try:
-                async with db.write() as conn:
-                    await touch_api_key(conn, key_id, now)
-            except sqlite3.Error as exc:
-                # Bookkeeping only: a full disk must not turn a read made with a key into an error.
-                log.warning("could not record API key use: %s", exc)
+        await record_api_key_use(db, key_id, last_used_at)
         return AuthenticationResult(user=user, auth=key_id)
 
 
@@ -566,6 +559,20 @@ async def create_api_key(db: Database, user_id: str, name: str) -> CreatedApiKey
     """A new API key; the key itself is in the answer only."""
     async with db.write() as conn:
         return await insert_api_key(conn, user_id, name, datetime.now(UTC))
+
+
+async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None) -> None:
+    """Note that a key was used (its lastUsedAt); never raises: it is bookkeeping only."""
+    # At most hourly, so keys in busy scripts do not queue a write per request.
+    now = datetime.now(UTC)
+    if last_used_at is not None and last_used_at >= (now - timedelta(hours=1)).isoformat():
+        return
+    try:
+        async with db.write() as conn:
+            await touch_api_key(conn, key_id, now)
+    except sqlite3.Error as exc:
+        # A full disk must not turn a read made with a key into an error.
+        log.warning("could not record API key use: %s", exc)
 
 
 async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
