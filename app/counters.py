@@ -23,7 +23,8 @@ from app.cards import Card
 from app.config import Settings
 from app.db import Database
 
-log = logging.getLogger("app.counters")
+# Logged as app.scans, where these lines came from before the split, so log filters still match.
+log = logging.getLogger("app.scans")
 
 FLUSH_EVENTS = Histogram(
     "counter_flush_events", "Scan and view events written per counter flush", buckets=(1, 10, 100, 1000, 10_000, 100_000)
