@@ -6,12 +6,19 @@ Refresh tokens, API keys and email verification tokens are random strings stored
 SHA-256 hashes: they carry 256 bits of entropy, so a slow password hash would add nothing
 but latency. Registering queues the verification email in the same transaction; with an
 `inviteToken` it also marks that invitation converted (app.sharing).
+
+Each operation (register, verify_email, authenticate, start_session, refresh_session,
+end_session, change_marketing_consent, delete_account, create_api_key,
+record_api_key_use, revoke_api_key) owns its transaction and its one `now`, and does what
+follows the commit itself (wake the outbox, forget cached cards, count a conversion):
+the handlers and any other door call it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import html
@@ -30,15 +37,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AuthenticationResult
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app import cards, limits, mail, scans, sharing, stats
+from app import cards, limits, mail, pages, sharing, stats
+from app.card_cache import PublicCards
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat, utcnow
-from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, ConflictError, UnprocessableError, problems
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.domain_errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
 from app.fields import Email, InviteToken, Label, Password
 from app.openapi import HTML_PAGE, TEXT, media_types
 from app.sqlite import sqlite3
@@ -167,17 +176,17 @@ async def get_login(conn: aiosqlite.Connection, email: str) -> tuple[User, str] 
 
 
 async def insert_user(
-    conn: aiosqlite.Connection, email: str, password_hash: str, marketing_consent: bool
+    conn: aiosqlite.Connection, email: str, password_hash: str, marketing_consent: bool, now: datetime
 ) -> User:
-    """Insert an account; the first one is the admin. Raises ConflictError when the email is taken."""
+    """Insert an account; the first one is the admin. Raises Conflict when the email is taken."""
     if await fetch_one(conn, "SELECT 1 FROM users WHERE email = ?", (email,)):
-        raise ConflictError("an account with this email already exists")
+        raise Conflict("an account with this email already exists")
     row = await fetch_one(
         conn,
         f"""INSERT INTO users (user_id, email, password_hash, is_admin, marketing_consent, created_at)
         VALUES (?, ?, ?, NOT EXISTS (SELECT 1 FROM users), ?, ?)
         RETURNING {USER_COLUMNS}""",
-        (uuid.uuid4().hex, email, password_hash, marketing_consent, utcnow()),
+        (uuid.uuid4().hex, email, password_hash, marketing_consent, isoformat(now)),
     )
     return _user(row)
 
@@ -196,10 +205,10 @@ async def set_marketing_consent(conn: aiosqlite.Connection, user_id: str, consen
     return _user(row)
 
 
-async def delete_user(conn: aiosqlite.Connection, user_id: str) -> list[str]:
+async def delete_user(conn: aiosqlite.Connection, user_id: str, now: datetime) -> list[str]:
     """Delete an account and everything it owns; returns the slugs of its cards, now retired.
 
-    Raises ConflictError for the last admin: a service with accounts always keeps one, and
+    Raises Conflict for the last admin: a service with accounts always keeps one, and
     so the accounts table never empties again, which keeps "the first account" (the
     admin, the only one REGISTRATION=closed or invite lets in without an invitation) the
     first one ever, never the next stranger after the admin left.
@@ -211,30 +220,29 @@ async def delete_user(conn: aiosqlite.Connection, user_id: str) -> list[str]:
         (user_id, user_id),
     )
     if last_admin:
-        raise ConflictError("the only admin cannot delete their account: make another account admin first")
+        raise Conflict("the only admin cannot delete their account: make another account admin first")
     slugs = [r["slug"] for r in await fetch_all(conn, "SELECT slug FROM cards WHERE user_id = ?", (user_id,))]
     await conn.execute(
         "INSERT OR IGNORE INTO retired_slugs (slug, retired_at) SELECT slug, ? FROM cards WHERE user_id = ?",
-        (utcnow(), user_id),
+        (isoformat(now), user_id),
     )
     await conn.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
     return slugs
 
 
 async def insert_refresh_token(
-    conn: aiosqlite.Connection, user_id: str, family_id: str, expiry_days: int
+    conn: aiosqlite.Connection, user_id: str, family_id: str, expiry_days: int, now: datetime
 ) -> str:
     token = secrets.token_urlsafe(32)
-    now = datetime.now(UTC)
     await conn.execute(
         """INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at)
         VALUES (?, ?, ?, ?, ?)""",
-        (_sha256(token), user_id, family_id, utcnow(), (now + timedelta(days=expiry_days)).isoformat()),
+        (_sha256(token), user_id, family_id, isoformat(now), (now + timedelta(days=expiry_days)).isoformat()),
     )
     return token
 
 
-async def use_refresh_token(conn: aiosqlite.Connection, token: str) -> tuple[str, str] | None:
+async def use_refresh_token(conn: aiosqlite.Connection, token: str, now: datetime) -> tuple[str, str] | None:
     """Mark a refresh token used; returns (user_id, family_id), or None when it is not valid.
 
     A token that was already used or revoked is a replay: its whole family is revoked.
@@ -247,18 +255,18 @@ async def use_refresh_token(conn: aiosqlite.Connection, token: str) -> tuple[str
     if row is None:
         return None
     if row["used_at"] or row["revoked_at"]:
-        await revoke_family(conn, row["family_id"])
+        await revoke_family(conn, row["family_id"], now)
         return None
-    if datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC):
+    if datetime.fromisoformat(row["expires_at"]) <= now:
         return None
-    await conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (utcnow(), _sha256(token)))
+    await conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (isoformat(now), _sha256(token)))
     return row["user_id"], row["family_id"]
 
 
-async def revoke_family(conn: aiosqlite.Connection, family_id: str) -> None:
+async def revoke_family(conn: aiosqlite.Connection, family_id: str, now: datetime) -> None:
     await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-        (utcnow(), family_id),
+        (isoformat(now), family_id),
     )
 
 
@@ -267,10 +275,10 @@ async def family_of(conn: aiosqlite.Connection, token: str) -> str | None:
     return row["family_id"] if row else None
 
 
-async def insert_api_key(conn: aiosqlite.Connection, user_id: str, name: str) -> CreatedApiKey:
+async def insert_api_key(conn: aiosqlite.Connection, user_id: str, name: str, now: datetime) -> CreatedApiKey:
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     created = CreatedApiKey(
-        key_id=uuid.uuid4().hex, name=name, prefix=key[: len(API_KEY_PREFIX) + 6], created_at=utcnow(), key=key
+        key_id=uuid.uuid4().hex, name=name, prefix=key[: len(API_KEY_PREFIX) + 6], created_at=isoformat(now), key=key
     )
     await conn.execute(
         "INSERT INTO api_keys (key_id, user_id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -304,8 +312,8 @@ async def user_for_api_key(conn: aiosqlite.Connection, key: str) -> tuple[User, 
     return (_user(row), row["key_id"], row["last_used_at"]) if row else None
 
 
-async def touch_api_key(conn: aiosqlite.Connection, key_id: str) -> None:
-    await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (utcnow(), key_id))
+async def touch_api_key(conn: aiosqlite.Connection, key_id: str, now: datetime) -> None:
+    await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (isoformat(now), key_id))
 
 
 async def insert_verification(conn: aiosqlite.Connection, user_id: str, now: datetime) -> str:
@@ -358,19 +366,23 @@ def _decoy_hash() -> str:
     return HASHER.hash(secrets.token_urlsafe(16))
 
 
-def access_token(settings: Settings, user_id: str) -> str:
+def access_token(settings: Settings, user_id: str, now: datetime) -> str:
     token = Token(
         sub=user_id,
-        exp=datetime.now(UTC) + timedelta(minutes=settings.jwt_expiry_minutes),
+        exp=now + timedelta(minutes=settings.jwt_expiry_minutes),
         jti=uuid.uuid4().hex,
     )
     return token.encode(secret=settings.jwt_secret, algorithm="HS256")
 
 
-async def issue_tokens(conn: aiosqlite.Connection, settings: Settings, user: User, family_id: str | None = None):
-    refresh = await insert_refresh_token(conn, user.user_id, family_id or uuid.uuid4().hex, settings.refresh_expiry_days)
+async def issue_tokens(
+    conn: aiosqlite.Connection, settings: Settings, user: User, now: datetime, family_id: str | None = None
+) -> AuthResponse:
+    refresh = await insert_refresh_token(
+        conn, user.user_id, family_id or uuid.uuid4().hex, settings.refresh_expiry_days, now
+    )
     return AuthResponse(
-        access_token=access_token(settings, user.user_id),
+        access_token=access_token(settings, user.user_id, now),
         refresh_token=refresh,
         expires_in=settings.jwt_expiry_minutes * 60,
         user=user.public(),
@@ -420,14 +432,7 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
         if found is None:
             raise NotAuthorizedException("invalid API key")
         user, key_id, last_used_at = found
-        # Record use at most hourly, so keys in busy scripts do not queue a write per request.
-        if last_used_at is None or last_used_at < (datetime.now(UTC) - timedelta(hours=1)).isoformat():
-            try:
-                async with db.write() as conn:
-                    await touch_api_key(conn, key_id)
-            except sqlite3.Error as exc:
-                # Bookkeeping only: a full disk must not turn a read made with a key into an error.
-                log.warning("could not record API key use: %s", exc)
+        await record_api_key_use(db, key_id, last_used_at)
         return AuthenticationResult(user=user, auth=key_id)
 
 
@@ -448,13 +453,134 @@ def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
     )
 
 
-def require_admin(connection: ASGIConnection, _: Any) -> None:
-    """Guard: only the admin account. Raises PermissionDeniedException."""
-    # Litestar answers OPTIONS itself, without authentication; it reveals nothing.
-    if connection.scope["method"] == "OPTIONS":
+# --- operations ----------------------------------------------------------------------
+
+
+async def register(
+    db: Database, outbox: mail.Outbox, settings: Settings,
+    email: str, password: str, marketing_consent: bool, invite_token: str | None,
+) -> AuthResponse:
+    """Create an account, queue its verification email and log it in; with a usable
+    invitation token, mark that invitation converted. Raises Forbidden (registration
+    closed, or an invitation needed) and Conflict (the email is taken)."""
+    password_hash = await hash_password(password)
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        # An unknown, used or expired token is ignored where registration is open, so a
+        # stale link never blocks anyone; with REGISTRATION=invite it is needed.
+        invitation = await sharing.usable_invitation(conn, invite_token, now) if invite_token else None
+        if settings.registration != "open" and await count_users(conn) > 0:
+            if settings.registration == "closed":
+                raise Forbidden("registration is closed on this service")
+            if invitation is None:
+                raise Forbidden("registration on this service needs a valid invitation token")
+        user = await insert_user(conn, email, password_hash, marketing_consent, now)
+        if invitation is not None:
+            await sharing.mark_converted(conn, invitation, user.user_id, now)
+        token = await insert_verification(conn, user.user_id, now)
+        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user.user_id)
+        response = await issue_tokens(conn, settings, user, now)
+    outbox.wake()
+    if invitation is not None:
+        sharing.count_event("converted", invitation.channel)
+    return response
+
+
+async def verify_email(db: Database, token: str) -> None:
+    """Spend an emailed verification token. Raises Invalid when it is unknown, used or expired."""
+    async with db.write() as conn:
+        verified = await use_verification(conn, token, datetime.now(UTC))
+    if not verified:
+        raise Invalid(
+            "the token is not valid: unknown, already used or expired",
+            errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
+        )
+
+
+async def authenticate(db: Database, throttle: limits.LoginThrottle, email: str, password: str, client: str) -> User:
+    """The account of a login. Raises Unauthenticated; the throttle raises its 429 first."""
+    # Throttled per account before anything is hashed; unknown emails alike, so the
+    # throttle tells nothing about which accounts exist.
+    await throttle.begin(email, client)
+    async with db.read() as conn:
+        found = await get_login(conn, email)
+    # An unknown email costs one hash too, so the answer's timing tells nothing.
+    user, password_hash = found if found else (None, await asyncio.to_thread(_decoy_hash))
+    if not await password_matches(password_hash, password) or user is None:
+        raise Unauthenticated("wrong email or password")
+    await throttle.succeeded(email, client)
+    return user
+
+
+async def start_session(db: Database, settings: Settings, user: User) -> AuthResponse:
+    """An access token and a new refresh token family for the account."""
+    async with db.write() as conn:
+        return await issue_tokens(conn, settings, user, datetime.now(UTC))
+
+
+async def refresh_session(db: Database, settings: Settings, refresh_token: str) -> AuthResponse:
+    """Trade a refresh token for new tokens of its family. Raises Unauthenticated when it is
+    invalid, expired or used (a replay revokes the family, and that is kept)."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        used = await use_refresh_token(conn, refresh_token, now)
+        user = await get_user(conn, used[0]) if used else None
+        if used is None or user is None:
+            # Raised after the transaction commits, so a replay's family revocation is kept.
+            result = None
+        else:
+            result = await issue_tokens(conn, settings, user, now, family_id=used[1])
+    if result is None:
+        raise Unauthenticated("refresh token is invalid, expired or already used")
+    return result
+
+
+async def end_session(db: Database, refresh_token: str) -> None:
+    """Revoke the refresh token's family; an unknown token changes nothing."""
+    async with db.write() as conn:
+        family = await family_of(conn, refresh_token)
+        if family:
+            await revoke_family(conn, family, datetime.now(UTC))
+
+
+async def change_marketing_consent(db: Database, user_id: str, consent: bool) -> User:
+    async with db.write() as conn:
+        return await set_marketing_consent(conn, user_id, consent)
+
+
+async def delete_account(db: Database, public_cards: PublicCards, user_id: str) -> None:
+    """Delete the account and everything it owns; its cards' slugs are retired. Raises Conflict for the only admin."""
+    async with db.write() as conn:
+        slugs = await delete_user(conn, user_id, datetime.now(UTC))
+    public_cards.forget(*slugs)
+
+
+async def create_api_key(db: Database, user_id: str, name: str) -> CreatedApiKey:
+    """A new API key; the key itself is in the answer only."""
+    async with db.write() as conn:
+        return await insert_api_key(conn, user_id, name, datetime.now(UTC))
+
+
+async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None) -> None:
+    """Note that a key was used (its lastUsedAt); never raises: it is bookkeeping only."""
+    # At most hourly, so keys in busy scripts do not queue a write per request.
+    now = datetime.now(UTC)
+    if last_used_at is not None and last_used_at >= (now - timedelta(hours=1)).isoformat():
         return
-    if not connection.user.is_admin:
-        raise PermissionDeniedException("only the admin may do this")
+    try:
+        async with db.write() as conn:
+            await touch_api_key(conn, key_id, now)
+    except sqlite3.Error as exc:
+        # A full disk must not turn a read made with a key into an error.
+        log.warning("could not record API key use: %s", exc)
+
+
+async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
+    """Raises NotFound when the account has no such key."""
+    async with db.write() as conn:
+        deleted = await delete_api_key(conn, user_id, key_id)
+    if not deleted:
+        raise NotFound("no such API key")
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -464,42 +590,19 @@ def require_admin(connection: ASGIConnection, _: Any) -> None:
     "/register", operation_id="register", summary="Create an account", status_code=201,
     responses=problems(*LIMITED, *BODY, *WRITE, 403, 409),
 )
-async def register(request: Request, data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
-    password_hash = await hash_password(data.password)
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        # An unknown, used or expired token is ignored where registration is open, so a
-        # stale link never blocks anyone; with REGISTRATION=invite it is needed.
-        invitation = await sharing.usable_invitation(conn, data.invite_token, now) if data.invite_token else None
-        if settings.registration != "open" and await count_users(conn) > 0:
-            if settings.registration == "closed":
-                raise PermissionDeniedException("registration is closed on this service")
-            if invitation is None:
-                raise PermissionDeniedException("registration on this service needs a valid invitation token")
-        user = await insert_user(conn, data.email, password_hash, data.marketing_consent)
-        if invitation is not None:
-            await sharing.mark_converted(conn, invitation, user.user_id, now)
-        token = await insert_verification(conn, user.user_id, now)
-        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user.user_id)
-        response = await issue_tokens(conn, settings, user)
-    request.app.state.outbox.wake()
-    if invitation is not None:
-        sharing.count_event("converted", invitation.channel)
-    return response
+async def register_handler(
+    request: Request, data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep
+) -> AuthResponse:
+    outbox = request.app.state.outbox
+    return await register(db, outbox, settings, data.email, data.password, data.marketing_consent, data.invite_token)
 
 
 @post(
     "/verify-email", operation_id="verifyEmail", summary="Confirm an email address with the emailed token", status_code=204,
     responses=problems(*LIMITED, *BODY, *WRITE),
 )
-async def verify_email(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> None:
-    async with db.write() as conn:
-        verified = await use_verification(conn, data.token, datetime.now(UTC))
-    if not verified:
-        raise UnprocessableError(
-            "the token is not valid: unknown, already used or expired",
-            extra={"errors": [{"field": "token", "message": "unknown, already used or expired", "source": "body"}]},
-        )
+async def verify_email_handler(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> None:
+    await verify_email(db, data.token)
 
 
 @post(
@@ -507,20 +610,9 @@ async def verify_email(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> N
     responses=problems(*AUTHENTICATED, *BODY, *WRITE),
 )
 async def login(request: Request, data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
-    # Throttled per account before anything is hashed; unknown emails alike, so the
-    # throttle tells nothing about which accounts exist.
-    throttle: limits.LoginThrottle = request.app.state.login_throttle
     client = limits.client_ip(settings)(request)
-    await throttle.begin(data.email, client)
-    async with db.read() as conn:
-        found = await get_login(conn, data.email)
-    # An unknown email costs one hash too, so the answer's timing tells nothing.
-    user, password_hash = found if found else (None, await asyncio.to_thread(_decoy_hash))
-    if not await password_matches(password_hash, data.password) or user is None:
-        raise NotAuthorizedException("wrong email or password")
-    await throttle.succeeded(data.email, client)
-    async with db.write() as conn:
-        return await issue_tokens(conn, settings, user)
+    user = await authenticate(db, request.app.state.login_throttle, data.email, data.password, client)
+    return await start_session(db, settings, user)
 
 
 @post(
@@ -528,17 +620,7 @@ async def login(request: Request, data: JSONBody[LoginRequest], db: DatabaseDep,
     responses=problems(*AUTHENTICATED, *BODY, *WRITE),
 )
 async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
-    async with db.write() as conn:
-        used = await use_refresh_token(conn, data.refresh_token)
-        user = await get_user(conn, used[0]) if used else None
-        if used is None or user is None:
-            # Raised after the transaction commits, so a replay's family revocation is kept.
-            result = None
-        else:
-            result = await issue_tokens(conn, settings, user, family_id=used[1])
-    if result is None:
-        raise NotAuthorizedException("refresh token is invalid, expired or already used")
-    return result
+    return await refresh_session(db, settings, data.refresh_token)
 
 
 @post(
@@ -546,15 +628,12 @@ async def refresh(data: JSONBody[RefreshRequest], db: DatabaseDep, settings: Set
     responses=problems(*LIMITED, *BODY, *WRITE),
 )
 async def logout(data: JSONBody[RefreshRequest], db: DatabaseDep) -> None:
-    async with db.write() as conn:
-        family = await family_of(conn, data.refresh_token)
-        if family:
-            await revoke_family(conn, family)
+    await end_session(db, data.refresh_token)
 
 
 auth_router = Router(
     "/auth",
-    route_handlers=[register, verify_email, login, refresh, logout],
+    route_handlers=[register_handler, verify_email_handler, login, refresh, logout],
     tags=["accounts"],
     opt={"exclude_from_auth": True},
 )
@@ -567,9 +646,7 @@ async def get_me(request: Request[User, Any, Any]) -> PublicUser:
 
 @patch("/me", operation_id="updateMe", summary="Change marketing consent", responses=problems(*AUTHENTICATED, *BODY, *WRITE))
 async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeRequest], db: DatabaseDep) -> PublicUser:
-    async with db.write() as conn:
-        user = await set_marketing_consent(conn, request.user.user_id, data.marketing_consent)
-    return user.public()
+    return (await change_marketing_consent(db, request.user.user_id, data.marketing_consent)).public()
 
 
 @delete(
@@ -578,9 +655,7 @@ async def update_me(request: Request[User, Any, Any], data: JSONBody[UpdateMeReq
     responses=problems(*AUTHENTICATED, *WRITE, 409),
 )
 async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
-    async with db.write() as conn:
-        slugs = await delete_user(conn, request.user.user_id)
-    request.app.state.public_cards.forget(*slugs)
+    await delete_account(db, request.app.state.public_cards, request.user.user_id)
 
 
 @get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON", responses=problems(*AUTHENTICATED))
@@ -604,9 +679,10 @@ async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings:
     "/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201,
     responses=problems(*AUTHENTICATED, *BODY, *WRITE),
 )
-async def create_api_key(request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep) -> CreatedApiKey:
-    async with db.write() as conn:
-        return await insert_api_key(conn, request.user.user_id, data.name)
+async def create_api_key_handler(
+    request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep
+) -> CreatedApiKey:
+    return await create_api_key(db, request.user.user_id, data.name)
 
 
 @get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys", responses=problems(*AUTHENTICATED))
@@ -619,15 +695,14 @@ async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> lis
     "/api-keys/{keyId:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
-async def revoke_api_key(request: Request[User, Any, Any], keyId: FromPath[str], db: DatabaseDep) -> None:
-    async with db.write() as conn:
-        deleted = await delete_api_key(conn, request.user.user_id, keyId)
-    if not deleted:
-        raise NotFoundException("no such API key")
+async def revoke_api_key_handler(request: Request[User, Any, Any], keyId: FromPath[str], db: DatabaseDep) -> None:
+    await revoke_api_key(db, request.user.user_id, keyId)
 
 
 me_router = Router(
-    "/", route_handlers=[get_me, update_me, delete_me, export_me, create_api_key, get_api_keys, revoke_api_key], tags=["accounts"]
+    "/",
+    route_handlers=[get_me, update_me, delete_me, export_me, create_api_key_handler, get_api_keys, revoke_api_key_handler],
+    tags=["accounts"],
 )
 
 
@@ -635,10 +710,10 @@ me_router = Router(
 # A GET only shows a button: mail scanners fetch links, and must not verify anything.
 # The button posts the token back as a form.
 
-VERIFY_STYLE = scans.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
+VERIFY_STYLE = pages.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
 _VERIFY_STYLE_HASH = base64.b64encode(hashlib.sha256(VERIFY_STYLE.encode()).digest()).decode()
 VERIFY_HEADERS = {
-    **scans.PAGE_HEADERS,
+    **pages.PAGE_HEADERS,
     "Content-Security-Policy": (
         f"default-src 'none'; style-src 'sha256-{_VERIFY_STYLE_HASH}'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
@@ -683,8 +758,9 @@ async def verify_email_form(
 ) -> Response[str]:
     verified = False
     if re.fullmatch(VERIFY_TOKEN, data.token):
-        async with db.write() as conn:
-            verified = await use_verification(conn, data.token, datetime.now(UTC))
+        with contextlib.suppress(Invalid):
+            await verify_email(db, data.token)
+            verified = True
     if not verified:
         return _verify_page(400, "Link not valid", "This link was already used or has expired.")
     return _verify_page(200, "Email confirmed", "Thank you: your email address is confirmed.")

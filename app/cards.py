@@ -1,28 +1,35 @@
 """Contact cards: the owner's CRUD API and the QR image download.
 
 A slug is permanent because printed codes carry it: PATCH refuses to change it, and a
-deleted card's slug is retired for good rather than handed to someone else.
+deleted card's slug is retired for good rather than handed to someone else. Creating,
+editing and deleting a card are operations (`create_card`, `edit_card`, `delete_card`)
+that every door calls: each writes in one transaction and then drops the card from the
+public pages' cache.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiosqlite
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app import pagination, qr
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
-from app.errors import AUTHENTICATED, BODY, WRITE, ConflictError, UnprocessableError, problems
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.domain_errors import Conflict, Invalid, NotFound
+from app.errors import AUTHENTICATED, BODY, WRITE, problems
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 from app.openapi import BINARY, media_types
+
+if TYPE_CHECKING:
+    from app.card_cache import PublicCards  # which imports this module
 
 RESERVED_SLUGS = frozenset(
     "admin api v1 c p q i health metrics schema docs static assets login logout register signup "
@@ -154,11 +161,10 @@ async def list_all_cards(conn: aiosqlite.Connection, user_id: str) -> list[Card]
     return [_card(r) for r in rows]
 
 
-async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data: JSONBody[CreateCardRequest]) -> Card:
-    """Raises ConflictError when the slug is taken or retired."""
+async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data: CreateCardRequest, now: str) -> Card:
+    """Raises Conflict when the slug is taken or retired."""
     if await get_card_by_slug(conn, slug) or await slug_is_retired(conn, slug):
-        raise ConflictError(f"the slug {slug!r} is taken", extra={"errors": [{"field": "slug", "message": "taken"}]})
-    now = utcnow()
+        raise Conflict(f"the slug {slug!r} is taken", errors=[{"field": "slug", "message": "taken"}])
     row = await fetch_one(
         conn,
         f"""INSERT INTO cards (card_id, user_id, slug, full_name, organization, title, email, phone,
@@ -172,18 +178,19 @@ async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data:
     return _card(row)
 
 
-async def update_card(conn: aiosqlite.Connection, card: Card, changes: dict[str, Any]) -> Card:
+async def update_card(conn: aiosqlite.Connection, card: Card, changes: dict[str, Any], now: str) -> Card:
     assignments = ", ".join(f"{name} = :{name}" for name in changes)  # names come from EDITABLE only
     row = await fetch_one(
         conn,
         f"UPDATE cards SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING {CARD_COLUMNS}",
-        {**changes, "updated_at": utcnow(), "id": card.id},
+        {**changes, "updated_at": now, "id": card.id},
     )
     return _card(row)
 
 
-async def delete_card(conn: aiosqlite.Connection, card: Card) -> None:
-    await conn.execute("INSERT OR IGNORE INTO retired_slugs (slug, retired_at) VALUES (?, ?)", (card.slug, utcnow()))
+async def retire_card(conn: aiosqlite.Connection, card: Card, now: str) -> None:
+    """Delete a card and retire its slug for good."""
+    await conn.execute("INSERT OR IGNORE INTO retired_slugs (slug, retired_at) VALUES (?, ?)", (card.slug, now))
     await conn.execute("DELETE FROM cards WHERE id = ?", (card.id,))
 
 
@@ -224,20 +231,60 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
     )
 
 
-def _refuse_reserved(slug: str) -> None:
-    if slug in RESERVED_SLUGS:
-        raise UnprocessableError(
-            f"{slug!r} is a reserved word", extra={"errors": [{"field": "slug", "message": "reserved word"}]}
-        )
-
-
 async def owned_card(db: Database, request: Request, card_id: str) -> Card:
-    """The caller's card. Raises NotFoundException, for missing cards and other people's alike."""
+    """The caller's card. Raises NotFound, for missing cards and other people's alike."""
     async with db.read() as conn:
         card = await get_card(conn, request.user.user_id, card_id)
     if card is None:
-        raise NotFoundException("no such card")
+        raise NotFound("no such card")
     return card
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+def _refuse_reserved(slug: str) -> None:
+    if slug in RESERVED_SLUGS:
+        raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}])
+
+
+async def create_card(db: Database, public_cards: PublicCards, user_id: str, data: CreateCardRequest) -> Card:
+    """A new card for the account, with the asked slug or a random one. Raises Invalid (a
+    reserved slug) and Conflict (a taken or retired one)."""
+    if data.slug is not None:
+        _refuse_reserved(data.slug)
+    now = isoformat(datetime.now(UTC))
+    async with db.write() as conn:
+        if data.slug is not None:
+            card = await insert_card(conn, user_id, data.slug, data, now)
+        else:
+            for _ in range(10):
+                slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
+                if slug not in RESERVED_SLUGS and not await get_card_by_slug(conn, slug):
+                    break
+            card = await insert_card(conn, user_id, slug, data, now)
+    public_cards.forget(card.slug)
+    return card
+
+
+async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: UpdateCardRequest) -> Card:
+    """Change the fields `data` sets; the card as it is now. Raises Invalid for a new slug."""
+    if data.slug is not msgspec.UNSET and data.slug != card.slug:
+        raise Invalid("a slug is permanent: printed codes carry it", errors=[{"field": "slug", "message": "cannot be changed"}])
+    changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
+    if not changes:
+        return card
+    async with db.write() as conn:
+        card = await update_card(conn, card, changes, isoformat(datetime.now(UTC)))
+    public_cards.forget(card.slug)
+    return card
+
+
+async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> None:
+    """Delete the card; its slug is retired, so its printed codes answer "removed"."""
+    async with db.write() as conn:
+        await retire_card(conn, card, isoformat(datetime.now(UTC)))
+    public_cards.forget(card.slug)
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -247,19 +294,10 @@ async def owned_card(db: Database, request: Request, card_id: str) -> Card:
     "/", operation_id="createCard", summary="Create a contact card", status_code=201,
     responses=problems(*AUTHENTICATED, *BODY, *WRITE, 409),
 )
-async def create_card(request: Request, data: JSONBody[CreateCardRequest], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-    if data.slug is not None:
-        _refuse_reserved(data.slug)
-    async with db.write() as conn:
-        if data.slug is not None:
-            card = await insert_card(conn, request.user.user_id, data.slug, data)
-        else:
-            for _ in range(10):
-                slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
-                if slug not in RESERVED_SLUGS and not await get_card_by_slug(conn, slug):
-                    break
-            card = await insert_card(conn, request.user.user_id, slug, data)
-    request.app.state.public_cards.forget(card.slug)
+async def create_card_handler(
+    request: Request, data: JSONBody[CreateCardRequest], db: DatabaseDep, settings: SettingsDep
+) -> ContactCard:
+    card = await create_card(db, request.app.state.public_cards, request.user.user_id, data)
     return await to_response(card, request.app.state, settings)
 
 
@@ -289,20 +327,11 @@ async def read_card(request: Request, cardId: FromPath[str], db: DatabaseDep, se
     "/{cardId:str}", operation_id="updateCard", summary="Change some fields of a card",
     responses=problems(*AUTHENTICATED, *BODY, *WRITE, 404),
 )
-async def edit_card(
+async def edit_card_handler(
     request: Request, cardId: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
     card = await owned_card(db, request, cardId)
-    if data.slug is not msgspec.UNSET and data.slug != card.slug:
-        raise UnprocessableError(
-            "a slug is permanent: printed codes carry it",
-            extra={"errors": [{"field": "slug", "message": "cannot be changed"}]},
-        )
-    changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
-    if changes:
-        async with db.write() as conn:
-            card = await update_card(conn, card, changes)
-        request.app.state.public_cards.forget(card.slug)
+    card = await edit_card(db, request.app.state.public_cards, card, data)
     return await to_response(card, request.app.state, settings)
 
 
@@ -310,11 +339,8 @@ async def edit_card(
     "/{cardId:str}", operation_id="deleteCard", summary="Delete a card; its slug is retired", status_code=204,
     responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
 )
-async def remove_card(request: Request, cardId: FromPath[str], db: DatabaseDep) -> None:
-    card = await owned_card(db, request, cardId)
-    async with db.write() as conn:
-        await delete_card(conn, card)
-    request.app.state.public_cards.forget(card.slug)
+async def delete_card_handler(request: Request, cardId: FromPath[str], db: DatabaseDep) -> None:
+    await delete_card(db, request.app.state.public_cards, await owned_card(db, request, cardId))
 
 
 @get(
@@ -342,12 +368,12 @@ async def card_qr(
     try:
         dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
     except ValueError as exc:
-        raise UnprocessableError(str(exc)) from None
+        raise Invalid(str(exc)) from None
     # Below 3:1 (or inverted) many phone scanners fail; refuse rather than print a dud.
     if qr.contrast_ratio(dark_rgb, light_rgb) < 3:
-        raise UnprocessableError(
+        raise Invalid(
             "dark and light colours need a contrast of at least 3:1, with dark modules darker",
-            extra={"errors": [{"field": "dark", "message": "too little contrast with light"}]},
+            errors=[{"field": "dark", "message": "too little contrast with light"}],
         )
     drawing = qr.Drawing(
         format=format,
@@ -361,7 +387,7 @@ async def card_qr(
     try:
         image = await qr.cached_image(request.app.state.qr_cache, payload, drawing, mode)
     except qr.QrTooLarge as exc:
-        raise UnprocessableError(str(exc)) from None
+        raise Invalid(str(exc)) from None
     return Response(
         image,
         media_type=qr.MEDIA_TYPES[format],
@@ -374,6 +400,6 @@ async def card_qr(
 
 router = Router(
     "/cards",
-    route_handlers=[create_card, get_cards, read_card, edit_card, remove_card, card_qr],
+    route_handlers=[create_card_handler, get_cards, read_card, edit_card_handler, delete_card_handler, card_qr],
     tags=["cards"],
 )

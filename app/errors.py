@@ -2,7 +2,8 @@
 
 Litestar's own conversion puts the message in `title`; the spec wants the status
 phrase as `title`, the message as `detail`, and the offending fields listed for
-validation errors, so every HTTPException goes through `to_problem` instead.
+validation errors, so every HTTPException goes through `to_problem` instead. Domain
+errors (app/domain_errors.py) get their status here, the only place that knows it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from prometheus_client import Counter
 
+from app.domain_errors import Conflict, DomainError, Forbidden, Invalid, Limited, NotFound, Unauthenticated
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.errors")
@@ -24,18 +26,6 @@ ERRORS = Counter("errors", "Requests that failed with a server error", ["kind"])
 # Exported at 0 from the start, so rate() and alerts see the series before the first error.
 for _kind in ("http", "unhandled"):
     ERRORS.labels(_kind)
-
-
-class ConflictError(HTTPException):
-    """The request conflicts with what is stored (a taken email or slug)."""
-
-    status_code = 409
-
-
-class UnprocessableError(HTTPException):
-    """The request is well-formed but cannot be carried out as asked."""
-
-    status_code = 422
 
 
 # --- the documented shape ------------------------------------------------------------
@@ -124,6 +114,17 @@ def _field_error(item: dict) -> dict:
     return {"field": field, "message": message, "source": item.get("source")}
 
 
+DOMAIN_STATUS = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, Unauthenticated: 401, Limited: 429}
+
+
+def domain_to_problem(exc: DomainError) -> ProblemDetailsException:
+    """A domain error as the problem document of its status, through `to_problem` like any other."""
+    status = next(DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
+    extra = {"errors": exc.errors} if exc.errors else None
+    return to_problem(HTTPException(detail=exc.message, status_code=status, headers=headers, extra=extra))
+
+
 def unexpected_to_problem(exc: Exception) -> ProblemDetailsException:
     # The traceback goes to the log, never to the client.
     log.error("unhandled error", exc_info=exc)
@@ -164,6 +165,7 @@ problem_details = ProblemDetailsPlugin(
     ProblemDetailsConfig(
         exception_to_problem_detail_map={
             HTTPException: to_problem,
+            DomainError: domain_to_problem,
             sqlite3.Error: storage_to_problem,
             Exception: unexpected_to_problem,
         },

@@ -34,10 +34,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Info
 
 from app import __version__, mail, qr, sharing, tally
-from app.accounts import require_admin
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
 from app.errors import AUTHENTICATED, problems
+from app.guards import require_admin
 from app.replication import LagMonitor, ReplicationState
 from app.sqlite import sqlite3
 

@@ -4,16 +4,18 @@ A share makes one invitation per recipient, each with a random token (stored as 
 behind a tracked link, /i/{token}. Email invitations are queued in the outbox in the same
 transaction; SMS, WhatsApp and LinkedIn answer with a ready deep link and call no
 provider. The same sender, recipient and UTC day is one invitation (a UNIQUE constraint),
-so a repeat is reported as `duplicate` and sends nothing.
+so a repeat is reported as `duplicate` and sends nothing. `share`, `record_click` and
+`record_open` are the operations: each writes in one transaction, then wakes the outbox
+or counts its funnel event.
 
 The funnel, where `status` is the furthest stage reached and each stage keeps its first time:
   queued → sent   the SMTP server took the email (the link channels start at sent)
   opened          /i/{token}/open.gif, the email's 1×1 image
   clicked         /i/{token}, which then goes on to the card page
   converted       a registration with the token (accounts.register)
-Requests that scans.countable refuses (HEAD, crawlers, link previews, mail scanners) move
+Requests that bots.countable refuses (HEAD, crawlers, link previews, mail scanners) move
 nothing: one list of such user agents serves scans and invitations alike. The open
-pixel also counts when Gmail's or Yahoo's image proxy fetches it (scans.countable_open):
+pixel also counts when Gmail's or Yahoo's image proxy fetches it (bots.countable_open):
 they fetch a message's images when the person opens it.
 """
 
@@ -34,16 +36,16 @@ from urllib.parse import quote
 import aiosqlite
 import msgspec
 from litestar import Request, Response, Router, get, post, route
-from litestar.connection import ASGIConnection
-from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, FromQuery, JSONBody
 from prometheus_client import Counter, Gauge
 
-from app import accounts, cards, mail, pagination, scans
+from app import bots, cards, mail, pages, pagination, scans
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.errors import AUTHENTICATED, BODY, WRITE, UnprocessableError, problems
+from app.domain_errors import Invalid, Limited
+from app.errors import AUTHENTICATED, BODY, WRITE, problems
 from app.fields import EMAIL_PATTERN, Message, Recipient
+from app.guards import require_admin
 from app.openapi import BINARY, HTML_PAGE, media_types
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
@@ -149,7 +151,7 @@ class Redeemable:
 
 
 def check_recipients(card: cards.Card, recipients: list[ShareRecipient]) -> list[Target]:
-    """Validate each recipient for its channel. Raises UnprocessableError naming every bad one."""
+    """Validate each recipient for its channel. Raises Invalid naming every bad one."""
     targets, errors = [], []
     for index, item in enumerate(recipients):
         field = f"recipients[{index}].to"
@@ -175,7 +177,7 @@ def check_recipients(card: cards.Card, recipients: list[ShareRecipient]) -> list
             # A LinkedIn post has no recipient: one post per card per day.
             targets.append(Target("linkedin", None, f"linkedin:{card.card_id}"))
     if errors:
-        raise UnprocessableError("some recipients are not valid for their channel", extra={"errors": errors})
+        raise Invalid("some recipients are not valid for their channel", errors=errors)
     return targets
 
 
@@ -433,17 +435,69 @@ async def refresh_gauges(db: Database) -> None:
             VIRAL_K_FACTOR.labels(period).set(math.nan if result.k_factor is None else result.k_factor)
 
 
-# --- handlers ------------------------------------------------------------------------
-
-
-def require_admin(connection: ASGIConnection, handler: Any) -> None:
-    """Guard: accounts.require_admin, looked up when called (accounts imports this module)."""
-    accounts.require_admin(connection, handler)
+# --- operations ----------------------------------------------------------------------
 
 
 def _seconds_to_midnight(now: datetime) -> int:
     tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
     return max(1, math.ceil((tomorrow - now).total_seconds()))
+
+
+async def share(
+    db: Database, outbox: mail.Outbox, settings: Settings, card: cards.Card, sender_id: str,
+    recipients: list[ShareRecipient], message: str | None,
+) -> list[SharedInvitation]:
+    """One invitation per recipient: emails queued, deep links for the other channels.
+    Raises Invalid (a recipient not valid for its channel) and Limited (past EMAILS_PER_DAY)."""
+    targets = check_recipients(card, recipients)
+    now = datetime.now(UTC)
+    answers: list[SharedInvitation] = []
+    sent_links: list[str] = []
+    async with db.write() as conn:
+        for target in targets:
+            token = secrets.token_urlsafe(24)
+            inserted = await insert_invitation(conn, card, sender_id, target, message, token, now)
+            if inserted is None:
+                existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
+                answers.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
+            elif target.channel == "email":
+                email = invitation_email(settings, card, target.recipient, token, message)
+                await mail.enqueue(conn, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
+                answers.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
+            else:
+                link = deep_link(target, card, tracked_link(settings, token), message)
+                answers.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
+                sent_links.append(target.channel)
+        if await emails_on(conn, sender_id, now.date().isoformat()) > EMAILS_PER_DAY:
+            # Raised inside the transaction: nothing of this share is kept.
+            raise Limited(
+                f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
+                retry_after=_seconds_to_midnight(now),
+            )
+    if any(answer.status == "queued" for answer in answers):
+        outbox.wake()
+    for channel in sent_links:
+        count_event("sent", channel)
+    return answers
+
+
+async def record_click(db: Database, invitation: Any) -> None:
+    """A person followed the tracked link of `invitation` (a row of `invitation_for_token`): clicked, counted once."""
+    async with db.write() as conn:
+        clicked = await mark_clicked(conn, invitation["id"], isoformat(datetime.now(UTC)))
+    if clicked:
+        count_event("clicked", invitation["channel"])
+
+
+async def record_open(db: Database, invitation: Any) -> None:
+    """A person opened the email of `invitation` (a row of `invitation_for_token`): opened, counted once."""
+    async with db.write() as conn:
+        opened = await mark_opened(conn, invitation["id"], isoformat(datetime.now(UTC)))
+    if opened:
+        count_event("opened", invitation["channel"])
+
+
+# --- handlers ------------------------------------------------------------------------
 
 
 @post(
@@ -454,36 +508,7 @@ async def share_card(
     request: Request, cardId: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ShareResponse:
     card = await cards.owned_card(db, request, cardId)
-    targets = check_recipients(card, data.recipients)
-    sender_id = request.user.user_id
-    now = datetime.now(UTC)
-    answers: list[SharedInvitation] = []
-    sent_links: list[str] = []
-    async with db.write() as conn:
-        for target in targets:
-            token = secrets.token_urlsafe(24)
-            inserted = await insert_invitation(conn, card, sender_id, target, data.message, token, now)
-            if inserted is None:
-                existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
-                answers.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
-            elif target.channel == "email":
-                message = invitation_email(settings, card, target.recipient, token, data.message)
-                await mail.enqueue(conn, message, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
-                answers.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
-            else:
-                link = deep_link(target, card, tracked_link(settings, token), data.message)
-                answers.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
-                sent_links.append(target.channel)
-        if await emails_on(conn, sender_id, now.date().isoformat()) > EMAILS_PER_DAY:
-            # Raised inside the transaction: nothing of this request is kept.
-            raise TooManyRequestsException(
-                f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
-                headers={"Retry-After": str(_seconds_to_midnight(now))},
-            )
-    if any(answer.status == "queued" for answer in answers):
-        request.app.state.outbox.wake()
-    for channel in sent_links:
-        count_event("sent", channel)
+    answers = await share(db, request.app.state.outbox, settings, card, request.user.user_id, data.recipients, data.message)
     return ShareResponse(invitations=answers)
 
 
@@ -528,13 +553,10 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     async with db.read() as conn:
         found = await invitation_for_token(conn, token)
     if found is None:
-        return scans.message_page(404, "No such invitation", "This invitation link is not valid.")
+        return pages.message_page(404, "No such invitation", "This invitation link is not valid.")
     # Only the first counted click writes: repeats and bots never take the writer.
-    if found["clicked_at"] is None and scans.countable(request):
-        async with db.write() as conn:
-            clicked = await mark_clicked(conn, found["id"], isoformat(datetime.now(UTC)))
-        if clicked:
-            count_event("clicked", found["channel"])
+    if found["clicked_at"] is None and bots.countable(request):
+        await record_click(db, found)
     return Response(b"", status_code=302, headers={"Location": f"/p/{found['slug']}", "Cache-Control": "no-store"})
 
 
@@ -544,14 +566,11 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
 )
 async def invitation_opened(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
-    if scans.countable_open(request):
+    if bots.countable_open(request):
         async with db.read() as conn:
             found = await invitation_for_token(conn, token)
         if found is not None and found["opened_at"] is None:
-            async with db.write() as conn:
-                opened = await mark_opened(conn, found["id"], isoformat(datetime.now(UTC)))
-            if opened:
-                count_event("opened", found["channel"])
+            await record_open(db, found)
     # The same image whatever the token: it tells nothing about which tokens exist.
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store, private"})
 

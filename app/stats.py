@@ -1,7 +1,7 @@
 """Scan statistics: a card's scans and views per day, by device class, country and referrer,
 as JSON or as CSV, and every event of an account for its export.
 
-The rows come from `scan_events`, which scans.Counters writes in batches together with the
+The rows come from `scan_events`, which counters.Counters writes in batches together with the
 counters (so the last second of events shows after the next flush). Days are UTC days.
 """
 

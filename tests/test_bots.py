@@ -1,5 +1,5 @@
 """Who counts: people in any browser, in-app ones included; crawlers, link previews, mail
-scanners and HTTP libraries never (app/scans.py, is_bot)."""
+scanners and HTTP libraries never (app/bots.py, is_bot)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import scans
+from app import bots
 from tests.conftest import create_card, flush_counters
 from tests.test_sharing import invitations, share, token_of
 
@@ -88,13 +88,13 @@ BOTS = {
 
 @pytest.mark.parametrize("agent", PEOPLE.values(), ids=PEOPLE.keys())
 def test_people_in_any_app_are_people(agent):
-    assert not scans.is_bot(agent)
+    assert not bots.is_bot(agent)
 
 
 @pytest.mark.parametrize("agent", BOTS.values(), ids=BOTS.keys())
 def test_fetchers_are_bots(agent):
-    assert scans.is_bot(agent)
-    assert scans.is_bot(agent.upper()) and scans.is_bot(agent.lower())  # whatever the case
+    assert bots.is_bot(agent)
+    assert bots.is_bot(agent.upper()) and bots.is_bot(agent.lower())  # whatever the case
 
 
 def test_in_app_scans_and_views_are_counted_and_previews_are_not(client, user):
@@ -134,11 +134,11 @@ def test_webmail_image_proxies_open_the_email_but_never_click(client, user):
 def test_the_cache_keeps_only_short_user_agents():
     """Whatever clients send, the cache holds at most 4,096 agents of at most
     MAX_USER_AGENT characters: a longer agent is a bot, answered without a search."""
-    before = scans._known_bot.cache_info().currsize
-    huge = PEOPLE["Firefox"] + " x" * scans.MAX_USER_AGENT
-    assert scans.is_bot(huge)
-    assert scans._known_bot.cache_info().currsize == before
-    assert scans._known_bot.cache_info().maxsize == 4096
+    before = bots._known_bot.cache_info().currsize
+    huge = PEOPLE["Firefox"] + " x" * bots.MAX_USER_AGENT
+    assert bots.is_bot(huge)
+    assert bots._known_bot.cache_info().currsize == before
+    assert bots._known_bot.cache_info().maxsize == 4096
 
 
 @pytest.mark.parametrize(
@@ -151,9 +151,9 @@ def test_the_cache_keeps_only_short_user_agents():
         ("GET", BOTS["Googlebot"], False),
         ("GET", "", False),
         ("GET", None, False),
-        ("GET", "GoogleImageProxy " + "x" * scans.MAX_USER_AGENT, False),
+        ("GET", "GoogleImageProxy " + "x" * bots.MAX_USER_AGENT, False),
     ],
 )
 def test_which_open_pixel_requests_count(method, agent, counts):
     request = SimpleNamespace(method=method, headers={} if agent is None else {"user-agent": agent})
-    assert scans.countable_open(request) is counts
+    assert bots.countable_open(request) is counts

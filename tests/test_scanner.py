@@ -300,16 +300,16 @@ def test_http_metrics_are_litestars_series_with_the_same_labels(live, card):
 
 
 def test_redirect_latency_covers_reading_the_card(client, monkeypatch):
-    from app import scans
+    from app import card_cache
 
-    read = scans.get_card_by_slug
+    read = card_cache.get_card_by_slug
 
     async def slow_read(conn, slug):
         await asyncio.sleep(0.15)
         return await read(conn, slug)
 
     create_card(client, register(client)["headers"], slug="slow-card")
-    monkeypatch.setattr(scans, "get_card_by_slug", slow_read)
+    monkeypatch.setattr(card_cache, "get_card_by_slug", slow_read)
     count, fast = (metric(client, "redirect_latency_seconds_count"), metric(client, "redirect_latency_seconds_bucket", le="0.1"))
     assert client.get("/c/slow-card", follow_redirects=False).status_code == 302  # read from the database
     assert metric(client, "redirect_latency_seconds_count") == count + 1
@@ -502,7 +502,7 @@ def test_event_seconds_are_the_utc_second():
     import random
     from datetime import UTC, datetime
 
-    from app.scans import _second
+    from app.counters import _second
 
     rng = random.Random(6)
     moments = [rng.uniform(1.7e9, 1.9e9) for _ in range(2_000)] + [1.8e9, 1.8e9 + 0.9999995]

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from litestar.testing import TestClient
 
+from app.counters import MAX_REFERRER, Counters, device_class, referrer_host
 from app.main import create_app
-from app.scans import MAX_REFERRER, Counters, device_class, referrer_host
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
 

@@ -1,0 +1,76 @@
+"""The public pages' card directory: cards by slug, cached in memory, with "no such card"
+and "gone" (a retired slug) cached too. Every write to a card forgets its slug after
+the commit (the operations in app.cards and app.accounts).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from cachetools import LRUCache
+
+from app import qr, tally
+from app.cards import Card, get_card_by_slug, slug_is_retired
+from app.db import Database
+
+SLUG_SHAPE = re.compile(r"^[a-z0-9-]{3,100}$")
+SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Counted(qr.CACHE_MISSES.labels("slug"))
+
+Gone = Literal["gone"]
+
+
+class NotCached:
+    """Not in the cache (None is a cached answer: no such card)."""
+
+
+NOT_CACHED = NotCached()
+
+
+class PublicCards:
+    """Cards by slug for the public pages, cached; None for unknown slugs, "gone" for retired ones.
+
+    Every write to a card calls `forget` after its commit. A lookup that read the
+    database before such a commit must not put what it read in the cache afterwards, or
+    a deleted or changed card would be served from the cache for good: `forget` moves
+    `_writes` on, and a lookup stores its row only if no write ended while it read.
+    (One counter for all slugs, not one per slug: it costs nothing to keep, and a lookup
+    that loses its store to another card's write only reads again next time.)
+    """
+
+    def __init__(self, db: Database, size: int = 10_000) -> None:
+        self._db = db
+        self._cards: LRUCache[str, Card | Gone | None] = LRUCache(maxsize=size)
+        self._writes = 0  # writes that ended (called forget) so far
+
+    def cached(self, slug: str) -> Card | Gone | None | NotCached:
+        """The cached entry, or NOT_CACHED: lets a hit be answered without a coroutine."""
+        found = self._cards.get(slug, NOT_CACHED)
+        if found is not NOT_CACHED:
+            SLUG_HITS.n += 1
+        return found
+
+    async def get(self, slug: str) -> Card | Gone | None:
+        if not SLUG_SHAPE.match(slug):
+            return None
+        try:
+            found = self._cards[slug]
+            SLUG_HITS.n += 1
+            return found
+        except KeyError:
+            SLUG_MISSES.n += 1
+        writes = self._writes
+        async with self._db.read() as conn:
+            found = await get_card_by_slug(conn, slug)
+            if found is None and await slug_is_retired(conn, slug):
+                found = "gone"
+        if self._writes == writes:
+            self._cards[slug] = found
+        return found
+
+    def forget(self, *slugs: str) -> None:
+        """Drop cached entries after a card is created, changed or deleted: call it once the
+        write has committed (a lookup under way then will not cache what it read)."""
+        self._writes += 1
+        for slug in slugs:
+            self._cards.pop(slug, None)

@@ -1,0 +1,236 @@
+"""Scans and views counted in memory and written once a second: the counters on the cards
+table and the `scan_events` rows (second, device class, referrer host, and a country
+only from a trusted proxy header; never the client IP), alike requests of the same
+second folded into one row with their number of hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+from litestar import Request
+from prometheus_client import Counter, Histogram
+
+from app.cards import Card
+from app.config import Settings
+from app.db import Database
+
+# Logged as app.scans, where these lines came from before the split, so log filters still match.
+log = logging.getLogger("app.scans")
+
+FLUSH_EVENTS = Histogram(
+    "counter_flush_events", "Scan and view events written per counter flush", buckets=(1, 10, 100, 1000, 10_000, 100_000)
+)
+FLUSH_SECONDS = Histogram(
+    "counter_flush_seconds", "Time to write one counter flush", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+)
+SCANS_BY_COUNTRY = Counter("scans_by_country", "Counted scans by country (behind a trusted proxy only)", ["country"])
+
+
+# --- what a scan event records ---------------------------------------------------------
+
+DeviceClass = Literal["mobile", "tablet", "desktop", "other"]
+# Tablets first: Android tablets say "Android" without "Mobile", iPads say "iPad".
+_TABLET = re.compile(r"ipad|tablet|kindle|silk/|playbook|android(?!.*mobi)", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android|windows phone|blackberry|opera mini", re.IGNORECASE)
+_DESKTOP = re.compile(r"windows nt|macintosh|mac os x|x11|linux|cros", re.IGNORECASE)
+# A DNS name: letters, digits, hyphens and dots, no label starting or ending with a hyphen.
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+# Fly.io sends no country header, but its edge sets `Fly-Region` (clients cannot forge it
+# through Fly's proxy), so the country is the country of the edge region that took the
+# request: right for most visitors, approximate near borders. Unknown regions give none.
+COUNTRY_HEADER = "fly-region"
+FLY_REGION_COUNTRIES = {
+    "ams": "NL", "arn": "SE", "atl": "US", "bog": "CO", "bom": "IN", "bos": "US", "cdg": "FR", "den": "US",
+    "dfw": "US", "ewr": "US", "eze": "AR", "fra": "DE", "gdl": "MX", "gig": "BR", "gru": "BR", "hkg": "HK",
+    "iad": "US", "jnb": "ZA", "lax": "US", "lhr": "GB", "mad": "ES", "mia": "US", "nrt": "JP", "ord": "US",
+    "otp": "RO", "phx": "US", "qro": "MX", "scl": "CL", "sea": "US", "sin": "SG", "sjc": "US", "syd": "AU",
+    "waw": "PL", "yul": "CA", "yyz": "CA",
+}
+
+
+def device_class(user_agent: str | None) -> DeviceClass:
+    if not user_agent:
+        return "other"
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    if _DESKTOP.search(user_agent):
+        return "desktop"
+    return "other"
+
+
+# A referrer's host is all that is kept, and no URL with a real host needs more.
+MAX_REFERRER = 2048
+
+
+def referrer_host(referer: str | None) -> str | None:
+    """The host of an http(s) Referer, lower case; None for anything else (paths and queries are never kept)."""
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer[:MAX_REFERRER])
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    host = host.rstrip(".")
+    return host if _HOSTNAME.fullmatch(host) else None
+
+
+def country_for(region: str | None, settings: Settings) -> str | None:
+    """The country (ISO 3166 alpha-2) for a `Fly-Region` header value; None unless proxy headers are trusted."""
+    if not settings.trust_proxy_headers or not region:
+        return None
+    return FLY_REGION_COUNTRIES.get(region.strip().lower())
+
+
+def country_of(request: Request, settings: Settings) -> str | None:
+    """The visitor's country from the trusted proxy header (COUNTRY_HEADER), or None."""
+    return country_for(request.headers.get(COUNTRY_HEADER), settings)
+
+
+# --- the counters --------------------------------------------------------------------
+
+
+class Counters:
+    """Scans and views counted in memory, and their events, written in one transaction per flush.
+
+    Events are counted, not listed: requests alike to the second (card, kind, user agent,
+    referrer, country) share one entry holding their number, so a crowd's tens of
+    thousands of scans a second are a handful of entries, and a flush has that handful to
+    classify and write rather than one tuple per request.
+    """
+
+    # Past this many distinct unwritten events (the database has been failing for a
+    # while), or this much header text held in their keys, new ones are dropped; the
+    # counts themselves are always kept. A counted request's user agent is at most
+    # MAX_USER_AGENT characters (longer ones are bots) and its referrer is cut to
+    # MAX_REFERRER, so distinct hostile headers cannot hold more than MAX_PENDING_TEXT.
+    MAX_PENDING_EVENTS = 200_000
+    MAX_PENDING_TEXT = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._pending: dict[int, list[int]] = {}
+        # (unix second, card id, kind, user agent, referer, country) -> hits; classified
+        # at flush time (device class, referrer host), so a request only adds one.
+        self._events: dict[tuple[int, int, str, str | None, str | None, str | None], int] = {}
+        self._events_text = 0  # characters of user agent and referrer held in `_events`' keys
+        self.dropped_events = 0
+
+    def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
+        self._pending.setdefault(card.id, [0, 0])[0] += 1
+        self._event(card, "scan", user_agent, referer, country)
+        if country:
+            SCANS_BY_COUNTRY.labels(country).inc()
+
+    def view(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
+        self._pending.setdefault(card.id, [0, 0])[1] += 1
+        self._event(card, "view", user_agent, referer, country)
+
+    def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
+        if referer is not None and len(referer) > MAX_REFERRER:
+            referer = referer[:MAX_REFERRER]
+        key = (int(time.time()), card.id, kind, user_agent, referer, country)
+        events = self._events
+        if (hits := events.get(key)) is not None:
+            events[key] = hits + 1
+            return
+        text = len(user_agent or "") + len(referer or "")
+        if len(events) < self.MAX_PENDING_EVENTS and self._events_text + text <= self.MAX_PENDING_TEXT:
+            events[key] = 1
+            self._events_text += text
+        else:
+            self.dropped_events += 1
+
+    def pending(self, card_id: int) -> tuple[int, int]:
+        scans, views = self._pending.get(card_id, (0, 0))
+        return scans, views
+
+    async def flush(self, db: Database) -> int:
+        """Write what is pending; returns how many events were written. Raises sqlite3.Error."""
+        if not self._pending and not self._events:
+            return 0
+        batch, self._pending = self._pending, {}
+        events, self._events = self._events, {}
+        events_text, self._events_text = self._events_text, 0
+        started = time.perf_counter()
+        try:
+            async with db.write() as conn:
+                await conn.executemany(
+                    "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
+                    [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
+                )
+                # Each distinct user agent and referrer is worked out once (cached), entries
+                # that come out alike (two agents of one device class) are one row, and a
+                # flush of many distinct entries is worked through in slices, requests
+                # answered between them (one transaction still).
+                rows: collections.Counter[tuple] = collections.Counter()
+                entries = list(events.items())
+                for first in range(0, len(entries), FLUSH_SLICE):
+                    for (whole, card_id, kind, agent, referer, country), hits in entries[first:first + FLUSH_SLICE]:
+                        rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country)] += hits
+                    await asyncio.sleep(0)
+                rows_list = [(*key, hits) for key, hits in rows.items()]
+                for first in range(0, len(rows_list), FLUSH_SLICE):
+                    chunk = rows_list[first:first + FLUSH_SLICE]
+                    await conn.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
+        except BaseException:
+            # Put everything back so the next flush writes it.
+            for card_id, (scans, views) in batch.items():
+                counts = self._pending.setdefault(card_id, [0, 0])
+                counts[0] += scans
+                counts[1] += views
+            for key, hits in events.items():
+                self._events[key] = self._events.get(key, 0) + hits
+            self._events_text += events_text  # an over-count where keys met again: errs towards dropping
+            raise
+        elapsed = time.perf_counter() - started
+        written = sum(events.values())
+        FLUSH_EVENTS.observe(written)
+        FLUSH_SECONDS.observe(elapsed)
+        log.debug("counters flushed: %d events (%d rows), %d cards in %.1f ms", written, len(rows_list), len(batch), elapsed * 1000)
+        return written
+
+    async def run(self, db: Database, interval: float = 1.0) -> None:
+        """Flush every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush(db)
+            except Exception:
+                log.exception("flushing counters failed; will retry")
+
+
+FLUSH_SLICE = 250
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_events(count: int) -> str:
+    """INSERT of `count` events; a card deleted since the request has no row to refer to,
+    so its events go with it."""
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
+    return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits)
+        SELECT column1, column2, column3, column4, column5, column6, column7 FROM (VALUES {rows}) AS event
+        WHERE EXISTS (SELECT 1 FROM cards WHERE id = event.column1)"""
+
+
+_device_class = functools.lru_cache(maxsize=4096)(device_class)
+_referrer_host = functools.lru_cache(maxsize=4096)(referrer_host)
+
+
+@functools.lru_cache(maxsize=16)
+def _second(whole: int) -> str:
+    """The UTC second as stored in scan_events.occurred_at, worked out once a second."""
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,44 @@
+"""What domain and storage code raises when an operation cannot be carried out.
+
+No HTTP here: app/errors.py turns these into problem documents at the API's edge, and a
+page handler can turn them into a message next to the field.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An operation refused; `errors` names the offending fields ({field, message[, source]})."""
+
+    def __init__(self, message: str, errors: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    """No such thing, or it belongs to someone else."""
+
+
+class Conflict(DomainError):
+    """Conflicts with what is stored (a taken email or slug, the last admin)."""
+
+
+class Invalid(DomainError):
+    """Well-formed, but the values cannot be carried out as asked."""
+
+
+class Forbidden(DomainError):
+    """Not allowed for this caller or on this service."""
+
+
+class Unauthenticated(DomainError):
+    """The credentials (password, refresh token) are wrong, expired or used."""
+
+
+class Limited(DomainError):
+    """Over a limit; may be tried again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
