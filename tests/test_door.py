@@ -16,19 +16,7 @@ import pytest
 
 from app import scanner
 from tests.conftest import PHONE_UA, LiveServer, create_card, make_settings, register, wait_until
-from tests.test_scanner import exchange, limited_client
-
-
-@pytest.fixture
-def live(tmp_path):
-    server = LiveServer(make_settings(tmp_path))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def user(live) -> dict:
-    return register(live.http)
+from tests.test_scanner import exchange, limited_client, live, user  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
