@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from litestar.di import NamedDependency
 
 RegistrationMode = Literal["open", "invite", "closed"]
+Role = Literal["primary", "edge"]
 DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DAY = 24 * 3600
@@ -58,10 +59,31 @@ class Settings:
     registration: RegistrationMode = "open"
     metrics_token: str | None = None
     log_level: str = "INFO"
+    # Edge regions (SPEC §7). One Machine is the primary, the only writer; an edge keeps a
+    # read-only copy from the same replica and sends the rest to the primary.
+    role: Role = "primary"
+    # The primary's public origin (an edge proxies what it cannot answer there; on Fly it
+    # may be unset, as the edge answers `fly-replay` instead) and its internal port's origin.
+    primary_url: str | None = None
+    primary_internal_url: str | None = None
+    internal_port: int = 8001
+    # The bearer between edges and the primary's internal port; unset: no internal port.
+    edge_token: str | None = None
+    # Fly's region names (FLY_REGION, PRIMARY_REGION), None elsewhere.
+    fly_region: str | None = None
+    primary_region: str | None = None
 
     @property
     def replication_enabled(self) -> bool:
         return self.replica_url != "off"
+
+    @property
+    def is_edge(self) -> bool:
+        return self.role == "edge"
+
+    @property
+    def on_fly(self) -> bool:
+        return self.fly_region is not None
 
     @property
     def outbox_dir(self) -> Path:
@@ -102,6 +124,7 @@ class Settings:
         data_dir = Path(env.get("DATA_DIR") or "./data").absolute()
         port = _int(env, "PORT", 8000, 1, 65535)
         default_base = f"http://localhost:{port}"
+        role, primary_url, primary_internal_url, internal_port, edge_token = _regions(env)
         return cls(
             data_dir=data_dir,
             database_path=Path(env.get("DATABASE_PATH") or data_dir / "qrcontact.db").absolute(),
@@ -123,7 +146,44 @@ class Settings:
             registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
             metrics_token=env.get("METRICS_TOKEN") or None,
             log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            role=role,
+            primary_url=primary_url,
+            primary_internal_url=primary_internal_url,
+            internal_port=internal_port,
+            edge_token=edge_token,
+            fly_region=env.get("FLY_REGION") or None,
+            primary_region=env.get("PRIMARY_REGION") or None,
         )
+
+
+def _regions(env: Mapping[str, str]) -> tuple[Role, str | None, str | None, int, str | None]:
+    """The role and the edge settings. On Fly the role follows the regions: the Machine in
+    PRIMARY_REGION is the primary; elsewhere ROLE says it (default primary)."""
+    fly_region, primary_region = env.get("FLY_REGION") or None, env.get("PRIMARY_REGION") or None
+    internal_port = _int(env, "INTERNAL_PORT", 8001, 1, 65535)
+    if fly_region and primary_region:
+        role: Role = "primary" if fly_region == primary_region else "edge"
+        if env.get("ROLE") and env["ROLE"].lower() != role:
+            raise ConfigError(f"ROLE={env['ROLE']} disagrees with FLY_REGION={fly_region} and PRIMARY_REGION={primary_region}")
+    else:
+        role = _choice(env, "ROLE", ("primary", "edge"), "primary")
+    primary_url = _base_url(env["PRIMARY_URL"], "PRIMARY_URL") if env.get("PRIMARY_URL") else None
+    primary_internal_url = _base_url(env["PRIMARY_INTERNAL_URL"], "PRIMARY_INTERNAL_URL") if env.get("PRIMARY_INTERNAL_URL") else None
+    if primary_internal_url is None and fly_region and primary_region and env.get("FLY_APP_NAME"):
+        primary_internal_url = f"http://{primary_region}.{env['FLY_APP_NAME']}.internal:{internal_port}"
+    edge_token = env.get("EDGE_TOKEN") or None
+    if edge_token is not None and len(edge_token) < 32:
+        raise ConfigError("EDGE_TOKEN must be at least 32 characters")
+    if role == "edge":
+        if primary_url is None and not fly_region:
+            raise ConfigError("ROLE=edge needs PRIMARY_URL, the primary's public origin")
+        if primary_internal_url is None:
+            raise ConfigError("ROLE=edge needs PRIMARY_INTERNAL_URL, the primary's internal port (or FLY_APP_NAME on Fly)")
+        if edge_token is None:
+            raise ConfigError("ROLE=edge needs EDGE_TOKEN, the same as the primary's")
+        if (env.get("REPLICA_URL") or "") in ("", "off"):
+            raise ConfigError("ROLE=edge needs REPLICA_URL, the primary's replica")
+    return role, primary_url, primary_internal_url, internal_port, edge_token
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -193,10 +253,10 @@ def _host(raw: str) -> str:
     return raw
 
 
-def _base_url(raw: str) -> str:
+def _base_url(raw: str, name: str = "PUBLIC_BASE_URL") -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"PUBLIC_BASE_URL must be an http(s) URL like https://qr.example.com, got {raw!r}")
+        raise ConfigError(f"{name} must be an http(s) URL like https://qr.example.com, got {raw!r}")
     return raw.rstrip("/")
 
 

@@ -85,3 +85,35 @@ def test_a_bad_setting_stops_the_command_naming_it(tmp_path):
     )
     assert result.returncode == 2
     assert "TRUSTED_PROXIES" in result.stderr and "'nginx'" in result.stderr
+
+
+def test_roles_on_fly_and_elsewhere(tmp_path):
+    edge_env = {"DATA_DIR": str(tmp_path), "REPLICA_URL": "s3://bucket/qr", "EDGE_TOKEN": "e" * 32}
+    fly = {**edge_env, "FLY_REGION": "syd", "PRIMARY_REGION": "ams", "FLY_APP_NAME": "qr"}
+    edge = Settings.from_env(fly)
+    assert edge.is_edge and edge.on_fly and edge.primary_url is None
+    assert edge.primary_internal_url == "http://ams.qr.internal:8001"
+    assert not Settings.from_env({**fly, "FLY_REGION": "ams"}).is_edge
+    assert not Settings.from_env({"DATA_DIR": str(tmp_path)}).is_edge
+    off_fly = Settings.from_env({
+        **edge_env, "ROLE": "edge", "PRIMARY_URL": "https://qr.example.com/", "PRIMARY_INTERNAL_URL": "http://10.0.0.2:8001",
+    })
+    assert off_fly.is_edge and off_fly.primary_url == "https://qr.example.com" and not off_fly.on_fly
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"ROLE": "replica"}, "ROLE"),
+        ({"ROLE": "edge", "PRIMARY_INTERNAL_URL": "http://p:8001", "EDGE_TOKEN": "e" * 32, "REPLICA_URL": "s3://b/p"}, "PRIMARY_URL"),
+        ({"ROLE": "edge", "PRIMARY_URL": "https://p", "EDGE_TOKEN": "e" * 32, "REPLICA_URL": "s3://b/p"}, "PRIMARY_INTERNAL_URL"),
+        ({"ROLE": "edge", "PRIMARY_URL": "https://p", "PRIMARY_INTERNAL_URL": "http://p:8001", "REPLICA_URL": "s3://b/p"}, "EDGE_TOKEN"),
+        ({"ROLE": "edge", "PRIMARY_URL": "https://p", "PRIMARY_INTERNAL_URL": "http://p:8001", "EDGE_TOKEN": "e" * 32}, "REPLICA_URL"),
+        ({"EDGE_TOKEN": "short"}, "EDGE_TOKEN"),
+        ({"PRIMARY_URL": "p.example.com"}, "PRIMARY_URL"),
+        ({"FLY_REGION": "ams", "PRIMARY_REGION": "ams", "ROLE": "edge"}, "ROLE"),
+    ],
+)
+def test_bad_region_settings_name_the_variable(tmp_path, env, name):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({"DATA_DIR": str(tmp_path), **env})
