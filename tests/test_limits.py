@@ -11,7 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
-from app import accounts
+from app.accounts import hashing
 from app.config import Settings
 from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
@@ -133,8 +133,8 @@ class CountingHasher(PasswordHasher):
 
 def test_passwords_over_the_maximum_are_refused_before_any_hashing(client, monkeypatch):
     hasher = CountingHasher()
-    monkeypatch.setattr(accounts, "HASHER", hasher)
-    accounts._decoy_hash.cache_clear()
+    monkeypatch.setattr(hashing, "HASHER", hasher)
+    hashing._decoy_hash.cache_clear()
     too_long = "p" * 1025
     refused = client.post("/v1/auth/register", json={"email": "big@example.com", "password": too_long, "marketingConsent": False})
     assert_problem(refused, 422)
@@ -147,7 +147,7 @@ def test_passwords_over_the_maximum_are_refused_before_any_hashing(client, monke
     assert client.post("/v1/auth/register", json=registration).status_code == 201
     assert client.post("/v1/auth/login", json={"email": "big@example.com", "password": longest}).status_code == 200
     assert hasher.calls == [1024, 1024]
-    accounts._decoy_hash.cache_clear()
+    hashing._decoy_hash.cache_clear()
 
 
 # --- login throttling --------------------------------------------------------------------
@@ -176,7 +176,7 @@ def login(client, email: str, password: str = "wrong password!", ip: str | None 
 def test_failed_logins_get_growing_delays_without_hashing(client, clock, monkeypatch):
     register(client, "victim@example.com")
     hasher = CountingHasher()
-    monkeypatch.setattr(accounts, "HASHER", hasher)
+    monkeypatch.setattr(hashing, "HASHER", hasher)
     for _ in range(ThrottlePolicy().free_per_client):
         assert_problem(login(client, "victim@example.com"), 401)
     waits = []

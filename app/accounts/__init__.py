@@ -1,0 +1,34 @@
+"""Accounts: who may use the service and how they prove it.
+
+  users         the account's shape, the users table, consent and deletion
+  hashing       argon2id for passwords, SHA-256 for random tokens
+  registration  register under the REGISTRATION policy
+  emails        verification of an address by an emailed link, and its page
+  sessions      login, access tokens, refresh token families, the auth middleware
+  api_keys      long-lived keys for scripts
+  me            the /v1/me routes
+
+Each operation owns its transaction and its one `now`, and does what follows the commit
+itself (wake the outbox, forget cached cards, count a conversion): the API handlers and
+the console call the same functions. This module assembles the routers app.main mounts.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from app.accounts import api_keys, emails, me, registration, sessions
+from app.accounts.sessions import jwt_auth
+
+auth_router = Router(
+    "/auth",
+    route_handlers=[*registration.handlers, emails.verify_email_handler, *sessions.handlers],
+    tags=["accounts"],
+    opt={"exclude_from_auth": True},
+)
+
+me_router = Router("/", route_handlers=[*me.handlers, *api_keys.handlers], tags=["accounts"])
+
+public_handlers = emails.public_handlers
+
+__all__ = ["auth_router", "jwt_auth", "me_router", "public_handlers"]
