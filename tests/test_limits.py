@@ -257,9 +257,9 @@ def test_the_readme_states_the_login_throttling_policy_in_force():
 def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_first():
     import asyncio
 
-    from litestar.exceptions import TooManyRequestsException
     from litestar.stores.memory import MemoryStore
 
+    from app.domain_errors import Limited
     from app.limits import LoginThrottle
 
     async def scenario() -> None:
@@ -268,14 +268,14 @@ def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_f
         throttle = LoginThrottle(store, policy)
         for _ in range(policy.free_per_client):
             await throttle.begin("victim@example.com", "198.51.100.1")
-        with pytest.raises(TooManyRequestsException):
+        with pytest.raises(Limited):
             await throttle.begin("victim@example.com", "198.51.100.1")
         # Failures for other accounts: two records each (the account, the account and network).
         for n in range(2):
             await throttle.begin(f"other{n}@example.com", "198.51.100.2")
         assert len(throttle) == 6
         assert await store.exists("account:victim@example.com")  # still within the cap: still delayed
-        with pytest.raises(TooManyRequestsException):
+        with pytest.raises(Limited):
             await throttle.begin("victim@example.com", "198.51.100.1")
         await throttle.begin("other2@example.com", "198.51.100.2")
         assert len(throttle) == 6

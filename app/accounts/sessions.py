@@ -95,6 +95,26 @@ async def revoke_family(conn: aiosqlite.Connection, family_id: str, now: datetim
     )
 
 
+async def revoke_sessions(
+    conn: aiosqlite.Connection, user_id: str, now: datetime,
+    keep_web_session_hash: str | None = None, keep_refresh_family: str | None = None,
+) -> None:
+    """End the account's sessions: delete its console sessions and revoke its refresh token
+    families, but for the one of each the caller keeps. API keys are not sessions: they stay."""
+    await conn.execute(
+        "DELETE FROM web_sessions WHERE user_id = ? AND token_hash IS NOT ?", (user_id, keep_web_session_hash)
+    )
+    await conn.execute(
+        """UPDATE refresh_tokens SET revoked_at = ?
+        WHERE user_id = ? AND revoked_at IS NULL AND family_id IS NOT ?""",
+        (isoformat(now), user_id, keep_refresh_family),
+    )
+
+
+async def set_last_login(conn: aiosqlite.Connection, user_id: str, now: datetime) -> None:
+    await conn.execute("UPDATE users SET last_login_at = ? WHERE user_id = ?", (isoformat(now), user_id))
+
+
 async def family_of(conn: aiosqlite.Connection, token: str) -> str | None:
     row = await fetch_one(conn, "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (token_hash(token),))
     return row["family_id"] if row else None
@@ -143,7 +163,7 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
         db: Database = connection.app.state.db
         async with db.read() as conn:
             found = await api_keys.user_for_api_key(conn, key)
-        if found is None:
+        if found is None or found[0].deactivated_at is not None:
             raise NotAuthorizedException("invalid API key")
         user, key_id, last_used_at = found
         await api_keys.record_api_key_use(db, key_id, last_used_at)
@@ -151,8 +171,10 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
 
 
 async def _user_for_token(token: Token, connection: ASGIConnection) -> User | None:
+    # The row is read on every request anyway, so a deactivation refuses tokens still valid.
     async with connection.app.state.db.read() as conn:
-        return await get_user(conn, token.sub)
+        user = await get_user(conn, token.sub)
+    return user if user is not None and user.deactivated_at is None else None
 
 
 def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
@@ -171,7 +193,9 @@ def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
 
 
 async def authenticate(db: Database, throttle: limits.LoginThrottle, email: str, password: str, client: str) -> User:
-    """The account of a login. Raises Unauthenticated; the throttle raises its 429 first."""
+    """The account of a login, its last login noted (for the API's and the console's logins
+    alike). Raises Limited (the throttle, before anything is hashed) and Unauthenticated
+    (unknown email, wrong password, or a deactivated account: the same answer)."""
     # Throttled per account before anything is hashed; unknown emails alike, so the
     # throttle tells nothing about which accounts exist.
     await throttle.begin(email, client)
@@ -179,9 +203,13 @@ async def authenticate(db: Database, throttle: limits.LoginThrottle, email: str,
         found = await get_login(conn, email)
     # An unknown email costs one hash too, so the answer's timing tells nothing.
     user, password_hash = found if found else (None, None)
-    if not await password_matches(password_hash, password) or user is None:
+    if not await password_matches(password_hash, password) or user is None or user.deactivated_at is not None:
         raise Unauthenticated("wrong email or password")
     await throttle.succeeded(email, client)
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        await set_last_login(conn, user.user_id, now)
+    user.last_login_at = isoformat(now)
     return user
 
 
@@ -198,7 +226,7 @@ async def refresh_session(db: Database, settings: Settings, refresh_token: str) 
     async with db.write() as conn:
         used = await use_refresh_token(conn, refresh_token, now)
         user = await get_user(conn, used[0]) if used else None
-        if used is None or user is None:
+        if used is None or user is None or user.deactivated_at is not None:
             # Raised after the transaction commits, so a replay's family revocation is kept.
             result = None
         else:
