@@ -5,6 +5,7 @@
   registration  register under the REGISTRATION policy
   emails        verification of an address by an emailed link, and its page
   sessions      login, access tokens, refresh token families, the auth middleware
+  passwords     change, and reset of a forgotten one by an emailed link
   api_keys      long-lived keys for scripts
   me            the /v1/me routes
 
@@ -17,17 +18,18 @@ from __future__ import annotations
 
 from litestar import Router
 
-from app.accounts import api_keys, emails, me, registration, sessions
+from app.accounts import api_keys, emails, me, passwords, registration, sessions
 from app.accounts.sessions import jwt_auth
 
 auth_router = Router(
     "/auth",
-    route_handlers=[*registration.handlers, emails.verify_email_handler, *sessions.handlers],
+    route_handlers=[*registration.handlers, emails.verify_email_handler, *sessions.handlers, *passwords.public_handlers],
     tags=["accounts"],
     opt={"exclude_from_auth": True},
 )
 
-me_router = Router("/", route_handlers=[*me.handlers, *api_keys.handlers], tags=["accounts"])
+# Needs credentials: the account's own routes (with /v1/auth/password).
+me_router = Router("/", route_handlers=[*me.handlers, *passwords.handlers, *api_keys.handlers], tags=["accounts"])
 
 public_handlers = emails.public_handlers
 

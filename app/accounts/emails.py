@@ -1,5 +1,6 @@
-"""Email addresses proven by a link: the verification sent on registration, and the page
-that link opens (a GET shows a button; the form posts the token back).
+"""Email addresses proven by a link: the verification sent on registration with the page
+that link opens (a GET shows a button; the form posts the token back), and the change of
+address, confirmed by a link sent to the new one.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, QueryParameter
 
 from app import mail, pages
-from app.accounts.hashing import new_token, token_hash
+from app.accounts.hashing import new_token, password_matches, token_hash
+from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
 from app.config import Settings
 from app.db import Database, DatabaseDep, fetch_one, isoformat
-from app.domain_errors import Invalid
+from app.domain_errors import Conflict, Invalid, NotFound
 from app.errors import BODY, LIMITED, WRITE, problems
 from app.openapi import HTML_PAGE, TEXT, media_types
 
 VERIFY_VALID_FOR = timedelta(hours=48)
+EMAIL_CHANGE_VALID_FOR = timedelta(hours=24)
 VERIFY_TOKEN = r"^[A-Za-z0-9_-]{32,64}$"
 
 # --- structs -------------------------------------------------------------------------
@@ -68,6 +71,28 @@ async def use_verification(conn: aiosqlite.Connection, token: str, now: datetime
     return True
 
 
+async def insert_email_change(conn: aiosqlite.Connection, user_id: str, new_email: str, now: datetime) -> str:
+    token = new_token()
+    await conn.execute(
+        "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        (token_hash(token), user_id, new_email, isoformat(now), isoformat(now + EMAIL_CHANGE_VALID_FOR)),
+    )
+    return token
+
+
+async def use_email_change(conn: aiosqlite.Connection, token: str, user_id: str, now: datetime) -> str | None:
+    """Spend the account's email change token; returns the new address, None when the token is
+    unknown, used, expired or another account's."""
+    row = await fetch_one(
+        conn,
+        """UPDATE email_changes SET used_at = :now
+        WHERE token_hash = :hash AND user_id = :user_id AND used_at IS NULL AND expires_at > :now
+        RETURNING new_email""",
+        {"now": isoformat(now), "hash": token_hash(token), "user_id": user_id},
+    )
+    return row["new_email"] if row else None
+
+
 # --- the email -----------------------------------------------------------------------
 
 
@@ -94,6 +119,41 @@ def verification_email(settings: Settings, to: str, token: str) -> EmailMessage:
     return mail.compose(settings, to=to, subject="Confirm your email address", text=text, html=body)
 
 
+def link_email(
+    settings: Settings, *, to: str, subject: str, lines: list[str], link: str, button: str, footer: str
+) -> EmailMessage:
+    """An email whose point is one link: the lines of text, the link (a button in HTML), a footer."""
+    e = html.escape
+    text = "\n\n".join([*lines, link, footer]) + "\n"
+    paragraphs = "\n".join(f"<p>{e(line)}</p>" for line in lines)
+    body = f"""<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
+{paragraphs}
+<p><a href="{e(link)}"
+  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
+  >{e(button)}</a></p>
+<p style="color:#8a93a3;font-size:12px">{e(footer)}</p>
+</body></html>
+"""
+    return mail.compose(settings, to=to, subject=subject, text=text, html=body)
+
+
+def email_change_email(settings: Settings, to: str, token: str) -> EmailMessage:
+    hours = int(EMAIL_CHANGE_VALID_FOR.total_seconds() // 3600)
+    return link_email(
+        settings,
+        to=to,
+        subject="Confirm your new email address",
+        lines=[
+            "Someone (we hope you) asked to use this address for their QR Contact account.",
+            f"Confirm it within {hours} hours, logged in to that account:",
+        ],
+        link=f"{settings.public_base_url}/app/account/email/{token}",
+        button="Use this address",
+        footer="If you did not ask for this, you can ignore this email: nothing changes.",
+    )
+
+
 # --- operations ----------------------------------------------------------------------
 
 
@@ -106,6 +166,59 @@ async def verify_email(db: Database, token: str) -> None:
             "the token is not valid: unknown, already used or expired",
             errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
         )
+
+
+async def request_email_change(
+    db: Database, outbox: mail.Outbox, settings: Settings, user_id: str, new_email: str, password: str
+) -> None:
+    """Email a link to the new address; the account's address changes when it is confirmed.
+    Raises Invalid (wrong password, or the account's own address) and Conflict (the address
+    belongs to another account)."""
+    async with db.read() as conn:
+        password_hash = await get_password_hash(conn, user_id)
+    if not await password_matches(password_hash, password):
+        raise Invalid(
+            "the password is not right",
+            errors=[{"field": "password", "message": "is not the account's password", "source": "body"}],
+        )
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user = await get_user(conn, user_id)
+        if user is None:
+            raise NotFound("no such account")
+        if user.email.casefold() == new_email.casefold():
+            raise Invalid(
+                "that is already the account's address",
+                errors=[{"field": "newEmail", "message": "is the account's address already", "source": "body"}],
+            )
+        if await email_taken(conn, new_email):
+            raise Conflict("an account with this email already exists")
+        token = await insert_email_change(conn, user_id, new_email, now)
+        await mail.enqueue(conn, email_change_email(settings, new_email, token), kind="email_change", user_id=user_id)
+    outbox.wake()
+
+
+async def confirm_email_change(db: Database, token: str, user_id: str) -> User:
+    """Spend the link's token: the account takes the new address, now verified. The token must
+    be the caller's own (a mistyped address's owner cannot take the account over). Raises
+    Invalid (unknown, used, expired or another account's token) and Conflict (the address was
+    taken meanwhile)."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        new_email = await use_email_change(conn, token, user_id, now)
+        if new_email is None:
+            raise Invalid(
+                "the link is not valid: unknown, already used, expired or for another account",
+                errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
+            )
+        if await email_taken(conn, new_email):
+            raise Conflict("an account with this email already exists")
+        row = await fetch_one(
+            conn,
+            f"UPDATE users SET email = ?, email_verified = 1 WHERE user_id = ? RETURNING {USER_COLUMNS}",
+            (new_email, user_id),
+        )
+    return user_of(row)
 
 
 # --- handlers ------------------------------------------------------------------------
