@@ -8,6 +8,7 @@
   passwords     change, and reset of a forgotten one by an emailed link
   api_keys      long-lived keys for scripts
   me            the /v1/me routes
+  team          the team admin: users, invitations, admins, deactivation, card hand-over
 
 Each operation owns its transaction and its one `now`, and does what follows the commit
 itself (wake the outbox, forget cached cards, count a conversion): the API handlers and
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from litestar import Router
 
-from app.accounts import api_keys, emails, me, passwords, registration, sessions
+from app.accounts import api_keys, emails, me, passwords, registration, sessions, team
 from app.accounts.sessions import jwt_auth
 
 auth_router = Router(
@@ -28,9 +29,10 @@ auth_router = Router(
     opt={"exclude_from_auth": True},
 )
 
-# Needs credentials: the account's own routes (with /v1/auth/password).
+# Needs credentials: the account's own routes (with /v1/auth/password) and the team admin's.
 me_router = Router("/", route_handlers=[*me.handlers, *passwords.handlers, *api_keys.handlers], tags=["accounts"])
+admin_router = team.router
 
 public_handlers = emails.public_handlers
 
-__all__ = ["auth_router", "jwt_auth", "me_router", "public_handlers"]
+__all__ = ["admin_router", "auth_router", "jwt_auth", "me_router", "public_handlers"]
