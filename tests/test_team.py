@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
+from app.card_cache import NOT_CACHED
 from app.main import create_app
 from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, query, register
 from tests.mailbox import links
@@ -166,18 +167,21 @@ def test_deactivation_locks_the_account_out_and_its_card_keeps_scanning(client, 
 def test_transfer_keeps_slugs_and_counts(client, team, settings):
     admin, member = team
     cards = [create_card(client, member["headers"], slug=f"handed-over-{n}") for n in range(2)]
-    client.get("/c/handed-over-0", headers={"User-Agent": PHONE_UA}, follow_redirects=False)  # cached now
+    client.get("/c/handed-over-0", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
     flush_counters(client)
+    public_cards = client.app.state.public_cards
+    assert public_cards.cached("handed-over-0").user_id == member["user"]["userId"]  # the cache holds the owner
     url = f"/v1/admin/users/{member['user']['userId']}/transfer-cards"
     assert_problem(client.post(url, json={"toUserId": member["user"]["userId"]}, headers=admin["headers"]), 422)
     assert_problem(client.post(url, json={"toUserId": "no-such-user"}, headers=admin["headers"]), 404)
     moved = client.post(url, json={"toUserId": admin["user"]["userId"]}, headers=admin["headers"])
     assert moved.status_code == 200 and moved.json() == {"moved": 2}
+    assert public_cards.cached("handed-over-0") is NOT_CACHED
 
     assert client.get("/v1/cards", headers=member["headers"]).json()["items"] == []
     mine = client.get(f"/v1/cards/{cards[0]['cardId']}", headers=admin["headers"]).json()
     assert (mine["slug"], mine["scanCount"]) == ("handed-over-0", 1)
-    # The public cache forgot the old owner: the next scan counts on the card as before.
+    # The next scan counts on the card as before.
     assert client.get("/c/handed-over-0", headers={"User-Agent": PHONE_UA}, follow_redirects=False).status_code == 302
     flush_counters(client)
     assert client.get(f"/v1/cards/{cards[0]['cardId']}", headers=admin["headers"]).json()["scanCount"] == 2
