@@ -1,6 +1,6 @@
 """The public pages' card directory: cards by slug, cached in memory, with "no such card"
 and "gone" (a retired slug) cached too. Every write to a card forgets its slug after
-the commit (the operations in app.cards and app.accounts).
+the commit (the operations in app.cards and app.accounts.users).
 """
 
 from __future__ import annotations

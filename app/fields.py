@@ -42,3 +42,5 @@ Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=_NONBL
 Recipient = Annotated[str, msgspec.Meta(min_length=1, max_length=254, pattern=_NONBLANK, examples=["jane@example.com"])]
 Message = Annotated[str, msgspec.Meta(max_length=500, pattern=_TEXT, examples=["Great to meet you at the conference!"])]
 InviteToken = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# The token of an emailed link (password reset, email change): new_token's 43 characters.
+LinkToken = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

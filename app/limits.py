@@ -26,6 +26,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from app.config import Settings
+from app.domain_errors import Limited
 from app.proxies import client_of
 
 if TYPE_CHECKING:
@@ -144,7 +145,8 @@ class LoginThrottle:
         self._records: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     async def begin(self, email: str, client: str) -> None:
-        """Count an attempt. Raises TooManyRequestsException while the account's delay runs."""
+        """Count an attempt. Raises Limited while the account's delay runs (a domain error, so
+        the console can answer it with a page and the API with 429 and Retry-After)."""
         policy = self.policy
         account, pair = _keys(email, client)
         async with self._lock:
@@ -154,9 +156,8 @@ class LoginThrottle:
             if not await self.store.exists(_known_key(email, client)):
                 wait = max(wait, _wait(everyone, policy.free_per_account, policy.max_delay_per_account, now))
             if wait > 0:
-                raise TooManyRequestsException(
-                    detail="too many failed logins for this account; wait before trying again",
-                    headers={"Retry-After": str(math.ceil(wait))},
+                raise Limited(
+                    "too many failed logins for this account; wait before trying again", retry_after=math.ceil(wait)
                 )
             await self._put(pair, Failures(mine.count + 1, now))
             await self._put(account, Failures(everyone.count + 1, now))

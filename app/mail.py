@@ -161,7 +161,7 @@ async def enqueue(
     conn: aiosqlite.Connection,
     message: EmailMessage,
     *,
-    kind: Literal["verification", "invitation"],
+    kind: Literal["verification", "invitation", "password_reset", "email_change", "team_invitation"],
     user_id: str | None = None,
     invitation_id: int | None = None,
 ) -> str:

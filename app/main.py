@@ -1,8 +1,11 @@
 """The application factory: `create_app(settings)` wires every module into one Litestar app.
 
 Route table (each handler lives in the module named):
-  /v1/auth/*                 accounts   register, verify-email, login, refresh, logout
-  /v1/me, /v1/api-keys       accounts   the account, its export and API keys
+  /v1/auth/*                 accounts   register, verify-email, login, refresh, logout,
+                                        password (change), password-reset[/confirm]
+  /v1/me, /v1/api-keys       accounts   the account, its email, export and API keys
+  /v1/admin/users...         accounts   the team admin: users, invitations, admin, deactivate,
+                                        transfer-cards (accounts.team)
   /v1/cards...               cards      CRUD and QR downloads
   /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
   /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
@@ -111,7 +114,7 @@ def create_app(settings: Settings) -> Litestar:
     public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
     api = Router(
         "/v1",
-        route_handlers=[accounts.me_router, cards.router, stats.router, sharing.router, ops.admin_router],
+        route_handlers=[accounts.me_router, accounts.admin_router, cards.router, stats.router, sharing.router, ops.admin_router],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )

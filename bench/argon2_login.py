@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from litestar.testing import TestClient  # noqa: E402
 
-from app.accounts import HASHER  # noqa: E402
+from app.accounts.hashing import HASHER  # noqa: E402
 from app.main import create_app  # noqa: E402
 from tests.conftest import PASSWORD, make_settings  # noqa: E402
 

@@ -18,7 +18,9 @@ def test_register_answers_tokens_and_user(client, settings):
     body = register(client, "Jane@Example.com")
     assert body["tokenType"] == "Bearer"
     assert body["expiresIn"] == settings.jwt_expiry_minutes * 60
-    assert set(body["user"]) == {"userId", "email", "emailVerified", "marketingConsent", "createdAt"}
+    assert set(body["user"]) == {
+        "userId", "email", "emailVerified", "marketingConsent", "createdAt", "marketingConsentAt", "lastLoginAt",
+    }
     assert body["user"]["email"] == "Jane@Example.com"
     assert body["user"]["emailVerified"] is False
     claims = jwt.decode(body["accessToken"], settings.jwt_secret, algorithms=["HS256"])

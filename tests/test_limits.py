@@ -11,7 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
-from app import accounts
+from app.accounts import hashing
 from app.config import Settings
 from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
@@ -133,8 +133,8 @@ class CountingHasher(PasswordHasher):
 
 def test_passwords_over_the_maximum_are_refused_before_any_hashing(client, monkeypatch):
     hasher = CountingHasher()
-    monkeypatch.setattr(accounts, "HASHER", hasher)
-    accounts._decoy_hash.cache_clear()
+    monkeypatch.setattr(hashing, "HASHER", hasher)
+    hashing._decoy_hash.cache_clear()
     too_long = "p" * 1025
     refused = client.post("/v1/auth/register", json={"email": "big@example.com", "password": too_long, "marketingConsent": False})
     assert_problem(refused, 422)
@@ -147,7 +147,7 @@ def test_passwords_over_the_maximum_are_refused_before_any_hashing(client, monke
     assert client.post("/v1/auth/register", json=registration).status_code == 201
     assert client.post("/v1/auth/login", json={"email": "big@example.com", "password": longest}).status_code == 200
     assert hasher.calls == [1024, 1024]
-    accounts._decoy_hash.cache_clear()
+    hashing._decoy_hash.cache_clear()
 
 
 # --- login throttling --------------------------------------------------------------------
@@ -176,7 +176,7 @@ def login(client, email: str, password: str = "wrong password!", ip: str | None 
 def test_failed_logins_get_growing_delays_without_hashing(client, clock, monkeypatch):
     register(client, "victim@example.com")
     hasher = CountingHasher()
-    monkeypatch.setattr(accounts, "HASHER", hasher)
+    monkeypatch.setattr(hashing, "HASHER", hasher)
     for _ in range(ThrottlePolicy().free_per_client):
         assert_problem(login(client, "victim@example.com"), 401)
     waits = []
@@ -257,9 +257,9 @@ def test_the_readme_states_the_login_throttling_policy_in_force():
 def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_first():
     import asyncio
 
-    from litestar.exceptions import TooManyRequestsException
     from litestar.stores.memory import MemoryStore
 
+    from app.domain_errors import Limited
     from app.limits import LoginThrottle
 
     async def scenario() -> None:
@@ -268,14 +268,14 @@ def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_f
         throttle = LoginThrottle(store, policy)
         for _ in range(policy.free_per_client):
             await throttle.begin("victim@example.com", "198.51.100.1")
-        with pytest.raises(TooManyRequestsException):
+        with pytest.raises(Limited):
             await throttle.begin("victim@example.com", "198.51.100.1")
         # Failures for other accounts: two records each (the account, the account and network).
         for n in range(2):
             await throttle.begin(f"other{n}@example.com", "198.51.100.2")
         assert len(throttle) == 6
         assert await store.exists("account:victim@example.com")  # still within the cap: still delayed
-        with pytest.raises(TooManyRequestsException):
+        with pytest.raises(Limited):
             await throttle.begin("victim@example.com", "198.51.100.1")
         await throttle.begin("other2@example.com", "198.51.100.2")
         assert len(throttle) == 6

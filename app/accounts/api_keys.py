@@ -1,0 +1,152 @@
+"""API keys: long-lived credentials for scripts, shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from app.accounts.hashing import new_token, token_hash
+from app.accounts.users import USER_COLUMNS, User, user_of
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.domain_errors import NotFound
+from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.fields import Label
+from app.sqlite import sqlite3
+
+log = logging.getLogger("app.accounts")
+
+API_KEY_PREFIX = "qrc_"
+
+# --- structs -------------------------------------------------------------------------
+
+
+class CreateApiKeyRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    name: Label
+
+
+class ApiKey(msgspec.Struct, rename="camel"):
+    key_id: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+
+
+class CreatedApiKey(msgspec.Struct, rename="camel"):
+    key_id: str
+    name: str
+    prefix: str
+    created_at: str
+    key: str
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+async def insert_api_key(conn: aiosqlite.Connection, user_id: str, name: str, now: datetime) -> CreatedApiKey:
+    key = API_KEY_PREFIX + new_token()
+    created = CreatedApiKey(
+        key_id=uuid.uuid4().hex, name=name, prefix=key[: len(API_KEY_PREFIX) + 6], created_at=isoformat(now), key=key
+    )
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, user_id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (created.key_id, user_id, name, token_hash(key), created.prefix, created.created_at),
+    )
+    return created
+
+
+async def list_api_keys(conn: aiosqlite.Connection, user_id: str) -> list[ApiKey]:
+    rows = await fetch_all(
+        conn,
+        """SELECT key_id, name, prefix, created_at, last_used_at FROM api_keys
+        WHERE user_id = ? ORDER BY created_at DESC""",
+        (user_id,),
+    )
+    return [ApiKey(**dict(r)) for r in rows]
+
+
+async def delete_api_key(conn: aiosqlite.Connection, user_id: str, key_id: str) -> bool:
+    cursor = await conn.execute("DELETE FROM api_keys WHERE key_id = ? AND user_id = ?", (key_id, user_id))
+    return cursor.rowcount == 1
+
+
+async def user_for_api_key(conn: aiosqlite.Connection, key: str) -> tuple[User, str, str | None] | None:
+    row = await fetch_one(
+        conn,
+        f"""SELECT {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}, k.key_id, k.last_used_at
+        FROM api_keys k JOIN users u USING (user_id) WHERE k.key_hash = ?""",
+        (token_hash(key),),
+    )
+    return (user_of(row), row["key_id"], row["last_used_at"]) if row else None
+
+
+async def touch_api_key(conn: aiosqlite.Connection, key_id: str, now: datetime) -> None:
+    await conn.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (isoformat(now), key_id))
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+async def create_api_key(db: Database, user_id: str, name: str) -> CreatedApiKey:
+    """A new API key; the key itself is in the answer only."""
+    async with db.write() as conn:
+        return await insert_api_key(conn, user_id, name, datetime.now(UTC))
+
+
+async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None) -> None:
+    """Note that a key was used (its lastUsedAt); never raises: it is bookkeeping only."""
+    # At most hourly, so keys in busy scripts do not queue a write per request.
+    now = datetime.now(UTC)
+    if last_used_at is not None and last_used_at >= (now - timedelta(hours=1)).isoformat():
+        return
+    try:
+        async with db.write() as conn:
+            await touch_api_key(conn, key_id, now)
+    except sqlite3.Error as exc:
+        # A full disk must not turn a read made with a key into an error.
+        log.warning("could not record API key use: %s", exc)
+
+
+async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
+    """Raises NotFound when the account has no such key."""
+    async with db.write() as conn:
+        deleted = await delete_api_key(conn, user_id, key_id)
+    if not deleted:
+        raise NotFound("no such API key")
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@post(
+    "/api-keys", operation_id="createApiKey", summary="Create an API key (shown once)", status_code=201,
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
+async def create_api_key_handler(
+    request: Request[User, Any, Any], data: JSONBody[CreateApiKeyRequest], db: DatabaseDep
+) -> CreatedApiKey:
+    return await create_api_key(db, request.user.user_id, data.name)
+
+
+@get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys", responses=problems(*AUTHENTICATED))
+async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> list[ApiKey]:
+    async with db.read() as conn:
+        return await list_api_keys(conn, request.user.user_id)
+
+
+@delete(
+    "/api-keys/{keyId:str}", operation_id="revokeApiKey", summary="Revoke an API key", status_code=204,
+    responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
+)
+async def revoke_api_key_handler(request: Request[User, Any, Any], keyId: FromPath[str], db: DatabaseDep) -> None:
+    await revoke_api_key(db, request.user.user_id, keyId)
+
+
+handlers = [create_api_key_handler, get_api_keys, revoke_api_key_handler]

@@ -1,0 +1,295 @@
+"""Email addresses proven by a link: the verification sent on registration with the page
+that link opens (a GET shows a button; the form posts the token back), and the change of
+address, confirmed by a link sent to the new one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Annotated
+
+import aiosqlite
+import msgspec
+from litestar import Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody, QueryParameter
+
+from app import mail, pages
+from app.accounts.hashing import new_token, password_matches, token_hash
+from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
+from app.config import Settings
+from app.db import Database, DatabaseDep, fetch_one, isoformat
+from app.domain_errors import Conflict, Invalid, NotFound
+from app.errors import BODY, LIMITED, WRITE, problems
+from app.openapi import HTML_PAGE, TEXT, media_types
+
+VERIFY_VALID_FOR = timedelta(hours=48)
+EMAIL_CHANGE_VALID_FOR = timedelta(hours=24)
+VERIFY_TOKEN = r"^[A-Za-z0-9_-]{32,64}$"
+
+# --- structs -------------------------------------------------------------------------
+
+
+class VerifyEmailRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class VerifyEmailForm(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+async def insert_verification(conn: aiosqlite.Connection, user_id: str, now: datetime) -> str:
+    """A new email verification token for the account; only its hash is stored."""
+    token = new_token()
+    await conn.execute(
+        "INSERT INTO email_verifications (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        (token_hash(token), user_id, isoformat(now), isoformat(now + VERIFY_VALID_FOR)),
+    )
+    return token
+
+
+async def use_verification(conn: aiosqlite.Connection, token: str, now: datetime) -> bool:
+    """Spend a verification token and mark its account verified; False when it is unknown, used or expired."""
+    row = await fetch_one(
+        conn,
+        """UPDATE email_verifications SET used_at = ?
+        WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id""",
+        (isoformat(now), token_hash(token), isoformat(now)),
+    )
+    if row is None:
+        return False
+    await conn.execute("UPDATE users SET email_verified = 1 WHERE user_id = ?", (row["user_id"],))
+    return True
+
+
+async def insert_email_change(conn: aiosqlite.Connection, user_id: str, new_email: str, now: datetime) -> str:
+    token = new_token()
+    await conn.execute(
+        "INSERT INTO email_changes (token_hash, user_id, new_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        (token_hash(token), user_id, new_email, isoformat(now), isoformat(now + EMAIL_CHANGE_VALID_FOR)),
+    )
+    return token
+
+
+async def use_email_change(conn: aiosqlite.Connection, token: str, user_id: str, now: datetime) -> str | None:
+    """Spend the account's email change token; returns the new address, None when the token is
+    unknown, used, expired or another account's."""
+    row = await fetch_one(
+        conn,
+        """UPDATE email_changes SET used_at = :now
+        WHERE token_hash = :hash AND user_id = :user_id AND used_at IS NULL AND expires_at > :now
+        RETURNING new_email""",
+        {"now": isoformat(now), "hash": token_hash(token), "user_id": user_id},
+    )
+    return row["new_email"] if row else None
+
+
+# --- the email -----------------------------------------------------------------------
+
+
+def verification_email(settings: Settings, to: str, token: str) -> EmailMessage:
+    link = f"{settings.public_base_url}/verify-email?token={token}"
+    hours = int(VERIFY_VALID_FOR.total_seconds() // 3600)
+    text = (
+        "Welcome to QR Contact.\n\n"
+        f"Please confirm your email address within {hours} hours by opening this link:\n{link}\n\n"
+        f"(Apps can send this code to POST /v1/auth/verify-email instead: {token})\n\n"
+        "If you did not create an account, you can ignore this email.\n"
+    )
+    e = html.escape
+    body = f"""<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
+<p>Welcome to QR Contact.</p>
+<p>Please confirm your email address within {hours} hours:</p>
+<p><a href="{e(link)}"
+  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
+  >Confirm my email address</a></p>
+<p style="color:#8a93a3;font-size:12px">If you did not create an account, you can ignore this email.</p>
+</body></html>
+"""
+    return mail.compose(settings, to=to, subject="Confirm your email address", text=text, html=body)
+
+
+def link_email(
+    settings: Settings, *, to: str, subject: str, lines: list[str], link: str, button: str, footer: str
+) -> EmailMessage:
+    """An email whose point is one link: the lines of text, the link (a button in HTML), a footer."""
+    e = html.escape
+    text = "\n\n".join([*lines, link, footer]) + "\n"
+    paragraphs = "\n".join(f"<p>{e(line)}</p>" for line in lines)
+    body = f"""<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
+{paragraphs}
+<p><a href="{e(link)}"
+  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
+  >{e(button)}</a></p>
+<p style="color:#8a93a3;font-size:12px">{e(footer)}</p>
+</body></html>
+"""
+    return mail.compose(settings, to=to, subject=subject, text=text, html=body)
+
+
+def email_change_email(settings: Settings, to: str, token: str) -> EmailMessage:
+    hours = int(EMAIL_CHANGE_VALID_FOR.total_seconds() // 3600)
+    return link_email(
+        settings,
+        to=to,
+        subject="Confirm your new email address",
+        lines=[
+            "Someone (we hope you) asked to use this address for their QR Contact account.",
+            f"Confirm it within {hours} hours, logged in to that account:",
+        ],
+        link=f"{settings.public_base_url}/app/account/email/{token}",
+        button="Use this address",
+        footer="If you did not ask for this, you can ignore this email: nothing changes.",
+    )
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+async def verify_email(db: Database, token: str) -> None:
+    """Spend an emailed verification token. Raises Invalid when it is unknown, used or expired."""
+    async with db.write() as conn:
+        verified = await use_verification(conn, token, datetime.now(UTC))
+    if not verified:
+        raise Invalid(
+            "the token is not valid: unknown, already used or expired",
+            errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
+        )
+
+
+async def request_email_change(
+    db: Database, outbox: mail.Outbox, settings: Settings, user_id: str, new_email: str, password: str
+) -> None:
+    """Email a link to the new address; the account's address changes when it is confirmed.
+    Raises Invalid (wrong password, or the account's own address) and Conflict (the address
+    belongs to another account)."""
+    async with db.read() as conn:
+        password_hash = await get_password_hash(conn, user_id)
+    if not await password_matches(password_hash, password):
+        raise Invalid(
+            "the password is not right",
+            errors=[{"field": "password", "message": "is not the account's password", "source": "body"}],
+        )
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user = await get_user(conn, user_id)
+        if user is None:
+            raise NotFound("no such account")
+        if user.email.casefold() == new_email.casefold():
+            raise Invalid(
+                "that is already the account's address",
+                errors=[{"field": "newEmail", "message": "is the account's address already", "source": "body"}],
+            )
+        if await email_taken(conn, new_email):
+            raise Conflict("an account with this email already exists")
+        token = await insert_email_change(conn, user_id, new_email, now)
+        await mail.enqueue(conn, email_change_email(settings, new_email, token), kind="email_change", user_id=user_id)
+    outbox.wake()
+
+
+async def confirm_email_change(db: Database, token: str, user_id: str) -> User:
+    """Spend the link's token: the account takes the new address, now verified. The token must
+    be the caller's own (a mistyped address's owner cannot take the account over). Raises
+    Invalid (unknown, used, expired or another account's token) and Conflict (the address was
+    taken meanwhile)."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        new_email = await use_email_change(conn, token, user_id, now)
+        if new_email is None:
+            raise Invalid(
+                "the link is not valid: unknown, already used, expired or for another account",
+                errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
+            )
+        if await email_taken(conn, new_email):
+            raise Conflict("an account with this email already exists")
+        row = await fetch_one(
+            conn,
+            f"UPDATE users SET email = ?, email_verified = 1 WHERE user_id = ? RETURNING {USER_COLUMNS}",
+            (new_email, user_id),
+        )
+    return user_of(row)
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@post(
+    "/verify-email", operation_id="verifyEmail", summary="Confirm an email address with the emailed token", status_code=204,
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
+async def verify_email_handler(data: JSONBody[VerifyEmailRequest], db: DatabaseDep) -> None:
+    await verify_email(db, data.token)
+
+
+# --- the page the verification email links to ----------------------------------------
+# A GET only shows a button: mail scanners fetch links, and must not verify anything.
+# The button posts the token back as a form.
+
+VERIFY_STYLE = pages.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
+_VERIFY_STYLE_HASH = base64.b64encode(hashlib.sha256(VERIFY_STYLE.encode()).digest()).decode()
+VERIFY_HEADERS = {
+    **pages.PAGE_HEADERS,
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_VERIFY_STYLE_HASH}'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+}
+
+
+def _verify_page(status: int, title: str, text: str, token: str | None = None) -> Response[str]:
+    e = html.escape
+    form = (
+        f'<form method="post" action="/verify-email"><input type="hidden" name="token" value="{e(token)}">'
+        '<button class="save" type="submit">Confirm my email address</button></form>'
+        if token
+        else ""
+    )
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
+        f"<title>{e(title)}</title><style>{VERIFY_STYLE}</style></head><body><main><div class=\"card\">"
+        f'<h1>{e(title)}</h1><p class="role">{e(text)}</p>{form}</div></main></body></html>'
+    )
+    return Response(body, status_code=status, media_type="text/html", headers=VERIFY_HEADERS)
+
+
+@get(
+    "/verify-email", operation_id="verifyEmailPage", summary="The page the verification email links to", tags=["public"],
+    operation_class=media_types(200, {"text/html": TEXT}), responses={**problems(422), 400: HTML_PAGE},
+)
+async def verify_email_page(token: Annotated[str, QueryParameter(max_length=64)] = "") -> Response[str]:
+    if not re.fullmatch(VERIFY_TOKEN, token):
+        return _verify_page(400, "Link not valid", "This confirmation link is incomplete. Open it from the email again.")
+    return _verify_page(200, "Confirm your email", "One click and your email address is confirmed.", token)
+
+
+@post(
+    "/verify-email", operation_id="verifyEmailForm", summary="The verification page's form", tags=["public"], status_code=200,
+    operation_class=media_types(200, {"text/html": TEXT}), responses={**problems(*BODY, *WRITE), 400: HTML_PAGE},
+)
+async def verify_email_form(
+    data: Annotated[VerifyEmailForm, Body(media_type=RequestEncodingType.URL_ENCODED)], db: DatabaseDep
+) -> Response[str]:
+    verified = False
+    if re.fullmatch(VERIFY_TOKEN, data.token):
+        with contextlib.suppress(Invalid):
+            await verify_email(db, data.token)
+            verified = True
+    if not verified:
+        return _verify_page(400, "Link not valid", "This link was already used or has expired.")
+    return _verify_page(200, "Email confirmed", "Thank you: your email address is confirmed.")
+
+
+public_handlers = [verify_email_page, verify_email_form]

@@ -1,0 +1,217 @@
+"""Passwords: the change (knowing the current one) and the reset of a forgotten one by a
+single-use emailed link. Both end the account's other sessions.
+
+A reset request answers the same whether or not the address has an account: the lookup,
+the transaction and the answer are the same, only the row and the queued email differ.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import aiosqlite
+import msgspec
+from litestar import Request, post
+from litestar.params import JSONBody
+
+from app import mail
+from app.accounts.emails import link_email
+from app.accounts.hashing import hash_password, new_token, password_matches, token_hash
+from app.accounts.sessions import revoke_sessions
+from app.accounts.users import User, get_login, get_password_hash, set_password_hash
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep, fetch_one, isoformat
+from app.domain_errors import Invalid
+from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
+from app.fields import Email, LinkToken, Password
+
+RESET_VALID_FOR = timedelta(hours=1)
+# Reset emails one account can be sent per RESET_VALID_FOR: enough for a lost email,
+# too few to fill someone's mailbox by asking again and again.
+RESETS_PER_HOUR = 3
+
+# --- structs -------------------------------------------------------------------------
+
+
+class ChangePasswordRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    current_password: Annotated[str, msgspec.Meta(max_length=1024)]
+    new_password: Password
+
+
+class PasswordResetRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    email: Email
+
+
+class PasswordResetAccepted(msgspec.Struct, rename="camel"):
+    detail: str = "if an account has this address, a link to choose a new password is on its way"
+
+
+class PasswordResetConfirmRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    token: LinkToken
+    new_password: Password
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+async def insert_password_reset(conn: aiosqlite.Connection, user_id: str, now: datetime) -> str | None:
+    """A new reset token for the account, or None when it was sent RESETS_PER_HOUR already."""
+    recent = await fetch_one(
+        conn,
+        "SELECT count(*) AS n FROM password_resets WHERE user_id = ? AND created_at > ?",
+        (user_id, isoformat(now - RESET_VALID_FOR)),
+    )
+    if recent["n"] >= RESETS_PER_HOUR:
+        return None
+    token = new_token()
+    await conn.execute(
+        "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        (token_hash(token), user_id, isoformat(now), isoformat(now + RESET_VALID_FOR)),
+    )
+    return token
+
+
+async def use_password_reset(conn: aiosqlite.Connection, token: str, now: datetime) -> str | None:
+    """Spend a reset token; returns its account, None when it is unknown, used, expired or
+    the account is deactivated. The account's other reset links are spent with it."""
+    row = await fetch_one(
+        conn,
+        """UPDATE password_resets SET used_at = :now
+        WHERE token_hash = :hash AND used_at IS NULL AND expires_at > :now
+        AND user_id IN (SELECT user_id FROM users WHERE deactivated_at IS NULL)
+        RETURNING user_id""",
+        {"now": isoformat(now), "hash": token_hash(token)},
+    )
+    if row is None:
+        return None
+    await conn.execute(
+        "UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL", (isoformat(now), row["user_id"])
+    )
+    return row["user_id"]
+
+
+# --- the email -----------------------------------------------------------------------
+
+
+def password_reset_email(settings: Settings, to: str, token: str):
+    minutes = int(RESET_VALID_FOR.total_seconds() // 60)
+    return link_email(
+        settings,
+        to=to,
+        subject="Choose a new password",
+        lines=[
+            "Someone (we hope you) asked to choose a new password for your QR Contact account.",
+            f"The link works once, within {minutes} minutes:",
+        ],
+        link=f"{settings.public_base_url}/app/password-reset/{token}",
+        button="Choose a new password",
+        footer="If you did not ask for this, you can ignore this email: your password stays as it is.",
+    )
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+async def change_password(
+    db: Database, user_id: str, current_password: str, new_password: str,
+    keep_web_session_hash: str | None = None, keep_refresh_family: str | None = None,
+) -> None:
+    """Set a new password and end every other session of the account (console sessions
+    and refresh token families, but for the ones to keep); API keys stay. Raises Invalid
+    when the current password is wrong (naming the field currentPassword)."""
+    async with db.read() as conn:
+        password_hash = await get_password_hash(conn, user_id)
+    if not await password_matches(password_hash, current_password):
+        raise Invalid(
+            "the current password is not right",
+            errors=[{"field": "currentPassword", "message": "is not the account's password", "source": "body"}],
+        )
+    new_hash = await hash_password(new_password)
+    async with db.write() as conn:
+        await set_password_hash(conn, user_id, new_hash)
+        await revoke_sessions(conn, user_id, datetime.now(UTC), keep_web_session_hash, keep_refresh_family)
+
+
+async def request_password_reset(db: Database, outbox: mail.Outbox, settings: Settings, email: str) -> None:
+    """Email a single-use link (1 hour) to choose a new password, if an active account has
+    this address; nothing tells whether one has. Never raises for an unknown address."""
+    now = datetime.now(UTC)
+    # One write transaction either way, so an unknown address is not answered faster.
+    async with db.write() as conn:
+        found = await get_login(conn, email)
+        user = found[0] if found else None
+        token = None
+        if user is not None and user.deactivated_at is None:
+            token = await insert_password_reset(conn, user.user_id, now)
+        if user is not None and token is not None:
+            message = password_reset_email(settings, user.email, token)
+            await mail.enqueue(conn, message, kind="password_reset", user_id=user.user_id)
+    if token is not None:
+        outbox.wake()
+
+
+async def confirm_password_reset(db: Database, token: str, new_password: str) -> None:
+    """Spend a reset link's token and set the new password; every session of the account
+    ends (console sessions and refresh token families). Raises Invalid when the token is
+    unknown, used or expired."""
+    new_hash = await hash_password(new_password)
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user_id = await use_password_reset(conn, token, now)
+        if user_id is not None:
+            await set_password_hash(conn, user_id, new_hash)
+            # The link reached the address, so it is proven as a verification link would.
+            await conn.execute("UPDATE users SET email_verified = 1 WHERE user_id = ?", (user_id,))
+            await revoke_sessions(conn, user_id, now)
+    if user_id is None:
+        raise Invalid(
+            "the link is not valid: unknown, already used or expired",
+            errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
+        )
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+@post(
+    "/auth/password", operation_id="changePassword", status_code=204,
+    summary="Change the password (422 when currentPassword is wrong)",
+    description=(
+        "Revokes every refresh token family of the account and its console sessions; API keys stay. "
+        "A bearer access token belongs to no family, so the caller's refresh tokens are revoked too: "
+        "log in again for new ones (the access token works until it expires)."
+    ),
+    responses=problems(*AUTHENTICATED, *BODY, *WRITE),
+)
+async def change_password_handler(
+    request: Request[User, Any, Any], data: JSONBody[ChangePasswordRequest], db: DatabaseDep
+) -> None:
+    await change_password(db, request.user.user_id, data.current_password, data.new_password)
+
+
+@post(
+    "/password-reset", operation_id="requestPasswordReset", status_code=202,
+    summary="Email a link to choose a new password (the same answer for any address)",
+    description="The link is single-use and valid for 1 hour; at most 3 are sent per account and hour.",
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
+async def request_password_reset_handler(
+    request: Request, data: JSONBody[PasswordResetRequest], db: DatabaseDep, settings: SettingsDep
+) -> PasswordResetAccepted:
+    await request_password_reset(db, request.app.state.outbox, settings, data.email)
+    return PasswordResetAccepted()
+
+
+@post(
+    "/password-reset/confirm", operation_id="confirmPasswordReset", status_code=204,
+    summary="Choose a new password with the emailed token; ends every session of the account",
+    responses=problems(*LIMITED, *BODY, *WRITE),
+)
+async def confirm_password_reset_handler(data: JSONBody[PasswordResetConfirmRequest], db: DatabaseDep) -> None:
+    await confirm_password_reset(db, data.token, data.new_password)
+
+
+# Under /v1/auth, without credentials; the change needs them and is mounted with /v1/me.
+public_handlers = [request_password_reset_handler, confirm_password_reset_handler]
+handlers = [change_password_handler]

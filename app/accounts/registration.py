@@ -1,0 +1,114 @@
+"""Registration: a new account under the service's REGISTRATION policy, its verification
+email queued in the same transaction.
+
+An `inviteToken` is either a card share's invitation (app.sharing: the registration marks
+it converted) or a team admin's invitation (app.accounts.team: single-use, for the invited
+address only, which it proves, so no verification email is sent). With REGISTRATION=invite
+either kind lets its holder in; with `closed` only a team invitation does: the admin chose
+that person, while a card's invitation goes to whoever its sender liked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aiosqlite
+import msgspec
+from litestar import Request, post
+from litestar.params import JSONBody
+
+from app import mail, sharing
+from app.accounts import team
+from app.accounts.emails import insert_verification, verification_email
+from app.accounts.hashing import hash_password
+from app.accounts.sessions import AuthResponse, issue_tokens
+from app.accounts.users import User, count_users, insert_user
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep
+from app.domain_errors import Forbidden
+from app.errors import BODY, LIMITED, WRITE, problems
+from app.fields import Email, InviteToken, Password
+
+
+class RegisterRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    marketing_consent: bool
+    invite_token: InviteToken | None = None
+
+
+async def create_account(
+    db: Database, outbox: mail.Outbox, settings: Settings,
+    email: str, password: str, marketing_consent: bool, invite_token: str | None = None,
+) -> User:
+    """Create an account under the REGISTRATION policy; queue its verification email unless a
+    team invitation proved the address; spend the invitation token. Raises Forbidden
+    (registration closed, or an invitation needed) and Conflict (the email is taken)."""
+    password_hash = await hash_password(password)
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user, invitation = await _insert_account(conn, settings, now, email, password_hash, marketing_consent, invite_token)
+    _after_commit(outbox, invitation)
+    return user
+
+
+async def register(
+    db: Database, outbox: mail.Outbox, settings: Settings,
+    email: str, password: str, marketing_consent: bool, invite_token: str | None,
+) -> AuthResponse:
+    """create_account, and log the account in (tokens of a new refresh family) in the same
+    transaction. Raises as create_account."""
+    password_hash = await hash_password(password)
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user, invitation = await _insert_account(conn, settings, now, email, password_hash, marketing_consent, invite_token)
+        response = await issue_tokens(conn, settings, user, now)
+    _after_commit(outbox, invitation)
+    return response
+
+
+async def _insert_account(
+    conn: aiosqlite.Connection, settings: Settings, now: datetime,
+    email: str, password_hash: str, marketing_consent: bool, invite_token: str | None,
+) -> tuple[User, sharing.Redeemable | None]:
+    # An unknown, used or expired token is ignored where registration is open, so a
+    # stale link never blocks anyone; where it is not, it is needed.
+    team_invitation = await team.usable_team_invitation(conn, invite_token, email, now) if invite_token else None
+    invitation = await sharing.usable_invitation(conn, invite_token, now) if invite_token and not team_invitation else None
+    if settings.registration != "open" and team_invitation is None and await count_users(conn) > 0:
+        if settings.registration == "closed":
+            raise Forbidden("registration is closed on this service: ask the admin for an invitation")
+        if invitation is None:
+            raise Forbidden(
+                "registration on this service needs a valid invitation token "
+                "(a team invitation registers only the address it was sent to)"
+            )
+    user = await insert_user(conn, email, password_hash, marketing_consent, now, email_verified=bool(team_invitation))
+    if team_invitation is not None:
+        await team.spend_team_invitation(conn, team_invitation, user.user_id, now)
+    else:
+        token = await insert_verification(conn, user.user_id, now)
+        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user.user_id)
+    if invitation is not None:
+        await sharing.mark_converted(conn, invitation, user.user_id, now)
+    return user, invitation
+
+
+def _after_commit(outbox: mail.Outbox, invitation: sharing.Redeemable | None) -> None:
+    outbox.wake()
+    if invitation is not None:
+        sharing.count_event("converted", invitation.channel)
+
+
+@post(
+    "/register", operation_id="register", summary="Create an account", status_code=201,
+    responses=problems(*LIMITED, *BODY, *WRITE, 403, 409),
+)
+async def register_handler(
+    request: Request, data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep
+) -> AuthResponse:
+    outbox = request.app.state.outbox
+    return await register(db, outbox, settings, data.email, data.password, data.marketing_consent, data.invite_token)
+
+
+handlers = [register_handler]
