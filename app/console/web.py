@@ -144,7 +144,7 @@ def _flash_text(value: str) -> str | None:
 def page(request: Request, template: str, *, status: int = 200, section: str | None = None, **context: Any) -> Template:
     """A console page: the template with the signed-in user, the nav section and any flash message."""
     flash = request.cookies.get(FLASH_COOKIE)
-    cookies = [Cookie(FLASH_COOKIE, "", path=COOKIE_PATH, max_age=0)] if flash else []
+    cookies = [Cookie(key=FLASH_COOKIE, value="", path=COOKIE_PATH, max_age=0)] if flash else []
     return Template(
         template,
         context={
@@ -165,7 +165,7 @@ def see_other(url: str, *, flash: str | None = None, cookies: list[Cookie] | Non
     cookies = list(cookies or [])
     if flash is not None:
         assert flash.partition(":")[0] in FLASHES, flash
-        cookies.append(Cookie(FLASH_COOKIE, flash, path=COOKIE_PATH, max_age=60, httponly=True, samesite="lax"))
+        cookies.append(Cookie(key=FLASH_COOKIE, value=flash, path=COOKIE_PATH, max_age=60, httponly=True, samesite="lax"))
     return Redirect(url, status_code=303, cookies=cookies)
 
 
@@ -228,7 +228,7 @@ async def session_hook(request: Request) -> Response | None:
 
 def session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
     return Cookie(
-        COOKIE, token, path=COOKIE_PATH, max_age=max_age, httponly=True, secure=cookie_is_secure(settings), samesite="lax"
+        key=COOKIE, value=token, path=COOKIE_PATH, max_age=max_age, httponly=True, secure=cookie_is_secure(settings), samesite="lax"
     )
 
 
