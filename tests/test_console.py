@@ -346,3 +346,8 @@ def test_downloads_decode_to_the_short_url_or_the_vcard(console):
         response = client.get(base, params=params)
         assert response.status_code == 422, params
         assert field in errors_of(response.text) or "Choose one of the options" in response.text
+
+
+def test_the_verification_page_links_to_the_console(client):
+    page = client.get("/verify-email?token=" + "a" * 43)
+    assert page.status_code == 200 and 'href="/app/cards"' in page.text
