@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from app.main import create_app
-from tests.conftest import PASSWORD, create_card, execute, query, register, unique_email
+from tests.conftest import PASSWORD, create_card, execute, make_settings, query, register, unique_email
 
 ORIGIN = "https://qr.example.test"
 
@@ -176,6 +176,17 @@ FORMS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def forms_console(tmp_path_factory):
+    """One logged-in console and one card for the whole table: every POST in it is refused,
+    so nothing it does changes what the next case sees."""
+    settings = make_settings(tmp_path_factory.mktemp("forms"))
+    with TestClient(create_app(settings), base_url=ORIGIN) as client:
+        user = register(client)
+        card = create_card(client, user["headers"])
+        yield client, card, log_in(client, user["user"]["email"])
+
+
 @pytest.mark.parametrize("path, fields", FORMS)
 @pytest.mark.parametrize(
     "token, headers",
@@ -188,9 +199,8 @@ FORMS = [
         ("right", {"Sec-Fetch-Site": "same-site"}),
     ],
 )
-def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(console, path, fields, token, headers):
-    client, user, csrf = console
-    card = create_card(client, user["headers"])
+def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(forms_console, path, fields, token, headers):
+    client, card, csrf = forms_console
     data = {**fields, **({"_csrf_token": csrf} if token == "right" else {"_csrf_token": csrf[:-4] + "0000"} if token == "wrong" else {})}
     response = client.post(path.format(card_id=card["cardId"]), data=data, headers=headers, follow_redirects=False)
     assert response.status_code == 403
