@@ -233,8 +233,13 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
 
 async def owned_card(db: Database, request: Request, card_id: str) -> Card:
     """The caller's card. Raises NotFound, for missing cards and other people's alike."""
+    return await card_of(db, request.user.user_id, card_id)
+
+
+async def card_of(db: Database, user_id: str, card_id: str) -> Card:
+    """The account's card. Raises NotFound, for missing cards and other people's alike."""
     async with db.read() as conn:
-        card = await get_card(conn, request.user.user_id, card_id)
+        card = await get_card(conn, user_id, card_id)
     if card is None:
         raise NotFound("no such card")
     return card
@@ -285,6 +290,47 @@ async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> No
     async with db.write() as conn:
         await retire_card(conn, card, isoformat(datetime.now(UTC)))
     public_cards.forget(card.slug)
+
+
+class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """How to draw a card's code for download (the API's query parameters, the console's download form)."""
+
+    format: qr.Format = "png"
+    size: Annotated[int, msgspec.Meta(ge=128, le=2048)] | None = None  # the card's qrSize
+    ecc: qr.Ecc | None = None  # the card's level
+    mode: qr.Mode = "dynamic"
+    dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#000000"
+    light: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#ffffff"
+    border: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
+
+
+async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str]:
+    """The card's code drawn as asked: (image, media type, file name). Raises Invalid (colours
+    without contrast, a payload too large for the level)."""
+    try:
+        dark_rgb, light_rgb = qr.parse_colour(options.dark), qr.parse_colour(options.light)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    # Below 3:1 (or inverted) many phone scanners fail; refuse rather than print a dud.
+    if qr.contrast_ratio(dark_rgb, light_rgb) < 3:
+        raise Invalid(
+            "dark and light colours need a contrast of at least 3:1, with dark modules darker",
+            errors=[{"field": "dark", "message": "too little contrast with light"}],
+        )
+    drawing = qr.Drawing(
+        format=options.format,
+        size=options.size or card.qr_size,
+        ecc=options.ecc or card.qr_error_correction,
+        dark="#{:02x}{:02x}{:02x}".format(*dark_rgb),
+        light="#{:02x}{:02x}{:02x}".format(*light_rgb),
+        border=options.border,
+    )
+    payload = short_url(settings, card.slug) if options.mode == "dynamic" else card.vcard()
+    try:
+        image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)
+    except qr.QrTooLarge as exc:
+        raise Invalid(str(exc)) from None
+    return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}"
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -365,36 +411,12 @@ async def card_qr(
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
 ) -> Response[bytes]:
     card = await owned_card(db, request, cardId)
-    try:
-        dark_rgb, light_rgb = qr.parse_colour(dark), qr.parse_colour(light)
-    except ValueError as exc:
-        raise Invalid(str(exc)) from None
-    # Below 3:1 (or inverted) many phone scanners fail; refuse rather than print a dud.
-    if qr.contrast_ratio(dark_rgb, light_rgb) < 3:
-        raise Invalid(
-            "dark and light colours need a contrast of at least 3:1, with dark modules darker",
-            errors=[{"field": "dark", "message": "too little contrast with light"}],
-        )
-    drawing = qr.Drawing(
-        format=format,
-        size=size or card.qr_size,
-        ecc=ecc or card.qr_error_correction,
-        dark="#{:02x}{:02x}{:02x}".format(*dark_rgb),
-        light="#{:02x}{:02x}{:02x}".format(*light_rgb),
-        border=border,
-    )
-    payload = short_url(settings, card.slug) if mode == "dynamic" else card.vcard()
-    try:
-        image = await qr.cached_image(request.app.state.qr_cache, payload, drawing, mode)
-    except qr.QrTooLarge as exc:
-        raise Invalid(str(exc)) from None
+    options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border)
+    image, media_type, filename = await qr_download(request.app.state, settings, card, options)
     return Response(
         image,
-        media_type=qr.MEDIA_TYPES[format],
-        headers={
-            "Content-Disposition": f'inline; filename="{card.slug}-{mode}.{format}"',
-            "Cache-Control": "private, max-age=60",
-        },
+        media_type=media_type,
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=60"},
     )
 
 

@@ -19,6 +19,9 @@ Route table (each handler lives in the module named):
   /i/{token}[/open.gif]      sharing    tracked invitation links
   /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
+  /, /app/*                  console    the web console (app/console/): login, register, cards
+                                        pages, their static files; its own session cookie,
+                                        CSRF check and HTML error pages
 Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
 scan events every second) and mail.Outbox (sends queued email).
   /schema                    OpenAPI document and interactive docs
@@ -44,7 +47,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
 from litestar.types import Message, Scope
 
-from app import __version__, accounts, backups, cards, errors, limits, mail, ops, scans, sharing, stats
+from app import __version__, accounts, backups, cards, console, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 from app.limits import client_ip
@@ -150,6 +153,8 @@ def create_app(settings: Settings) -> Litestar:
             *accounts.public_handlers,
             ops.health,
             ops.MetricsController,
+            console.router(settings),
+            console.site_root,
         ],
         dependencies={
             "db": Provide(lambda: db, sync_to_thread=False),
@@ -162,6 +167,7 @@ def create_app(settings: Settings) -> Litestar:
         request_class=limits.JsonRequest,
         middleware=[prometheus.middleware],
         openapi_config=openapi,
+        template_config=console.template_config,
         # Litestar answers 413 past this on every route that reads a body.
         request_max_body_size=64 * 1024,
         # Logging is configured once by the command line (JSON lines), not by the app.

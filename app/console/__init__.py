@@ -1,0 +1,43 @@
+"""The web console under /app (SPEC §6): server-rendered pages over the same domain
+operations the API calls.
+
+Adding a page: write its handlers in a module of this package (see cards.py), render with
+`web.page(request, "console/<name>.html", section=..., **plain_data)`, answer a good POST
+with `web.see_other(url, flash=key)`, list the handlers in the module's `handlers`, and add
+the module's `handlers` to `router` below. Handlers get `request.user`; a page for people
+who are not signed in says `opt={"public": True}`. Every POST is CSRF-checked (the form
+needs `{{ csrf_input | safe }}`) and refused from another origin.
+"""
+
+from __future__ import annotations
+
+from litestar import Router, get
+from litestar.response import Redirect
+
+from app.config import Settings
+from app.console import auth, cards, web
+
+
+@get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
+def console_home() -> Redirect:
+    return Redirect(web.HOME, status_code=302)
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def site_root() -> Redirect:
+    """`/` sends a visitor to the console (SPEC §6)."""
+    return Redirect("/app", status_code=302)
+
+
+def router(settings: Settings) -> Router:
+    return Router(
+        "/app",
+        route_handlers=[console_home, web.static_file, *auth.handlers, *cards.handlers, web.not_found],
+        before_request=web.session_hook,
+        middleware=[web.csrf_middleware(settings)],
+        exception_handlers=web.EXCEPTION_HANDLERS,
+        include_in_schema=False,
+    )
+
+
+template_config = web.template_config

@@ -1,0 +1,345 @@
+"""What every console page shares: rendering, static files, the session hook, CSRF and
+the Origin check, flash messages, and the friendly error pages.
+
+A page handler gets the signed-in account as `request.user` (None on the public pages,
+marked `opt={"public": True}`), reads its form with `form_of`, and answers
+`page(request, "console/x.html", ...)` with plain data, or `see_other(url, flash=...)`
+after a successful POST (POST-redirect-GET).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import mimetypes
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+import msgspec
+from litestar import Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import Cookie
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.params import FromPath
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.template import TemplateConfig
+
+from app import errors
+from app.config import Settings
+from app.domain_errors import DomainError, Limited
+from app.sqlite import sqlite3
+from app.web_sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
+
+log = logging.getLogger("app.console")
+HERE = Path(__file__).parent.parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+HOME = "/app/cards"
+
+# No inline script or style anywhere: the stylesheet and the one script are files of our
+# own origin; QR thumbnails may be data: URLs.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Pages show an account's data: never kept by a shared cache or the back-forward cache of another user.
+    "Cache-Control": "no-store",
+}
+
+
+# --- static files: content-hashed names, cached for a year ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    media_type: str
+
+
+def _load_assets() -> tuple[dict[str, Asset], dict[str, str]]:
+    """Every file of app/static under a name carrying its content hash (console.3f2a1b9c.css)."""
+    assets, urls = {}, {}
+    for file in sorted(STATIC.iterdir()):
+        if not file.is_file():
+            continue
+        body = file.read_bytes()
+        hashed = f"{file.stem}.{hashlib.sha256(body).hexdigest()[:10]}{file.suffix}"
+        media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if media_type.startswith("text/") or media_type in ("application/javascript", "image/svg+xml"):
+            media_type += "; charset=utf-8"
+        assets[hashed] = Asset(body, media_type)
+        urls[file.name] = f"/app/static/{hashed}"
+    return assets, urls
+
+
+ASSETS, ASSET_URLS = _load_assets()
+
+
+def static_url(name: str) -> str:
+    """The hashed URL of a file in app/static (KeyError for a file that is not there)."""
+    return ASSET_URLS[name]
+
+
+# No session lookup, no CSRF cookie: a response cached for a year must not set one.
+STATIC_OPT = {"public": True, "sessionless": True, "exclude_from_csrf": True}
+
+
+@get("/static/{name:str}", opt=STATIC_OPT, include_in_schema=False, sync_to_thread=False)
+def static_file(name: FromPath[str]) -> Response[bytes]:
+    asset = ASSETS.get(name)
+    if asset is None:
+        raise NotFoundException()
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def _configure(engine: JinjaTemplateEngine) -> None:
+    env = engine.engine
+    env.undefined = jinja2.StrictUndefined  # a misspelt name fails the test, not the page silently
+    env.trim_blocks = env.lstrip_blocks = True
+    env.globals["static"] = static_url
+
+
+template_config = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_configure)
+
+
+# --- flash messages ------------------------------------------------------------------
+# The cookie carries only a key of this table (and perhaps a count), so nothing a third
+# party writes into it can put words on a page.
+
+FLASH_COOKIE = "qrc_flash"
+FLASHES = {
+    "card-created": "Card created.",
+    "card-saved": "Changes saved.",
+    "card-deleted": "Card deleted.",
+    "registered": "Welcome! We sent you an email: open its link to confirm your address.",
+    "logged-out": "You are logged out.",
+}
+
+
+def _flash_text(value: str) -> str | None:
+    key, _, count = value.partition(":")
+    text = FLASHES.get(key)
+    if text and count.isdigit():
+        text = text.format(count=int(count))
+    return text
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def page(request: Request, template: str, *, status: int = 200, section: str | None = None, **context: Any) -> Template:
+    """A console page: the template with the signed-in user, the nav section and any flash message."""
+    flash = request.cookies.get(FLASH_COOKIE)
+    cookies = [Cookie(key=FLASH_COOKIE, value="", path=COOKIE_PATH, max_age=0)] if flash else []
+    return Template(
+        template,
+        context={
+            "viewer": request.scope.get("user"),
+            "section": section,
+            "flash": _flash_text(flash) if flash else None,
+            "errors": {},
+            **context,
+        },
+        status_code=status,
+        headers=PAGE_HEADERS,
+        cookies=cookies,
+    )
+
+
+def see_other(url: str, *, flash: str | None = None, cookies: list[Cookie] | None = None) -> Redirect:
+    """303 to a page of ours after a POST, with an optional flash message (a FLASHES key)."""
+    cookies = list(cookies or [])
+    if flash is not None:
+        assert flash.partition(":")[0] in FLASHES, flash
+        cookies.append(Cookie(key=FLASH_COOKIE, value=flash, path=COOKIE_PATH, max_age=60, httponly=True, samesite="lax"))
+    return Redirect(url, status_code=303, cookies=cookies)
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The submitted form as plain strings (the last value of a repeated name); the CSRF field left out."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str) and key != "_csrf_token"}
+
+
+def safe_next(value: str | None) -> str:
+    """A console path to go to after login; anything else (another site, //host, \\host) is the cards list."""
+    if not value or len(value) > 2000 or "\\" in value or any(ord(ch) < 0x20 for ch in value):
+        return HOME
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not (parts.path == "/app" or parts.path.startswith("/app/")):
+        return HOME
+    return value
+
+
+def login_url(request: Request) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/app/login" if request.method != "GET" or here in ("/app", HOME) else f"/app/login?next={quote(here, safe='/')}"
+
+
+# --- the session hook and the Origin check -------------------------------------------
+
+
+def same_origin(request: Request, settings: Settings) -> bool:
+    """Whether a state-changing request comes from our own pages.
+
+    Browsers send `Sec-Fetch-Site` (and `Origin` on every POST); a request from another
+    site is refused whatever token it carries. A client sending neither (curl, an old
+    browser) is left to the CSRF token.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    ours = {urlsplit(settings.public_base_url)._replace(path="", query="", fragment="").geturl()}
+    if host := request.headers.get("host"):
+        ours |= {f"http://{host}", f"https://{host}"}
+    return origin in ours
+
+
+async def session_hook(request: Request) -> Response | None:
+    """Every console request: who is signed in (request.user, None when nobody is); pages not
+    marked public send a visitor to the login; a POST from another origin is refused."""
+    settings: Settings = request.app.state.settings
+    if request.method == "POST" and not same_origin(request, settings):
+        raise PermissionDeniedException(FOREIGN_ORIGIN)
+    opt = request.route_handler.opt
+    token = request.cookies.get(COOKIE) if not opt.get("sessionless") else None
+    user = await user_for_web_session(request.app.state.db, token) if token else None
+    request.scope["user"] = user
+    if user is None and not opt.get("public"):
+        return Redirect(login_url(request), status_code=303)
+    return None
+
+
+def session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=COOKIE, value=token, path=COOKIE_PATH, max_age=max_age, httponly=True, secure=cookie_is_secure(settings), samesite="lax"
+    )
+
+
+def csrf_middleware(settings: Settings) -> DefineMiddleware:
+    """Litestar's double-submit CSRF check for the console's forms (its token is in each form
+    as `_csrf_token`, its cookie on /app only). The key is derived from JWT_SECRET, so
+    tokens outlive a restart."""
+    secret = hmac.new(settings.jwt_secret.encode(), b"console csrf", hashlib.sha256).hexdigest()
+    config = CSRFConfig(
+        secret=secret,
+        cookie_name="qrc_csrf",
+        cookie_path=COOKIE_PATH,
+        cookie_httponly=True,
+        cookie_secure=cookie_is_secure(settings),
+        cookie_samesite="lax",
+    )
+    return DefineMiddleware(CSRFMiddleware, config=config)
+
+
+# --- error pages ---------------------------------------------------------------------
+
+FOREIGN_ORIGIN = "This form was sent from another site, so nothing was changed."
+ERROR_TEXT = {
+    400: "The request could not be understood. Go back and try again.",
+    403: "You are not allowed to do that. If you sent a form, it may have expired: go back, reload the page and send it again.",
+    404: "There is nothing here. It may have been deleted, or the link is wrong.",
+    405: "That does not work on this page.",
+    409: "That conflicts with what is stored.",
+    413: "That was too large to send.",
+    422: "Some values were not acceptable.",
+    429: "Too many attempts. Please wait a moment and try again.",
+    500: "Something went wrong on our side. Please try again; if it keeps happening, tell your admin.",
+    503: "The service cannot save anything right now. Please try again in a minute.",
+}
+
+
+def error_page(request: Request, status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> Template:
+    response = page(
+        request,
+        "console/error.html",
+        status=status,
+        title=HTTPStatus(status).phrase,
+        status_code=status,
+        detail=detail or ERROR_TEXT.get(status, ERROR_TEXT[400] if status < 500 else ERROR_TEXT[500]),
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status >= 500:
+        errors.ERRORS.labels("http").inc()
+    # Litestar's own messages are for programmers; people get the friendly text.
+    detail = FOREIGN_ORIGIN if exc.detail == FOREIGN_ORIGIN else None
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
+    return error_page(request, status, detail, headers)
+
+
+def domain_error(request: Request, exc: DomainError) -> Response:
+    status = next(errors.DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in errors.DOMAIN_STATUS)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
+    return error_page(request, status, exc.message[:1].upper() + exc.message[1:] + ".", headers)
+
+
+def storage_error(request: Request, exc: sqlite3.Error) -> Response:
+    problem = errors.storage_to_problem(exc)  # logs and counts it
+    return error_page(request, problem.status_code, None, problem.headers)
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response:
+    errors.unexpected_to_problem(exc)  # logs the traceback and counts it
+    return error_page(request, 500)
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_error,
+    DomainError: domain_error,
+    sqlite3.Error: storage_error,
+    Exception: unexpected_error,
+}
+
+
+@get("/{rest:path}", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
+def not_found(rest: FromPath[str]) -> None:
+    """Any other path under /app: the friendly 404 (an unmatched path never reaches the router's handlers)."""
+    raise NotFoundException()
+
+
+# --- form fields ---------------------------------------------------------------------
+
+_LIMIT = re.compile(r"Expected `(str|int)` (?:of length )?(>=|<=|>|<) (\d+)")
+
+
+def field_error(value: Any, kind: Any, bad_format: str = "Has characters or a shape that is not allowed") -> str | None:
+    """Why `value` is not a `kind` (a field type of app/fields.py), said for people; None when it is."""
+    try:
+        msgspec.convert(value, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if limit := _LIMIT.search(message):
+            unit, op, number = limit.groups()
+            if unit == "str":
+                return f"Use at least {number} characters" if op == ">=" else f"Use at most {number} characters"
+            return f"Must be at least {number}" if op == ">=" else f"Must be at most {number}"
+        if "matching regex" in message:
+            return bad_format
+        return "Not a valid value"
+    return None

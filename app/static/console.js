@@ -1,0 +1,41 @@
+// The console's only script: copy buttons and the live card preview. Every page works
+// without it (the copy target is selectable text; the preview is drawn by the server).
+"use strict";
+
+document.querySelectorAll("[data-copy]").forEach(function (button) {
+  var target = document.getElementById(button.getAttribute("data-copy"));
+  if (!target || !navigator.clipboard) return;
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var text = target.value !== undefined ? target.value : target.textContent;
+    navigator.clipboard.writeText(text.trim()).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+});
+
+document.querySelectorAll("form[data-preview]").forEach(function (form) {
+  var preview = document.getElementById(form.getAttribute("data-preview"));
+  if (!preview) return;
+  function value(name) {
+    var input = form.elements[name];
+    return input ? input.value.trim() : "";
+  }
+  function show(name, text) {
+    preview.querySelectorAll("[data-show='" + name + "']").forEach(function (el) {
+      el.textContent = text;
+      var item = el.closest("[data-optional]");
+      if (item) item.hidden = text === "";
+    });
+  }
+  function update() {
+    show("fullName", value("fullName") || "Your name");
+    show("role", [value("title"), value("organization")].filter(Boolean).join(", "));
+    show("email", value("email"));
+    show("phone", value("phone"));
+    show("website", value("website"));
+  }
+  form.addEventListener("input", update);
+});
