@@ -1,18 +1,21 @@
-"""The public pages' HTML: the card page, and the short pages people get instead of problem
-documents (no such card, removed, too many requests), as ready ASGI answers.
+"""The public pages' HTML: the card page (app/templates/public/card.html), and the short
+pages people get instead of problem documents (no such card, removed, too many requests),
+as ready ASGI answers.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
+from pathlib import Path
 from urllib.parse import quote
 
+import jinja2
 from litestar import Response
 
 from app.card_cache import Gone
 from app.cards import Card
+from app.static_files import static_url
 
 PAGE_STYLE = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,sans-serif;background:#f4f5f7;color:#1d2330}
@@ -37,27 +40,23 @@ PAGE_HEADERS = {
 }
 
 
-def card_page(card: Card) -> str:
-    e = html.escape
-    role = ", ".join(part for part in (card.title, card.organization) if part)
-    links = [f'<li><a href="mailto:{e(quote(card.email, safe="@+"))}">{e(card.email)}</a></li>']
-    if card.phone:
-        dial = "".join(ch for ch in card.phone if ch.isdigit() or ch == "+")
-        links.append(f'<li><a href="tel:{e(dial)}">{e(card.phone)}</a></li>')
-    if card.website:
-        links.append(f'<li><a href="{e(card.website)}" rel="noopener noreferrer nofollow">{e(card.website)}</a></li>')
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{e(card.full_name)}</title><style>{PAGE_STYLE}</style></head>
-<body><main><div class="card">
-<h1>{e(card.full_name)}</h1>
-<p class="role">{e(role)}</p>
-<ul>{"".join(links)}</ul>
-<a class="save" href="/p/{e(card.slug)}.vcf">Save contact</a>
-</div><footer>Shared with QR Contact</footer></main></body></html>
-"""
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "public"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+)
+
+
+def card_page(card: Card, base_url: str) -> str:
+    """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link previews need."""
+    return TEMPLATES.get_template("card.html").render(
+        card=card,
+        role=", ".join(part for part in (card.title, card.organization) if part),
+        mailto=quote(card.email, safe="@+"),
+        dial="".join(ch for ch in card.phone or "" if ch.isdigit() or ch == "+"),
+        base_url=base_url,
+        favicon=static_url("favicon.svg"),
+        style=PAGE_STYLE,
+    )
 
 
 class Answer:

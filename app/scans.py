@@ -263,7 +263,8 @@ async def page(request: Request, name: FromPath[str]) -> Response:
         )
     if visit.countable:
         public.counters.view(found, visit.user_agent, visit.referer, visit.country)
-    return Response(card_page(found), media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+    body = card_page(found, public.settings.public_base_url)
+    return Response(body, media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
 @route(

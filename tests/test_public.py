@@ -112,8 +112,8 @@ def test_card_page_counts_a_view_escapes_everything_and_sends_a_csp(client, user
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     html = response.text
     assert "<script>" not in html and "<img" not in html
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
-    assert 'href="https://example.com/?a=&quot;onmouseover=alert(1)"' in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert 'href="https://example.com/?a=&#34;onmouseover=alert(1)"' in html
     assert 'href="tel:+15550100"' in html
     assert 'href="mailto:jane@example.com"' in html
     assert 'href="/p/page-check.vcf"' in html and "Save contact" in html
@@ -125,6 +125,20 @@ def test_card_page_counts_a_view_escapes_everything_and_sends_a_csp(client, user
 
     assert base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() in csp
     assert counts(client, user, card) == (0, 1)
+
+
+def test_card_page_has_a_favicon_and_open_graph_tags_for_link_previews(client, user):
+    create_card(client, user["headers"], slug="og-check", fullName="Ana \"Q\" Li", organization="Acme", title="CTO")
+    html = client.get("/p/og-check", headers={"User-Agent": PHONE_UA}).text
+    base = client.app.state.settings.public_base_url
+    tags = dict(re.findall(r'<meta property="(og:[a-z:]+)" content="([^"]*)">', html))
+    assert tags["og:title"] == "Ana &#34;Q&#34; Li" and tags["og:description"] == "CTO, Acme"
+    assert tags["og:url"] == f"{base}/p/og-check" and tags["og:image"] == f"{base}/q/og-check.png"
+    assert client.get(tags["og:image"].removeprefix(base)).headers["content-type"] == "image/png"
+    favicon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html).group(1)
+    icon = client.get(favicon)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml") and b"<svg" in icon.content
+    assert "immutable" in icon.headers["cache-control"]
 
 
 def test_vcard_download(client, user):

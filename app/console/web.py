@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import mimetypes
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -38,12 +36,12 @@ from app import errors
 from app.config import Settings
 from app.domain_errors import DomainError, Limited
 from app.sqlite import sqlite3
+from app.static_files import ASSETS, static_url
 from app.web_sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
 
 log = logging.getLogger("app.console")
 HERE = Path(__file__).parent.parent
 TEMPLATES = HERE / "templates"
-STATIC = HERE / "static"
 HOME = "/app/cards"
 
 # No inline script or style anywhere: the stylesheet and the one script are files of our
@@ -61,37 +59,7 @@ PAGE_HEADERS = {
 }
 
 
-# --- static files: content-hashed names, cached for a year ---------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    body: bytes
-    media_type: str
-
-
-def _load_assets() -> tuple[dict[str, Asset], dict[str, str]]:
-    """Every file of app/static under a name carrying its content hash (console.3f2a1b9c.css)."""
-    assets, urls = {}, {}
-    for file in sorted(STATIC.iterdir()):
-        if not file.is_file():
-            continue
-        body = file.read_bytes()
-        hashed = f"{file.stem}.{hashlib.sha256(body).hexdigest()[:10]}{file.suffix}"
-        media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if media_type.startswith("text/") or media_type in ("application/javascript", "image/svg+xml"):
-            media_type += "; charset=utf-8"
-        assets[hashed] = Asset(body, media_type)
-        urls[file.name] = f"/app/static/{hashed}"
-    return assets, urls
-
-
-ASSETS, ASSET_URLS = _load_assets()
-
-
-def static_url(name: str) -> str:
-    """The hashed URL of a file in app/static (KeyError for a file that is not there)."""
-    return ASSET_URLS[name]
+# --- static files: content-hashed names, cached for a year (app/static_files.py) -----
 
 
 # No session lookup, no CSRF cookie: a response cached for a year must not set one.
