@@ -550,8 +550,10 @@ async def change_marketing_consent(db: Database, user_id: str, consent: bool) ->
 
 async def delete_account(db: Database, public_cards: PublicCards, user_id: str) -> None:
     """Delete the account and everything it owns; its cards' slugs are retired. Raises Conflict for the only admin."""
+    now = datetime.now(UTC)
     async with db.write() as conn:
-        slugs = await delete_user(conn, user_id, datetime.now(UTC))
+        slugs = await delete_user(conn, user_id, now)
+        await cards.record_changes(conn, slugs, isoformat(now))
     public_cards.forget(*slugs)
 
 

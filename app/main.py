@@ -53,6 +53,10 @@ log = logging.getLogger("app")
 
 
 def create_app(settings: Settings) -> Litestar:
+    if settings.is_edge:
+        from app.edge import create_edge_app
+
+        return create_edge_app(settings)
     db = Database(settings.database_path, replicated=settings.replication_enabled)
     monitor = LagMonitor(settings, db)
     active_users = ops.ActiveUsers()
@@ -115,13 +119,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
-    prometheus = PrometheusConfig(
-        app_name="qrcontact",
-        prefix="http",
-        group_path=True,
-        exclude=["^/metrics$"],
-        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    )
+    prometheus = prometheus_config()
     openapi = OpenAPIConfig(
         title="QR Contact",
         version=__version__,
@@ -171,6 +169,17 @@ def create_app(settings: Settings) -> Litestar:
     # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
     state.fast_path = FastPath(state.public, prometheus)
     return app
+
+
+def prometheus_config() -> PrometheusConfig:
+    """Litestar's Prometheus middleware as every app here (primary or edge) measures requests."""
+    return PrometheusConfig(
+        app_name="qrcontact",
+        prefix="http",
+        group_path=True,
+        exclude=["^/metrics$"],
+        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    )
 
 
 async def public_page_limit(request: Request) -> Response | None:
