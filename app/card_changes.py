@@ -15,10 +15,10 @@ import time
 
 import aiosqlite
 import msgspec
-from litestar import Request, get
+from litestar import get
 from litestar.params import FromQuery
 
-from app.db import Database, fetch_all, fetch_one
+from app.db import Database, DatabaseDep, fetch_all, fetch_one
 
 # The most changes one answer carries; an edge behind by more asks again at once.
 PAGE = 1000
@@ -65,5 +65,5 @@ async def wait_for_changes(db: Database, after: int, wait: float) -> CardChanges
 
 
 @get("/internal/changes", operation_id="cardChanges", summary="Card slugs changed after a seq (edges)")
-async def card_changes(request: Request, after: FromQuery[int] = 0, wait: FromQuery[float] = 0.0) -> CardChanges:
-    return await wait_for_changes(request.app.state.db, after, wait)
+async def card_changes(db: DatabaseDep, after: FromQuery[int] = 0, wait: FromQuery[float] = 0.0) -> CardChanges:
+    return await wait_for_changes(db, after, wait)

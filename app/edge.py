@@ -47,6 +47,7 @@ HOP_BY_HOP = frozenset({
 })
 # The edge's HTTP server adds its own Date (and the primary's would come twice).
 NOT_PASSED_BACK = HOP_BY_HOP | {b"date", b"server"}
+VIA = b"1.1 qrcontact-edge"
 
 
 def counters_at_edge(settings: Settings) -> Counters:
@@ -91,6 +92,7 @@ class Primary:
             return
         try:
             headers = [(name, value) for name, value in response.headers.raw if name.lower() not in NOT_PASSED_BACK]
+            headers.append((b"via", VIA))  # as a proxy says it was one (RFC 9110 §7.6.3)
             await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
             async for chunk in response.aiter_raw():  # as sent: compressed stays compressed
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -194,13 +196,15 @@ class EdgeHealth(msgspec.Struct, rename="camel"):
     has_copy: bool
     card_change: int  # the newest card change the copy holds
     lag_seconds: float | None
+    following: bool  # whether the follower runs (it is stopped while the copy is up to date)
 
 
 @get("/health", operation_id="edgeHealth", summary="Health of an edge: 200 once it has a copy", include_in_schema=False)
 async def edge_health(request: Request) -> Response[EdgeHealth]:
     copy: EdgeCopy = request.app.state.edge_copy
     lag = copy.lag() if copy.ready else None
-    body = EdgeHealth("ok" if copy.ready else "no copy yet", "edge", copy.ready, copy.position, lag)
+    following = copy.follower is not None and copy.follower.alive and not copy.follower.paused
+    body = EdgeHealth("ok" if copy.ready else "no copy yet", "edge", copy.ready, copy.position, lag, following)
     return Response(body, status_code=200 if copy.ready else 503, headers={"Cache-Control": "no-store"})
 
 

@@ -376,7 +376,9 @@ class EdgeCopy:
             self.changes.heard = max(self.changes.heard, self.position)
             while True:
                 try:
-                    response = await client.get("/internal/changes", params={"after": self.changes.heard, "wait": LONG_POLL})
+                    # The first answer at once: until it comes, the edge cannot tell whether its copy is behind.
+                    wait = LONG_POLL if self.heard_once.is_set() else 0
+                    response = await client.get("/internal/changes", params={"after": self.changes.heard, "wait": wait})
                     response.raise_for_status()
                     answer = response.json()
                 except (httpx.HTTPError, ValueError) as exc:
