@@ -1,0 +1,262 @@
+"""Edge regions: staleness, an edge's scan throughput against the primary's, and what an
+edge costs in object-storage requests.
+
+One primary (`qrcontact serve`, ROLE=primary, its internal port on) and one edge
+(ROLE=edge) on 127.0.0.1, sharing a replica on moto_server as S3. The edge reaches the
+store through a counting proxy of its own, so every request it makes is counted by kind
+(LIST, GET, ...). Both servers are pinned to one core and wrk to the other (as
+bench/scanners.py does; needs wrk and taskset).
+
+* staleness: a card edited at the primary --writes times (PATCH acknowledged → the edge
+  serving the new name), and separately until the edge answers it from its own copy
+  rather than through the primary;
+* throughput: wrk on /c/{slug} at the primary, then at the edge, --rounds times each,
+  alternated; the ratio of the medians (target: at least 0.9);
+* object-storage requests per second at the edge: idle (nothing changes), under a scan
+  load at the primary (its counters write every second), and per card change.
+
+    .venv/bin/python bench/edges.py [--writes 200] [--rounds 3] [--duration 5] [--idle 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import S3_CREDENTIALS, free_port, moto_server, s3_client, s3_url  # noqa: E402
+from scanners import (  # noqa: E402
+    PASSWORD,
+    PHONE_UA,
+    QRCONTACT,
+    SCANNER_LIMIT_FOR_BENCH,
+    start,
+    stop,
+    wait_until_up,
+    wrk,
+)
+
+RATIO_TARGET = 0.9
+STALENESS_TARGET = 2.0
+
+
+# --- counting what an edge asks of the store ------------------------------------------
+
+
+class CountingProxy:
+    """An HTTP proxy in front of moto_server that counts the requests through it by kind."""
+
+    def __init__(self, upstream: str) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        lock = threading.Lock()
+        target = urlsplit(upstream)
+        local = threading.local()
+        counts = self.counts
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def forward(self) -> None:
+                kind = "LIST" if self.command == "GET" and "list-type=" in self.path else self.command
+                with lock:
+                    counts[kind] += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if getattr(local, "conn", None) is None:
+                    local.conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                try:
+                    local.conn.request(self.command, self.path, body=body or None, headers=headers)
+                    response = local.conn.getresponse()
+                    data = response.read()
+                except (OSError, http.client.HTTPException):
+                    local.conn.close()
+                    local.conn = None
+                    self.send_error(502)
+                    return
+                self.send_response_only(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def snapshot(self) -> collections.Counter[str]:
+        return collections.Counter(self.counts)
+
+
+# --- the servers ------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = root / f"{name}.log"
+        self.env = {**os.environ, "DATA_DIR": str(root / name), "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "SCANNER_RATE_LIMIT_PER_MINUTE": SCANNER_LIMIT_FOR_BENCH, "RATE_LIMIT_PER_MINUTE": "1000000",
+                    **S3_CREDENTIALS, **env}
+        self.process = start([QRCONTACT, "serve"], self.env, self.log)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_healthy(self) -> None:
+        wait_until_up(f"{self.url}/health", self.process, self.log)
+        deadline = time.monotonic() + 120
+        while self.http.get("/health").status_code != 200:
+            if time.monotonic() > deadline:
+                sys.exit(f"{self.log} never became healthy")
+            time.sleep(0.1)
+
+    def pids(self) -> list[int]:
+        found = [self.process.pid]
+        for _ in range(3):  # serve → (litestream →) app → follower
+            found += [int(p) for pid in found for p in os.popen(f"pgrep -P {pid}").read().split()]
+        return sorted(set(found))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def wait_for(condition, timeout: float = 60.0, every: float = 0.005) -> float:
+    """Poll until `condition()` holds; returns when it did (perf_counter)."""
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            sys.exit("timed out")
+        time.sleep(every)
+    return time.perf_counter()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--writes", type=int, default=200, help="card edits timed for staleness (200)")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server, alternated; medians compared (3)")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run (5)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--idle", type=float, default=30, help="seconds the idle request rate is counted over (30)")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-edges-"))
+    with moto_server(root / "moto.log") as endpoint:
+        s3_client(endpoint).create_bucket(Bucket="edges")
+        proxy = CountingProxy(endpoint)
+        token = secrets.token_urlsafe(32)
+        internal = free_port()
+        primary = Server(root, "primary", {
+            "ROLE": "primary", "EDGE_TOKEN": token, "INTERNAL_PORT": str(internal),
+            "REPLICA_URL": s3_url(endpoint, "edges", "db"),
+        })
+        edge = None
+        try:
+            primary.wait_healthy()
+            auth = primary.http.post("/v1/auth/register", json={"email": "bench@example.com", "password": PASSWORD,
+                                                                 "marketingConsent": False})
+            auth.raise_for_status()
+            headers = {"Authorization": f"Bearer {auth.json()['accessToken']}"}
+            card = primary.http.post("/v1/cards", json={"fullName": "Name 0", "email": "b@example.com", "slug": "bench"},
+                                     headers=headers).json()
+            edge = Server(root, "edge", {
+                "ROLE": "edge", "PRIMARY_URL": primary.url, "PRIMARY_INTERNAL_URL": f"http://127.0.0.1:{internal}",
+                "EDGE_TOKEN": token, "PUBLIC_BASE_URL": primary.url, "REPLICA_URL": s3_url(proxy.url, "edges", "db"),
+            })
+            edge.wait_healthy()
+            began = proxy.snapshot()
+            wait_for(lambda: edge.http.get("/health").json()["following"] is False, every=0.05)
+            print(f"edge up: its first restore and follow took {sum((proxy.snapshot() - began).values())} requests "
+                  f"after it answered /health ({dict(proxy.snapshot())} in all)")
+
+            # Idle: nothing changes at the primary.
+            before, t0 = proxy.snapshot(), time.perf_counter()
+            time.sleep(args.idle)
+            idle = proxy.snapshot() - before
+            idle_rate = sum(idle.values()) / (time.perf_counter() - t0)
+            print(f"idle {args.idle:.0f} s: {dict(idle)} = {idle_rate:.3f} requests/s at the edge")
+
+            # Staleness, and the requests each change costs.
+            visible, local = [], []
+            before = proxy.snapshot()
+            for i in range(1, args.writes + 1):
+                name = f"Name {i}"
+                response = primary.http.patch(f"/v1/cards/{card['cardId']}", json={"fullName": name}, headers=headers)
+                response.raise_for_status()
+                acked = time.perf_counter()
+                seen = wait_for(lambda name=name: name in edge.http.get("/p/bench").text)
+                visible.append(seen - acked)
+                from_copy = wait_for(
+                    lambda name=name: "via" not in (r := edge.http.get("/p/bench")).headers and name in r.text
+                )
+                local.append(from_copy - acked)
+            per_change = proxy.snapshot() - before
+            print(f"staleness over {args.writes} edits (acknowledged at the primary → served by the edge): "
+                  f"p50 {percentile(visible, 0.5):.3f} s, p99 {percentile(visible, 0.99):.3f} s, max {max(visible):.3f} s")
+            print(f"  until the edge's own copy had it: p50 {percentile(local, 0.5):.3f} s, p99 {percentile(local, 0.99):.3f} s, "
+                  f"max {max(local):.3f} s")
+            print(f"  object-storage requests per change: {sum(per_change.values()) / args.writes:.1f} ({dict(per_change)})")
+
+            # Throughput: the same scan at the primary and at the edge (its copy and caches).
+            wait_for(lambda: "via" not in edge.http.get("/c/bench", headers={"User-Agent": PHONE_UA}).headers)
+            runs: dict[str, list[float]] = {"primary": [], "edge": []}
+            load_counts = collections.Counter()
+            load_seconds = 0.0
+            for _ in range(args.rounds):
+                for name, server in (("primary", primary), ("edge", edge)):
+                    wrk(f"{server.url}/c/bench", 2, args.connections)  # warm-up
+                    before, t0 = proxy.snapshot(), time.perf_counter()
+                    run = wrk(f"{server.url}/c/bench", args.duration, args.connections, server=server.pids())
+                    if name == "primary":  # the edge's store requests while the primary counts scans
+                        load_counts += proxy.snapshot() - before
+                        load_seconds += time.perf_counter() - t0
+                    runs[name].append(run.rps)
+                    print(f"  {name}: {run.rps:,.0f} counted redirects/s, p99 {run.p99_ms:.2f} ms, errors {run.errors}")
+            ratio = statistics.median(runs["edge"]) / statistics.median(runs["primary"])
+            load_rate = sum(load_counts.values()) / load_seconds
+            print(f"edge/primary counted-redirect throughput: {ratio:.2f} (target ≥ {RATIO_TARGET})")
+            print(f"under scan load at the primary: {dict(load_counts)} = {load_rate:.3f} requests/s at the edge")
+            print(json.dumps({
+                "staleness_p50_s": round(percentile(visible, 0.5), 3), "staleness_p99_s": round(percentile(visible, 0.99), 3),
+                "staleness_max_s": round(max(visible), 3), "copy_p50_s": round(percentile(local, 0.5), 3),
+                "copy_p99_s": round(percentile(local, 0.99), 3), "throughput_ratio": round(ratio, 3),
+                "idle_requests_per_s": round(idle_rate, 4), "load_requests_per_s": round(load_rate, 4),
+                "requests_per_change": round(sum(per_change.values()) / args.writes, 2),
+            }))
+            ok = ratio >= RATIO_TARGET and percentile(visible, 0.99) <= STALENESS_TARGET
+            return 0 if ok else 1
+        finally:
+            for server in (edge, primary):
+                if server is not None:
+                    stop(server.process)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
