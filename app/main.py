@@ -16,8 +16,11 @@ Route table (each handler lives in the module named):
   /i/{token}[/open.gif]      sharing    tracked invitation links
   /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
-Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
-scan events every second) and mail.Outbox (sends queued email).
+Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
+scan events every second: to the database, or at an edge to edge_outbox.EdgeOutbox, which
+edge_outbox.Shipper sends to the primary) and mail.Outbox (sends queued email). On the
+primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
+  POST /internal/scan-batches  edge_counts  batches of scans counted at edges
   /schema                    OpenAPI document and interactive docs
 """
 
@@ -43,7 +46,10 @@ from litestar.types import Message, Scope
 
 from app import __version__, accounts, backups, cards, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
+from app.counters import Counters
 from app.db import Database
+from app.edge_outbox import EdgeOutbox, Shipper
+from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor, wait_until_replicating
@@ -79,8 +85,10 @@ def create_app(settings: Settings) -> Litestar:
         await wait_until_replicating(settings)
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
+        internal = await start_internal_port(settings, db, state)
+        shipper = await start_shipping(settings, state.counters)
         tasks = [
-            asyncio.create_task(state.counters.run(db)),
+            asyncio.create_task(state.counters.run()),
             asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
         ]
         if settings.replication_enabled:
@@ -90,6 +98,9 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            # Batches being applied finish; an edge sends again what was not acknowledged.
+            if internal is not None:
+                await internal.stop()
             # The delivery in progress may finish; queued mail waits in the table for the next start.
             await outbox.stop()
             for task in tasks:
@@ -97,7 +108,10 @@ def create_app(settings: Settings) -> Litestar:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await state.counters.flush(db)
+            await state.counters.flush()
+            if shipper is not None:
+                await shipper.stop()
+                await shipper.outbox.close()
             await db.close()
 
     auth = accounts.jwt_auth(settings)
@@ -171,6 +185,28 @@ def create_app(settings: Settings) -> Litestar:
     # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
     state.fast_path = FastPath(state.public, prometheus)
     return app
+
+
+async def start_internal_port(settings: Settings, db: Database, state: State) -> InternalServer | None:
+    """On the primary with EDGE_TOKEN set, serve the internal port (app/internal.py). Raises OSError."""
+    if settings.is_edge or not settings.edge_token:
+        return None
+    server = InternalServer(create_internal_app(settings, db, state), settings)
+    await server.start()
+    return server
+
+
+async def start_shipping(settings: Settings, counters: Counters) -> Shipper | None:
+    """At an edge, open the outbox file the counters flush into and start shipping it to
+    the primary (app/edge_outbox.py). Raises sqlite3.Error."""
+    if not settings.is_edge:
+        return None
+    outbox = counters.sink
+    assert isinstance(outbox, EdgeOutbox)
+    await outbox.open()
+    shipper = Shipper(outbox, settings)
+    shipper.start()
+    return shipper
 
 
 async def public_page_limit(request: Request) -> Response | None:

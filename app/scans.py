@@ -34,8 +34,9 @@ from app.bots import is_bot
 from app.card_cache import NOT_CACHED, Gone, PublicCards
 from app.cards import Card, dynamic_drawing, short_url
 from app.config import Settings
-from app.counters import COUNTRY_HEADER, Counters, country_for
+from app.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
 from app.db import Database
+from app.edge_outbox import EdgeOutbox
 from app.errors import problems
 from app.limits import network_of
 from app.openapi import BINARY, TEXT, media_types
@@ -280,6 +281,9 @@ handlers = [scan, page, public_qr]
 
 
 def make_state(db: Database, settings: Settings) -> dict:
-    public = Public(settings, PublicCards(db), Counters(), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute))
+    # The primary writes its counts to the database; an edge, whose database is a
+    # read-only copy, into its outbox file for the primary (app/edge_outbox.py).
+    sink = EdgeOutbox.for_settings(settings) if settings.is_edge else DatabaseSink(db)
+    public = Public(settings, PublicCards(db), Counters(sink), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute))
     # The other modules reach the parts they share by these names.
     return {"public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache}
