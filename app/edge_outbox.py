@@ -226,11 +226,14 @@ class Shipper:
                 await self._task
             self._task = None
         try:
-            await asyncio.wait_for(self.ship_waiting(), last_try)
+            if last_try > 0 and self.outbox.depth:
+                await asyncio.wait_for(self.ship_waiting(), last_try)
         except (ShipFailed, TimeoutError) as exc:
-            log.warning("%d scan batches left in the outbox for the next start: %s", self.outbox.depth, exc)
+            log.warning("scan batches left in the outbox for the next start: %s", exc or "out of time")
         finally:
             await self._client.aclose()
+        if self.outbox.depth:
+            log.warning("%d scan batches wait in %s for the next start", self.outbox.depth, self.outbox.path)
 
 
 def backoff(failures: int) -> float:
