@@ -101,8 +101,9 @@ class InternalServer:
 
 
 class _SignalsLeftAlone(uvicorn.Server):
-    """A uvicorn server that leaves the process's signals to the main server: `serve`
-    would otherwise take SIGTERM for itself and the main server would never drain."""
+    """A uvicorn server that leaves the process's signals to the main server. uvicorn's own
+    `serve` would take SIGTERM first, close the internal port and only then pass the signal
+    on; this way the main server drains first and the lifespan stops this one after it."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

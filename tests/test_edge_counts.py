@@ -32,7 +32,9 @@ from app.edge_outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
 from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import PHONE_UA, create_card, free_port, make_settings, query, register, wait_until
+from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, query, register, wait_until
+from tests.test_faults import LOAD_ENV
+from tests.test_serve import Service
 
 TOKEN = "edge-token-" + "e" * 40
 ROOT = Path(__file__).resolve().parents[1]
@@ -409,3 +411,26 @@ def test_an_edge_app_flushes_into_its_outbox_and_ships(primary, owner, tmp_path)
         wait_until(lambda: primary.counts(card["slug"]) == (1, 0), timeout=60, what="the edge's scan at the primary")
     # The edge wrote nothing into its own database (the copy).
     assert query(settings, "SELECT scan_count FROM cards WHERE card_id = ?", (card["cardId"],)) == [(0,)]
+
+
+def test_serve_with_an_edge_token_serves_the_internal_port_and_still_drains(tmp_path):
+    """`qrcontact serve` as a primary (under Litestream): the internal port answers, and
+    SIGTERM still drains both servers and exits 0, with the batch written."""
+    internal_port = free_port()
+    svc = Service(tmp_path / "data", EDGE_TOKEN=TOKEN, INTERNAL_PORT=str(internal_port), **LOAD_ENV).start()
+    try:
+        auth = httpx.post(f"{svc.url}/v1/auth/register", json={"email": "serve@example.com", "password": PASSWORD,
+                                                                  "marketingConsent": False}).json()
+        card = httpx.post(f"{svc.url}/v1/cards", json={"fullName": "Live", "email": "serve@example.com"},
+                          headers={"Authorization": f"Bearer {auth['accessToken']}"}).json()
+        url = f"http://127.0.0.1:{internal_port}/internal/scan-batches"
+        assert httpx.post(url, json=batch_body(card["cardId"])).status_code == 401
+        answer = httpx.post(url, json=batch_body(card["cardId"], scans=4), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.json() == {"applied": True}
+    finally:
+        assert svc.stop() == 0, svc.log.read_text()
+    conn = sqlite3.connect(tmp_path / "data" / "qrcontact.db")
+    try:
+        assert conn.execute("SELECT scan_count FROM cards").fetchall() == [(4,)]
+    finally:
+        conn.close()
