@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import aiosqlite
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.params import FromQuery
 
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
@@ -50,14 +51,15 @@ async def latest_seq(conn: aiosqlite.Connection) -> int:
     return int(row["seq"])
 
 
-async def wait_for_changes(db: Database, after: int, wait: float) -> CardChanges:
-    """The changes after `after`, waiting up to `wait` seconds for one when there is none yet."""
+async def wait_for_changes(db: Database, after: int, wait: float, closing: Callable[[], bool] = lambda: False) -> CardChanges:
+    """The changes after `after`, waiting up to `wait` seconds for one when there is none yet
+    (and not once `closing()` says the server is stopping: it waits for requests in flight)."""
     deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
     while True:
         async with db.read() as conn:
             changes = await changes_after(conn, after)
             latest = changes[-1].seq if changes else await latest_seq(conn)
-        if changes or time.monotonic() >= deadline:
+        if changes or time.monotonic() >= deadline or closing():
             return CardChanges(changes, latest)
         # A read of an indexed range every LOOK_EVERY seconds per waiting edge costs the
         # primary next to nothing, and needs no signal from the card operations.
@@ -65,5 +67,8 @@ async def wait_for_changes(db: Database, after: int, wait: float) -> CardChanges
 
 
 @get("/internal/changes", operation_id="cardChanges", summary="Card slugs changed after a seq (edges)")
-async def card_changes(db: DatabaseDep, after: FromQuery[int] = 0, wait: FromQuery[float] = 0.0) -> CardChanges:
-    return await wait_for_changes(db, after, wait)
+async def card_changes(
+    request: Request, db: DatabaseDep, after: FromQuery[int] = 0, wait: FromQuery[float] = 0.0
+) -> CardChanges:
+    state = request.app.state
+    return await wait_for_changes(db, after, wait, closing=lambda: state.get("internal_closing", False))

@@ -221,7 +221,7 @@ def dynamic_drawing(card: Card) -> qr.Drawing:
 
 async def to_response(card: Card, state: State, settings: Settings) -> ContactCard:
     png = await qr.cached_image(state.qr_cache, short_url(settings, card.slug), dynamic_drawing(card), "dynamic")
-    scans, views = state.counters.pending(card.id)
+    scans, views = state.counters.pending(card.card_id)
     return ContactCard(
         card_id=card.card_id,
         slug=card.slug,

@@ -10,12 +10,13 @@ replays the request there; elsewhere it is proxied to PRIMARY_URL, streamed both
 with the client's address added to `X-Forwarded-For` and `Forwarded` (the primary's
 TRUSTED_PROXIES decides whether it believes them).
 
-An edge has no writable database: scans and views counted here are shipped to the
-primary by the counting pipeline, plugged in at `counters_at_edge`.
+An edge has no writable database: scans and views counted here are flushed into the
+edge's own outbox file and shipped to the primary (app/edge_outbox.py), never into the copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from app import errors, ops, qr, scans, tally
 from app.config import Settings
 from app.counters import Counters
 from app.edge_copy import AskPrimary, EdgeCopy, running
+from app.edge_outbox import EdgeOutbox, Shipper
 from app.main import prometheus_config
 from app.scanner import FastPath
 from app.scanner_limit import ScannerLimit
@@ -48,13 +50,6 @@ HOP_BY_HOP = frozenset({
 # The edge's HTTP server adds its own Date (and the primary's would come twice).
 NOT_PASSED_BACK = HOP_BY_HOP | {b"date", b"server"}
 VIA = b"1.1 qrcontact-edge"
-
-
-def counters_at_edge(settings: Settings) -> Counters:
-    """HOOK for the edge's counting pipeline (branch edge-scans): the Counters the public
-    pages count into at an edge. They must never write the copy; until the pipeline that
-    ships them to the primary is plugged in here, what is counted stays in memory."""
-    return Counters()
 
 
 # --- to the primary ----------------------------------------------------------------------
@@ -226,8 +221,10 @@ def create_edge_app(settings: Settings) -> Litestar:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     copy = EdgeCopy(settings)
     primary = Primary(settings)
+    outbox = EdgeOutbox.for_settings(settings)
+    shipper = Shipper(outbox, settings)
     public = scans.Public(
-        settings, copy.cards, counters_at_edge(settings), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
+        settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
     )
     state = State({
         "settings": settings,
@@ -241,10 +238,20 @@ def create_edge_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await outbox.open()
+        shipper.start()
+        counting = asyncio.create_task(public.counters.run())
         async with running(copy):
             try:
                 yield
             finally:
+                counting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await counting
+                # The last second's counts into the outbox, then one last try to ship them.
+                await public.counters.flush()
+                await shipper.stop()
+                await outbox.close()
                 await primary.close()
 
     prometheus = prometheus_config()

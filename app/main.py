@@ -16,8 +16,12 @@ Route table (each handler lives in the module named):
   /i/{token}[/open.gif]      sharing    tracked invitation links
   /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
-Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
-scan events every second) and mail.Outbox (sends queued email).
+Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
+scan events every second to the database) and mail.Outbox (sends queued email). On the
+primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
+  POST /internal/scan-batches  edge_counts   batches of scans counted at edges
+  GET /internal/changes        card_changes  the card change sequence edges follow
+An edge (ROLE=edge) is another app, app/edge.py's create_edge_app.
   /schema                    OpenAPI document and interactive docs
 """
 
@@ -44,6 +48,7 @@ from litestar.types import Message, Scope
 from app import __version__, accounts, backups, cards, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
+from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor, wait_until_replicating
@@ -83,8 +88,9 @@ def create_app(settings: Settings) -> Litestar:
         await wait_until_replicating(settings)
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
+        internal = await start_internal_port(settings, db, state)
         tasks = [
-            asyncio.create_task(state.counters.run(db)),
+            asyncio.create_task(state.counters.run()),
             asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
         ]
         if settings.replication_enabled:
@@ -94,6 +100,9 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            # Batches being applied finish; an edge sends again what was not acknowledged.
+            if internal is not None:
+                await internal.stop()
             # The delivery in progress may finish; queued mail waits in the table for the next start.
             await outbox.stop()
             for task in tasks:
@@ -101,7 +110,7 @@ def create_app(settings: Settings) -> Litestar:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await state.counters.flush(db)
+            await state.counters.flush()
             await db.close()
 
     auth = accounts.jwt_auth(settings)
@@ -180,6 +189,15 @@ def prometheus_config() -> PrometheusConfig:
         exclude=["^/metrics$"],
         buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     )
+
+
+async def start_internal_port(settings: Settings, db: Database, state: State) -> InternalServer | None:
+    """On the primary with EDGE_TOKEN set, serve the internal port (app/internal.py). Raises OSError."""
+    if settings.is_edge or not settings.edge_token:
+        return None
+    server = InternalServer(create_internal_app(settings, db, state), settings)
+    await server.start()
+    return server
 
 
 async def public_page_limit(request: Request) -> Response | None:

@@ -131,6 +131,21 @@ def test_an_edit_and_a_delete_show_at_the_edges_within_2_s(regions):
                    timeout=60, what="the copy to have the deletion")
 
 
+def test_scans_answered_at_the_edges_are_counted_once_at_the_primary(regions):
+    card = regions.create("counted")
+    url = f"{regions.primary.url}/v1/cards/{card['cardId']}"
+    for edge in regions.edges:
+        # HEAD is answered but never counted: the card reaches the copy without a scan.
+        wait_until(lambda edge=edge: served_by_the_edge(httpx.head(f"{edge.url}/c/counted")),
+                   timeout=60, what="the copy to have the card")
+    answered = [scan(edge, "counted") for edge in regions.edges for _ in range(5)]
+    assert all(r.status_code == 302 and served_by_the_edge(r) for r in answered)
+    # Each edge's counters flush into its outbox file and ship it to the primary's internal port.
+    wait_until(lambda: httpx.get(url, headers=regions.headers).json()["scanCount"] >= 10,
+               timeout=60, what="the edges' scans at the primary")
+    assert httpx.get(url, headers=regions.headers).json()["scanCount"] == 10
+
+
 def test_the_api_and_other_pages_at_an_edge_reach_the_primary(regions):
     edge = regions.edges[0]
     me = httpx.get(f"{edge.url}/v1/me", headers=regions.headers)
