@@ -254,7 +254,13 @@ class EdgeCards(PublicCards):
         if path is None or slug in self._copy.changes.pending:
             raise AskPrimary(slug)
         writes = self._writes
-        found = await asyncio.to_thread(read_card, path, slug)
+        try:
+            found = await asyncio.to_thread(read_card, path, slug)
+        except sqlite3.Error as exc:
+            # The copy replaced meanwhile (its old file removed), or locked for longer than
+            # an update takes: the primary can answer.
+            log.warning("reading the copy for %r failed (%s); asking the primary", slug, exc)
+            raise AskPrimary(slug) from exc
         if found is None:
             raise AskPrimary(slug)
         if self._writes == writes and slug not in self._copy.changes.pending:

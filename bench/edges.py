@@ -13,14 +13,18 @@ bench/scanners.py does; needs wrk and taskset).
 * throughput: wrk on /c/{slug} at the primary, then at the edge, --rounds times each,
   alternated; the ratio of the medians (target: at least 0.9);
 * object-storage requests per second at the edge: idle (nothing changes), under a scan
-  load at the primary (its counters write every second), and per card change.
+  load at the primary (its counters write every second), and per card change;
+* the point of it: the edge reaches the primary over a link with --link-ms of round trip
+  (a delaying TCP proxy, as this machine's kernel has no `tc netem`), and a scanner near
+  the edge is timed at the edge and at the primary across that link.
 
-    .venv/bin/python bench/edges.py [--writes 200] [--rounds 3] [--duration 5] [--idle 30]
+    .venv/bin/python bench/edges.py [--writes 200] [--rounds 3] [--duration 5] [--idle 30] [--link-ms 80]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import http.client
 import json
@@ -118,6 +122,66 @@ class CountingProxy:
         return collections.Counter(self.counts)
 
 
+# --- a long-distance link between regions ------------------------------------------------
+
+
+class DelayLink:
+    """TCP proxies on 127.0.0.1 that hold every chunk `one_way` seconds in each direction:
+    the link between two regions, without `tc netem` (which this machine's kernel lacks)."""
+
+    def __init__(self, one_way: float) -> None:
+        self.one_way = one_way
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def to(self, port: int) -> str:
+        """A URL whose connections reach 127.0.0.1:`port` over the link."""
+        async def listen() -> int:
+            server = await asyncio.start_server(lambda r, w: self.carry(r, w, port), "127.0.0.1", 0)
+            return server.sockets[0].getsockname()[1]
+
+        return f"http://127.0.0.1:{asyncio.run_coroutine_threadsafe(listen(), self.loop).result()}"
+
+    async def carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        try:
+            far_reader, far_writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self.pipe(reader, far_writer), self.pipe(far_reader, writer), return_exceptions=True)
+
+    async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        chunks: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (item := await chunks.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - self.loop.time()))
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            while data := await source.read(65536):
+                chunks.put_nowait((self.loop.time() + self.one_way, data))
+        except OSError:
+            pass
+        chunks.put_nowait(None)
+        await delivering
+
+
+def redirect_latencies(url: str, count: int) -> list[float]:
+    """Seconds for each of `count` sequential counted scans on one kept connection."""
+    times = []
+    with httpx.Client(headers={"User-Agent": PHONE_UA}) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            assert client.get(url).status_code == 302
+            times.append(time.perf_counter() - started)
+    return times
+
+
 # --- the servers ------------------------------------------------------------------------
 
 
@@ -170,6 +234,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run (5)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--idle", type=float, default=30, help="seconds the idle request rate is counted over (30)")
+    parser.add_argument("--link-ms", type=float, default=80, help="round trip between the edge's region and the primary's (80)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-edges-"))
@@ -191,8 +256,11 @@ def main() -> int:
             headers = {"Authorization": f"Bearer {auth.json()['accessToken']}"}
             card = primary.http.post("/v1/cards", json={"fullName": "Name 0", "email": "b@example.com", "slug": "bench"},
                                      headers=headers).json()
+            # The edge's region is --link-ms away from the primary's; the store is near both.
+            link = DelayLink(args.link_ms / 2000)
+            far_primary = link.to(primary.port)
             edge = Server(root, "edge", {
-                "ROLE": "edge", "PRIMARY_URL": primary.url, "PRIMARY_INTERNAL_URL": f"http://127.0.0.1:{internal}",
+                "ROLE": "edge", "PRIMARY_URL": far_primary, "PRIMARY_INTERNAL_URL": link.to(internal),
                 "EDGE_TOKEN": token, "PUBLIC_BASE_URL": primary.url, "REPLICA_URL": s3_url(proxy.url, "edges", "db"),
             })
             edge.wait_healthy()
@@ -247,6 +315,12 @@ def main() -> int:
             ratio = statistics.median(runs["edge"]) / statistics.median(runs["primary"])
             load_rate = sum(load_counts.values()) / load_seconds
             print(f"edge/primary counted-redirect throughput: {ratio:.2f} (target ≥ {RATIO_TARGET})")
+            # A scanner in the edge's region: its edge answers, or the primary across the link.
+            at_edge = redirect_latencies(f"{edge.url}/c/bench", 300)
+            at_primary = redirect_latencies(f"{far_primary}/c/bench", 300)
+            print(f"a scanner in the edge's region ({args.link_ms:.0f} ms from the primary), 300 scans each: "
+                  f"at its edge p50 {percentile(at_edge, 0.5) * 1000:.1f} ms, p99 {percentile(at_edge, 0.99) * 1000:.1f} ms; "
+                  f"at the primary p50 {percentile(at_primary, 0.5) * 1000:.1f} ms, p99 {percentile(at_primary, 0.99) * 1000:.1f} ms")
             print(f"under scan load at the primary: {dict(load_counts)} = {load_rate:.3f} requests/s at the edge")
             print(json.dumps({
                 "staleness_p50_s": round(percentile(visible, 0.5), 3), "staleness_p99_s": round(percentile(visible, 0.99), 3),
@@ -254,6 +328,8 @@ def main() -> int:
                 "copy_p99_s": round(percentile(local, 0.99), 3), "throughput_ratio": round(ratio, 3),
                 "idle_requests_per_s": round(idle_rate, 4), "load_requests_per_s": round(load_rate, 4),
                 "requests_per_change": round(sum(per_change.values()) / args.writes, 2),
+                "scan_at_edge_p50_ms": round(percentile(at_edge, 0.5) * 1000, 2),
+                "scan_at_far_primary_p50_ms": round(percentile(at_primary, 0.5) * 1000, 2),
             }))
             ok = ratio >= RATIO_TARGET and percentile(visible, 0.99) <= STALENESS_TARGET
             return 0 if ok else 1
