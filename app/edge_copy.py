@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -142,6 +143,16 @@ def process_stopped(pid: int) -> bool:
     except OSError:
         return True  # gone: nothing of it runs
     return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+
+def die_with_parent() -> None:
+    """Run in the follower before it starts: Linux kills it when the app's process dies, even
+    by `kill -9`, so that no orphan follows (and pays for) a copy nobody reads."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -305,7 +316,9 @@ class EdgeCopy:
             binary(), "restore", "-config", str(CONFIG), "-f", "-follow-interval", FOLLOW_INTERVAL,
             "-o", str(path), str(self.settings.database_path),
         ]
-        process = await asyncio.create_subprocess_exec(*command, env=environment(self.settings), stdin=subprocess.DEVNULL)
+        process = await asyncio.create_subprocess_exec(
+            *command, env=environment(self.settings), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         follower = Follower(process, path)
         # Litestream restores into a temporary file and renames it into place when whole.
         while not path.exists():
