@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -58,15 +59,17 @@ def regions(s3_endpoint, tmp_path_factory) -> Iterator[Regions]:  # noqa: F811
         RATE_LIMIT_PER_MINUTE="100000", **S3_ENV,
     )
     started = [primary]
+    regions = None
     try:
         primary.start()
         internal_url = f"http://127.0.0.1:{internal_port}"
         headers = sign_up(primary, "regions@example.com")
         for n in (1, 2):
             started.append(Service(root / f"edge{n}", **edge_env(primary, internal_url, replica)).start())
-        yield Regions(primary, started[1:], internal_url, headers)
+        regions = Regions(primary, started[1:], internal_url, headers)
+        yield regions
     finally:
-        for svc in started:
+        for svc in started + (regions.edges if regions else []):  # an edge a test restarted too
             if svc.process is not None and svc.process.poll() is None:
                 svc.stop()
 
@@ -205,3 +208,16 @@ def answer(url: str) -> httpx.Response | None:
     except httpx.HTTPError:
         return None
 
+
+
+def test_an_edge_killed_and_restarted_serves_from_a_fresh_copy(regions):
+    edge = regions.edges[1]
+    edge.stop(signal.SIGKILL)
+    regions.create("while-down")
+    # The old copy cannot be followed again: the edge restores a fresh one at start.
+    restarted = Service(edge.data_dir, **{k: v for k, v in edge.env.items() if k not in ("DATA_DIR", "PORT")}).start()
+    regions.edges[1] = restarted
+    answer = wait_until(lambda: served_by_the_edge(r := scan(restarted, "while-down")) and r,
+                        timeout=60, what="the restarted edge to answer from its copy")
+    assert answer.status_code == 302
+    assert sorted(p.name for p in (edge.data_dir / "copy").glob("*.db")) == ["copy-1.db"]
