@@ -198,6 +198,13 @@ class Follower:
             self.fd = -1
 
 
+async def discard(follower: Follower) -> None:
+    """Stop a follower and delete its copy (and the copy's -txid, -journal files)."""
+    await follower.stop()
+    for leftover in follower.path.parent.glob(f"{follower.path.name}*"):
+        leftover.unlink(missing_ok=True)
+
+
 # --- what the edge knows to be newer than its copy -------------------------------------
 
 
@@ -333,12 +340,16 @@ class EdgeCopy:
         """Restore a fresh copy beside the one served, then switch to it."""
         FOLLOWER_RESTARTS.labels(reason).inc()
         while True:
+            follower = None
             try:
                 follower = await self.start_follower()
+                # A primary without migration 0005 has no change sequence: no copy to serve.
                 position = await asyncio.to_thread(copy_position, follower.path)
                 break
             except (ReplicationError, sqlite3.Error, OSError) as exc:
                 log.warning("no copy yet (%s); trying again", exc)
+                if follower is not None:
+                    await discard(follower)
                 await asyncio.sleep(2.0)
         self.restored_at = time.monotonic()
         old, self.follower = self.follower, follower
@@ -346,9 +357,7 @@ class EdgeCopy:
         self.take_position(position)
         log.info("edge copy %s ready at card change %d", follower.path.name, position)
         if old is not None:
-            await old.stop()
-            for leftover in old.path.parent.glob(f"{old.path.name}*"):
-                leftover.unlink(missing_ok=True)
+            await discard(old)
 
     def take_position(self, position: int) -> None:
         self.position = position
