@@ -75,7 +75,11 @@ class InternalServer:
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
         self.app = app
-        self.host, self.port = settings.host, settings.internal_port
+        # On Fly the edges come over the private network, which is IPv6 only (their
+        # PRIMARY_INTERNAL_URL names an AAAA record under .internal); HOST is for the
+        # public port, which Fly's proxy reaches over IPv4.
+        self.host = "::" if settings.on_fly else settings.host
+        self.port = settings.internal_port
         self._config = uvicorn.Config(
             app, host=self.host, port=self.port, lifespan="off", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
