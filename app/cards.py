@@ -3,8 +3,9 @@
 A slug is permanent because printed codes carry it: PATCH refuses to change it, and a
 deleted card's slug is retired for good rather than handed to someone else. Creating,
 editing and deleting a card are operations (`create_card`, `edit_card`, `delete_card`)
-that every door calls: each writes in one transaction and then drops the card from the
-public pages' cache.
+that every door calls: each writes in one transaction, with the slug's new place in the
+card change sequence the edges follow (`record_changes`), and then drops the card from
+the public pages' cache.
 """
 
 from __future__ import annotations
@@ -194,6 +195,18 @@ async def retire_card(conn: aiosqlite.Connection, card: Card, now: str) -> None:
     await conn.execute("DELETE FROM cards WHERE id = ?", (card.id,))
 
 
+async def record_changes(conn: aiosqlite.Connection, slugs: list[str], now: str) -> None:
+    """Move each slug to the end of the card change sequence (migration 0005): the edges
+    follow it to know which of their copy's cards are out of date. Called in the same
+    transaction as the change itself, by every operation that changes a public card."""
+    await conn.executemany(
+        # REPLACE deletes the slug's row and inserts it anew: AUTOINCREMENT gives it a seq
+        # above every seq ever used, the one just deleted included.
+        "INSERT OR REPLACE INTO card_changes (slug, changed_at) VALUES (?, ?)",
+        [(slug, now) for slug in slugs],
+    )
+
+
 # --- responses -----------------------------------------------------------------------
 
 
@@ -208,7 +221,7 @@ def dynamic_drawing(card: Card) -> qr.Drawing:
 
 async def to_response(card: Card, state: State, settings: Settings) -> ContactCard:
     png = await qr.cached_image(state.qr_cache, short_url(settings, card.slug), dynamic_drawing(card), "dynamic")
-    scans, views = state.counters.pending(card.id)
+    scans, views = state.counters.pending(card.card_id)
     return ContactCard(
         card_id=card.card_id,
         slug=card.slug,
@@ -268,6 +281,7 @@ async def create_card(db: Database, public_cards: PublicCards, user_id: str, dat
                 if slug not in RESERVED_SLUGS and not await get_card_by_slug(conn, slug):
                     break
             card = await insert_card(conn, user_id, slug, data, now)
+        await record_changes(conn, [card.slug], now)
     public_cards.forget(card.slug)
     return card
 
@@ -279,16 +293,20 @@ async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: U
     changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
     if not changes:
         return card
+    now = isoformat(datetime.now(UTC))
     async with db.write() as conn:
-        card = await update_card(conn, card, changes, isoformat(datetime.now(UTC)))
+        card = await update_card(conn, card, changes, now)
+        await record_changes(conn, [card.slug], now)
     public_cards.forget(card.slug)
     return card
 
 
 async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> None:
     """Delete the card; its slug is retired, so its printed codes answer "removed"."""
+    now = isoformat(datetime.now(UTC))
     async with db.write() as conn:
-        await retire_card(conn, card, isoformat(datetime.now(UTC)))
+        await retire_card(conn, card, now)
+        await record_changes(conn, [card.slug], now)
     public_cards.forget(card.slug)
 
 

@@ -1,6 +1,8 @@
 """The `qrcontact` command: serve, migrate, restore, verify-backup.
 
-`serve` restores a missing database from the replica and migrates it, then replaces
+`serve` on an edge (ROLE=edge) runs the app alone: it keeps a read-only copy of the
+primary's replica itself (app/edge_copy.py). On the primary, `serve` restores a missing
+database from the replica and migrates it, then replaces
 itself with `litestream replicate -exec "qrcontact run-app"`: Litestream replicates while
 the app runs (the app serves only once Litestream has the database open), and makes a
 last sync after the app has drained and exited on SIGTERM.
@@ -109,6 +111,10 @@ def serve(settings: Settings) -> int:
 
     if not settings.replication_enabled:
         return run_app(settings)  # the app migrates as it opens the database
+    if settings.is_edge:
+        # An edge writes nothing to replicate: it restores and follows its own read-only
+        # copy of the primary's replica (app/edge_copy.py), and migrates nothing.
+        return run_app(settings)
     try:
         lock = hold_lock(settings)
     except BlockingIOError:

@@ -1,4 +1,5 @@
-"""Scans and views counted in memory and written once a second: the counters on the cards
+"""Scans and views counted in memory and written once a second (to the database on the
+primary, to the outbox file at an edge: app/edge_outbox.py): the counters on the cards
 table and the `scan_events` rows (second, device class, referrer host, and a country
 only from a trusted proxy header; never the client IP), alike requests of the same
 second folded into one row with their number of hits.
@@ -12,10 +13,12 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
+import aiosqlite
 from litestar import Request
 from prometheus_client import Counter, Histogram
 
@@ -104,8 +107,35 @@ def country_of(request: Request, settings: Settings) -> str | None:
 # --- the counters --------------------------------------------------------------------
 
 
+# What a flush writes, the same whether the primary writes it or an edge ships it
+# (app/edge_outbox.py): per card (its public card_id, the one id a card keeps in every
+# copy and never hands to another card: the integer id of a deleted newest card is given
+# to the next one), the count increments and the scan_events rows.
+CardCount = tuple[str, int, int]  # card_id, scans, views
+EventRow = tuple[str, str, str, str, "str | None", "str | None", int]
+# card_id, kind, occurred_at, device_class, referrer_host, country, hits
+
+
+class CountSink(Protocol):
+    """Where a flush goes: the database on the primary, the outbox file at an edge."""
+
+    async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
+        """Keep the counts and events durably, or raise (the Counters keep them for the next flush)."""
+
+
+class DatabaseSink:
+    """The primary's flush: one transaction on the database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
+        async with self.db.write() as conn:
+            await write_counts(conn, counts, events)
+
+
 class Counters:
-    """Scans and views counted in memory, and their events, written in one transaction per flush.
+    """Scans and views counted in memory, and their events, written to `sink` in one piece per flush.
 
     Events are counted, not listed: requests alike to the second (card, kind, user agent,
     referrer, country) share one entry holding their number, so a crowd's tens of
@@ -121,28 +151,29 @@ class Counters:
     MAX_PENDING_EVENTS = 200_000
     MAX_PENDING_TEXT = 32 * 1024 * 1024
 
-    def __init__(self) -> None:
-        self._pending: dict[int, list[int]] = {}
-        # (unix second, card id, kind, user agent, referer, country) -> hits; classified
+    def __init__(self, sink: CountSink) -> None:
+        self.sink = sink
+        self._pending: dict[str, list[int]] = {}  # card_id -> [scans, views]
+        # (unix second, card_id, kind, user agent, referer, country) -> hits; classified
         # at flush time (device class, referrer host), so a request only adds one.
-        self._events: dict[tuple[int, int, str, str | None, str | None, str | None], int] = {}
+        self._events: dict[tuple[int, str, str, str | None, str | None, str | None], int] = {}
         self._events_text = 0  # characters of user agent and referrer held in `_events`' keys
         self.dropped_events = 0
 
     def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
-        self._pending.setdefault(card.id, [0, 0])[0] += 1
+        self._pending.setdefault(card.card_id, [0, 0])[0] += 1
         self._event(card, "scan", user_agent, referer, country)
         if country:
             SCANS_BY_COUNTRY.labels(country).inc()
 
     def view(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
-        self._pending.setdefault(card.id, [0, 0])[1] += 1
+        self._pending.setdefault(card.card_id, [0, 0])[1] += 1
         self._event(card, "view", user_agent, referer, country)
 
     def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
         if referer is not None and len(referer) > MAX_REFERRER:
             referer = referer[:MAX_REFERRER]
-        key = (int(time.time()), card.id, kind, user_agent, referer, country)
+        key = (int(time.time()), card.card_id, kind, user_agent, referer, country)
         events = self._events
         if (hits := events.get(key)) is not None:
             events[key] = hits + 1
@@ -154,12 +185,14 @@ class Counters:
         else:
             self.dropped_events += 1
 
-    def pending(self, card_id: int) -> tuple[int, int]:
+    def pending(self, card_id: str) -> tuple[int, int]:
+        """The scans and views of a card (by its public card_id) not written yet."""
         scans, views = self._pending.get(card_id, (0, 0))
         return scans, views
 
-    async def flush(self, db: Database) -> int:
-        """Write what is pending; returns how many events were written. Raises sqlite3.Error."""
+    async def flush(self) -> int:
+        """Write what is pending to the sink; returns how many events were written. Raises
+        what the sink raises (sqlite3.Error), keeping everything for the next flush."""
         if not self._pending and not self._events:
             return 0
         batch, self._pending = self._pending, {}
@@ -167,25 +200,18 @@ class Counters:
         events_text, self._events_text = self._events_text, 0
         started = time.perf_counter()
         try:
-            async with db.write() as conn:
-                await conn.executemany(
-                    "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE id = ?",
-                    [(scans, views, card_id) for card_id, (scans, views) in batch.items()],
-                )
-                # Each distinct user agent and referrer is worked out once (cached), entries
-                # that come out alike (two agents of one device class) are one row, and a
-                # flush of many distinct entries is worked through in slices, requests
-                # answered between them (one transaction still).
-                rows: collections.Counter[tuple] = collections.Counter()
-                entries = list(events.items())
-                for first in range(0, len(entries), FLUSH_SLICE):
-                    for (whole, card_id, kind, agent, referer, country), hits in entries[first:first + FLUSH_SLICE]:
-                        rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country)] += hits
-                    await asyncio.sleep(0)
-                rows_list = [(*key, hits) for key, hits in rows.items()]
-                for first in range(0, len(rows_list), FLUSH_SLICE):
-                    chunk = rows_list[first:first + FLUSH_SLICE]
-                    await conn.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
+            # Each distinct user agent and referrer is worked out once (cached), entries
+            # that come out alike (two agents of one device class) are one row, and a
+            # flush of many distinct entries is worked through in slices, requests
+            # answered between them.
+            rows: collections.Counter[tuple] = collections.Counter()
+            entries = list(events.items())
+            for first in range(0, len(entries), FLUSH_SLICE):
+                for (whole, card_id, kind, agent, referer, country), hits in entries[first:first + FLUSH_SLICE]:
+                    rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country)] += hits
+                await asyncio.sleep(0)
+            event_rows: list[EventRow] = [(*key, hits) for key, hits in rows.items()]
+            await self.sink.write([(card_id, scans, views) for card_id, (scans, views) in batch.items()], event_rows)
         except BaseException:
             # Put everything back so the next flush writes it.
             for card_id, (scans, views) in batch.items():
@@ -200,15 +226,15 @@ class Counters:
         written = sum(events.values())
         FLUSH_EVENTS.observe(written)
         FLUSH_SECONDS.observe(elapsed)
-        log.debug("counters flushed: %d events (%d rows), %d cards in %.1f ms", written, len(rows_list), len(batch), elapsed * 1000)
+        log.debug("counters flushed: %d events (%d rows), %d cards in %.1f ms", written, len(event_rows), len(batch), elapsed * 1000)
         return written
 
-    async def run(self, db: Database, interval: float = 1.0) -> None:
+    async def run(self, interval: float = 1.0) -> None:
         """Flush every `interval` seconds until cancelled."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.flush(db)
+                await self.flush()
             except Exception:
                 log.exception("flushing counters failed; will retry")
 
@@ -216,14 +242,28 @@ class Counters:
 FLUSH_SLICE = 250
 
 
+async def write_counts(conn: aiosqlite.Connection, counts: Sequence[CardCount], events: Sequence[EventRow]) -> None:
+    """Add a flush's counts and events inside the caller's transaction: the primary's own
+    flush and a batch shipped by an edge (app/edge_counts.py) both write through here.
+    Cards deleted since (no such card_id) are skipped, their events with them. Raises sqlite3.Error."""
+    await conn.executemany(
+        "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE card_id = ?",
+        [(scans, views, card_id) for card_id, scans, views in counts],
+    )
+    # Many rows per statement; a large flush yields to the requests between slices.
+    for first in range(0, len(events), FLUSH_SLICE):
+        chunk = events[first:first + FLUSH_SLICE]
+        await conn.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
+        await asyncio.sleep(0)
+
+
 @functools.lru_cache(maxsize=4)
 def _insert_events(count: int) -> str:
-    """INSERT of `count` events; a card deleted since the request has no row to refer to,
-    so its events go with it."""
+    """INSERT of `count` events, each naming its card by card_id."""
     rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
     return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits)
-        SELECT column1, column2, column3, column4, column5, column6, column7 FROM (VALUES {rows}) AS event
-        WHERE EXISTS (SELECT 1 FROM cards WHERE id = event.column1)"""
+        SELECT cards.id, column2, column3, column4, column5, column6, column7 FROM (VALUES {rows}) AS event
+        JOIN cards ON cards.card_id = event.column1"""
 
 
 _device_class = functools.lru_cache(maxsize=4096)(device_class)

@@ -22,9 +22,13 @@ Route table (each handler lives in the module named):
   /, /app/*                  console    the web console (app/console/): login, register, cards
                                         pages, their static files; its own session cookie,
                                         CSRF check and HTML error pages
-Background work, started and stopped by the lifespan: scans.Counters (flushes counts and
-scan events every second) and mail.Outbox (sends queued email).
   /schema                    OpenAPI document and interactive docs
+Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
+scan events every second to the database) and mail.Outbox (sends queued email). On the
+primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
+  POST /internal/scan-batches  edge_counts   batches of scans counted at edges
+  GET /internal/changes        card_changes  the card change sequence edges follow
+An edge (ROLE=edge) is another app, app/edge.py's create_edge_app.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from litestar.types import Message, Scope
 from app import __version__, accounts, backups, cards, console, errors, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
+from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor, wait_until_replicating
@@ -59,6 +64,10 @@ log = logging.getLogger("app")
 
 
 def create_app(settings: Settings) -> Litestar:
+    if settings.is_edge:
+        from app.edge import create_edge_app
+
+        return create_edge_app(settings)
     db = Database(settings.database_path, replicated=settings.replication_enabled)
     monitor = LagMonitor(settings, db)
     active_users = ops.ActiveUsers()
@@ -85,8 +94,9 @@ def create_app(settings: Settings) -> Litestar:
         await wait_until_replicating(settings)
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
+        internal = await start_internal_port(settings, db, state)
         tasks = [
-            asyncio.create_task(state.counters.run(db)),
+            asyncio.create_task(state.counters.run()),
             asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
         ]
         if settings.replication_enabled:
@@ -96,6 +106,9 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            # Batches being applied finish; an edge sends again what was not acknowledged.
+            if internal is not None:
+                await internal.stop()
             # The delivery in progress may finish; queued mail waits in the table for the next start.
             await outbox.stop()
             for task in tasks:
@@ -103,7 +116,7 @@ def create_app(settings: Settings) -> Litestar:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await state.counters.flush(db)
+            await state.counters.flush()
             await db.close()
 
     auth = accounts.jwt_auth(settings)
@@ -121,13 +134,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
-    prometheus = PrometheusConfig(
-        app_name="qrcontact",
-        prefix="http",
-        group_path=True,
-        exclude=["^/metrics$"],
-        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    )
+    prometheus = prometheus_config()
     openapi = OpenAPIConfig(
         title="QR Contact",
         version=__version__,
@@ -180,6 +187,26 @@ def create_app(settings: Settings) -> Litestar:
     # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
     state.fast_path = FastPath(state.public, prometheus)
     return app
+
+
+def prometheus_config() -> PrometheusConfig:
+    """Litestar's Prometheus middleware as every app here (primary or edge) measures requests."""
+    return PrometheusConfig(
+        app_name="qrcontact",
+        prefix="http",
+        group_path=True,
+        exclude=["^/metrics$"],
+        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    )
+
+
+async def start_internal_port(settings: Settings, db: Database, state: State) -> InternalServer | None:
+    """On the primary with EDGE_TOKEN set, serve the internal port (app/internal.py). Raises OSError."""
+    if settings.is_edge or not settings.edge_token:
+        return None
+    server = InternalServer(create_internal_app(settings, db, state), settings)
+    await server.start()
+    return server
 
 
 async def public_page_limit(request: Request) -> Response | None:

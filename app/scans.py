@@ -34,7 +34,7 @@ from app.bots import is_bot
 from app.card_cache import NOT_CACHED, Gone, PublicCards
 from app.cards import Card, dynamic_drawing, short_url
 from app.config import Settings
-from app.counters import COUNTRY_HEADER, Counters, country_for
+from app.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
 from app.db import Database
 from app.errors import problems
 from app.limits import network_of
@@ -281,6 +281,8 @@ handlers = [scan, page, public_qr]
 
 
 def make_state(db: Database, settings: Settings) -> dict:
-    public = Public(settings, PublicCards(db), Counters(), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute))
+    # The primary's: counts go to its database (an edge builds its own, app/edge.py).
+    limit = ScannerLimit(settings.scanner_rate_limit_per_minute)
+    public = Public(settings, PublicCards(db), Counters(DatabaseSink(db)), qr.QrCache(), limit)
     # The other modules reach the parts they share by these names.
     return {"public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache}

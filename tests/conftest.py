@@ -91,7 +91,7 @@ def create_card(client: TestClient, headers: dict, **fields) -> dict:
 def flush_counters(client: TestClient) -> None:
     """Write the buffered scan and view counts now instead of waiting for the next second."""
     state = client.app.state
-    client.blocking_portal.call(state.counters.flush, state.db)
+    client.blocking_portal.call(state.counters.flush)
 
 
 def assert_problem(response, status: int) -> dict:

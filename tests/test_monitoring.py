@@ -40,6 +40,14 @@ def exported_metric_names(tmp_path_factory) -> frozenset[str]:
         flush_counters(client)
         assert client.get("/no/such/page").status_code == 404
         text = client.get("/metrics").text
+    # An edge's own series (app/edge_copy.py), from an edge app that has no copy yet.
+    data_dir = tmp_path_factory.mktemp("edge-metrics")
+    edge = make_settings(
+        data_dir, role="edge", replica_url=f"file://{data_dir / 'empty-replica'}", primary_url="http://127.0.0.1:9",
+        primary_internal_url="http://127.0.0.1:9", edge_token="e" * 32,
+    )
+    with TestClient(create_app(edge)) as client:
+        text += client.get("/metrics").text
     return frozenset(sample.name for family in text_string_to_metric_families(text) for sample in family.samples)
 
 
@@ -194,6 +202,18 @@ ALERT_CASES = [
     ("QRContactBackupVerifyFailed", {'backup_verify_failures_total{instance="a"}': "0x30 1x300"},
      "4h", None),
     ("QRContactBackupVerifyFailed", {'backup_verify_failures_total{instance="a"}': "0x300"}, "4h", None),
+    # An edge failing every minute; one blip while the primary restarted is silent.
+    ("QRContactEdgeShippingFailing", {'edge_batches_failed_total{instance="e"}': "0+3x20"},
+     "12m", {"severity": "warning", "instance": "e"}),
+    ("QRContactEdgeShippingFailing", {'edge_batches_failed_total{instance="e"}': "0x5 4x20"}, "15m", None),
+    # Scans keep arriving while nothing ships; a backlog that stays (no scans) is silent.
+    ("QRContactEdgeOutboxGrowing", {'edge_outbox_depth{instance="e"}': "0+5x20"},
+     "15m", {"severity": "warning", "instance": "e"}),
+    ("QRContactEdgeOutboxGrowing", {'edge_outbox_depth{instance="e"}': "50x20"}, "15m", None),
+    # A copy that stays behind; one that fell behind for a moment (the watchdog restored it) is silent.
+    ("QRContactEdgeCopyBehind", {'edge_replica_lag_seconds{instance="e"}': "0+60x20"},
+     "12m", {"severity": "warning", "instance": "e"}),
+    ("QRContactEdgeCopyBehind", {'edge_replica_lag_seconds{instance="e"}': "0 60 120 180 0x20"}, "15m", None),
 ]
 
 
@@ -283,3 +303,12 @@ def test_the_spec_metrics_are_exported(exported_metric_names) -> None:
         "backup_last_verified_timestamp_seconds", "backup_verify_failures_total",
     }
     assert spec <= exported_metric_names, sorted(spec - exported_metric_names)
+
+
+def test_the_edge_counting_metrics_are_exported_and_shown(exported_metric_names) -> None:
+    edge = {"edge_outbox_depth", "edge_batches_shipped_total", "edge_batches_failed_total", "edge_batches_applied_total",
+            "edge_replica_lag_seconds"}
+    assert edge <= exported_metric_names, sorted(edge - exported_metric_names)
+    shown = set().union(*(metric_names_in(e) for e in _panel_exprs()))
+    alerted = set().union(*(metric_names_in(rule["expr"]) for rule in _alert_rules()))
+    assert edge <= shown and {"edge_outbox_depth", "edge_batches_failed_total"} <= alerted

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from litestar.testing import TestClient
 
-from app.counters import MAX_REFERRER, Counters, device_class, referrer_host
+from app.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.main import create_app
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
@@ -183,7 +183,7 @@ def own_counters(client, *slugs):
     """A Counters of the test's own (the app's is flushed every second by its lifespan), and the cards."""
     state = client.app.state
     found = [client.blocking_portal.call(state.public_cards.get, slug) for slug in slugs]
-    return Counters(), found
+    return Counters(DatabaseSink(state.db)), found
 
 
 def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
@@ -193,9 +193,8 @@ def test_one_flush_writes_a_burst_in_one_transaction(client, user, settings):
     for n in range(300):
         counters.scan(cards[n % 3], PHONE_UA, "https://example.com/", None)
     counters.view(cards[0], WINDOWS, None, "DE")
-    state = client.app.state
-    assert client.blocking_portal.call(counters.flush, state.db) == 301
-    assert client.blocking_portal.call(counters.flush, state.db) == 0
+    assert client.blocking_portal.call(counters.flush) == 301
+    assert client.blocking_portal.call(counters.flush) == 0
     assert query(settings, "SELECT sum(hits) FROM scan_events") == [(301,)]
     # Alike events of one second share one row: no two rows are alike, so the 3 cards' phone
     # scans and the desktop view are 4 rows, or up to 7 if the burst straddles a second.
@@ -227,7 +226,7 @@ def test_a_failed_flush_keeps_counts_and_events_for_the_next(client, user, setti
         async with state.db._write_lock:
             await state.db._writer.execute("PRAGMA query_only = 1")
         try:
-            await counters.flush(state.db)
+            await counters.flush()
         finally:
             async with state.db._write_lock:
                 await state.db._writer.execute("PRAGMA query_only = 0")
@@ -236,7 +235,7 @@ def test_a_failed_flush_keeps_counts_and_events_for_the_next(client, user, setti
         client.blocking_portal.call(failing_flush)
     assert query(settings, "SELECT count(*) FROM scan_events") == [(0,)]
     counters.scan(card, PHONE_UA, None, None)
-    assert client.blocking_portal.call(counters.flush, state.db) == 6
+    assert client.blocking_portal.call(counters.flush) == 6
     assert query(settings, "SELECT sum(hits) FROM scan_events") == [(6,)]
     assert query(settings, "SELECT scan_count FROM cards") == [(6,)]
 
@@ -250,7 +249,7 @@ def test_pending_events_are_bounded_by_distinct_entries_not_by_hits(client, user
     for n in range(5):  # past the bound, new distinct entries are dropped; their scans still count
         counters.scan(card, f"{PHONE_UA} build/{n}", None, None)
     assert counters.dropped_events in (3, 4)  # 4 when the crowd straddled a second
-    assert client.blocking_portal.call(counters.flush, client.app.state.db) == 1005 - counters.dropped_events
+    assert client.blocking_portal.call(counters.flush) == 1005 - counters.dropped_events
     assert query(settings, "SELECT scan_count FROM cards") == [(1005,)]
 
 
@@ -267,7 +266,7 @@ def test_pending_events_hold_a_bounded_amount_of_header_text(client, user, setti
     assert max(len(key[4]) for key in counters._events) == MAX_REFERRER
     kept = len(counters._events)
     assert kept == 100_000 // (MAX_REFERRER + len(PHONE_UA)) and counters.dropped_events == 100 - kept
-    assert client.blocking_portal.call(counters.flush, client.app.state.db) == kept
+    assert client.blocking_portal.call(counters.flush) == kept
     assert query(settings, "SELECT scan_count FROM cards") == [(100,)]
     assert query(settings, "SELECT DISTINCT referrer_host FROM scan_events") == [("example.com",)]
 

@@ -174,9 +174,13 @@ def test_transfer_keeps_slugs_and_counts(client, team, settings):
     url = f"/v1/admin/users/{member['user']['userId']}/transfer-cards"
     assert_problem(client.post(url, json={"toUserId": member["user"]["userId"]}, headers=admin["headers"]), 422)
     assert_problem(client.post(url, json={"toUserId": "no-such-user"}, headers=admin["headers"]), 404)
+    before = query(settings, "SELECT max(seq) FROM card_changes")[0][0]
     moved = client.post(url, json={"toUserId": admin["user"]["userId"]}, headers=admin["headers"])
     assert moved.status_code == 200 and moved.json() == {"moved": 2}
     assert public_cards.cached("handed-over-0") is NOT_CACHED
+    # The edges hear of both cards through the change sequence (their caches hold the owner too).
+    changed = query(settings, "SELECT slug FROM card_changes WHERE seq > ? ORDER BY slug", (before,))
+    assert changed == [("handed-over-0",), ("handed-over-1",)]
 
     assert client.get("/v1/cards", headers=member["headers"]).json()["items"] == []
     mine = client.get(f"/v1/cards/{cards[0]['cardId']}", headers=admin["headers"]).json()

@@ -18,7 +18,7 @@ import msgspec
 from litestar import Request, Router, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app import mail, pagination
+from app import cards, mail, pagination
 from app.accounts.emails import link_email
 from app.accounts.hashing import new_token, token_hash
 from app.accounts.sessions import revoke_sessions
@@ -256,8 +256,10 @@ async def transfer_cards(
         rows = await fetch_all(
             conn, "UPDATE cards SET user_id = ? WHERE user_id = ? RETURNING slug", (to_user_id, from_user_id)
         )
-    # The public cache holds whole card rows, owner included.
-    public_cards.forget(*(row["slug"] for row in rows))
+        slugs = [row["slug"] for row in rows]
+        # The caches hold whole card rows, owner included: the edges' too, through the change sequence.
+        await cards.record_changes(conn, slugs, isoformat(datetime.now(UTC)))
+    public_cards.forget(*slugs)
     return len(rows)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from app import cards
 from app.card_cache import PublicCards
 from app.db import Database, fetch_all, fetch_one, isoformat
 from app.domain_errors import Conflict
@@ -173,6 +174,9 @@ async def change_marketing_consent(db: Database, user_id: str, consent: bool) ->
 
 async def delete_account(db: Database, public_cards: PublicCards, user_id: str) -> None:
     """Delete the account and everything it owns; its cards' slugs are retired. Raises Conflict for the only admin."""
+    now = datetime.now(UTC)
     async with db.write() as conn:
-        slugs = await delete_user(conn, user_id, datetime.now(UTC))
+        slugs = await delete_user(conn, user_id, now)
+        # The edges hear of the deleted cards through the change sequence.
+        await cards.record_changes(conn, slugs, isoformat(now))
     public_cards.forget(*slugs)

@@ -1,0 +1,271 @@
+"""The edge role's app (SPEC §7): scanners answered in their own region, the rest sent to the primary.
+
+An edge answers `/c/{slug}`, `/p/{slug}`, `/p/{slug}.vcf` and `/q/{slug}.png|svg` with the
+primary's own handlers (app/scans.py) and its scanner fast path (app/scanner.py), from
+the in-memory caches and its read-only copy (app/edge_copy.py). A slug the copy does not
+have, or that changed after it, raises `AskPrimary` in the card lookup, and that request
+goes to the primary; so does every other path (`/v1`, `/app`, `/i`, `/verify-email`,
+`/schema`, ...). On Fly it answers `fly-replay: region=PRIMARY_REGION` and Fly's proxy
+replays the request there; elsewhere it is proxied to PRIMARY_URL, streamed both ways,
+with the client's address added to `X-Forwarded-For` and `Forwarded` (the primary's
+TRUSTED_PROXIES decides whether it believes them).
+
+An edge has no writable database: scans and views counted here are flushed into the
+edge's own outbox file and shipped to the primary (app/edge_outbox.py), never into the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.types import Receive, Scope, Send
+
+from app import errors, ops, qr, scans, tally
+from app.config import Settings
+from app.counters import Counters
+from app.edge_copy import AskPrimary, EdgeCopy, running
+from app.edge_outbox import EdgeOutbox, Shipper
+from app.main import prometheus_config
+from app.scanner import FastPath
+from app.scanner_limit import ScannerLimit
+
+log = logging.getLogger("app.edge")
+
+# What the edge answers itself; everything else is the primary's.
+PUBLIC_PREFIXES = ("/c/", "/p/", "/q/")
+OWN_PATHS = frozenset({"/health", "/metrics"})
+# Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and Host,
+# which names the primary on the way there.
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
+    b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
+})
+# The edge's HTTP server adds its own Date (and the primary's would come twice).
+NOT_PASSED_BACK = HOP_BY_HOP | {b"date", b"server"}
+VIA = b"1.1 qrcontact-edge"
+
+
+# --- to the primary ----------------------------------------------------------------------
+
+
+class Primary:
+    """Sends a request to the primary: `fly-replay` on Fly, a streaming proxy elsewhere."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.replay = f"region={settings.primary_region}".encode() if settings.on_fly and settings.primary_region else None
+        self.origin = settings.primary_url or ""
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.replay is not None:
+            await send({"type": "http.response.start", "status": 204, "headers": [(b"fly-replay", self.replay)]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        request = self.client.build_request(
+            scope["method"], self.url_of(scope), headers=forwarded_headers(scope), content=request_body(scope, receive)
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning("the primary did not answer %s %s: %s", scope["method"], scope["path"], exc)
+            body = msgspec.json.encode({"status": 502, "title": "Bad Gateway", "detail": "the primary region did not answer"})
+            await send({"type": "http.response.start", "status": 502, "headers": [(b"content-type", b"application/problem+json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        try:
+            headers = [(name, value) for name, value in response.headers.raw if name.lower() not in NOT_PASSED_BACK]
+            headers.append((b"via", VIA))  # as a proxy says it was one (RFC 9110 §7.6.3)
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            async for chunk in response.aiter_raw():  # as sent: compressed stays compressed
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    def url_of(self, scope: Scope) -> str:
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        return self.origin + path + (f"?{query}" if query else "")
+
+
+def forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The request's headers for the primary: hop-by-hop ones dropped, the client's address
+    appended to X-Forwarded-For and Forwarded as a proxy does, the host it asked for kept in
+    X-Forwarded-Host."""
+    headers, forwarded_for, forwarded = [], [], []
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-for":
+            forwarded_for.append(value)
+        elif name == b"forwarded":
+            forwarded.append(value)
+        elif name == b"host":
+            host = value
+        elif name not in HOP_BY_HOP and name not in (b"x-forwarded-host", b"x-forwarded-proto"):
+            headers.append((name, value))
+    client = scope.get("client")
+    if client:
+        address = client[0]
+        forwarded_for.append(address.encode())
+        node = f'"[{address}]"' if ":" in address else address  # RFC 7239: an IPv6 node is quoted, in brackets
+        forwarded.append(f"for={node};proto={scope.get('scheme', 'http')}".encode())
+    if forwarded_for:
+        headers.append((b"x-forwarded-for", b", ".join(forwarded_for)))
+    if forwarded:
+        headers.append((b"forwarded", b", ".join(forwarded)))
+    if host:
+        headers.append((b"x-forwarded-host", host))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
+    return headers
+
+
+def request_body(scope: Scope, receive: Receive) -> AsyncIterator[bytes] | None:
+    """The request body as it arrives (None for a request without one, so that a GET stays
+    a GET without `Transfer-Encoding: chunked`; a Content-Length is sent on as given)."""
+    if not any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"]):
+        return None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            if body := message.get("body"):
+                yield body
+            if not message.get("more_body"):
+                return
+
+    return chunks()
+
+
+def answered_here(path: str) -> bool:
+    return path.startswith(PUBLIC_PREFIXES) or path in OWN_PATHS
+
+
+def send_the_rest(app, primary: Primary):
+    """Wrap the app: paths the edge does not answer go to the primary untouched by Litestar."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not answered_here(scope["path"]):
+            await primary(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return handle
+
+
+class ToPrimary(Response):
+    """The answer to AskPrimary: the request goes on to the primary as it came."""
+
+    def __init__(self, primary: Primary) -> None:
+        super().__init__(content=None)
+        self.primary = primary
+
+    def to_asgi_response(self, app, request, **kwargs):  # type: ignore[override]
+        return self.primary
+
+
+def ask_primary(request: Request, exc: AskPrimary) -> Response:
+    return ToPrimary(request.app.state.primary)
+
+
+# --- health and metrics ------------------------------------------------------------------
+
+
+class EdgeHealth(msgspec.Struct, rename="camel"):
+    status: str
+    role: str
+    has_copy: bool
+    card_change: int  # the newest card change the copy holds
+    lag_seconds: float | None
+    following: bool  # whether the follower runs (it is stopped while the copy is up to date)
+
+
+@get("/health", operation_id="edgeHealth", summary="Health of an edge: 200 once it has a copy", include_in_schema=False)
+async def edge_health(request: Request) -> Response[EdgeHealth]:
+    copy: EdgeCopy = request.app.state.edge_copy
+    lag = copy.lag() if copy.ready else None
+    following = copy.follower is not None and copy.follower.alive and not copy.follower.paused
+    body = EdgeHealth("ok" if copy.ready else "no copy yet", "edge", copy.ready, copy.position, lag, following)
+    return Response(body, status_code=200 if copy.ready else 503, headers={"Cache-Control": "no-store"})
+
+
+async def fold_tallies(request: Request) -> None:
+    tally.fold_all()
+
+
+class EdgeMetricsController(ops.MetricsController):
+    """/metrics at an edge: no database gauges to read, only the tallies to fold in."""
+
+    before_request = fold_tallies
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def create_edge_app(settings: Settings) -> Litestar:
+    # httpx logs every request at INFO: one line per proxied request, besides the access log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    copy = EdgeCopy(settings)
+    primary = Primary(settings)
+    outbox = EdgeOutbox.for_settings(settings)
+    shipper = Shipper(outbox, settings)
+    public = scans.Public(
+        settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
+    )
+    state = State({
+        "settings": settings,
+        "edge_copy": copy,
+        "primary": primary,
+        "public": public,
+        "public_cards": public.cards,
+        "counters": public.counters,
+        "qr_cache": public.qr_cache,
+    })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await outbox.open()
+        shipper.start()
+        counting = asyncio.create_task(public.counters.run())
+        async with running(copy):
+            try:
+                yield
+            finally:
+                counting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await counting
+                # The last second's counts into the outbox, then one last try to ship them.
+                await public.counters.flush()
+                await shipper.stop()
+                await outbox.close()
+                await primary.close()
+
+    prometheus = prometheus_config()
+    app = Litestar(
+        route_handlers=[*scans.handlers, edge_health, EdgeMetricsController],
+        state=state,
+        lifespan=[lifespan],
+        plugins=[errors.problem_details],
+        exception_handlers={AskPrimary: ask_primary},
+        middleware=[prometheus.middleware],
+        request_max_body_size=64 * 1024,
+        logging_config=None,
+        openapi_config=None,
+    )
+    app.asgi_handler = ops.request_context(send_the_rest(app.asgi_handler, primary), ops.ActiveUsers())
+    state.fast_path = FastPath(public, prometheus)
+    return app

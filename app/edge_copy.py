@@ -1,0 +1,438 @@
+"""An edge's read-only copy of the primary's database, and what it knows to be out of date.
+
+The copy (SPEC §7): `litestream restore -f` restores the latest copy from the replica into
+a fresh file and then follows it, applying the primary's new LTX files as they arrive.
+What Litestream 0.5.17 does and does not do here decides the shape of this module:
+
+* Following is paid per request to the object store, and it never stops on its own: an
+  idle primary costs a follower 8.5 LIST/s (an empty tick lists every level), a busy one
+  1 LIST + 1 GET per second, although the busy primary's writes are nearly all scan
+  counters that an edge never serves. So the follower runs only while the copy is behind
+  the *card change sequence* (app/card_changes.py), which the edge reads from the
+  primary over the private network (free); the rest of the time it is stopped (SIGSTOP)
+  and costs nothing. Resumed, it lists from where it was and bridges compacted levels.
+* A slug that changed after the copy's own newest change is not answered from the copy:
+  `EdgeCards.get` raises `AskPrimary` and the request goes to the primary. Changes and
+  deletions are therefore right at the edge as soon as the edge hears of them (one long
+  poll, well under a second), however far behind the copy is; the copy's freshness only
+  decides how long such a slug's requests go to the primary.
+* The follower writes the file under SQLite's exclusive lock; a connection kept open on a
+  copy still in WAL mode blocks it for good, and one kept open across updates reads stale
+  pages. So nothing here keeps a connection: each lookup opens a read-only one (~90 µs,
+  behind the in-memory cache), and the copy is switched to the rollback journal before
+  anyone reads it (Litestream does that itself, but only when an update touches page 1).
+* A follower cannot resume on an existing copy after a restart ("saved TXID … is ahead of
+  latest snapshot"): every start, and every restart by the watchdog (the copy more than
+  WATCHDOG_LAG seconds behind the change sequence, or the follower gone), restores a new
+  copy in full beside the old one, which is served until the new one is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from prometheus_client import Counter, Gauge
+
+from app.card_cache import SLUG_HITS, SLUG_MISSES, SLUG_SHAPE, Gone, PublicCards
+from app.cards import CARD_COLUMNS, Card
+from app.config import Settings
+from app.replication import CONFIG, ReplicationError, binary, environment
+from app.sqlite import sqlite3
+
+log = logging.getLogger("app.edge")
+
+EDGE_LAG = Gauge(
+    "edge_replica_lag_seconds",
+    "How far the edge's copy is behind the primary's card changes (0 when it holds them all)",
+)
+FOLLOWER_RESTARTS = Counter("edge_follower_restarts", "Times the edge restored a fresh copy and followed it anew", ["reason"])
+
+# Restart following when the copy is this far behind the newest card change (SPEC §7).
+WATCHDOG_LAG = 60.0
+# How often the follower polls the replica while it runs, and how often the edge looks at
+# its copy meanwhile.
+FOLLOW_INTERVAL = "500ms"
+LOOK_EVERY = 0.25
+# How long the edge waits on one long poll of the primary's change sequence.
+LONG_POLL = 20.0
+# How long a lookup waits for the follower's lock on the copy (it writes for milliseconds).
+READ_TIMEOUT = 5.0
+
+# SQLite's lock bytes (os_unix.c): the follower takes these as a writer would.
+PENDING_BYTE = 0x40000000
+SHARED_FIRST = PENDING_BYTE + 2
+SHARED_SIZE = 510
+# struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (native alignment).
+FLOCK = "@hhqqi4x"
+
+
+class AskPrimary(Exception):
+    """The edge cannot answer for this slug from its copy: the primary must."""
+
+
+# --- the copy ------------------------------------------------------------------------
+
+
+def read_card(path: Path, slug: str) -> Card | Gone | None:
+    """The card under `slug` in the copy at `path` ("gone" if retired, None if unknown), on a
+    connection opened for this lookup only. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute(f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,)).fetchone()
+        if row is not None:
+            return Card(**dict(row))
+        retired = conn.execute("SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)).fetchone()
+        return "gone" if retired else None
+    finally:
+        conn.close()
+
+
+def copy_position(path: Path) -> int:
+    """The newest card change the copy holds. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
+    try:
+        return int(conn.execute("SELECT coalesce(max(seq), 0) FROM card_changes").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def use_rollback_journal(fd: int) -> None:
+    """Mark the copy as a rollback-journal database (header bytes 18-19), under the lock
+    the follower writes under. In WAL mode every reader would keep a shared lock and a
+    `-shm` file, and the follower's exclusive lock could wait on them for good."""
+    fcntl.lockf(fd, fcntl.LOCK_EX, 1, PENDING_BYTE)
+    fcntl.lockf(fd, fcntl.LOCK_EX, SHARED_SIZE, SHARED_FIRST)
+    try:
+        if os.pread(fd, 2, 18) == b"\x02\x02":
+            os.pwrite(fd, b"\x01\x01", 18)
+            os.fsync(fd)
+    finally:
+        # Unlocked byte range by byte range: closing the descriptor would also drop the
+        # locks of every SQLite connection this process has on the file.
+        fcntl.lockf(fd, fcntl.LOCK_UN, SHARED_SIZE, SHARED_FIRST)
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, PENDING_BYTE)
+
+
+def writer_holds_lock(fd: int) -> bool:
+    """Whether another process (the follower) holds the copy's write lock: asked with
+    F_GETLK, which changes no lock (unlocking a range would drop SQLite's too)."""
+    query = struct.pack(FLOCK, fcntl.F_RDLCK, os.SEEK_SET, PENDING_BYTE, SHARED_SIZE + 2, 0)
+    answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    return struct.unpack(FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether the process is stopped (its state in /proc is T)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone: nothing of it runs
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+
+def die_with_parent() -> None:
+    """Run in the follower before it starts: Linux kills it when the app's process dies, even
+    by `kill -9`, so that no orphan follows (and pays for) a copy nobody reads."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Follower:
+    """One `litestream restore -f` and the copy it keeps."""
+
+    process: asyncio.subprocess.Process
+    path: Path
+    fd: int = -1
+    paused: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    async def pause(self) -> bool:
+        """Stop the follower between two updates; False when it was caught mid-update (it
+        is let go on, and asked again next time)."""
+        if self.paused or not self.alive:
+            return self.paused
+        self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 1.0
+        while not process_stopped(self.process.pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if not process_stopped(self.process.pid) or writer_holds_lock(self.fd):
+            # Stopped holding its lock, it would lock every reader out until resumed.
+            self.process.send_signal(signal.SIGCONT)
+            return False
+        self.paused = True
+        return True
+
+    def resume(self) -> None:
+        if self.paused and self.alive:
+            self.process.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    async def stop(self) -> None:
+        if self.alive:
+            self.process.kill()  # a stopped process takes SIGKILL too
+        await self.process.wait()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+async def discard(follower: Follower) -> None:
+    """Stop a follower and delete its copy (and the copy's -txid, -journal files)."""
+    await follower.stop()
+    for leftover in follower.path.parent.glob(f"{follower.path.name}*"):
+        leftover.unlink(missing_ok=True)
+
+
+# --- what the edge knows to be newer than its copy -------------------------------------
+
+
+@dataclass
+class Changes:
+    """The primary's card changes the copy does not hold yet, from its change sequence."""
+
+    heard: int = 0  # the newest seq heard of from the primary
+    pending: dict[str, tuple[int, float]] = field(default_factory=dict)  # slug -> (seq, changed at, epoch)
+
+    def hear(self, changes: list[dict], latest: int) -> list[str]:
+        """Take an answer of GET /internal/changes; returns the slugs it names."""
+        slugs = []
+        for change in changes:
+            seq, slug = int(change["seq"]), change["slug"]
+            self.pending[slug] = (seq, _epoch(change["changedAt"]))
+            self.heard = max(self.heard, seq)
+            slugs.append(slug)
+        if not changes:
+            self.heard = max(self.heard, latest)
+        return slugs
+
+    def held_up_to(self, position: int) -> list[str]:
+        """The copy now holds every change up to `position`: returns the slugs no longer pending."""
+        caught = [slug for slug, (seq, _) in self.pending.items() if seq <= position]
+        for slug in caught:
+            del self.pending[slug]
+        return caught
+
+    def lag(self, now: float) -> float:
+        """Seconds since the oldest change the copy does not hold was made (0 with none)."""
+        oldest = min((at for _, at in self.pending.values()), default=None)
+        return 0.0 if oldest is None else max(0.0, now - oldest)
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# --- the edge's card directory ---------------------------------------------------------
+
+
+class EdgeCards(PublicCards):
+    """The public pages' cards at an edge: the cache of app.card_cache, filled from the copy.
+
+    Only cards and retired slugs are cached (a retired slug stays retired). A slug the copy
+    does not have, or that changed after it, raises AskPrimary: an edge never answers 404
+    for a card the primary may have.
+    """
+
+    def __init__(self, copy: EdgeCopy, size: int = 10_000) -> None:
+        super().__init__(db=None, size=size)  # type: ignore[arg-type]  # reads the copy, not a Database
+        self._copy = copy
+
+    async def get(self, slug: str) -> Card | Gone | None:
+        if not SLUG_SHAPE.match(slug):
+            return None  # no card can have it, at the primary either
+        try:
+            found = self._cards[slug]
+            SLUG_HITS.n += 1
+            return found
+        except KeyError:
+            SLUG_MISSES.n += 1
+        path = self._copy.path
+        if path is None or slug in self._copy.changes.pending:
+            raise AskPrimary(slug)
+        writes = self._writes
+        try:
+            found = await asyncio.to_thread(read_card, path, slug)
+        except sqlite3.Error as exc:
+            # The copy replaced meanwhile (its old file removed), or locked for longer than
+            # an update takes: the primary can answer.
+            log.warning("reading the copy for %r failed (%s); asking the primary", slug, exc)
+            raise AskPrimary(slug) from exc
+        if found is None:
+            raise AskPrimary(slug)
+        if self._writes == writes and slug not in self._copy.changes.pending:
+            self._cards[slug] = found
+        return found
+
+
+# --- keeping it -------------------------------------------------------------------------
+
+
+class EdgeCopy:
+    """Restores the copy, follows the replica while the copy is behind the primary's card
+    changes, hears those changes, and restarts following when it stalls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = settings.data_dir / "copy"
+        self.path: Path | None = None  # the copy lookups read; None until the first is restored
+        self.changes = Changes()
+        self.cards = EdgeCards(self)
+        self.follower: Follower | None = None
+        self.generation = 0
+        self.position = 0  # the newest card change in the copy
+        self.restored_at = 0.0  # monotonic time of the newest copy's restore
+        self.heard_once = asyncio.Event()
+        EDGE_LAG.set_function(self.lag)
+
+    @property
+    def ready(self) -> bool:
+        return self.path is not None
+
+    def lag(self) -> float:
+        return self.changes.lag(time.time()) if self.ready else float("nan")
+
+    # --- the follower ---
+
+    async def start_follower(self) -> Follower:
+        """Restore a new copy and start following it. Raises ReplicationError."""
+        self.generation += 1
+        path = self.folder / f"copy-{self.generation}.db"
+        command = [
+            binary(), "restore", "-config", str(CONFIG), "-f", "-follow-interval", FOLLOW_INTERVAL,
+            "-o", str(path), str(self.settings.database_path),
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *command, env=environment(self.settings), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
+        follower = Follower(process, path)
+        # Litestream restores into a temporary file and renames it into place when whole.
+        while not path.exists():
+            if not follower.alive:
+                raise ReplicationError(f"litestream restore -f exited with status {process.returncode}")
+            await asyncio.sleep(0.05)
+        follower.fd = os.open(path, os.O_RDWR)
+        await asyncio.to_thread(use_rollback_journal, follower.fd)
+        return follower
+
+    async def replace_follower(self, reason: str) -> None:
+        """Restore a fresh copy beside the one served, then switch to it."""
+        FOLLOWER_RESTARTS.labels(reason).inc()
+        while True:
+            follower = None
+            try:
+                follower = await self.start_follower()
+                # A primary without migration 0005 has no change sequence: no copy to serve.
+                position = await asyncio.to_thread(copy_position, follower.path)
+                break
+            except (ReplicationError, sqlite3.Error, OSError) as exc:
+                log.warning("no copy yet (%s); trying again", exc)
+                if follower is not None:
+                    await discard(follower)
+                await asyncio.sleep(2.0)
+        self.restored_at = time.monotonic()
+        old, self.follower = self.follower, follower
+        self.path, self.position = follower.path, position
+        self.take_position(position)
+        log.info("edge copy %s ready at card change %d", follower.path.name, position)
+        if old is not None:
+            await discard(old)
+
+    def take_position(self, position: int) -> None:
+        self.position = position
+        if caught := self.changes.held_up_to(position):
+            # Read from the copy from now on; a lookup under way reads it again.
+            self.cards.forget(*caught)
+
+    async def keep(self) -> None:
+        """Restore, then follow only while behind, until cancelled (the watchdog inside)."""
+        shutil.rmtree(self.folder, ignore_errors=True)  # an old copy cannot be followed again
+        self.folder.mkdir(parents=True, exist_ok=True)
+        await self.replace_follower("start")
+        while True:
+            await asyncio.sleep(LOOK_EVERY)
+            follower = self.follower
+            assert follower is not None
+            if not follower.alive:
+                log.warning("the follower exited (status %s); restoring a fresh copy", follower.process.returncode)
+                await self.replace_follower("exited")
+                continue
+            try:
+                self.take_position(await asyncio.to_thread(copy_position, follower.path))
+            except sqlite3.Error as exc:
+                log.warning("reading the copy failed: %s", exc)
+            if self.changes.pending or not self.heard_once.is_set():
+                follower.resume()
+            else:
+                await follower.pause()
+            # Once per WATCHDOG_LAG at most: a replica that lacks the change (the primary's
+            # Litestream stuck) would otherwise have the edge restore in a loop.
+            if self.lag() > WATCHDOG_LAG and time.monotonic() - self.restored_at > WATCHDOG_LAG:
+                log.warning("the copy is %.0f s behind the primary; restoring a fresh copy", self.lag())
+                await self.replace_follower("behind")
+
+    # --- the primary's change sequence ---
+
+    async def hear_changes(self) -> None:
+        """Long-poll the primary's card changes after the newest one heard of, until cancelled."""
+        headers = {"Authorization": f"Bearer {self.settings.edge_token}"}
+        base = self.settings.primary_internal_url
+        async with httpx.AsyncClient(base_url=base or "", headers=headers, timeout=LONG_POLL + 10) as client:
+            while not self.ready:
+                await asyncio.sleep(0.05)
+            self.changes.heard = max(self.changes.heard, self.position)
+            while True:
+                try:
+                    # The first answer at once: until it comes, the edge cannot tell whether its copy is behind.
+                    wait = LONG_POLL if self.heard_once.is_set() else 0
+                    response = await client.get("/internal/changes", params={"after": self.changes.heard, "wait": wait})
+                    response.raise_for_status()
+                    answer = response.json()
+                except (httpx.HTTPError, ValueError) as exc:
+                    log.warning("asking the primary for card changes failed: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                if slugs := self.changes.hear(answer["changes"], answer["latest"]):
+                    self.cards.forget(*slugs)
+                    self.take_position(self.position)  # changes the copy already holds
+                self.heard_once.set()
+
+    async def stop(self) -> None:
+        if self.follower is not None:
+            await self.follower.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(copy: EdgeCopy):
+    """Keep the copy and hear the changes while the app runs."""
+    tasks = [asyncio.create_task(copy.keep()), asyncio.create_task(copy.hear_changes())]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await copy.stop()

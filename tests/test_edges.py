@@ -1,0 +1,223 @@
+"""Edge regions (SPEC §7) with real processes: one primary and two edges, each a
+`qrcontact serve` on 127.0.0.1, sharing a replica on moto_server as S3, with the real
+`litestream` binary. One set of servers for the module (they take seconds to start).
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import PHONE_UA, wait_until
+from tests.test_replication import S3_ENV, make_bucket, s3_endpoint, sign_up  # noqa: F401  (a fixture)
+from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
+
+# SPEC §7: a change or deletion made at the primary is served by every edge within this.
+WITHIN = 2.0
+TOKEN = secrets.token_urlsafe(32)
+VIA = "1.1 qrcontact-edge"  # what the edge adds to an answer that came from the primary
+
+
+class Regions:
+    def __init__(self, primary: Service, edges: list[Service], internal_url: str, headers: dict[str, str]) -> None:
+        self.primary, self.edges, self.internal_url, self.headers = primary, edges, internal_url, headers
+
+    def create(self, slug: str, name: str = "First Name") -> dict:
+        response = httpx.post(
+            f"{self.primary.url}/v1/cards", json={"fullName": name, "email": "card@example.com", "slug": slug},
+            headers=self.headers,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def replica_url(endpoint: str, bucket: str) -> str:
+    return f"s3://{bucket}/db?endpoint={endpoint}&region=us-east-1&forcePathStyle=true"
+
+
+def edge_env(primary: Service, internal_url: str, replica: str) -> dict[str, str]:
+    return {
+        "ROLE": "edge", "PRIMARY_URL": primary.url, "PRIMARY_INTERNAL_URL": internal_url, "EDGE_TOKEN": TOKEN,
+        "REPLICA_URL": replica, "PUBLIC_BASE_URL": primary.url, **S3_ENV,
+    }
+
+
+@pytest.fixture(scope="module")
+def regions(s3_endpoint, tmp_path_factory) -> Iterator[Regions]:  # noqa: F811
+    root = tmp_path_factory.mktemp("regions")
+    make_bucket(s3_endpoint, "regions")
+    replica = replica_url(s3_endpoint, "regions")
+    internal_port = free_port()
+    primary = Service(
+        root / "primary", ROLE="primary", EDGE_TOKEN=TOKEN, INTERNAL_PORT=str(internal_port), REPLICA_URL=replica,
+        RATE_LIMIT_PER_MINUTE="100000", **S3_ENV,
+    )
+    started = [primary]
+    regions = None
+    try:
+        primary.start()
+        internal_url = f"http://127.0.0.1:{internal_port}"
+        headers = sign_up(primary, "regions@example.com")
+        for n in (1, 2):
+            started.append(Service(root / f"edge{n}", **edge_env(primary, internal_url, replica)).start())
+        regions = Regions(primary, started[1:], internal_url, headers)
+        yield regions
+    finally:
+        for svc in started + (regions.edges if regions else []):  # an edge a test restarted too
+            if svc.process is not None and svc.process.poll() is None:
+                svc.stop()
+
+
+def scan(edge: Service, slug: str) -> httpx.Response:
+    return httpx.get(f"{edge.url}/c/{slug}", headers={"User-Agent": PHONE_UA})
+
+
+def served_by_the_edge(response: httpx.Response) -> bool:
+    return "via" not in response.headers
+
+
+def test_a_new_card_scans_at_both_edges_at_once_and_from_their_copy_soon_after(regions):
+    regions.create("new-card")
+    for edge in regions.edges:
+        # The copy cannot have it yet: the edge sends the scan to the primary, never a 404.
+        first = scan(edge, "new-card")
+        assert (first.status_code, first.headers["location"]) == (302, "/p/new-card")
+    for edge in regions.edges:
+        answer = wait_until(
+            lambda edge=edge: (r := scan(edge, "new-card")).status_code == 302 and served_by_the_edge(r) and r,
+            timeout=60, what="the edge to answer from its copy",
+        )
+        assert answer.headers["location"] == "/p/new-card"
+        page = httpx.get(f"{edge.url}/p/new-card")
+        assert page.status_code == 200 and served_by_the_edge(page) and "First Name" in page.text
+        vcard = httpx.get(f"{edge.url}/p/new-card.vcf")
+        assert vcard.status_code == 200 and "FN:First Name" in vcard.text
+        for extension, media_type in (("png", "image/png"), ("svg", "image/svg+xml")):
+            image = httpx.get(f"{edge.url}/q/new-card.{extension}")
+            assert (image.status_code, image.headers["content-type"]) == (200, media_type)
+
+
+def until_within(condition, what: str):
+    """Poll `condition` until it holds; assert it held within WITHIN seconds (SPEC §7)."""
+    started = time.monotonic()
+    wait_until(condition, timeout=30, what=what, every=0.02)
+    took = time.monotonic() - started
+    assert took <= WITHIN, f"{what} took {took:.2f} s"
+
+
+def test_an_edit_and_a_delete_show_at_the_edges_within_2_s(regions):
+    card = regions.create("changing")
+    for edge in regions.edges:
+        # Answered from the copy and the edge's caches before the change.
+        wait_until(lambda edge=edge: served_by_the_edge(r := httpx.get(f"{edge.url}/p/changing")) and r.status_code == 200,
+                   timeout=60, what="the copy to have the card")
+        assert scan(regions.edges[0], "changing").status_code == 302
+
+    edited = httpx.patch(f"{regions.primary.url}/v1/cards/{card['cardId']}", json={"fullName": "Second Name"}, headers=regions.headers)
+    assert edited.status_code == 200, edited.text
+    for edge in regions.edges:
+        until_within(lambda edge=edge: "Second Name" in httpx.get(f"{edge.url}/p/changing").text, "the edit at an edge")
+
+    deleted = httpx.delete(f"{regions.primary.url}/v1/cards/{card['cardId']}", headers=regions.headers)
+    assert deleted.status_code == 204
+    for edge in regions.edges:
+        until_within(lambda edge=edge: scan(edge, "changing").status_code == 410, "the deletion at an edge")
+    for edge in regions.edges:
+        # Once the copy has the deletion, the edge answers it itself.
+        wait_until(lambda edge=edge: served_by_the_edge(r := scan(edge, "changing")) and r.status_code == 410,
+                   timeout=60, what="the copy to have the deletion")
+
+
+def test_scans_answered_at_the_edges_are_counted_once_at_the_primary(regions):
+    card = regions.create("counted")
+    url = f"{regions.primary.url}/v1/cards/{card['cardId']}"
+    for edge in regions.edges:
+        # HEAD is answered but never counted: the card reaches the copy without a scan.
+        wait_until(lambda edge=edge: served_by_the_edge(httpx.head(f"{edge.url}/c/counted")),
+                   timeout=60, what="the copy to have the card")
+    answered = [scan(edge, "counted") for edge in regions.edges for _ in range(5)]
+    assert all(r.status_code == 302 and served_by_the_edge(r) for r in answered)
+    # Each edge's counters flush into its outbox file and ship it to the primary's internal port.
+    wait_until(lambda: httpx.get(url, headers=regions.headers).json()["scanCount"] >= 10,
+               timeout=60, what="the edges' scans at the primary")
+    assert httpx.get(url, headers=regions.headers).json()["scanCount"] == 10
+
+
+def test_the_api_and_other_pages_at_an_edge_reach_the_primary(regions):
+    edge = regions.edges[0]
+    me = httpx.get(f"{edge.url}/v1/me", headers=regions.headers)
+    assert me.status_code == 200 and me.json()["email"] == "regions@example.com"
+    assert me.headers["via"] == VIA
+    # A body and a query string go through too.
+    created = httpx.post(f"{edge.url}/v1/cards?x=1", json={"fullName": "Via Edge", "email": "v@example.com", "slug": "via-edge"},
+                         headers=regions.headers)
+    assert created.status_code == 201, created.text
+    listed = httpx.get(f"{edge.url}/v1/cards", headers=regions.headers)
+    assert listed.status_code == 200 and "via-edge" in [c["slug"] for c in listed.json()["items"]]
+    for path in ("/app", "/schema", "/verify-email?token=x", "/i/nothing-here"):
+        direct, through = httpx.get(f"{regions.primary.url}{path}"), httpx.get(f"{edge.url}{path}")
+        assert (through.status_code, through.headers["via"]) == (direct.status_code, VIA), path
+    # A slug no one has: the primary's 404, not the edge's.
+    missing = scan(edge, "no-such-card")
+    assert (missing.status_code, missing.headers["via"]) == (404, VIA)
+
+
+def test_idle_edges_stop_following_the_replica(regions):
+    # Nothing changes: each edge's copy holds the newest card change, and its follower
+    # is stopped (it costs no object-storage request until the next change).
+    for edge in regions.edges:
+        health = wait_until(lambda edge=edge: (h := httpx.get(f"{edge.url}/health").json())["following"] is False and h,
+                            timeout=60, what="the follower to stop")
+        assert health["lagSeconds"] == 0.0 and health["hasCopy"] is True
+
+
+def test_the_change_sequence_needs_the_edge_token(regions):
+    url = f"{regions.internal_url}/internal/changes"
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = httpx.get(url, params={"after": 0}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    assert answer.json()["latest"] >= len(answer.json()["changes"]) > 0
+
+
+def test_an_edge_without_a_copy_is_not_healthy(regions, s3_endpoint, tmp_path):  # noqa: F811
+    regions.create("no-copy-yet")
+    make_bucket(s3_endpoint, "nothing-yet")
+    env = edge_env(regions.primary, regions.internal_url, replica_url(s3_endpoint, "nothing-yet"))
+    edge = Service(tmp_path / "edge", **env)
+    edge.process = subprocess.Popen([QRCONTACT, "serve"], env=edge.env, stdout=open(edge.log, "w"),
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        health = wait_until(lambda: answer(f"{edge.url}/health"), timeout=30, what="the edge to listen")
+        assert health.status_code == 503 and health.json()["hasCopy"] is False
+        # Scanners are still answered, by the primary.
+        assert scan(edge, "no-copy-yet").status_code == 302
+    finally:
+        edge.stop()
+        with_group_gone(edge.process.pid)
+
+
+def answer(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return None
+
+
+
+def test_an_edge_killed_and_restarted_serves_from_a_fresh_copy(regions):
+    edge = regions.edges[1]
+    edge.stop(signal.SIGKILL)
+    regions.create("while-down")
+    # The old copy cannot be followed again: the edge restores a fresh one at start.
+    restarted = Service(edge.data_dir, **{k: v for k, v in edge.env.items() if k not in ("DATA_DIR", "PORT")}).start()
+    regions.edges[1] = restarted
+    answer = wait_until(lambda: served_by_the_edge(r := scan(restarted, "while-down")) and r,
+                        timeout=60, what="the restarted edge to answer from its copy")
+    assert answer.status_code == 302
+    assert sorted(p.name for p in (edge.data_dir / "copy").glob("*.db")) == ["copy-1.db"]
