@@ -137,8 +137,9 @@ class EdgeOutbox:
 
     async def oldest(self) -> tuple[int, bytes] | None:
         """The first batch waiting (its number and body), or None."""
-        async with self._transaction() as conn:
-            row = await (await conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1")).fetchone()
+        assert self._conn is not None, "the edge outbox is not open"
+        async with self._lock:
+            row = await (await self._conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1")).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
 
     async def remove(self, seq: int) -> None:
