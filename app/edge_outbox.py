@@ -41,9 +41,9 @@ OUTBOX_NAME = "edge-outbox.db"
 SHIP_PATH = "/internal/scan-batches"
 SHIP_TIMEOUT = 10.0
 # Waits after failed attempts grow from BACKOFF_FIRST to BACKOFF_MAX (with jitter): a
-# primary back from a restart gets the waiting batches within a few seconds, and a
-# primary that stays down gets one attempt per edge every few seconds, not a flood.
-BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0
+# primary back from a restart gets the waiting batches within two seconds, and a
+# primary that stays down gets one cheap attempt per edge every two seconds, not a flood.
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 2.0
 
 OUTBOX_DEPTH = Gauge("edge_outbox_depth", "Batches of counted scans waiting at this edge to be shipped to the primary")
 SHIPPED = Counter("edge_batches_shipped", "Batches this edge shipped and the primary acknowledged")
