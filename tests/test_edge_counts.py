@@ -29,7 +29,7 @@ from app.config import Settings
 from app.counters import Counters
 from app.edge_counts import MAX_BATCH_ROWS
 from app.edge_outbox import EdgeOutbox, ShipFailed, Shipper
-from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
+from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app, listen_host
 from app.main import create_app
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, query, register, wait_until
@@ -172,6 +172,11 @@ def test_no_internal_port_without_an_edge_token(tmp_path):
         assert client.get("/health").status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{settings.internal_port}/")
+
+
+def test_on_fly_the_internal_port_listens_on_the_private_network(tmp_path):
+    assert listen_host(make_settings(tmp_path, host="0.0.0.0", fly_region="ams", primary_region="ams")) == "fly-local-6pn"
+    assert listen_host(make_settings(tmp_path, host="0.0.0.0")) == "0.0.0.0"
 
 
 def test_a_batch_applied_twice_counts_once(primary, owner):
