@@ -191,7 +191,9 @@ class Shipper:
             # Applied now or before: either way the primary has it.
             await self.outbox.remove(seq)
             SHIPPED.inc()
-            self.failures = 0
+            if self.failures:
+                log.info("shipping scan batches to the primary resumed after %d failed attempts", self.failures)
+                self.failures = 0
             shipped += 1
         return shipped
 
