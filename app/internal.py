@@ -73,7 +73,7 @@ class InternalServer:
     """The internal app on `settings.host`:`settings.internal_port`, in this process and event loop."""
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
-        self.host, self.port = listen_host(settings), settings.internal_port
+        self.host, self.port = settings.host, settings.internal_port
         self._config = uvicorn.Config(
             app, host=self.host, port=self.port, lifespan="off", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
@@ -85,8 +85,7 @@ class InternalServer:
         """Listen now. Raises OSError (the port is taken), so a bad start stops the service."""
         # Bound here rather than by uvicorn, which would exit the whole process on a taken
         # port; listening from this moment, so connections queue until uvicorn accepts them.
-        family, _, _, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
-        sock = socket.create_server(address, family=family)
+        sock = socket.create_server((self.host, self.port), family=_family(self.host), reuse_port=False)
         self._server = _SignalsLeftAlone(self._config)  # a uvicorn server serves once
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         log.info("internal port listening on %s:%d", self.host, self.port)
@@ -111,9 +110,5 @@ class _SignalsLeftAlone(uvicorn.Server):
         yield
 
 
-def listen_host(settings: Settings) -> str:
-    """Where the internal port listens: on Fly, the Machine's private network address
-    (`fly-local-6pn`, from /etc/hosts): `.internal` names reach Machines only over that
-    IPv6 network, which HOST=0.0.0.0 does not listen on, and nothing public reaches it.
-    Elsewhere HOST, like the public port."""
-    return "fly-local-6pn" if settings.on_fly else settings.host
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -16,12 +16,12 @@ Route table (each handler lives in the module named):
   /i/{token}[/open.gif]      sharing    tracked invitation links
   /verify-email              accounts   the page the verification email links to
   /health, /metrics          ops
-  /schema                    OpenAPI document and interactive docs
-On the primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
-  POST /internal/scan-batches  edge_counts  batches of scans counted at edges
 Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
 scan events every second: to the database, or at an edge to edge_outbox.EdgeOutbox, which
-edge_outbox.Shipper sends to the primary) and mail.Outbox (sends queued email).
+edge_outbox.Shipper sends to the primary) and mail.Outbox (sends queued email). On the
+primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
+  POST /internal/scan-batches  edge_counts  batches of scans counted at edges
+  /schema                    OpenAPI document and interactive docs
 """
 
 from __future__ import annotations

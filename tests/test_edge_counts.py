@@ -28,11 +28,11 @@ from app.cards import Card
 from app.config import Settings
 from app.counters import Counters
 from app.edge_counts import MAX_BATCH_ROWS
-from app.edge_outbox import EdgeOutbox, ShipFailed, Shipper
-from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app, listen_host
+from app.edge_outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
+from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, query, register, wait_until
+from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, query, register
 from tests.test_faults import LOAD_ENV
 from tests.test_serve import Service
 
@@ -172,11 +172,6 @@ def test_no_internal_port_without_an_edge_token(tmp_path):
         assert client.get("/health").status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{settings.internal_port}/")
-
-
-def test_on_fly_the_internal_port_listens_on_the_private_network(tmp_path):
-    assert listen_host(make_settings(tmp_path, host="0.0.0.0", fly_region="ams", primary_region="ams")) == "fly-local-6pn"
-    assert listen_host(make_settings(tmp_path, host="0.0.0.0")) == "0.0.0.0"
 
 
 def test_a_batch_applied_twice_counts_once(primary, owner):
@@ -347,102 +342,81 @@ def test_a_large_flush_ships_as_several_batches_in_order(primary, owner, tmp_pat
     assert query(primary.settings, rows, (card["slug"],)) == [(MAX_BATCH_ROWS * 5 // 2, MAX_BATCH_ROWS * 5 // 2)]
 
 
-def test_an_edge_app_flushes_into_its_outbox_and_ships(primary, owner, tmp_path):
-    """The wiring in create_app: at an edge the lifespan opens the outbox and ships it."""
+EDGE_SCRIPT = """
+import asyncio, sys
+from app.cards import get_card_by_slug
+from app.counters import Counters
+from app.edge_outbox import EdgeOutbox
+from app.sqlite import sqlite3
+import aiosqlite
+
+async def main(copy, data_dir, slug, scans):
+    # The card as an edge has it: read from a copy of the primary's database.
+    conn = await aiosqlite.Connection(lambda: sqlite3.connect(f"file:{copy}?mode=ro", uri=True), iter_chunk_size=64)
+    conn.row_factory = sqlite3.Row
+    card = await get_card_by_slug(conn, slug)
+    await conn.close()
+    from pathlib import Path
+    outbox = EdgeOutbox(Path(data_dir) / "edge-outbox.db", "syd")
+    await outbox.open()
+    counters = Counters(outbox)
+    for _ in range(int(scans)):
+        counters.scan(card, "Mozilla/5.0 (iPhone) Mobile", None, None)
+    await counters.flush()
+    print("flushed", outbox.depth, flush=True)
+    await asyncio.Event().wait()  # killed here, before any shipping
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_an_edge_killed_between_flush_and_ship_ships_after_restart(primary, owner, tmp_path):
     card = create_card(primary.client, owner["headers"])
-    settings = edge_settings(tmp_path / "edge", primary.internal_url)
-    settings = dataclasses.replace(settings, database_path=copy_database(primary.settings.database_path, tmp_path / "copy.db"))
-    with TestClient(create_app(settings)) as edge:
-        assert edge.get(f"/c/{card['slug']}", headers={"User-Agent": PHONE_UA}, follow_redirects=False).status_code == 302
-        state = edge.app.state
-        edge.blocking_portal.call(state.counters.flush)
-        wait_until(lambda: primary.counts(card["slug"]) == (1, 0), timeout=60, what="the edge's scan at the primary")
-    # The edge wrote nothing into its own database (the copy).
-    assert query(settings, "SELECT scan_count FROM cards WHERE card_id = ?", (card["cardId"],)) == [(0,)]
-
-
-class EdgeProcess:
-    """tests/edge_counting_process.py: an edge's Counters and Shipper in a process of their own."""
-
-    def __init__(self, data_dir: Path, primary_internal_url: str, copy: Path, slug: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.edge_counting_process", str(data_dir), primary_internal_url, TOKEN, str(copy), slug],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(data_dir.parent / f"{data_dir.name}.log", "a"),
-            text=True, cwd=ROOT,
-        )
-
-    def ask(self, command: str) -> str:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline().strip()
-        assert answer, f"the edge process ended (exit {self.process.poll()})"
-        return answer
-
-    def scan(self, n: int) -> None:
-        assert self.ask(f"scan {n}").startswith("durable ")
-
-    def failures(self) -> int:
-        return int(self.ask("status").split()[3])
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> int:
-        self.process.stdin.close()
-        return self.process.wait(timeout=30)
-
-
-def test_two_edge_processes_count_exactly_once_across_a_primary_restart_and_a_kill(tmp_path):
-    """A live primary (`qrcontact serve`, under Litestream) stopped with SIGTERM (it drains
-    both ports and exits 0) and started again while two edge processes keep counting, one
-    of them killed with SIGKILL right after a flush and restarted meanwhile."""
-    internal_port = free_port()
-    primary = Service(tmp_path / "primary", EDGE_TOKEN=TOKEN, INTERNAL_PORT=str(internal_port), **LOAD_ENV).start()
-    internal_url = f"http://127.0.0.1:{internal_port}"
-    edges: list[EdgeProcess] = []
+    copy = copy_database(primary.settings.database_path, tmp_path / "copy.db")
+    data_dir = tmp_path / "edge"
+    process = subprocess.Popen(
+        [sys.executable, "-c", EDGE_SCRIPT, str(copy), str(data_dir), card["slug"], "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
     try:
-        refused = httpx.post(f"{internal_url}/internal/scan-batches", json={}, headers={"Authorization": "Bearer nope"})
-        assert refused.status_code == 401
-        auth = httpx.post(f"{primary.url}/v1/auth/register", json={"email": "edges@example.com", "password": PASSWORD,
-                                                                      "marketingConsent": False}).json()
-        httpx.post(f"{primary.url}/v1/cards", json={"fullName": "Edge", "email": "edges@example.com", "slug": "two-edges"},
-                   headers={"Authorization": f"Bearer {auth['accessToken']}"}).raise_for_status()
-        copy = copy_database(tmp_path / "primary" / "qrcontact.db", tmp_path / "copy.db")
-        database = tmp_path / "primary" / "qrcontact.db"
-
-        def counted() -> tuple[int, int]:
-            conn = sqlite3.connect(database)
-            try:
-                return conn.execute("""SELECT scan_count, (SELECT coalesce(sum(hits), 0) FROM scan_events)
-                    FROM cards WHERE slug = 'two-edges'""").fetchone()
-            finally:
-                conn.close()
-
-        a, b = (EdgeProcess(tmp_path / name, internal_url, copy, "two-edges") for name in ("edge-a", "edge-b"))
-        edges += [a, b]
-        a.scan(30)
-        b.scan(20)
-        wait_until(lambda: counted() == (50, 50), what="the first scans at the primary")
-        assert primary.stop() == 0
-        a.scan(15)
-        b.scan(25)
-        wait_until(lambda: a.failures() >= 1 and b.failures() >= 1, what="both edges failing to ship")
-        a.kill()  # right after its flush: its 15 scans are in its outbox file, not shipped
-        a = EdgeProcess(tmp_path / "edge-a", internal_url, copy, "two-edges")
-        edges.append(a)
-        assert int(a.ask("status").split()[1]) >= 1  # the killed edge's batches, found in its file
-        a.scan(5)
-        assert counted() == (50, 50)
-        primary.start()
-        wait_until(lambda: counted() == (95, 95), what="every scan at the primary once")
-        # The primary has committed the last batch; its 200 reaches the edge right after.
-        wait_until(lambda: [a.ask("status"), b.ask("status")] == ["depth 0 failures 0"] * 2, what="both outboxes empty")
-        assert a.stop() == 0 and b.stop() == 0
+        assert process.stdout.readline().strip() == "flushed 1", process.stderr.read()
     finally:
-        for edge in edges:
-            if edge.process.poll() is None:
-                edge.kill()
-        if primary.process and primary.process.poll() is None:
-            primary.stop()
-    assert counted() == (95, 95)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert (data_dir / OUTBOX_NAME).exists() and primary.counts(card["slug"]) == (0, 0)
+
+    async def restart() -> tuple[int, int]:
+        edge = await Edge(data_dir, primary.internal_url).open()
+        try:
+            return edge.outbox.depth, await edge.shipper.ship_waiting()
+        finally:
+            await edge.close()
+
+    assert primary.call(restart) == (1, 1)
+    assert primary.counts(card["slug"]) == (40, 0)
+    assert primary.events(card["slug"]) == [("scan", "mobile", None, None, 40)]
+    assert primary.call(restart) == (0, 0)  # nothing left to ship after the next start
+
+
+def test_serve_with_an_edge_token_serves_the_internal_port_and_still_drains(tmp_path):
+    """`qrcontact serve` as a primary (under Litestream): the internal port answers, and
+    SIGTERM still drains both servers and exits 0, with the batch written."""
+    internal_port = free_port()
+    svc = Service(tmp_path / "data", EDGE_TOKEN=TOKEN, INTERNAL_PORT=str(internal_port), **LOAD_ENV).start()
+    try:
+        auth = httpx.post(f"{svc.url}/v1/auth/register", json={"email": "serve@example.com", "password": PASSWORD,
+                                                                  "marketingConsent": False}).json()
+        card = httpx.post(f"{svc.url}/v1/cards", json={"fullName": "Live", "email": "serve@example.com"},
+                          headers={"Authorization": f"Bearer {auth['accessToken']}"}).json()
+        url = f"http://127.0.0.1:{internal_port}/internal/scan-batches"
+        assert httpx.post(url, json=batch_body(card["cardId"])).status_code == 401
+        answer = httpx.post(url, json=batch_body(card["cardId"], scans=4), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.json() == {"applied": True}
+    finally:
+        assert svc.stop() == 0, svc.log.read_text()
+    conn = sqlite3.connect(tmp_path / "data" / "qrcontact.db")
+    try:
+        assert conn.execute("SELECT scan_count FROM cards").fetchall() == [(4,)]
+    finally:
+        conn.close()
