@@ -186,7 +186,11 @@ class Counters:
             self.dropped_events += 1
 
     def pending(self, card_id: str) -> tuple[int, int]:
-        """The scans and views of a card (by its public card_id) not written yet."""
+        """The scans and views of a card (by its public card_id) not written yet. Raises
+        TypeError for an integer id: counts were keyed by it once, and a caller still
+        passing one would read no pending counts, silently."""
+        if not isinstance(card_id, str):
+            raise TypeError("Counters.pending takes the card's public card_id, not its integer id")
         scans, views = self._pending.get(card_id, (0, 0))
         return scans, views
 

@@ -41,9 +41,9 @@ OUTBOX_NAME = "edge-outbox.db"
 SHIP_PATH = "/internal/scan-batches"
 SHIP_TIMEOUT = 10.0
 # Waits after failed attempts grow from BACKOFF_FIRST to BACKOFF_MAX (with jitter): a
-# primary back from a restart gets the waiting batches within a few seconds, and a
-# primary that stays down gets one attempt per edge every few seconds, not a flood.
-BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0
+# primary back from a restart gets the waiting batches within two seconds, and a
+# primary that stays down gets one cheap attempt per edge every two seconds, not a flood.
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 2.0
 
 OUTBOX_DEPTH = Gauge("edge_outbox_depth", "Batches of counted scans waiting at this edge to be shipped to the primary")
 SHIPPED = Counter("edge_batches_shipped", "Batches this edge shipped and the primary acknowledged")
@@ -137,8 +137,9 @@ class EdgeOutbox:
 
     async def oldest(self) -> tuple[int, bytes] | None:
         """The first batch waiting (its number and body), or None."""
-        async with self._transaction() as conn:
-            row = await (await conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1")).fetchone()
+        assert self._conn is not None, "the edge outbox is not open"
+        async with self._lock:
+            row = await (await self._conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1")).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
 
     async def remove(self, seq: int) -> None:
@@ -190,7 +191,9 @@ class Shipper:
             # Applied now or before: either way the primary has it.
             await self.outbox.remove(seq)
             SHIPPED.inc()
-            self.failures = 0
+            if self.failures:
+                log.info("shipping scan batches to the primary resumed after %d failed attempts", self.failures)
+                self.failures = 0
             shipped += 1
         return shipped
 

@@ -112,8 +112,12 @@ async def run(edges: int, seconds: int, slugs: list[str], svc: Service, internal
 
 
 async def bodies(outbox: EdgeOutbox) -> list[bytes]:
-    async with outbox._transaction() as conn:
-        return [bytes(row[0]) for row in await (await conn.execute("SELECT body FROM batches ORDER BY seq")).fetchall()]
+    """The batches waiting in an outbox file, read as an operator would (a second connection)."""
+    conn = sqlite3.connect(f"file:{outbox.path}?mode=ro", uri=True)
+    try:
+        return [bytes(body) for (body,) in conn.execute("SELECT body FROM batches ORDER BY seq")]
+    finally:
+        conn.close()
 
 
 async def _aio(path: Path):
