@@ -193,7 +193,7 @@ async def cards_list(
         {
             **row,
             "qr_url": f"/app/cards/{row['card_id']}/qr?format=svg&size=128&border=2",
-            "scans_this_week": weekly.get(row["id"], 0) + counters.pending(row["id"])[0],
+            "scans_this_week": weekly.get(row["id"], 0) + counters.pending(row["card_id"])[0],
         }
         for row in rows
     ]
@@ -249,7 +249,7 @@ def _download_defaults(card: cards.Card) -> dict[str, str]:
 
 
 def _card_page(request: Request, settings: Settings, card: cards.Card, *, download: dict, errors: dict, status: int = 200) -> Response:
-    scans, views = request.app.state.counters.pending(card.id)
+    scans, views = request.app.state.counters.pending(card.card_id)
     return page(
         request, "console/cards/show.html", status=status, section="cards", card=card,
         short_url=cards.short_url(settings, card.slug), card_url=f"{settings.public_base_url}/p/{card.slug}",
