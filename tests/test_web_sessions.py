@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from app.accounts import get_user
+from app.accounts.users import get_user
 from app.domain_errors import Forbidden
 from app.web_sessions import end_web_session, start_web_session, user_for_web_session
 from tests.conftest import execute, query
