@@ -47,7 +47,7 @@ def test_share_sends_and_shows_each_recipient(client, account):
 
     result = client.get(result_url)
     assert result.status_code == 200
-    assert "Invitations ready for 4" in result.text
+    assert "Invitations made for 4: emails go out by themselves" in result.text
     assert result.text.count("Email queued") == 2
     assert 'href="https://wa.me/442079460958?text=' in result.text
     assert 'href="https://www.linkedin.com/sharing/share-offsite/?url=' in result.text

@@ -145,7 +145,7 @@ FLASHES = {
     "registered": "Welcome! We sent you an email: open its link to confirm your address.",
     "logged-out": "You are logged out.",
     "shared-emails": "Invitation sent to {count}.",
-    "shared-links": "Invitations ready for {count}: tap each button below to send it.",
+    "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
     "shared-none": "Nothing new was sent: everyone here already had an invitation from you today.",
     "key-revoked": "API key revoked. Programs using it can no longer sign in with it.",
 }
