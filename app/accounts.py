@@ -734,7 +734,8 @@ def _verify_page(status: int, title: str, text: str, token: str | None = None) -
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
         f"<title>{e(title)}</title><style>{VERIFY_STYLE}</style></head><body><main><div class=\"card\">"
-        f'<h1>{e(title)}</h1><p class="role">{e(text)}</p>{form}</div></main></body></html>'
+        f'<h1>{e(title)}</h1><p class="role">{e(text)}</p>{form}</div>'
+        '<footer><a href="/app/cards">Go to QR Contact</a></footer></main></body></html>'
     )
     return Response(body, status_code=status, media_type="text/html", headers=VERIFY_HEADERS)
 

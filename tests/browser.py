@@ -63,8 +63,8 @@ def register_account(server: Service, email: str | None = None) -> str:
 
 def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.goto("/app/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/app/cards*")
 

@@ -1,15 +1,309 @@
-"""The cards pages: list with search, create, edit, the card with its QR downloads, delete."""
+"""The cards pages: the list with search, create and edit with a live preview, the card
+with its QR downloads, and delete with a confirmation. Writes go through the same
+operations as the API (cards.create_card, edit_card, delete_card, qr_download).
+"""
 
 from __future__ import annotations
 
-from litestar import Request, Response, get
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from app.console.web import page
+import aiosqlite
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, QueryParameter
+
+from app import cards
+from app.config import Settings, SettingsDep
+from app.console.web import field_error, form_of, page, see_other
+from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
+from app.domain_errors import Conflict, Invalid
+from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
+
+PER_PAGE = 24
+
+
+# --- the card form -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str  # as the API's body names it
+    label: str
+    kind: Any  # the field type of app/fields.py
+    type: str = "text"
+    required: bool = False
+    hint: str | None = None
+    maxlength: int | None = None
+    bad_format: str = "Has characters that are not allowed"
+    autocomplete: str | None = None
+
+
+FIELDS = (
+    Field("fullName", "Full name", Name, required=True, maxlength=200, autocomplete="off"),
+    Field("email", "Email", Email, type="email", required=True, maxlength=254,
+          bad_format="Enter an email address like name@example.com", autocomplete="off"),
+    Field("title", "Job title", ShortText, maxlength=200),
+    Field("organization", "Organization", ShortText, maxlength=200),
+    Field("phone", "Phone", Phone, type="tel", maxlength=32, hint="Digits, spaces and + ( ) . - only, like +1 555 010 2030",
+          bad_format="Use digits, spaces and + ( ) . - only"),
+    Field("website", "Website", Website, type="url", maxlength=2048, hint="The full address, starting with https://",
+          bad_format="Enter the full address, starting with https:// or http://"),
+)
+SLUG = Field(
+    "slug", "Card address", Slug, maxlength=100,
+    hint="Lowercase letters, digits and hyphens (3 to 100), as in /c/jane-doe. Printed codes carry it, so it "
+         "cannot be changed later. Leave it empty for a short random one.",
+    bad_format="Use lowercase letters, digits and hyphens only",
+)
+ECC_CHOICES = [
+    ("L", "Low: the smallest code"),
+    ("M", "Medium: recommended"),
+    ("Q", "Quartile: survives some damage"),
+    ("H", "High: survives a logo or wear"),
+]
+LABELS = {f.name: f.label for f in (*FIELDS, SLUG)} | {"qrErrorCorrection": "Error correction", "qrSize": "PNG size"}
+_ATTRIBUTES = {
+    "fullName": "full_name", "email": "email", "title": "title", "organization": "organization",
+    "phone": "phone", "website": "website", "slug": "slug", "qrErrorCorrection": "qr_error_correction", "qrSize": "qr_size",
+}
+
+
+def _read_card_form(form: dict[str, str], with_slug: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values (as typed, for showing again) and the errors of each field."""
+    values: dict[str, Any] = {f.name: form.get(f.name, "").strip() for f in FIELDS}
+    values["qrErrorCorrection"] = form.get("qrErrorCorrection", "M")
+    values["qrSize"] = form.get("qrSize", "512").strip()
+    if with_slug:
+        values["slug"] = form.get("slug", "").strip()
+    errors = {}
+    for f in (*FIELDS, SLUG) if with_slug else FIELDS:
+        value = values[f.name]
+        if not value:
+            if f.required:
+                errors[f.name] = f"Enter the {f.label.lower()}"
+        elif message := field_error(value, f.kind, f.bad_format):
+            errors[f.name] = message
+    if values["qrErrorCorrection"] not in ("L", "M", "Q", "H"):
+        errors["qrErrorCorrection"] = "Choose one of the levels"
+    if message := field_error(values["qrSize"], QrSize):
+        errors["qrSize"] = "Enter a whole number of pixels from 128 to 2048" if "valid" in message else message
+    return values, errors
+
+
+def _card_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The checked form values as the card structs' attributes (empty optional text: none)."""
+    fields = {_ATTRIBUTES[name]: (value or None) for name, value in values.items() if name in _ATTRIBUTES}
+    fields["qr_size"] = int(values["qrSize"])
+    return fields
+
+
+def _values_of(card: cards.Card) -> dict[str, Any]:
+    return {
+        "fullName": card.full_name, "email": card.email, "title": card.title or "", "organization": card.organization or "",
+        "phone": card.phone or "", "website": card.website or "", "slug": card.slug,
+        "qrErrorCorrection": card.qr_error_correction, "qrSize": str(card.qr_size),
+    }
+
+
+def _domain_errors(exc: Invalid | Conflict) -> dict[str, str]:
+    errors = {}
+    for item in exc.errors or []:
+        field = item.get("field") or "form"
+        errors[field] = {"taken": "Taken, or used by a deleted card: choose another", "reserved word": "Reserved: choose another"}.get(
+            item.get("message", ""), item.get("message", "")
+        )
+    return errors or {"form": exc.message[:1].upper() + exc.message[1:] + "."}
+
+
+def _form_page(request: Request, *, card: cards.Card | None, values: dict, errors: dict, status: int = 200) -> Response:
+    return page(
+        request, "console/cards/form.html", status=status, section="cards", card=card, values=values, errors=errors,
+        fields=FIELDS, slug_field=SLUG, ecc_choices=ECC_CHOICES, labels=LABELS,
+    )
+
+
+# --- SQL -----------------------------------------------------------------------------
+
+
+def _like(query: str) -> str:
+    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+_SEARCH = """user_id = :user_id AND (full_name LIKE :like ESCAPE '\\' OR organization LIKE :like ESCAPE '\\'
+    OR email LIKE :like ESCAPE '\\' OR slug LIKE :like ESCAPE '\\')"""
+
+
+async def search_cards(conn: aiosqlite.Connection, user_id: str, query: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    """A page of the account's cards matching `query` (name, organization, email or slug), newest first, and how many match."""
+    params = {"user_id": user_id, "query": query, "like": _like(query), "limit": limit, "offset": offset}
+    columns = "id, card_id, slug, full_name, organization"
+    if not query:
+        # The whole list: a page off the (user_id, id) index and a count from the same index.
+        rows = await fetch_all(
+            conn, f"SELECT {columns} FROM cards WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit OFFSET :offset", params
+        )
+        total = (await fetch_one(conn, "SELECT count(*) AS n FROM cards WHERE user_id = :user_id", params))["n"]
+        return [dict(row) for row in rows], total
+    # A search reads every card of the account once: the count rides along as a window.
+    rows = await fetch_all(
+        conn,
+        f"""SELECT {columns}, count(*) OVER () AS total FROM cards WHERE {_SEARCH}
+        ORDER BY id DESC LIMIT :limit OFFSET :offset""",
+        params,
+    )
+    if rows:
+        return [{k: row[k] for k in row.keys() if k != "total"} for row in rows], rows[0]["total"]
+    return [], (await fetch_one(conn, f"SELECT count(*) AS n FROM cards WHERE {_SEARCH}", params))["n"]
+
+
+async def scans_since(conn: aiosqlite.Connection, ids: list[int], since: str) -> dict[int, int]:
+    """Counted scans per card (cards.id) since a moment."""
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = await fetch_all(
+        conn,
+        f"""SELECT card_id, sum(hits) AS n FROM scan_events
+        WHERE card_id IN ({marks}) AND kind = 'scan' AND occurred_at >= ? GROUP BY card_id""",
+        (*ids, since),
+    )
+    return {row["card_id"]: row["n"] for row in rows}
+
+
+# --- handlers ------------------------------------------------------------------------
 
 
 @get("/cards")
-async def cards_list(request: Request) -> Response:
-    return page(request, "console/cards/list.html", section="cards", cards=[])
+async def cards_list(
+    request: Request,
+    db: DatabaseDep,
+    q: Annotated[str, QueryParameter(max_length=1000)] = "",
+    page_number: Annotated[int, QueryParameter(name="page", ge=1, le=1_000_000)] = 1,
+) -> Response:
+    query = q.strip()[:200]
+    since = isoformat(datetime.now(UTC) - timedelta(days=7))
+    async with db.read() as conn:
+        rows, total = await search_cards(conn, request.user.user_id, query, PER_PAGE, (page_number - 1) * PER_PAGE)
+        weekly = await scans_since(conn, [row["id"] for row in rows], since)
+    counters = request.app.state.counters
+    tiles = [
+        {
+            **row,
+            "qr_url": f"/app/cards/{row['card_id']}/qr?format=svg&size=128&border=2",
+            "scans_this_week": weekly.get(row["id"], 0) + counters.pending(row["id"])[0],
+        }
+        for row in rows
+    ]
+    pages = max(1, math.ceil(total / PER_PAGE))
+    return page(request, "console/cards/list.html", section="cards", cards=tiles, query=query, total=total,
+                page_number=page_number, pages=pages)
 
 
-handlers = [cards_list]
+@get("/cards/new")
+async def new_card_form(request: Request) -> Response:
+    values = {f.name: "" for f in FIELDS} | {"slug": "", "qrErrorCorrection": "M", "qrSize": "512"}
+    return _form_page(request, card=None, values=values, errors={})
+
+
+@post("/cards/new")
+async def new_card(request: Request, db: DatabaseDep) -> Response:
+    values, errors = _read_card_form(await form_of(request), with_slug=True)
+    if not errors:
+        try:
+            card = await cards.create_card(
+                db, request.app.state.public_cards, request.user.user_id, cards.CreateCardRequest(**_card_fields(values))
+            )
+        except (Invalid, Conflict) as exc:
+            errors = _domain_errors(exc)
+        else:
+            return see_other(f"/app/cards/{card.card_id}", flash="card-created")
+    return _form_page(request, card=None, values=values, errors=errors, status=422)
+
+
+@get("/cards/{cardId:str}/edit")
+async def edit_card_form(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    return _form_page(request, card=card, values=_values_of(card), errors={})
+
+
+@post("/cards/{cardId:str}/edit")
+async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    values, errors = _read_card_form(await form_of(request), with_slug=False)
+    if not errors:
+        try:
+            await cards.edit_card(db, request.app.state.public_cards, card, cards.UpdateCardRequest(**_card_fields(values)))
+        except (Invalid, Conflict) as exc:
+            errors = _domain_errors(exc)
+        else:
+            return see_other(f"/app/cards/{card.card_id}", flash="card-saved")
+    return _form_page(request, card=card, values={**values, "slug": card.slug}, errors=errors, status=422)
+
+
+def _download_defaults(card: cards.Card) -> dict[str, str]:
+    return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
+            "dark": "#000000", "light": "#ffffff", "border": "4"}
+
+
+def _card_page(request: Request, settings: Settings, card: cards.Card, *, download: dict, errors: dict, status: int = 200) -> Response:
+    scans, views = request.app.state.counters.pending(card.id)
+    return page(
+        request, "console/cards/show.html", status=status, section="cards", card=card,
+        short_url=cards.short_url(settings, card.slug), card_url=f"{settings.public_base_url}/p/{card.slug}",
+        scan_count=card.scan_count + scans, view_count=card.view_count + views,
+        download=download, errors=errors, ecc_choices=ECC_CHOICES,
+    )
+
+
+@get("/cards/{cardId:str}")
+async def card_page(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    return _card_page(request, settings, card, download=_download_defaults(card), errors={})
+
+
+@get("/cards/{cardId:str}/qr")
+async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
+    """The download panel's GET form: the card's code drawn as asked, through the API's own code path."""
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    asked = {key: value.strip() for key, value in request.query_params.items() if key in _download_defaults(card)}
+    download = _download_defaults(card) | asked
+    errors: dict[str, str] = {}
+    try:
+        options = msgspec.convert({k: v for k, v in asked.items() if v != ""}, cards.QrOptions, strict=False)
+        image, media_type, filename = await cards.qr_download(request.app.state, settings, card, options)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rpartition("$.")[2].rstrip("`") or "form"
+        errors[field] = {
+            "size": "Enter a whole number of pixels from 128 to 2048",
+            "border": "Enter a whole number of modules from 0 to 32",
+            "dark": "Choose a colour like #1a2b3c", "light": "Choose a colour like #ffffff",
+        }.get(field, "Choose one of the options")
+    except Invalid as exc:
+        errors = _domain_errors(exc)
+        if "dark" in errors:
+            errors["dark"] = "Too little contrast with the light colour: the dark colour must be much darker"
+    if errors:
+        return _card_page(request, settings, card, download=download, errors=errors, status=422)
+    return Response(
+        image, media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private, max-age=60"},
+    )
+
+
+@get("/cards/{cardId:str}/delete")
+async def delete_card_form(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    return page(request, "console/cards/delete.html", section="cards", card=card, short_url=cards.short_url(settings, card.slug))
+
+
+@post("/cards/{cardId:str}/delete")
+async def delete_card(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    await cards.delete_card(db, request.app.state.public_cards, card)
+    return see_other("/app/cards", flash="card-deleted")
+
+
+handlers = [cards_list, new_card_form, new_card, edit_card_form, edit_card, card_page, card_qr, delete_card_form, delete_card]

@@ -95,7 +95,11 @@ def static_url(name: str) -> str:
     return ASSET_URLS[name]
 
 
-@get("/static/{name:str}", opt={"public": True, "exclude_from_csrf": True}, include_in_schema=False, sync_to_thread=False)
+# No session lookup, no CSRF cookie: a response cached for a year must not set one.
+STATIC_OPT = {"public": True, "sessionless": True, "exclude_from_csrf": True}
+
+
+@get("/static/{name:str}", opt=STATIC_OPT, include_in_schema=False, sync_to_thread=False)
 def static_file(name: FromPath[str]) -> Response[bytes]:
     asset = ASSETS.get(name)
     if asset is None:
@@ -239,10 +243,11 @@ async def session_hook(request: Request) -> Response | None:
     settings: Settings = request.app.state.settings
     if request.method == "POST" and not same_origin(request, settings):
         raise PermissionDeniedException(FOREIGN_ORIGIN)
-    token = request.cookies.get(COOKIE)
+    opt = request.route_handler.opt
+    token = request.cookies.get(COOKIE) if not opt.get("sessionless") else None
     user = await user_for_web_session(request.app.state.db, token) if token else None
     request.scope["user"] = user
-    if user is None and not request.route_handler.opt.get("public"):
+    if user is None and not opt.get("public"):
         return Redirect(login_url(request), status_code=303)
     return None
 
