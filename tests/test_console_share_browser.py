@@ -86,7 +86,7 @@ def test_share_follow_and_stats(browser, console_server):
     wait_until(scanned, timeout=60, what="the scan to be flushed", every=0.1)
     page.goto(f"/app/cards/{card['cardId']}/stats?days=7")
     expect(page.locator(".total-number").first).to_have_text("1")
-    expect(page.locator("circle.dot-scans title").filter(has_text=": 1 scans")).to_have_count(1)
+    expect(page.locator(".chart-wide circle.dot-scans title").filter(has_text=": 1 scans")).to_have_count(1)
     page.get_by_text("The numbers per day").click()
     check_page(page, "stats")
     with page.expect_download() as download:

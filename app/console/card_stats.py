@@ -28,7 +28,8 @@ async def stats_page(request: Request, cardId: FromPath[str], db: DatabaseDep, d
     daily = [(day.date, day.scans, day.views) for day in report.daily]
     return page(
         request, "console/stats/card.html", section="cards", card=card, report=report, days=days, periods=PERIODS,
-        chart=charts.daily_chart(daily), devices=charts.bar_widths(report.devices),
+        charts=[("wide", charts.daily_chart(daily, charts.WIDE)), ("narrow", charts.daily_chart(daily, charts.NARROW))],
+        devices=charts.bar_widths(report.devices),
         countries=charts.bar_widths(report.countries), referrers=charts.bar_widths(report.referrers),
     )
 

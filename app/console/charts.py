@@ -8,9 +8,11 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-WIDTH, HEIGHT = 640, 260
-TOP, BOTTOM = 28, 224  # the plot's top and its baseline; the date labels sit below
-LEFT, RIGHT = 8, 632
+# A drawing scales with its width, text included, so a phone gets a drawing of its own
+# (narrower, relatively taller) rather than a desktop one shrunk to unreadable labels.
+WIDE = (640, 240)
+NARROW = (360, 260)
+TOP, MARGIN, BELOW = 28, 8, 36  # room above the top line, at the sides, and for the dates under the baseline
 DOTS_UP_TO = 31  # days: beyond this the dots would merge into the line
 
 
@@ -70,8 +72,11 @@ def short_date(day: str) -> str:
     return f"{value.day} {value:%b}"
 
 
-def daily_chart(days: list[tuple[str, int, int]]) -> DailyChart:
+def daily_chart(days: list[tuple[str, int, int]], size: tuple[int, int] = WIDE) -> DailyChart:
     """Scans and views per day (date, scans, views), oldest first, as two lines over a shared axis."""
+    width, height = size
+    LEFT, RIGHT, BOTTOM = MARGIN, width - MARGIN, height - BELOW  # noqa: N806
+    dots_up_to = DOTS_UP_TO if width >= WIDE[0] else DOTS_UP_TO // 3
     top = nice_top(max((max(scans, views) for _, scans, views in days), default=0))
     span = max(len(days) - 1, 1)
 
@@ -89,7 +94,7 @@ def daily_chart(days: list[tuple[str, int, int]]) -> DailyChart:
         dots = [
             Dot(px, py, f"{short_date(day[0])}: {day[column]} {name.lower()}")
             for (px, py), day in zip(coords, days, strict=True)
-        ] if len(days) <= DOTS_UP_TO else []
+        ] if len(days) <= dots_up_to else []
         series.append(Series(name, css, points, area, dots))
     ticks = [Tick(y(top * n // 4), f"{top * n // 4:,}") for n in range(0, 5)]
     labels = []
@@ -99,7 +104,7 @@ def daily_chart(days: list[tuple[str, int, int]]) -> DailyChart:
             labels.append(Label(x(len(days) // 2), short_date(days[len(days) // 2][0]), "middle"))
         if len(days) > 1:
             labels.append(Label(RIGHT, short_date(days[-1][0]), "end"))
-    return DailyChart(WIDTH, HEIGHT, LEFT, RIGHT, BOTTOM, ticks, labels, series)
+    return DailyChart(width, height, LEFT, RIGHT, BOTTOM, ticks, labels, series)
 
 
 def bar_widths(items: list, scale_of=lambda item: item.scans + item.views) -> list[dict]:
