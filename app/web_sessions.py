@@ -17,6 +17,7 @@ import aiosqlite
 from app.accounts import USER_COLUMNS, User, _user
 from app.config import Settings
 from app.db import Database, fetch_one, isoformat
+from app.domain_errors import Forbidden
 
 COOKIE = "qrc_session"
 COOKIE_PATH = "/app"
@@ -61,12 +62,17 @@ async def session_user(conn: aiosqlite.Connection, token: str, now: datetime) ->
 
 
 async def start_web_session(db: Database, user: User) -> str:
-    """A new session for the account; the token goes into the cookie and nowhere else."""
+    """A new session for the account; the token goes into the cookie and nowhere else.
+    Raises Forbidden for a deactivated account."""
     now = datetime.now(UTC)
     async with db.write() as conn:
-        token = await insert_session(conn, user.user_id, now)
-        await conn.execute("UPDATE users SET last_login_at = ? WHERE user_id = ?", (isoformat(now), user.user_id))
-    return token
+        row = await fetch_one(
+            conn, "UPDATE users SET last_login_at = ? WHERE user_id = ? AND deactivated_at IS NULL RETURNING 1",
+            (isoformat(now), user.user_id),
+        )
+        if row is None:
+            raise Forbidden("this account is deactivated")
+        return await insert_session(conn, user.user_id, now)
 
 
 async def user_for_web_session(db: Database, token: str) -> User | None:

@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser import browser, check_page, console_server, log_in, new_page, register_account  # noqa: F401
+from tests.browser import browser, check_page, console_server, log_in, new_page, register_account, screenshots  # noqa: F401
 from tests.conftest import PASSWORD, unique_email
 
 
@@ -75,6 +75,7 @@ def test_a_card_is_created_with_the_keyboard_only(browser, console_server):
     expect(page.locator("#preview [data-show='fullName']")).to_have_text("Kim Keyboard")
     expect(page.locator("#preview [data-show='role']")).to_have_text("Tab & Co")
     tab_to(page, "button.primary[type='submit']")
+    screenshots(page, "card-new-keyboard")  # the focus ring, as a keyboard user sees it
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_have_text("Card created.")
     expect(page.get_by_role("heading", name="Kim Keyboard")).to_be_visible()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from app.accounts import get_user
+from app.domain_errors import Forbidden
 from app.web_sessions import end_web_session, start_web_session, user_for_web_session
 from tests.conftest import execute, query
 
@@ -41,3 +44,5 @@ def test_expired_unknown_and_deactivated_sessions_have_no_user(client, user):
     assert call(user_for_web_session, db, deactivated) is not None
     execute(settings, "UPDATE users SET deactivated_at = '2026-01-01T00:00:00.000000Z'")
     assert call(user_for_web_session, db, deactivated) is None
+    with pytest.raises(Forbidden):
+        call(start_web_session, db, account)

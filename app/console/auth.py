@@ -14,7 +14,7 @@ from app.console.web import field_error, form_of, page, safe_next, see_other, se
 from app.db import DatabaseDep
 from app.domain_errors import Conflict, Forbidden, Unauthenticated
 from app.fields import Email, InviteToken, Password
-from app.web_sessions import COOKIE, VALID_FOR, end_web_session, start_web_session, user_for_web_session
+from app.web_sessions import COOKIE, VALID_FOR, end_web_session, start_web_session
 
 PUBLIC = {"public": True}
 BAD_EMAIL = "Enter an email address like name@example.com"
@@ -63,10 +63,9 @@ async def login(request: Request, db: DatabaseDep, settings: SettingsDep) -> Res
         wait = headers.get("Retry-After", "a few")
         errors = {"form": f"Too many failed attempts for this account. Wait {wait} seconds, then try again."}
         return _login_page(request, settings, status=429, email=email, next=next, errors=errors, headers=headers)
-    token = await start_web_session(db, user)
-    # The session check refuses deactivated accounts; say so rather than loop back to this page.
-    if await user_for_web_session(db, token) is None:
-        await end_web_session(db, token)
+    try:
+        token = await start_web_session(db, user)
+    except Forbidden:
         errors = {"form": "This account is deactivated. Ask your team's admin."}
         return _login_page(request, settings, status=403, email=email, next=next, errors=errors)
     return see_other(next, cookies=[session_cookie(settings, token, int(VALID_FOR.total_seconds()))])
