@@ -282,6 +282,16 @@ async def list_invitations(conn: aiosqlite.Connection, card: cards.Card, limit: 
     )
 
 
+async def list_sender_invitations(conn: aiosqlite.Connection, user_id: str, limit: int, before: int) -> list[Any]:
+    """A page of every invitation the account sent, newest first, with its card's name."""
+    return await fetch_all(
+        conn,
+        f"""SELECT i.id, {INVITATION_COLUMNS}, c.full_name AS card_name FROM invitations i JOIN cards c ON c.id = i.card_id
+        WHERE i.sender_id = ? AND i.id < ? ORDER BY i.id DESC LIMIT ?""",
+        (user_id, before, limit),
+    )
+
+
 async def list_user_invitations(conn: aiosqlite.Connection, user_id: str) -> list[Invitation]:
     rows = await fetch_all(
         conn,

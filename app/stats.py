@@ -18,7 +18,7 @@ from litestar import Request, Response, Router, get
 from litestar.params import FromPath, QueryParameter
 
 from app import cards
-from app.db import DatabaseDep, fetch_all
+from app.db import Database, DatabaseDep, fetch_all
 from app.errors import AUTHENTICATED, problems
 from app.openapi import TEXT, media_types
 
@@ -151,6 +151,24 @@ def to_csv(stats: CardStats) -> str:
     return out.getvalue()
 
 
+async def card_report(db: Database, card: cards.Card, days: int) -> CardStats:
+    """The card's report over the last `days` UTC days, today included (the API and the console read it here)."""
+    today = datetime.now(UTC).date()
+    since = (today - timedelta(days=days - 1)).isoformat()
+    async with db.read() as conn:
+        rows = await grouped_counts(conn, card.id, since)
+    return build_stats(card, days, today, rows)
+
+
+def csv_download(card: cards.Card, stats: CardStats) -> Response[str]:
+    """The report as a CSV attachment named after the card."""
+    return Response(
+        to_csv(stats),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{card.slug}-stats.csv"', "Cache-Control": "private, no-cache"},
+    )
+
+
 # --- handlers ------------------------------------------------------------------------
 
 
@@ -169,17 +187,9 @@ async def card_stats(
     format: Annotated[Literal["json", "csv"], QueryParameter(description="json (default) or csv")] = "json",
 ) -> Response[CardStats | str]:
     card = await cards.owned_card(db, request, cardId)
-    today = datetime.now(UTC).date()
-    since = (today - timedelta(days=days - 1)).isoformat()
-    async with db.read() as conn:
-        rows = await grouped_counts(conn, card.id, since)
-    stats = build_stats(card, days, today, rows)
+    stats = await card_report(db, card, days)
     if format == "csv":
-        return Response(
-            to_csv(stats),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{card.slug}-stats.csv"', "Cache-Control": "private, no-cache"},
-        )
+        return csv_download(card, stats)
     return Response(stats, headers={"Cache-Control": "private, no-cache"})
 
 

@@ -174,18 +174,22 @@ FORMS = [
     ("/app/cards/new", {"fullName": "Jane", "email": "jane@example.com", "qrErrorCorrection": "M", "qrSize": "512"}),
     ("/app/cards/{card_id}/edit", {"fullName": "Jane", "email": "jane@example.com", "qrErrorCorrection": "M", "qrSize": "512"}),
     ("/app/cards/{card_id}/delete", {}),
+    ("/app/cards/{card_id}/share", {"email": "ann@example.com", "whatsapp": "+44 20 7946 0958", "linkedin": "yes"}),
+    ("/app/account/keys", {"name": "forged"}),
+    ("/app/account/keys/{key_id}/revoke", {}),
 ]
 
 
 @pytest.fixture(scope="module")
 def forms_console(tmp_path_factory):
-    """One logged-in console and one card for the whole table: every POST in it is refused,
-    so nothing it does changes what the next case sees."""
+    """One logged-in console with one card and one API key for the whole table: every POST
+    in it is refused, so nothing it does changes what the next case sees."""
     settings = make_settings(tmp_path_factory.mktemp("forms"))
     with TestClient(create_app(settings), base_url=ORIGIN) as client:
         user = register(client)
         card = create_card(client, user["headers"])
-        yield client, card, log_in(client, user["user"]["email"])
+        key = client.post("/v1/api-keys", json={"name": "kept"}, headers=user["headers"]).json()
+        yield client, {"card_id": card["cardId"], "key_id": key["keyId"]}, log_in(client, user["user"]["email"])
 
 
 @pytest.mark.parametrize("path, fields", FORMS)
@@ -201,9 +205,9 @@ def forms_console(tmp_path_factory):
     ],
 )
 def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(forms_console, path, fields, token, headers):
-    client, card, csrf = forms_console
+    client, ids, csrf = forms_console
     data = {**fields, **({"_csrf_token": csrf} if token == "right" else {"_csrf_token": csrf[:-4] + "0000"} if token == "wrong" else {})}
-    response = client.post(path.format(card_id=card["cardId"]), data=data, headers=headers, follow_redirects=False)
+    response = client.post(path.format(**ids), data=data, headers=headers, follow_redirects=False)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
     assert "Forbidden" in response.text
@@ -212,6 +216,8 @@ def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(form
     assert query(settings, "SELECT count(*) FROM web_sessions") == [(1,)]
     assert query(settings, "SELECT full_name FROM cards") == [("Jane Doe",)]
     assert query(settings, "SELECT count(*) FROM users") == [(1,)]
+    assert query(settings, "SELECT count(*) FROM invitations") == [(0,)]
+    assert query(settings, "SELECT name FROM api_keys") == [("kept",)]
 
 
 def test_a_same_origin_post_with_the_token_is_accepted(console):

@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,22 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     env.undefined = jinja2.StrictUndefined  # a misspelt name fails the test, not the page silently
     env.trim_blocks = env.lstrip_blocks = True
     env.globals["static"] = static_url
+    env.filters["when"] = when
+    env.filters["when_day"] = when_day
+
+
+def when(stamp: str | None) -> str:
+    """A stored UTC time (ISO 8601) as people read it: "30 Nov 2026, 14:05 UTC"."""
+    if not stamp:
+        return ""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def when_day(day: str) -> str:
+    """A UTC day (2026-11-30) as people read it: "Mon 30 Nov 2026"."""
+    value = datetime.fromisoformat(day)
+    return f"{value:%a} {value.day} {value:%b %Y}"
 
 
 template_config = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_configure)
@@ -99,6 +116,10 @@ FLASHES = {
     "card-deleted": "Card deleted.",
     "registered": "Welcome! We sent you an email: open its link to confirm your address.",
     "logged-out": "You are logged out.",
+    "shared-emails": "Invitation sent to {count}.",
+    "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
+    "shared-none": "Nothing new was sent: everyone here already had an invitation from you today.",
+    "key-revoked": "API key revoked. Programs using it can no longer sign in with it.",
 }
 
 
