@@ -15,7 +15,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 
 from app.config import Settings
-from app.console import auth, cards, web
+from app.console import account, auth, cards, team, web
 
 
 @get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -32,7 +32,8 @@ def site_root() -> Redirect:
 def router(settings: Settings) -> Router:
     return Router(
         "/app",
-        route_handlers=[console_home, web.static_file, *auth.handlers, *cards.handlers, web.not_found],
+        route_handlers=[console_home, web.static_file, *auth.handlers, *cards.handlers,
+                       *account.handlers, *team.handlers, web.not_found],
         before_request=web.session_hook,
         middleware=[web.csrf_middleware(settings)],
         exception_handlers=web.EXCEPTION_HANDLERS,

@@ -131,6 +131,20 @@ FLASHES = {
     "card-deleted": "Card deleted.",
     "registered": "Welcome! We sent you an email: open its link to confirm your address.",
     "logged-out": "You are logged out.",
+    # account and team pages (console/account.py, console/team.py)
+    "reset-sent": "If an account has this address, a link to choose a new password is on its way. It works once, within an hour.",
+    "password-reset": "Your new password is set, and every other session is logged out. Log in with it.",
+    "password-changed": "Password changed. Your other sessions are logged out; this one stays.",
+    "email-change-sent": "We sent a link to your new address. Open it, logged in, to finish the change.",
+    "email-changed": "Your email address is changed.",
+    "consent-saved": "Your choice about product news is saved.",
+    "account-deleted": "Your account and everything it held are deleted.",
+    "invited": "Invitation sent.",
+    "admin-on": "They are an admin now.",
+    "admin-off": "They are no longer an admin.",
+    "deactivated": "Account deactivated. Their cards keep working.",
+    "reactivated": "Account reactivated. They can log in again.",
+    "cards-moved": "Cards handed over: {count}.",
 }
 
 
