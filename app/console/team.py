@@ -180,7 +180,8 @@ async def transfer(request: Request, userId: FromPath[str], db: DatabaseDep) -> 
 
 # --- growth --------------------------------------------------------------------------
 
-CHART = {"width": 720, "height": 240, "left": 40, "right": 8, "top": 16, "bottom": 40}
+# In SVG units; the chart is drawn 26-40 rem wide (console.css), so its 13-unit labels read at 11-17 px.
+CHART = {"width": 480, "height": 220, "left": 32, "right": 4, "top": 12, "bottom": 32}
 
 
 # Tops of the y axis: each splits into four whole-number ticks.
