@@ -92,13 +92,16 @@ def test_the_email_changes_when_the_link_to_the_new_address_is_opened_logged_in(
     assert response.status_code == 303 and "We sent a link to your new address" in flash_of(client, "/app/account")
     [token] = links(client, new, "/app/account/email/")
     confirm = client.get(f"/app/account/email/{token}")
-    assert confirm.status_code == 200 and "Use the new address" in confirm.text
+    assert confirm.status_code == 200 and "Use the new address" in confirm.text and f"<strong>{new}</strong>" in confirm.text
     assert query(client.app.state.settings, "SELECT email FROM users WHERE email = ?", (old,)) == [(old,)]  # a GET changes nothing
     done = post_form(client, f"/app/account/email/{token}", csrf)
     assert done.status_code == 303 and flash_of(client, "/app/account") == "Your email address is changed."
     assert query(client.app.state.settings, "SELECT email_verified FROM users WHERE email = ?", (new,)) == [(1,)]
     again = post_form(client, f"/app/account/email/{token}", csrf)
     assert again.status_code == 410 and "no longer works" in again.text
+    for bad in (token, "x" * 43, "short"):  # used, unknown, malformed: said before any click
+        page = client.get(f"/app/account/email/{bad}")
+        assert page.status_code == 410 and "no longer works" in page.text and "Use the new address" not in page.text
 
 
 def test_a_password_change_keeps_this_session_and_ends_the_others(admin):

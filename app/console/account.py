@@ -183,8 +183,12 @@ async def delete(request: Request, db: DatabaseDep, settings: SettingsDep) -> Re
 
 
 @get("/account/email/{token:str}")
-async def confirm_email_form(request: Request, token: FromPath[str]) -> Response:
-    return page(request, "console/account/email_confirm.html", section="account", token=_link_token(token), problem=None)
+async def confirm_email_form(request: Request, token: FromPath[str], db: DatabaseDep) -> Response:
+    new_email = await emails.email_change_of(db, token, request.user.user_id) if _link_token(token) else None
+    if new_email is None:
+        return page(request, "console/account/email_confirm.html", status=410, section="account", token=None, new_email=None,
+                    problem="gone")
+    return page(request, "console/account/email_confirm.html", section="account", token=token, new_email=new_email, problem=None)
 
 
 @post("/account/email/{token:str}")
@@ -201,7 +205,7 @@ async def confirm_email(request: Request, token: FromPath[str], db: DatabaseDep)
             problem = "taken"
     if problem:
         return page(request, "console/account/email_confirm.html", status=410 if problem == "gone" else 409, section="account",
-                    token=None, problem=problem)
+                    token=None, new_email=None, problem=problem)
     return see_other("/app/account", flash="email-changed")
 
 
