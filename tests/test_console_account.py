@@ -10,6 +10,8 @@ import re
 import pytest
 from litestar.testing import TestClient
 
+from app import sharing
+from app.console import team as team_pages
 from app.main import create_app
 from tests.conftest import PASSWORD, create_card, make_settings, query, register, unique_email
 from tests.mailbox import links
@@ -283,6 +285,19 @@ def test_growth_draws_the_weekly_cohorts_and_system_shows_the_diagnostics(admin)
     diagnostics = client.get("/v1/admin/diagnostics", headers=user["headers"]).json()
     assert f"<dd>{diagnostics['version']}</dd>" in system and f"<dd>{diagnostics['database']['journalMode']}</dd>" in system
     assert "Up for" in system and "Emails waiting" in system
+
+
+def test_the_cohort_chart_scales_bars_to_an_axis_of_whole_ticks():
+    cohorts = [sharing.Cohort("2026-W47", 10, 6, 3, 0.5, 0.3), sharing.Cohort("2026-W48", 0, 0, 0, None, None),
+               sharing.Cohort("2026-W49", 5, 9, 7, 0.78, 1.4)]
+    chart = team_pages.cohort_chart(cohorts)
+    assert [t["value"] for t in chart["ticks"]] == [0, 5, 10, 15, 20]  # 10 is the largest bar: the axis tops at 20
+    bars = {(g["label"], b["kind"]): b for g in chart["groups"] for b in g["bars"]}
+    assert bars[("W47", "accounts")]["height"] == bars[("W49", "conversions")]["height"] * 10 / 7 == pytest.approx(88.0)  # of 176 units
+    assert bars[("W48", "accounts")]["height"] == 0 and bars[("W48", "accounts")]["y"] == chart["baseline"]
+    assert all(b["y"] + b["height"] == pytest.approx(chart["baseline"]) for b in bars.values())
+    assert all(chart["left"] <= b["x"] and b["x"] + b["width"] <= chart["plot_right"] for b in bars.values())
+    assert team_pages.cohort_chart([])["groups"] == []
 
 
 # --- CSRF and the Origin check on this module's forms ---------------------------------------
