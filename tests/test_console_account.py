@@ -273,14 +273,14 @@ def test_growth_draws_the_weekly_cohorts_and_system_shows_the_diagnostics(admin)
     client, user = admin["client"], admin["user"]
     page = client.get("/app/team/growth").text
     assert "k-factor" in page and 'aria-current="page">30 days' in page
-    assert page.count('<rect class="bar accounts"') >= 4
+    assert page.count('<rect class="cohort-bar accounts"') >= 4
     assert re.search(r'<th scope="row" class="nowrap">\d{4}-W\d\d</th>\s*<td class="num">1</td>', page)  # the admin's week
     assert 'style=' not in page
     week = client.get("/app/team/growth?period=7d").text
     assert 'aria-current="page">7 days' in week
     assert client.get("/app/team/growth?period=forever").status_code == 200  # the default period
     api = client.get("/v1/viral/k-factor?period=30d", headers=user["headers"]).json()
-    assert len(api["cohorts"]) == page.count('<rect class="bar accounts"')
+    assert len(api["cohorts"]) == page.count('<rect class="cohort-bar accounts"')
     system = client.get("/app/team/system").text
     diagnostics = client.get("/v1/admin/diagnostics", headers=user["headers"]).json()
     assert f"<dd>{diagnostics['version']}</dd>" in system and f"<dd>{diagnostics['database']['journalMode']}</dd>" in system
