@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
@@ -332,7 +332,11 @@ async def queue_depth(db: Database) -> int:
     responses=problems(*AUTHENTICATED, 403),
 )
 async def diagnostics(request: Request, db: DatabaseDep, settings: SettingsDep) -> Diagnostics:
-    state = request.app.state
+    return await collect_diagnostics(request.app.state, db, settings)
+
+
+async def collect_diagnostics(state: State, db: Database, settings: Settings) -> Diagnostics:
+    """What GET /v1/admin/diagnostics answers, and the console's System page shows."""
     replication: ReplicationState = state.replication.state()
     checked = replication.checked_at
     return Diagnostics(

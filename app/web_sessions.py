@@ -29,6 +29,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_hash(token: str) -> str:
+    """What web_sessions stores for a cookie's token: names the session a password change keeps."""
+    return _hash(token)
+
+
 def cookie_is_secure(settings: Settings) -> bool:
     """`Secure` when the service is served over HTTPS: a plain-HTTP install could not log in otherwise."""
     return settings.public_base_url.startswith("https://")

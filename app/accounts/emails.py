@@ -93,6 +93,17 @@ async def use_email_change(conn: aiosqlite.Connection, token: str, user_id: str,
     return row["new_email"] if row else None
 
 
+async def pending_email_change(conn: aiosqlite.Connection, token: str, user_id: str, now: datetime) -> str | None:
+    """The new address the account's unspent token would set (what use_email_change checks), or None."""
+    row = await fetch_one(
+        conn,
+        """SELECT new_email FROM email_changes
+        WHERE token_hash = :hash AND user_id = :user_id AND used_at IS NULL AND expires_at > :now""",
+        {"now": isoformat(now), "hash": token_hash(token), "user_id": user_id},
+    )
+    return row["new_email"] if row else None
+
+
 # --- the email -----------------------------------------------------------------------
 
 
@@ -196,6 +207,13 @@ async def request_email_change(
         token = await insert_email_change(conn, user_id, new_email, now)
         await mail.enqueue(conn, email_change_email(settings, new_email, token), kind="email_change", user_id=user_id)
     outbox.wake()
+
+
+async def email_change_of(db: Database, token: str, user_id: str) -> str | None:
+    """The address a change link would give the account, None when the link would be refused
+    (unknown, used, expired or another account's): the console names it before the click. Never raises."""
+    async with db.read() as conn:
+        return await pending_email_change(conn, token, user_id, datetime.now(UTC))
 
 
 async def confirm_email_change(db: Database, token: str, user_id: str) -> User:

@@ -7,14 +7,15 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from app import cards, sharing, stats
 from app.accounts.api_keys import ApiKey, list_api_keys
 from app.accounts.emails import confirm_email_change, request_email_change
 from app.accounts.users import PublicUser, User, change_marketing_consent, delete_account
-from app.config import SettingsDep
-from app.db import DatabaseDep
+from app.config import Settings, SettingsDep
+from app.db import Database, DatabaseDep
 from app.errors import AUTHENTICATED, BODY, WRITE, problems
 from app.fields import Email, LinkToken
 
@@ -63,9 +64,8 @@ async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
     await delete_account(db, request.app.state.public_cards, request.user.user_id)
 
 
-@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON", responses=problems(*AUTHENTICATED))
-async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> AccountExport:
-    user = request.user
+async def export_account(db: Database, state: State, settings: Settings, user: User) -> AccountExport:
+    """Everything the account owns, as GET /v1/me/export and the console's download give it."""
     async with db.read() as conn:
         rows = await cards.list_all_cards(conn, user.user_id)
         keys = await list_api_keys(conn, user.user_id)
@@ -73,11 +73,16 @@ async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings:
         events = await stats.list_user_events(conn, user.user_id)
     return AccountExport(
         user=user.public(),
-        cards=[await cards.to_response(row, request.app.state, settings) for row in rows],
+        cards=[await cards.to_response(row, state, settings) for row in rows],
         api_keys=keys,
         invitations=invitations,
         scans=events,
     )
+
+
+@get("/me/export", operation_id="exportMe", summary="All of the account's data as JSON", responses=problems(*AUTHENTICATED))
+async def export_me(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> AccountExport:
+    return await export_account(db, request.app.state, settings, request.user)
 
 
 @post(

@@ -91,6 +91,18 @@ async def use_password_reset(conn: aiosqlite.Connection, token: str, now: dateti
     return row["user_id"]
 
 
+async def password_reset_is_usable(conn: aiosqlite.Connection, token: str, now: datetime) -> bool:
+    """Whether the reset token would be accepted now (what use_password_reset checks), without spending it."""
+    row = await fetch_one(
+        conn,
+        """SELECT 1 FROM password_resets
+        WHERE token_hash = :hash AND used_at IS NULL AND expires_at > :now
+        AND user_id IN (SELECT user_id FROM users WHERE deactivated_at IS NULL)""",
+        {"now": isoformat(now), "hash": token_hash(token)},
+    )
+    return row is not None
+
+
 # --- the email -----------------------------------------------------------------------
 
 
@@ -169,6 +181,13 @@ async def confirm_password_reset(db: Database, token: str, new_password: str) ->
             "the link is not valid: unknown, already used or expired",
             errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
         )
+
+
+async def reset_link_is_usable(db: Database, token: str) -> bool:
+    """Whether a reset link still works (unused, unexpired, its account active): the console
+    says so before asking for a new password. Never raises."""
+    async with db.read() as conn:
+        return await password_reset_is_usable(conn, token, datetime.now(UTC))
 
 
 # --- handlers ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 
 from app.config import Settings
-from app.console import auth, card_stats, cards, invitations, keys, share, web
+from app.console import account, auth, card_stats, cards, invitations, keys, share, team, web
 
 
 @get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -34,7 +34,7 @@ def router(settings: Settings) -> Router:
         "/app",
         route_handlers=[
             console_home, web.static_file, *auth.handlers, *cards.handlers, *share.handlers, *invitations.handlers,
-            *card_stats.handlers, *keys.handlers, web.not_found,
+            *card_stats.handlers, *keys.handlers, *account.handlers, *team.handlers, web.not_found,
         ],
         before_request=web.session_hook,
         middleware=[web.csrf_middleware(settings)],

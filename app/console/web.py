@@ -120,6 +120,20 @@ FLASHES = {
     "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
     "shared-none": "Nothing new was sent: everyone here already had an invitation from you today.",
     "key-revoked": "API key revoked. Programs using it can no longer sign in with it.",
+    # account and team pages (console/account.py, console/team.py)
+    "reset-sent": "If an account has this address, a link to choose a new password is on its way. It works once, within an hour.",
+    "password-reset": "Your new password is set, and every other session is logged out. Log in with it.",
+    "password-changed": "Password changed. Your other sessions are logged out; this one stays.",
+    "email-change-sent": "We sent a link to your new address. Open it, logged in, to finish the change.",
+    "email-changed": "Your email address is changed.",
+    "consent-saved": "Your choice about product news is saved.",
+    "account-deleted": "Your account and everything it held are deleted.",
+    "invited": "Invitation sent.",
+    "admin-on": "They are an admin now.",
+    "admin-off": "They are no longer an admin.",
+    "deactivated": "Account deactivated. Their cards keep working.",
+    "reactivated": "Account reactivated. They can log in again.",
+    "cards-moved": "Cards handed over: {count}.",
 }
 
 
