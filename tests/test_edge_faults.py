@@ -183,8 +183,9 @@ def test_scans_at_the_edges_are_counted_once_through_a_store_outage_a_primary_st
         # hold in memory). Here nothing may be lost: the edge's scanner pauses, and the kill
         # comes only once the edge's flushes have written every scan it counted into its
         # outbox file (counter_flush_events_sum, events written by flushes, reaches the
-        # scans it answered from its copy; scans it sent on to the primary are the
-        # primary's to count). Its file then holds batches the primary has not seen.
+        # scans it answered from its copy). Its file then holds batches the primary has not seen.
+        after_the_stop = len(scanners[1].acknowledged()) + 3  # so its outbox holds batches the primary never saw
+        wait_until(lambda: len(scanners[1].acknowledged()) >= after_the_stop, timeout=30, what="scans after the stop")
         scanners[1].pause()
         counted_here = len(scanners[1].acknowledged("edge"))
         wait_until(lambda: metric(doomed.url, "counter_flush_events_sum") == counted_here, timeout=30,
