@@ -27,7 +27,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.types import Receive, Scope, Send
 
-from app import errors, ops, qr, scans, tally
+from app import errors, ops, pages, qr, scans, tally
 from app.config import Settings
 from app.counters import Counters
 from app.edge_copy import AskPrimary, EdgeCopy, running
@@ -81,9 +81,7 @@ class Primary:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("the primary did not answer %s %s: %s", scope["method"], scope["path"], exc)
-            body = msgspec.json.encode({"status": 502, "title": "Bad Gateway", "detail": "the primary region did not answer"})
-            await send({"type": "http.response.start", "status": 502, "headers": [(b"content-type", b"application/problem+json")]})
-            await send({"type": "http.response.body", "body": body})
+            await send_unavailable(scope, send)
             return
         try:
             headers = [(name, value) for name, value in response.headers.raw if name.lower() not in NOT_PASSED_BACK]
@@ -99,6 +97,30 @@ class Primary:
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = (scope.get("query_string") or b"").decode("latin-1")
         return self.origin + path + (f"?{query}" if query else "")
+
+
+# While the primary is unreachable (restarting, or its region down), what the edge cannot
+# answer from its copy (a card created since, the API) is 503 with Retry-After: the
+# scanner of a brand-new card sees a page saying to try again, not a bare error.
+RETRY_AFTER = b"10"
+UNAVAILABLE_PAGE = pages.page_answer(
+    503, "Try again in a moment", "This contact card cannot be shown right now. Please try again in a few seconds.",
+    (b"retry-after", RETRY_AFTER), (b"cache-control", b"no-store"),
+)
+UNAVAILABLE_PROBLEM = msgspec.json.encode({
+    "status": 503, "title": "Service Unavailable", "detail": "the primary region did not answer; try again shortly",
+})
+
+
+async def send_unavailable(scope: Scope, send: Send) -> None:
+    """503 with Retry-After: a page for people on the public paths, a problem document elsewhere."""
+    if scope["path"].startswith(PUBLIC_PREFIXES):
+        status, headers, body = UNAVAILABLE_PAGE.status, UNAVAILABLE_PAGE.headers, UNAVAILABLE_PAGE.body
+    else:
+        headers = [(b"content-type", b"application/problem+json"), (b"retry-after", RETRY_AFTER)]
+        status, body = 503, UNAVAILABLE_PROBLEM
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import http.client
 import json
 import os
 import secrets
@@ -35,13 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import S3_CREDENTIALS, free_port, moto_server, s3_client, s3_url  # noqa: E402
 from scanners import (  # noqa: E402
     PASSWORD,
@@ -54,72 +52,10 @@ from scanners import (  # noqa: E402
     wrk,
 )
 
+from tests.store_proxy import StoreProxy  # noqa: E402  (counts what the edge asks of the store)
+
 RATIO_TARGET = 0.9
 STALENESS_TARGET = 2.0
-
-
-# --- counting what an edge asks of the store ------------------------------------------
-
-
-class CountingProxy:
-    """An HTTP proxy in front of moto_server that counts the requests through it by kind."""
-
-    def __init__(self, upstream: str) -> None:
-        self.counts: collections.Counter[str] = collections.Counter()
-        lock = threading.Lock()
-        target = urlsplit(upstream)
-        local = threading.local()
-        counts = self.counts
-
-        class Forward(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def forward(self) -> None:
-                kind = "LIST" if self.command == "GET" and "list-type=" in self.path else self.command
-                with lock:
-                    counts[kind] += 1
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if getattr(local, "conn", None) is None:
-                    local.conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
-                try:
-                    local.conn.request(self.command, self.path, body=body or None, headers=headers)
-                    response = local.conn.getresponse()
-                    data = response.read()
-                except (OSError, http.client.HTTPException):
-                    local.conn.close()
-                    local.conn = None
-                    self.send_error(502)
-                    return
-                self.send_response_only(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address) -> None:
-                pass  # a client closing its connection at the end of the run is not news
-
-        self.server = Server(("127.0.0.1", 0), Forward)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def snapshot(self) -> collections.Counter[str]:
-        return collections.Counter(self.counts)
 
 
 # --- a long-distance link between regions ------------------------------------------------
@@ -240,7 +176,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-edges-"))
     with moto_server(root / "moto.log") as endpoint:
         s3_client(endpoint).create_bucket(Bucket="edges")
-        proxy = CountingProxy(endpoint)
+        proxy = StoreProxy(endpoint)
         token = secrets.token_urlsafe(32)
         internal = free_port()
         primary = Server(root, "primary", {
