@@ -57,7 +57,7 @@ from app.db import Database
 from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
-from app.replication import LagMonitor, wait_until_replicating
+from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
 
 log = logging.getLogger("app")
@@ -90,8 +90,9 @@ def create_app(settings: Settings) -> Litestar:
         # everything written here (the counters) reaches the replica.
         await db.open()
         # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
-        # has the database open: from then on its shutdown syncs every commit.
-        await wait_until_replicating(settings)
+        # has the database open: from then on its shutdown syncs every commit. Unless the
+        # object store is unreachable: then the service starts anyway, after a grace.
+        still_waiting = await start_replicating(settings)
         state.started_at = time.monotonic()
         ops.bind_gauges(db, monitor, active_users)
         internal = await start_internal_port(settings, db, state)
@@ -101,6 +102,8 @@ def create_app(settings: Settings) -> Litestar:
         ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))
+        if still_waiting is not None:
+            tasks.append(still_waiting)
         tasks += backups.start_verification(settings)
         outbox.start(db)
         try:

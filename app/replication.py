@@ -32,6 +32,8 @@ from app.db import Database, migrate
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.replication")
+# Seconds a starting primary waits for Litestream before it serves anyway (start_replicating).
+START_GRACE = 10.0
 
 HERE = Path(__file__).parent
 # Installed wheels carry litestream.yml inside the package; a source checkout at the top.
@@ -166,6 +168,33 @@ async def wait_until_replicating(settings: Settings, timeout: float = 300) -> in
             if time.monotonic() > deadline:
                 raise ReplicationError(f"Litestream did not pick up the database: {exc}") from None
             await asyncio.sleep(0.1)
+
+
+async def start_replicating(settings: Settings, grace: float = START_GRACE) -> asyncio.Task | None:
+    """Wait up to `grace` seconds for Litestream to have the database open (see
+    wait_until_replicating); past that, serve anyway and go on asking in a returned task.
+
+    Litestream cannot open the database while the object store is unreachable (its first
+    sync waits for the store), and a primary that cannot start is worse than one whose
+    newest writes reach the replica late: they are on the volume, Litestream copies
+    them once the store is back, and /health's replication check shows the lag meanwhile.
+    """
+    try:
+        await wait_until_replicating(settings, timeout=grace)
+        return None
+    except ReplicationError as exc:
+        log.warning("serving before Litestream has the database open (is the object store reachable?): %s", exc)
+
+    async def keep_asking() -> None:
+        while True:
+            try:
+                txid = await wait_until_replicating(settings, timeout=60)
+                log.info("Litestream has the database open (txid %s)", txid)
+                return
+            except ReplicationError:
+                continue
+
+    return asyncio.create_task(keep_asking())
 
 
 def restore_to(settings: Settings, output: Path, timestamp: str | None = None) -> None:

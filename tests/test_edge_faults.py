@@ -26,6 +26,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import replication
 from tests.conftest import PHONE_UA, wait_until
 from tests.store_proxy import StoreProxy
 from tests.test_edges import TOKEN, edge_env, replica_url, served_by_the_edge
@@ -35,6 +36,7 @@ from tests.test_serve import QRCONTACT, Service, free_port
 STORE_DOWN = 30.0  # seconds the object store is unreachable
 PRIMARY_DOWN = 10.0  # seconds the primary is stopped, inside the store's outage
 STOP_GRACE = 3.0  # seconds a stopping primary gets before SIGKILL
+START_GRACE = replication.START_GRACE  # seconds a starting primary waits for Litestream
 SCAN_EVERY = 0.2  # a scanner's pace at each edge
 
 
@@ -162,12 +164,10 @@ def test_scans_at_the_edges_are_counted_once_through_a_store_outage_a_primary_st
     try:
         store.down = True
         store_down_at = time.monotonic()
-        # The primary's stop: the last PRIMARY_DOWN seconds of the store's outage, its start
-        # right after the store is back. (A primary started while the store is unreachable
-        # does not answer until the store is back: its startup waits for Litestream's first
-        # sync, app.replication.wait_until_replicating. That is no edge's doing, so the
-        # primary comes back with the store here.)
-        time.sleep(STORE_DOWN - PRIMARY_DOWN)  # the fault window itself
+        # The primary's stop: PRIMARY_DOWN seconds in the middle of the store's outage, and
+        # its start while the store is still unreachable (it serves after
+        # replication.START_GRACE without Litestream's first sync, which waits for the store).
+        time.sleep(STORE_DOWN - PRIMARY_DOWN - START_GRACE)  # the fault window itself
         primary_down_at = time.monotonic()
         stopped_by = stop_primary(primary)
         # The primary is down: a known card still redirects from the edge's copy (the point
@@ -200,10 +200,12 @@ def test_scans_at_the_edges_are_counted_once_through_a_store_outage_a_primary_st
         scanners[1].resume()
 
         time.sleep(max(0.0, PRIMARY_DOWN - (time.monotonic() - primary_down_at)))  # the fault windows themselves
+        primary.start()  # with the store still down
+        primary_was_down = time.monotonic() - primary_down_at
+        assert store.down and answer(f"{primary.url}/health").status_code == 200
+        time.sleep(max(0.0, STORE_DOWN - (time.monotonic() - store_down_at)))
         store.down = False
         store_was_down = time.monotonic() - store_down_at
-        primary.start()
-        primary_was_down = time.monotonic() - primary_down_at
         print(f"store down {store_was_down:.1f} s, primary down {primary_was_down:.1f} s (stopped by {stopped_by})")
 
         # The restarted edge restores its copy from the store and answers from it again.
