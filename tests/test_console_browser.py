@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import browser, check_page, console_server, log_in, new_page, register_account, screenshots  # noqa: F401
 from tests.conftest import PASSWORD, unique_email
+from tests.mailbox import wait_for_link
 
 
 def test_register_log_out_log_in_and_the_error_pages(browser, console_server):
@@ -36,6 +37,14 @@ def test_register_log_out_log_in_and_the_error_pages(browser, console_server):
     expect(page).to_have_url(re.compile(r"/app/cards$"))
     expect(page.get_by_role("status")).to_contain_text("confirm your address")
     check_page(page, "cards-empty")
+    # The verification email's link, from the outbox, confirms the address.
+    token = wait_for_link(console_server.data_dir / "outbox", console_server.url, email, "/verify-email?token=")
+    page.goto(f"/verify-email?token={token}")
+    page.get_by_role("button", name="Confirm my email address").click()
+    expect(page.get_by_role("heading", name="Email confirmed")).to_be_visible()
+    page.get_by_role("link", name="Go to QR Contact").click()
+    page.goto("/app/account")
+    expect(page.get_by_text("Confirmed", exact=True)).to_be_visible()
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("status")).to_have_text("You are logged out.")
     page.get_by_label("Email", exact=True).fill(email)
