@@ -210,7 +210,7 @@ def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(form
     response = client.post(path.format(**ids), data=data, headers=headers, follow_redirects=False)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
-    assert "Forbidden" in response.text
+    assert "Not allowed" in response.text
     # Nothing happened: the session, the card and the accounts are as they were.
     settings = client.app.state.settings
     assert query(settings, "SELECT count(*) FROM web_sessions") == [(1,)]

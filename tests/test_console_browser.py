@@ -47,7 +47,7 @@ def test_register_log_out_log_in_and_the_error_pages(browser, console_server):
     check_page(page, "register")
     log_in(page, email)
     page.goto("/app/no-such-page")
-    expect(page.get_by_role("heading", name="Not Found")).to_be_visible()
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     check_page(page, "not-found")
     page.context.close()
 
