@@ -223,6 +223,10 @@ def test_the_admin_invites_by_email_and_searches_the_users(admin):
     assert "zed.person@example.com" in found and admin["user"]["user"]["email"] not in found.split("Invite someone")[0]
     assert f'href="/app/team/users/{other["user"]["userId"]}"' in found
     assert "No user’s email contains" in client.get("/app/team?q=nobody-at-all").text
+    # Registering through the link: the invitation proved the address, so no "we sent you an email".
+    [invite] = links(client, invited, "/app/register?invite=")
+    joined = post_form(client, "/app/register", csrf, email=invited, password=PASSWORD, invite=invite)
+    assert joined.status_code == 303 and flash_of(client, "/app/cards") == "Welcome! Your account is ready."
 
 
 def test_the_admin_changes_roles_deactivates_and_hands_cards_over(admin):

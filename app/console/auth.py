@@ -119,7 +119,9 @@ async def register(request: Request, db: DatabaseDep, settings: SettingsDep) -> 
         return _register_page(request, settings, status=403, values=values, errors={"form": message})
     token = await start_web_session(db, user)
     cookie = session_cookie(settings, token, int(VALID_FOR.total_seconds()))
-    return see_other("/app/cards", flash="registered", cookies=[cookie])
+    # An invitation link proved the address, so no confirmation email was sent.
+    flash = "registered-invited" if user.email_verified else "registered"
+    return see_other("/app/cards", flash=flash, cookies=[cookie])
 
 
 handlers = [login_form, login, logout, register_form, register]

@@ -115,6 +115,7 @@ FLASHES = {
     "card-saved": "Changes saved.",
     "card-deleted": "Card deleted.",
     "registered": "Welcome! We sent you an email: open its link to confirm your address.",
+    "registered-invited": "Welcome! Your account is ready.",
     "logged-out": "You are logged out.",
     "shared-emails": "Invitation sent to {count}.",
     "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
