@@ -156,7 +156,11 @@ def test_register_logs_in_and_queues_the_verification_email(client):
 def test_registration_closed_is_said_on_the_page_and_refused(tmp_path, settings):
     closed = dataclasses.replace(settings, registration="closed")
     with TestClient(create_app(closed), base_url=ORIGIN) as client:
-        register(client)  # the first account, the admin, may always register
+        # A new service: the first account, the admin, may always register, and the pages say so.
+        assert "Create the first account</a>: it becomes the admin" in client.get("/app/login").text
+        first = client.get("/app/register").text
+        assert "This is the first account on this service" in first and "Registration is closed" not in first
+        register(client)
         login = client.get("/app/login").text
         assert "Create an account" not in login and "Forgot password?" in login
         page = client.get("/app/register")
