@@ -156,7 +156,11 @@ def test_register_logs_in_and_queues_the_verification_email(client):
 def test_registration_closed_is_said_on_the_page_and_refused(tmp_path, settings):
     closed = dataclasses.replace(settings, registration="closed")
     with TestClient(create_app(closed), base_url=ORIGIN) as client:
-        register(client)  # the first account, the admin, may always register
+        # A new service: the first account, the admin, may always register, and the pages say so.
+        assert "Create the first account</a>: it becomes the admin" in client.get("/app/login").text
+        first = client.get("/app/register").text
+        assert "This is the first account on this service" in first and "Registration is closed" not in first
+        register(client)
         login = client.get("/app/login").text
         assert "Create an account" not in login and "Forgot password?" in login
         page = client.get("/app/register")
@@ -210,7 +214,7 @@ def test_every_form_refuses_a_post_without_the_token_or_from_another_origin(form
     response = client.post(path.format(**ids), data=data, headers=headers, follow_redirects=False)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
-    assert "Forbidden" in response.text
+    assert "Not allowed" in response.text
     # Nothing happened: the session, the card and the accounts are as they were.
     settings = client.app.state.settings
     assert query(settings, "SELECT count(*) FROM web_sessions") == [(1,)]

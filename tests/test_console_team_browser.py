@@ -60,7 +60,7 @@ def test_an_invited_user_registers_is_deactivated_and_their_card_still_scans(bro
     expect(person).to_have_url(re.compile(r"/app/cards$"))
     expect(person.get_by_role("link", name="Team")).to_have_count(0)  # not an admin
     person.goto("/app/team")
-    expect(person.get_by_role("heading", name="Forbidden")).to_be_visible()
+    expect(person.get_by_role("heading", name="Not allowed")).to_be_visible()
     check_page(person, "team-forbidden")
     login = httpx.post(f"{console_server.url}/v1/auth/login", json={"email": invited, "password": PASSWORD})
     headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}

@@ -18,7 +18,7 @@ from app import ops, pagination, sharing
 from app.accounts import team
 from app.config import SettingsDep
 from app.console.account import BAD_EMAIL, when
-from app.console.web import field_error, form_of, page, see_other
+from app.console.web import ADMINS_ONLY, field_error, form_of, page, see_other
 from app.db import Database, DatabaseDep
 from app.domain_errors import Conflict, Invalid, NotFound
 from app.fields import Email
@@ -29,7 +29,7 @@ PERIODS = {"7d": "7 days", "30d": "30 days", "90d": "90 days"}
 
 def _admin_only(request: Request) -> None:
     if not request.user.is_admin:
-        raise PermissionDeniedException("only the team's admins may open the Team pages")
+        raise PermissionDeniedException(ADMINS_ONLY)
 
 
 def _row(member: team.TeamMember) -> dict[str, Any]:

@@ -115,6 +115,7 @@ FLASHES = {
     "card-saved": "Changes saved.",
     "card-deleted": "Card deleted.",
     "registered": "Welcome! We sent you an email: open its link to confirm your address.",
+    "registered-invited": "Welcome! Your account is ready.",
     "logged-out": "You are logged out.",
     "shared-emails": "Invitation sent to {count}.",
     "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
@@ -259,6 +260,15 @@ def csrf_middleware(settings: Settings) -> DefineMiddleware:
 # --- error pages ---------------------------------------------------------------------
 
 FOREIGN_ORIGIN = "This form was sent from another site, so nothing was changed."
+ADMINS_ONLY = "Only the team's admins can open the Team pages. Ask one of them if you need something changed there."
+# Said to people in place of the HTTP reason phrase ("Forbidden", "Unprocessable Content").
+ERROR_TITLE = {
+    403: "Not allowed",
+    404: "Page not found",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Try again in a minute",
+}
 ERROR_TEXT = {
     400: "The request could not be understood. Go back and try again.",
     403: "You are not allowed to do that. If you sent a form, it may have expired: go back, reload the page and send it again.",
@@ -278,7 +288,7 @@ def error_page(request: Request, status: int, detail: str | None = None, headers
         request,
         "console/error.html",
         status=status,
-        title=HTTPStatus(status).phrase,
+        title=ERROR_TITLE.get(status) or HTTPStatus(status).phrase,
         status_code=status,
         detail=detail or ERROR_TEXT.get(status, ERROR_TEXT[400] if status < 500 else ERROR_TEXT[500]),
     )
@@ -291,7 +301,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if status >= 500:
         errors.ERRORS.labels("http").inc()
     # Litestar's own messages are for programmers; people get the friendly text.
-    detail = FOREIGN_ORIGIN if exc.detail == FOREIGN_ORIGIN else None
+    detail = exc.detail if exc.detail in (FOREIGN_ORIGIN, ADMINS_ONLY) else None
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
     return error_page(request, status, detail, headers)
 
