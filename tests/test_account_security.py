@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.accounts import passwords
+from app.accounts import emails, passwords
 from app.accounts.hashing import token_hash
 from tests.conftest import PASSWORD, assert_problem, execute, query, register, unique_email
 from tests.mailbox import links, messages_to
@@ -134,6 +134,27 @@ def test_reset_emails_are_capped_per_account_and_hour(client):
     for _ in range(passwords.RESETS_PER_HOUR + 2):
         assert client.post("/v1/auth/password-reset", json={"email": email}).status_code == 202
     assert len(links(client, email, "/app/password-reset/")) == passwords.RESETS_PER_HOUR
+
+
+# --- the confirmation email, again ------------------------------------------------
+
+
+def test_the_confirmation_email_can_be_sent_again_until_the_address_is_confirmed(client):
+    registered = register(client)
+    email, headers = registered["user"]["email"], {"Authorization": f"Bearer {registered['accessToken']}"}
+    assert len(links(client, email, "/verify-email?token=")) == 1  # the one sent at registration
+    for _ in range(emails.VERIFICATIONS_PER_HOUR - 1):
+        assert client.post("/v1/me/verify-email", headers=headers).status_code == 202
+    sent = links(client, email, "/verify-email?token=")
+    assert len(sent) == emails.VERIFICATIONS_PER_HOUR
+    limited = client.post("/v1/me/verify-email", headers=headers)
+    assert_problem(limited, 429)
+    assert 3000 < int(limited.headers["retry-after"]) <= 3600
+    # Any of the links confirms the address; then there is nothing to send.
+    assert client.post("/v1/auth/verify-email", json={"token": sent[-1]}).status_code == 204
+    assert client.get("/v1/me", headers=headers).json()["emailVerified"] is True
+    assert_problem(client.post("/v1/me/verify-email", headers=headers), 409)
+    assert_problem(client.post("/v1/me/verify-email"), 401)
 
 
 # --- email change --------------------------------------------------------------------

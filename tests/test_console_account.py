@@ -106,6 +106,18 @@ def test_the_email_changes_when_the_link_to_the_new_address_is_opened_logged_in(
         assert page.status_code == 410 and "no longer works" in page.text and "Use the new address" not in page.text
 
 
+def test_the_confirmation_email_is_sent_again_from_the_account_page(admin):
+    client, email = admin["client"], admin["user"]["user"]["email"]
+    assert "Send the confirmation email again" in client.get("/app/account").text
+    sent = post_form(client, "/app/account/verify-email", admin["csrf"])
+    assert sent.status_code == 303 and sent.cookies.get("qrc_flash") == "verification-sent"
+    tokens = links(client, email, "/verify-email?token=")
+    assert len(tokens) == 2  # registration's and this one
+    assert client.post("/v1/auth/verify-email", json={"token": tokens[-1]}).status_code == 204
+    page = client.get("/app/account").text
+    assert "Confirmed" in page and "Send the confirmation email again" not in page
+
+
 def test_a_password_change_keeps_this_session_and_ends_the_others(admin):
     client, csrf, user = admin["client"], admin["csrf"], admin["user"]
     settings = client.app.state.settings
@@ -313,6 +325,7 @@ FORMS = [
     ("/app/account/email/" + "t" * 43, {}),
     ("/app/account/password", {"currentPassword": PASSWORD, "newPassword": "x" * 20}),
     ("/app/account/consent", {"marketingConsent": "yes"}),
+    ("/app/account/verify-email", {}),
     ("/app/account/delete", {"confirmEmail": "{email}"}),
     *TEAM_POSTS,
 ]

@@ -25,11 +25,13 @@ from app.accounts.hashing import new_token, password_matches, token_hash
 from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
 from app.config import Settings
 from app.db import Database, DatabaseDep, fetch_one, isoformat
-from app.domain_errors import Conflict, Invalid, NotFound
+from app.domain_errors import Conflict, Invalid, Limited, NotFound
 from app.errors import BODY, LIMITED, WRITE, problems
 from app.openapi import HTML_PAGE, TEXT, media_types
 
 VERIFY_VALID_FOR = timedelta(hours=48)
+# Verification emails an account may ask for again in an hour (the one at registration counts).
+VERIFICATIONS_PER_HOUR = 3
 EMAIL_CHANGE_VALID_FOR = timedelta(hours=24)
 VERIFY_TOKEN = r"^[A-Za-z0-9_-]{32,64}$"
 
@@ -177,6 +179,29 @@ async def verify_email(db: Database, token: str) -> None:
             "the token is not valid: unknown, already used or expired",
             errors=[{"field": "token", "message": "unknown, already used or expired", "source": "body"}],
         )
+
+
+async def resend_verification(db: Database, outbox: mail.Outbox, settings: Settings, user_id: str) -> None:
+    """Email the account a new verification link (an expired or lost one otherwise leaves it
+    unconfirmed for good). Raises Conflict (already confirmed) and Limited (past
+    VERIFICATIONS_PER_HOUR in the last hour)."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        user = await get_user(conn, user_id)
+        if user is None:
+            raise NotFound("no such account")
+        if user.email_verified:
+            raise Conflict("the address is confirmed already")
+        recent = await fetch_one(
+            conn, "SELECT count(*) AS n, min(created_at) AS first FROM email_verifications WHERE user_id = ? AND created_at > ?",
+            (user_id, isoformat(now - timedelta(hours=1))),
+        )
+        if recent["n"] >= VERIFICATIONS_PER_HOUR:
+            wait = datetime.fromisoformat(recent["first"]) + timedelta(hours=1) - now
+            raise Limited("a confirmation email was sent several times this hour", retry_after=max(1, int(wait.total_seconds())))
+        token = await insert_verification(conn, user_id, now)
+        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user_id)
+    outbox.wake()
 
 
 async def request_email_change(

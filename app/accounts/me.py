@@ -12,11 +12,11 @@ from litestar.params import JSONBody
 
 from app import cards, sharing, stats
 from app.accounts.api_keys import ApiKey, list_api_keys
-from app.accounts.emails import confirm_email_change, request_email_change
+from app.accounts.emails import VERIFICATIONS_PER_HOUR, confirm_email_change, request_email_change, resend_verification
 from app.accounts.users import PublicUser, User, change_marketing_consent, delete_account
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep
-from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
 from app.fields import Email, LinkToken
 
 
@@ -35,6 +35,10 @@ class ConfirmEmailRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=
 
 class EmailChangeAccepted(msgspec.Struct, rename="camel"):
     detail: str = "a link to confirm the new address is on its way to it"
+
+
+class VerificationSent(msgspec.Struct, rename="camel"):
+    detail: str = "a new confirmation link is on its way to the account's address"
 
 
 class AccountExport(msgspec.Struct, rename="camel"):
@@ -109,4 +113,15 @@ async def confirm_email_handler(request: Request[User, Any, Any], data: JSONBody
     await confirm_email_change(db, data.token, request.user.user_id)
 
 
-handlers = [get_me, update_me, delete_me, export_me, change_email_handler, confirm_email_handler]
+@post(
+    "/me/verify-email", operation_id="resendVerification", status_code=202,
+    summary="Send the account's address a new confirmation link",
+    description=f"409 when the address is confirmed already; 429 past {VERIFICATIONS_PER_HOUR} in an hour.",
+    responses=problems(*AUTHENTICATED, *LIMITED, *WRITE, 409),
+)
+async def resend_verification_handler(request: Request[User, Any, Any], db: DatabaseDep, settings: SettingsDep) -> VerificationSent:
+    await resend_verification(db, request.app.state.outbox, settings, request.user.user_id)
+    return VerificationSent()
+
+
+handlers = [get_me, update_me, delete_me, export_me, change_email_handler, confirm_email_handler, resend_verification_handler]

@@ -126,6 +126,15 @@ async def change_email(request: Request, db: DatabaseDep, settings: SettingsDep)
     return _account_page(request, status=422, errors=errors, values={"newEmail": new_email})
 
 
+@post("/account/verify-email")
+async def resend_verification(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    try:
+        await emails.resend_verification(db, request.app.state.outbox, settings, request.user.user_id)
+    except Conflict:
+        return see_other("/app/account", flash="email-confirmed-already")
+    return see_other("/app/account", flash="verification-sent")
+
+
 @post("/account/password")
 async def change_password(request: Request, db: DatabaseDep) -> Response:
     form = await form_of(request)
@@ -210,6 +219,6 @@ async def confirm_email(request: Request, token: FromPath[str], db: DatabaseDep)
 
 
 handlers = [
-    reset_request_form, reset_request, reset_form, reset, account, change_email, change_password, change_consent, export,
-    delete, confirm_email_form, confirm_email,
+    reset_request_form, reset_request, reset_form, reset, account, resend_verification, change_email, change_password,
+    change_consent, export, delete, confirm_email_form, confirm_email,
 ]

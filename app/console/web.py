@@ -125,6 +125,8 @@ FLASHES = {
     "reset-sent": "If an account has this address, a link to choose a new password is on its way. It works once, within an hour.",
     "password-reset": "Your new password is set, and every other session is logged out. Log in with it.",
     "password-changed": "Password changed. Your other sessions are logged out; this one stays.",
+    "verification-sent": "A new confirmation link is on its way to your address. It works for 48 hours.",
+    "email-confirmed-already": "Your address is confirmed already.",
     "email-change-sent": "We sent a link to your new address. Open it, logged in, to finish the change.",
     "email-changed": "Your email address is changed.",
     "consent-saved": "Your choice about product news is saved.",
