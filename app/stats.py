@@ -1,8 +1,9 @@
 """Scan statistics: a card's scans and views per day, by device class, country and referrer,
 as JSON or as CSV, and every event of an account for its export.
 
-The rows come from `scan_events`, which counters.Counters writes in batches together with the
-counters (so the last second of events shows after the next flush). Days are UTC days.
+The report comes from `scan_days`, the per-day sums the database keeps as counters.Counters
+writes `scan_events` in batches together with the counters (so the last second of events
+shows after the next flush); the export lists the events themselves. Days are UTC days.
 """
 
 from __future__ import annotations
@@ -73,23 +74,24 @@ class ScanEvent(msgspec.Struct, rename="camel"):
 
 
 async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -> list[Any]:
-    """(section, name, scans, views) rows: per day, device class, country and referrer host."""
-    counted = "sum(CASE kind WHEN 'scan' THEN hits ELSE 0 END) AS scans, sum(CASE kind WHEN 'view' THEN hits ELSE 0 END) AS views"
-    window = "card_id = :card AND occurred_at >= :since"
+    """(section, name, scans, views) rows: per day, device class, country and referrer host,
+    from the per-day sums in scan_days (migrations/0006_scan_days.sql)."""
+    counted = "sum(scans) AS scans, sum(views) AS views"
+    window = "card_id = :card AND day >= :since"
     return await fetch_all(
         conn,
-        f"""SELECT 'day' AS section, substr(occurred_at, 1, 10) AS name, {counted}
-            FROM scan_events WHERE {window} GROUP BY name
+        f"""SELECT 'day' AS section, day AS name, {counted}
+            FROM scan_days WHERE {window} AND grouping = 'device' GROUP BY day
         UNION ALL
-        SELECT 'device', device_class, {counted} FROM scan_events WHERE {window} GROUP BY device_class
-        UNION ALL
-        SELECT * FROM (
-            SELECT 'country', country, {counted} FROM scan_events WHERE {window} AND country IS NOT NULL
-            GROUP BY country ORDER BY sum(hits) DESC, country LIMIT {MAX_BREAKDOWN})
+        SELECT 'device', name, {counted} FROM scan_days WHERE {window} AND grouping = 'device' GROUP BY name
         UNION ALL
         SELECT * FROM (
-            SELECT 'referrer', referrer_host, {counted} FROM scan_events WHERE {window} AND referrer_host IS NOT NULL
-            GROUP BY referrer_host ORDER BY sum(hits) DESC, referrer_host LIMIT {MAX_BREAKDOWN})""",
+            SELECT 'country', name, {counted} FROM scan_days WHERE {window} AND grouping = 'country'
+            GROUP BY name ORDER BY sum(scans) + sum(views) DESC, name LIMIT {MAX_BREAKDOWN})
+        UNION ALL
+        SELECT * FROM (
+            SELECT 'referrer', name, {counted} FROM scan_days WHERE {window} AND grouping = 'referrer'
+            GROUP BY name ORDER BY sum(scans) + sum(views) DESC, name LIMIT {MAX_BREAKDOWN})""",
         {"card": card_id, "since": since},
     )
 

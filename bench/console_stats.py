@@ -3,7 +3,7 @@
     .venv/bin/python bench/console_stats.py [--cards 10000] [--events 100000] [--busy 0.5] [--requests 200]
 
 One account owns `--cards` cards and `--events` scan events of the last year, a `--busy`
-share of them on one card (the worst stats page: its four groupings read them all), the
+share of them on one card (once the worst stats page, when its four groupings read them all), the
 rest spread over the other cards, and 1,000 invitations. A logged-in client asks for each
 page `--requests` times, one request at a time, against a running `qrcontact serve`, and
 prints p50 and p95 in ms and p95 as a ratio to `/health` in the same run.

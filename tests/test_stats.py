@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from litestar.testing import TestClient
 
+from app import db
 from app.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.main import create_app
 from app.sqlite import sqlite3
@@ -280,3 +281,68 @@ def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, set
     flush_counters(client)
     assert query(settings, "SELECT c.slug FROM scan_events e JOIN cards c ON c.id = e.card_id") == [("kept-card",)]
     assert stats(client, user, keep).json()["totals"]["scans"] == 1
+
+
+def sums_of_events(settings) -> dict[tuple, tuple[int, int]]:
+    """What scan_days should hold, worked out in Python from the scan_events rows."""
+    sums: dict[tuple, list[int]] = {}
+    events = query(settings, "SELECT card_id, kind, occurred_at, device_class, country, referrer_host, hits FROM scan_events")
+    for card_id, kind, occurred_at, device, country, referrer, hits in events:
+        for grouping, name in (("device", device), ("country", country), ("referrer", referrer)):
+            if name is not None:
+                counts = sums.setdefault((card_id, grouping, occurred_at[:10], name), [0, 0])
+                counts[0 if kind == "scan" else 1] += hits
+    return {key: (scans, views) for key, (scans, views) in sums.items()}
+
+
+def scan_days(settings) -> dict[tuple, tuple[int, int]]:
+    rows = query(settings, "SELECT card_id, grouping, day, name, scans, views FROM scan_days")
+    return {(card_id, grouping, day, name): (scans, views) for card_id, grouping, day, name, scans, views in rows}
+
+
+def add_events(settings, slug: str) -> None:
+    """Events over several days, of both kinds, with and without a country and a referrer."""
+    now = datetime.now(UTC)
+    for n, (kind, device, referrer, country) in enumerate(
+        [("scan", "mobile", None, None), ("view", "desktop", "example.org", "DE"), ("scan", "mobile", "example.org", "DE"),
+         ("scan", "tablet", None, "US"), ("view", "mobile", "news.example", None)] * 3
+    ):
+        execute(
+            settings,
+            "INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits)"
+            " SELECT id, ?, ?, ?, ?, ?, ? FROM cards WHERE slug = ?",
+            (kind, (now - timedelta(days=n % 4)).isoformat().replace("+00:00", "Z"), device, referrer, country, n + 1, slug),
+        )
+
+
+def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, monkeypatch):
+    # A database with events from before migration 0006, which fills scan_days from them.
+    before = tmp_path / "before-0006"
+    before.mkdir()
+    for file in sorted(db.MIGRATIONS_DIR.glob("*.sql")):
+        if file.name < "0006":
+            (before / file.name).write_text(file.read_text())
+    settings = make_settings(tmp_path / "data")
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "MIGRATIONS_DIR", before)
+        with TestClient(create_app(settings)) as client:
+            user = register(client)
+            create_card(client, user["headers"], slug="older")
+            create_card(client, user["headers"], slug="doomed")
+            visit(client, "/c/older", Referer="https://blog.example.com/")
+            flush_counters(client)
+        add_events(settings, "older")
+        add_events(settings, "doomed")
+    assert db.migrate(settings.database_path) == ["0006_scan_days.sql"]
+    assert scan_days(settings) == sums_of_events(settings) != {}
+    # From then on the database adds every new event: the counters' flush and rows written by hand.
+    with TestClient(create_app(settings)) as client:
+        visit(client, "/c/older", WINDOWS, Referer="https://blog.example.com/")
+        visit(client, "/p/doomed")
+        flush_counters(client)
+        add_events(settings, "older")
+        assert scan_days(settings) == sums_of_events(settings)
+        doomed = query(settings, "SELECT card_id FROM cards WHERE slug = 'doomed'")[0][0]
+        client.delete(f"/v1/cards/{doomed}", headers=user["headers"])
+    assert scan_days(settings) == sums_of_events(settings)
+    assert {card_id for card_id, *_ in scan_days(settings)} == {card_id for (card_id,) in query(settings, "SELECT id FROM cards")}
