@@ -8,7 +8,8 @@ Route table (each handler lives in the module named):
                                         transfer-cards (accounts.team)
   /v1/cards...               cards      CRUD and QR downloads
   /v1/cards/{id}/stats       stats      scan statistics, JSON or CSV
-  /v1/cards/{id}/share, /v1/cards/{id}/invitations, /v1/viral/k-factor   sharing
+  /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing
+  /v1/viral/k-factor         kfactor    weekly cohorts and the k-factor (admin)
   /c/{slug}, /q/{slug}.png|svg  scans   scan redirect and public QR images: the Litestar
                                         handlers scans.scan / scans.public_qr; exact GET/HEAD
                                         requests whose card and image are cached are answered
@@ -51,7 +52,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
 from litestar.types import Message, Scope
 
-from app import __version__, accounts, backups, cards, console, errors, limits, mail, ops, scans, sharing, stats
+from app import __version__, accounts, backups, cards, console, errors, kfactor, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 from app.internal import InternalServer, create_internal_app
@@ -133,7 +134,9 @@ def create_app(settings: Settings) -> Litestar:
     public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
     api = Router(
         "/v1",
-        route_handlers=[accounts.me_router, accounts.admin_router, cards.router, stats.router, sharing.router, ops.admin_router],
+        route_handlers=[
+            accounts.me_router, accounts.admin_router, cards.router, stats.router, sharing.router, kfactor.router, ops.admin_router,
+        ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )

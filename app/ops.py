@@ -33,7 +33,7 @@ from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Info
 
-from app import __version__, mail, qr, sharing, tally
+from app import __version__, kfactor, mail, qr, tally
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
 from app.errors import AUTHENTICATED, problems
@@ -386,7 +386,7 @@ async def refresh_gauges(request: Request) -> None:
     db: Database = request.app.state.db
     try:
         await mail.refresh_gauges(db)
-        await sharing.refresh_gauges(db)
+        await kfactor.refresh_gauges(db)
     except Exception:
         log.exception("metrics: could not refresh the database gauges")
 

@@ -1,4 +1,5 @@
-"""Sharing: invitations over email, SMS, WhatsApp and LinkedIn, their tracked links, and the k-factor.
+"""Sharing: invitations over email, SMS, WhatsApp and LinkedIn, and their tracked links
+(the k-factor they lead to is app/kfactor.py).
 
 A share makes one invitation per recipient, each with a random token (stored as a hash)
 behind a tracked link, /i/{token}. Email invitations are queued in the outbox in the same
@@ -36,8 +37,8 @@ from urllib.parse import quote
 import aiosqlite
 import msgspec
 from litestar import Request, Response, Router, get, post, route
-from litestar.params import FromPath, FromQuery, JSONBody
-from prometheus_client import Counter, Gauge
+from litestar.params import FromPath, JSONBody
+from prometheus_client import Counter
 
 from app import bots, cards, mail, pages, pagination, scans
 from app.config import Settings, SettingsDep
@@ -45,12 +46,10 @@ from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.domain_errors import Invalid, Limited
 from app.errors import AUTHENTICATED, BODY, WRITE, problems
 from app.fields import EMAIL_PATTERN, Message, Recipient
-from app.guards import require_admin
 from app.openapi import BINARY, HTML_PAGE, media_types
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
 INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
-PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 # A transparent 1×1 GIF.
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -58,7 +57,6 @@ EMAIL = re.compile(EMAIL_PATTERN)
 PHONE = re.compile(r"^\+[0-9][0-9 ().-]*$")
 
 VIRAL_EVENTS = Counter("viral_events", "Invitation funnel events", ["event_type", "channel"])
-VIRAL_K_FACTOR = Gauge("viral_k_factor", "k-factor over the last period (refreshed on every scrape)", ["period"])
 EVENT_TYPES = ("sent", "opened", "clicked", "converted", "failed")
 CHANNELS = ("email", "sms", "whatsapp", "linkedin")
 for _event in EVENT_TYPES:  # every series exported from 0, so increase() sees the first event
@@ -66,7 +64,6 @@ for _event in EVENT_TYPES:  # every series exported from 0, so increase() sees t
         VIRAL_EVENTS.labels(_event, _channel)
 
 Channel = Literal["email", "sms", "whatsapp", "linkedin"]
-Period = Literal["7d", "30d", "90d"]
 
 
 # --- structs -------------------------------------------------------------------------
@@ -115,21 +112,6 @@ class Invitation(msgspec.Struct, rename="camel"):
 class InvitationPage(msgspec.Struct, rename="camel"):
     items: list[Invitation]
     next_cursor: str | None
-
-
-class Cohort(msgspec.Struct, rename="camel"):
-    cohort_week: str
-    cohort_size: int
-    invitations_sent: int
-    conversions: int
-    conversion_rate: float | None  # null when no invitation was sent that week
-    k_factor: float | None  # null when no account was created that week
-
-
-class KFactor(msgspec.Struct, rename="camel"):
-    period: str
-    k_factor: float | None
-    cohorts: list[Cohort]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -372,55 +354,6 @@ async def record_email_outcome(conn: aiosqlite.Connection, job: mail.Job, outcom
         )
 
 
-# ISO weeks without strftime('%V') (SQLite 3.46+): a week starts on the Monday on or
-# before a day, date(x, '-6 days', 'weekday 1'), and its ISO year and number are those of
-# its Thursday. Accounts and invitations are counted by the week they were created in,
-# within the period only; conversions belong to the week their invitation was sent.
-K_FACTOR_SQL = """
-WITH RECURSIVE
-weeks (week_start) AS (
-    SELECT date(:since, '-6 days', 'weekday 1')
-    UNION ALL
-    SELECT date(week_start, '+7 days') FROM weeks WHERE date(week_start, '+7 days') <= :today
-),
-new_accounts (week_start, cohort_size) AS (
-    SELECT date(created_at, '-6 days', 'weekday 1'), count(*) FROM users
-    WHERE created_at >= :since AND created_at <= :until GROUP BY 1
-),
-sent (week_start, invitations_sent, conversions) AS (
-    SELECT date(created_at, '-6 days', 'weekday 1'), count(*), count(converted_at) FROM invitations
-    WHERE created_at >= :since AND created_at <= :until AND status <> 'failed' GROUP BY 1
-),
-cohorts AS (
-    SELECT w.week_start, coalesce(a.cohort_size, 0) AS cohort_size,
-        coalesce(s.invitations_sent, 0) AS invitations_sent, coalesce(s.conversions, 0) AS conversions
-    FROM weeks w LEFT JOIN new_accounts a USING (week_start) LEFT JOIN sent s USING (week_start)
-)
-SELECT
-    printf('%s-W%02d', strftime('%Y', week_start, '+3 days'),
-        (CAST(strftime('%j', week_start, '+3 days') AS INTEGER) - 1) / 7 + 1) AS cohort_week,
-    cohort_size, invitations_sent, conversions,
-    CAST(conversions AS REAL) / NULLIF(invitations_sent, 0) AS conversion_rate,
-    CAST(conversions AS REAL) / NULLIF(cohort_size, 0) AS k_factor,
-    CAST(sum(conversions) OVER () AS REAL) / NULLIF(sum(cohort_size) OVER (), 0) AS period_k_factor
-FROM cohorts ORDER BY week_start
-"""
-
-
-async def k_factor(conn: aiosqlite.Connection, period: str, now: datetime) -> KFactor:
-    """Weekly cohorts over the last period, and the k-factor of the whole period."""
-    rows = await fetch_all(
-        conn,
-        K_FACTOR_SQL,
-        {"since": isoformat(now - timedelta(days=PERIODS[period])), "until": isoformat(now), "today": now.date().isoformat()},
-    )
-    return KFactor(
-        period=period,
-        k_factor=rows[0]["period_k_factor"],
-        cohorts=[Cohort(*tuple(row)[:6]) for row in rows],
-    )
-
-
 # --- metrics -------------------------------------------------------------------------
 
 
@@ -434,15 +367,6 @@ def _count_email_outcome(job: mail.Job, outcome: mail.Outcome) -> None:
 
 
 EMAIL_LISTENER = mail.Listener(record=record_email_outcome, notify=_count_email_outcome)
-
-
-async def refresh_gauges(db: Database) -> None:
-    """Set viral_k_factor for every period (NaN while a period has no new account)."""
-    now = datetime.now(UTC)
-    async with db.read() as conn:
-        for period in PERIODS:
-            result = await k_factor(conn, period, now)
-            VIRAL_K_FACTOR.labels(period).set(math.nan if result.k_factor is None else result.k_factor)
 
 
 # --- operations ----------------------------------------------------------------------
@@ -542,16 +466,7 @@ async def card_invitations(
     )
 
 
-@get(
-    "/viral/k-factor", operation_id="getKFactor", summary="Weekly cohorts and the k-factor (admin)", guards=[require_admin],
-    tags=["sharing"], responses=problems(*AUTHENTICATED, 400, 403, 422),
-)
-async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KFactor:
-    async with db.read() as conn:
-        return await k_factor(conn, period, datetime.now(UTC))
-
-
-router = Router("/", route_handlers=[share_card, card_invitations, get_k_factor], tags=["sharing"])
+router = Router("/", route_handlers=[share_card, card_invitations], tags=["sharing"])
 
 
 @route(

@@ -10,7 +10,7 @@ import re
 import pytest
 from litestar.testing import TestClient
 
-from app import sharing
+from app import kfactor
 from app.console import team as team_pages
 from app.main import create_app
 from tests.conftest import PASSWORD, create_card, make_settings, query, register, unique_email
@@ -304,8 +304,8 @@ def test_growth_draws_the_weekly_cohorts_and_system_shows_the_diagnostics(admin)
 
 
 def test_the_cohort_chart_scales_bars_to_an_axis_of_whole_ticks():
-    cohorts = [sharing.Cohort("2026-W47", 10, 6, 3, 0.5, 0.3), sharing.Cohort("2026-W48", 0, 0, 0, None, None),
-               sharing.Cohort("2026-W49", 5, 9, 7, 0.78, 1.4)]
+    cohorts = [kfactor.Cohort("2026-W47", 10, 6, 3, 0.5, 0.3), kfactor.Cohort("2026-W48", 0, 0, 0, None, None),
+               kfactor.Cohort("2026-W49", 5, 9, 7, 0.78, 1.4)]
     chart = team_pages.cohort_chart(cohorts)
     assert [t["value"] for t in chart["ticks"]] == [0, 5, 10, 15, 20]  # 10 is the largest bar: the axis tops at 20
     bars = {(g["label"], b["kind"]): b for g in chart["groups"] for b in g["bars"]}

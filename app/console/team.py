@@ -2,7 +2,7 @@
 search, invitations by email, one user's page (admin on and off, deactivate and
 reactivate, hand their cards to someone else, each confirmed where it breaks something),
 the k-factor with its weekly cohorts, and the diagnostics. Every change is an operation
-of app.accounts.team; the numbers come from sharing.k_factor and ops.collect_diagnostics.
+of app.accounts.team; the numbers come from kfactor.k_factor and ops.collect_diagnostics.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
-from app import ops, pagination, sharing
+from app import kfactor, ops, pagination
 from app.accounts import team
 from app.config import SettingsDep
 from app.console.account import BAD_EMAIL, when
@@ -192,7 +192,7 @@ def _axis_top(value: int) -> int:
     return next(top for top in AXIS_TOPS if top >= value)
 
 
-def cohort_chart(cohorts: list[sharing.Cohort]) -> dict[str, Any]:
+def cohort_chart(cohorts: list[kfactor.Cohort]) -> dict[str, Any]:
     """Bar pairs per week (new accounts, converted invitations) laid out for the SVG."""
     c = CHART
     plot_w, plot_h = c["width"] - c["left"] - c["right"], c["height"] - c["top"] - c["bottom"]
@@ -220,7 +220,7 @@ async def growth(request: Request, db: DatabaseDep, period: Annotated[str, Query
     if period not in PERIODS:
         period = "30d"
     async with db.read() as conn:
-        result = await sharing.k_factor(conn, period, datetime.now(UTC))
+        result = await kfactor.k_factor(conn, period, datetime.now(UTC))
     totals = {
         "accounts": sum(c.cohort_size for c in result.cohorts), "sent": sum(c.invitations_sent for c in result.cohorts),
         "conversions": sum(c.conversions for c in result.cohorts),
