@@ -31,6 +31,7 @@ from litestar.handlers import BaseRouteHandler
 from app import card_changes, edge_counts, errors
 from app.config import Settings
 from app.db import Database
+from app.scanner import protocol
 
 log = logging.getLogger("app.internal")
 
@@ -83,6 +84,7 @@ class InternalServer:
         self._config = uvicorn.Config(
             app, host=self.host, port=self.port, lifespan="off", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
+            http=protocol(None),  # the public port's limits on what a client can make it hold (app/scanner.py)
         )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None

@@ -85,8 +85,10 @@ MAX_QUEUED = 16
 # Received bytes are parsed at most this much at a time, and a slice ends where a request
 # head may end, so that the limits above hold within what one read brings (up to 256 KiB).
 FEED_SLICE = 4096
-# After an error answer, how long what the client still sends is read and dropped.
+# After an answer that ends the connection (an error, a body refused before it arrived whole),
+# what the client still sends is read and dropped until it pauses this long, or this long at most.
 LINGER = 2.0
+LINGER_MOST = 30.0
 
 
 def request_id_for(given: bytes | None) -> bytes:
@@ -183,16 +185,23 @@ class FastPath:
     ) -> bytes | None:
         """The whole HTTP response to this request when it is a scanner route answerable
         from memory, else None (and nothing counted or recorded)."""
-        try:
-            path = httptools.parse_url(url).path  # as uvicorn reads it: no query, no fragment
-        except httptools.HttpParserInvalidURLError:
-            return None  # uvicorn refuses it
+        if url[:3] not in self.routes:  # the common refusal first: another route
+            return None
+        if b"?" in url or b"#" in url:
+            try:
+                path = httptools.parse_url(url).path  # as uvicorn reads it: no query, no fragment
+            except httptools.HttpParserInvalidURLError:
+                return None  # uvicorn refuses it
+        else:
+            path = url  # what parse_url would give: it is all path
         if (prefix := fast_route(path, method_bytes)) is None:
+            return None
+        given = dict(reversed(headers))  # names lower-cased by uvicorn; the first of each wins
+        if b"transfer-encoding" in given:  # a body that may yet be malformed: one answer, Litestar's
             return None
         started = time.perf_counter()
         method = method_bytes.decode()
         template, answer_now = self.routes[prefix]
-        given = dict(reversed(headers))  # names lower-cased by uvicorn; the first of each wins
         try:
             answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, headers, client))
         except Exception as exc:
@@ -241,8 +250,8 @@ class HeadRefused(Exception):
 
 
 class QueueFlow(FlowControl):
-    """uvicorn's flow control, telling the protocol when reading resumes, so that bytes
-    already received but held back (ScannerProtocol.unparsed) are parsed then."""
+    """uvicorn's flow control, telling the protocol whenever uvicorn lets reading go on (a
+    request reads its body, a response ends), so that bytes it holds back are parsed then."""
 
     def __init__(self, transport: asyncio.Transport, on_resume: Callable[[], None]) -> None:
         super().__init__(transport)
@@ -254,74 +263,103 @@ class QueueFlow(FlowControl):
 
 
 class ScannerProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the fast path asked first and the limits every
-    request meets at the door (see the module docstring)."""
+    """uvicorn's httptools protocol, with the fast path asked first (when it has one) and the
+    limits every request meets at the door (see the module docstring).
 
-    def __init__(self, *args: Any, fast_path: FastPath, **kwargs: Any) -> None:
+    Received bytes are parsed as they come when they are one whole request head (the
+    scanner's read); anything else is parsed a slice at a time (`parse`), so that the
+    checks run between any two requests. What cannot be parsed yet (uvicorn paused reading,
+    or MAX_QUEUED requests wait) is held back in `held`, with the socket not read, and
+    parsed when uvicorn lets reading go on: holding is the protocol's own, apart from
+    uvicorn's pause, so that neither waits for the other.
+
+    One timer per connection (`deadline`) enforces every time limit on the client: the
+    head's, the keep-alive and the lingering close. It is not moved per request: each
+    request only notes when the connection began waiting on the client (`waiting_since`),
+    and the timer, when it fires, reads the connection's state and fires again later if
+    nothing is due yet (uvicorn arms and cancels a keep-alive timer for every request).
+    """
+
+    def __init__(self, *args: Any, fast_path: FastPath | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = fast_path
         self.answered_early = False  # whether the request being parsed was answered by the fast path
-        self.head_timer: asyncio.TimerHandle | None = None
         self.in_head = False  # between a request's first byte and the end of its head
         self.idle = True  # between two requests (or before the first)
         self.head_bytes = 0  # bytes received of the head being parsed, at least (see feed)
         self.head_most = 0  # and at most, but for the slice being parsed
         self.piece_size = 0  # of the slice being parsed
         self.requests_begun = 0
-        self.unparsed = b""  # received while reading is paused: parsed when it resumes
-        self.refused = False  # answered with an error: what else comes is dropped
+        self.held = b""  # received but not parsed yet, the socket not read meanwhile
         self.parse_scheduled = False
+        self.refused = False  # answered and closing (see linger): what else comes is dropped
+        self.linger_until = 0.0
+        self.waiting_since = 0.0  # when the connection last began waiting on the client
+        self.deadline: asyncio.TimerHandle | None = None
 
     # --- the connection ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = QueueFlow(transport, self.schedule_parse)
-        self.arm_head_timer()  # the first request's head is due too
+        self.waiting_since = self.loop.time()  # the first request's head is due too
+        self.deadline = self.loop.call_at(self.waiting_since + HEAD_TIMEOUT, self.check_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.cancel_head_timer()
-        self.unparsed = b""
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        self.held = b""
         self.pipeline.clear()  # requests never started: nobody to answer
 
     def data_received(self, data: bytes) -> None:
-        self._unset_keepalive_if_required()
         if self.refused:
+            self.waiting_since = self.loop.time()  # still sending: the lingering close waits on
             return
-        if self.unparsed:
-            # Reading resumed (a request read its body, a response ended) before what was
-            # held back is parsed (see schedule_parse): keep the order, read no further.
-            self.unparsed += data
-            self.flow.pause_reading()
+        if self.held:
+            # uvicorn let reading go on before what is held back was parsed (see
+            # schedule_parse): keep the order, read no further until it is.
+            self.held += data
+            self.transport.pause_reading()
             return
-        self.parse(data)
-
-    def schedule_parse(self) -> None:
-        """Reading resumed: parse what was held back, soon (not inside the caller, which
-        may be answering a request of this very connection)."""
-        if self.unparsed and not self.parse_scheduled:
-            self.parse_scheduled = True
-            self.loop.call_soon(self.parse_held_back)
-
-    def parse_held_back(self) -> None:
-        self.parse_scheduled = False
-        if self.unparsed and not self.transport.is_closing():
-            data, self.unparsed = self.unparsed, b""
+        if (
+            self.idle
+            and data.endswith(b"\r\n\r\n")
+            and data.find(b"\n\r\n") == len(data) - 3
+            and b"\n\n" not in data
+        ):
+            self.feed(data)  # one whole head and nothing after it: the checks in parse hold as they are
+        else:
             self.parse(data)
 
+    def schedule_parse(self) -> None:
+        """uvicorn lets reading go on: parse what was held back, soon (not inside the
+        caller, which may be answering a request of this very connection)."""
+        if self.held and not self.parse_scheduled:
+            self.parse_scheduled = True
+            self.loop.call_soon(self.parse_held)
+
+    def parse_held(self) -> None:
+        self.parse_scheduled = False
+        if self.held and not self.transport.is_closing():
+            data, self.held = self.held, b""
+            self.parse(data)
+            if not self.held and not self.flow.read_paused and not self.refused:
+                self.transport.resume_reading()  # all of it parsed: read on
+
     def parse(self, data: bytes) -> None:
-        """Give the parser `data` a slice at a time, holding the rest back (and pausing
-        reading) once uvicorn pauses reading or MAX_QUEUED requests wait behind the one
-        running: a client that pipelines without reading queues that many at most."""
+        """Give the parser `data` a slice at a time, holding the rest back once uvicorn
+        pauses reading or MAX_QUEUED requests wait behind the one running: a client that
+        pipelines without reading queues that many at most."""
         view = memoryview(data)
         start, size = 0, len(data)
         while start < size:
             if self.refused or self.transport.is_closing():
                 return
             if self.flow.read_paused or len(self.pipeline) >= MAX_QUEUED:
-                self.unparsed = bytes(view[start:])
-                self.flow.pause_reading()
+                self.held = bytes(view[start:])
+                self.transport.pause_reading()
                 return
             # A slice ends at the first place a head may end (a blank line), so that it
             # completes one request at most and the checks above run between any two.
@@ -363,8 +401,6 @@ class ScannerProtocol(HttpToolsProtocol):
             self.head_most += len(piece)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.refuse(431, "Request Header Fields Too Large")
-            else:
-                self.arm_head_timer()  # the rest of the head must come in time
 
     def refuse(self, status: int, message: str) -> None:
         """Answer `status` with a short text and close the connection (as uvicorn's 400)."""
@@ -379,59 +415,74 @@ class ScannerProtocol(HttpToolsProtocol):
             body,
         ])
         self.transport.write(b"".join(content))
-        self.refused = True
-        self.cancel_head_timer()
         # The requests before this one go unanswered, as when uvicorn closes on a bad
         # request: nothing more may be written after this answer.
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
+        self.linger()
+
+    def linger(self) -> None:
+        """Close after an answer the client may still be sending a request to (a refused
+        head, a body answered before it arrived whole). Closed at once with bytes of the
+        client's unread, the socket would be reset and the answer lost: end the writing
+        side, read and drop what still comes, and close when the client does, once it has
+        sent nothing for LINGER seconds, or after LINGER_MOST seconds."""
+        self.refused = True
+        self.held = b""
         self.pipeline.clear()
-        # Closed at once with bytes of the client's still unread, the socket would be reset
-        # and the answer lost: end the writing side, read and drop what still comes, close
-        # when the client does or after LINGER seconds.
-        self.flow.resume_reading()
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.loop.call_later(LINGER, self.transport.close)
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        self.waiting_since = now = self.loop.time()
+        self.linger_until = now + LINGER_MOST
+        self.rearm(now + LINGER)
+
+    # --- the time limits ---------------------------------------------------------------
+
+    def rearm(self, due: float) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.deadline = self.loop.call_at(due, self.check_deadline)
+
+    def check_deadline(self) -> None:
+        """The connection's one timer: close or refuse what is due, else fire again when
+        something may be."""
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.refused:
+            due = min(self.waiting_since + LINGER, self.linger_until)
+        elif self.held or self.flow.read_paused:
+            due = None  # the client is not late, we are: it waits behind requests still running
+        elif self.in_head:
+            due = self.waiting_since + HEAD_TIMEOUT
+        elif not self.idle or (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
+            due = None  # a request is running, or its body arriving: no limit, as in uvicorn
+        elif self.requests_begun:
+            due = self.waiting_since + self.timeout_keep_alive
+        else:  # a connection that never sent a request
+            due = self.waiting_since + HEAD_TIMEOUT
+        if due is None:
+            self.deadline = self.loop.call_at(now + self.timeout_keep_alive, self.check_deadline)
+        elif due > now:
+            self.deadline = self.loop.call_at(due, self.check_deadline)
+        elif self.in_head and not self.refused:
+            self.refuse(408, "Request Timeout")
         else:
             self.transport.close()
 
-    # --- the head's deadline -----------------------------------------------------------
-
-    def arm_head_timer(self) -> None:
-        if self.head_timer is None:
-            self.head_timer = self.loop.call_later(HEAD_TIMEOUT, self.head_timed_out)
-
-    def cancel_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
-
-    def head_timed_out(self) -> None:
-        self.head_timer = None
-        if self.refused or self.transport.is_closing():
-            return
-        if self.flow.read_paused or self.unparsed:
-            # The head is not late, we are: it waits behind requests still running.
-            self.arm_head_timer()
-            return
-        if self.in_head:
-            self.refuse(408, "Request Timeout")
-        else:  # a connection that never sent a request
-            self.transport.close()
-
-    # --- parser callbacks --------------------------------------------------------------
+    # --- parser callbacks and answers ----------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.answered_early = False
         self.idle, self.in_head, self.head_bytes, self.head_most = False, True, 0, 0
         self.requests_begun += 1
-        # A request is arriving: the connection is not idle, whatever an answer to the one
-        # before armed (an early answer arms uvicorn's keep-alive timer while the rest of
-        # the bytes read are still being parsed).
-        self._unset_keepalive_if_required()
+        self.waiting_since = self.loop.time()  # the head is due HEAD_TIMEOUT from its first byte
 
     def head_size(self) -> int:
         """The size of the head just parsed, as sent but for spaces around header values."""
@@ -444,26 +495,21 @@ class ScannerProtocol(HttpToolsProtocol):
         if self.head_most + self.piece_size > MAX_HEAD_BYTES and self.head_size() > MAX_HEAD_BYTES:
             self.refuse(431, "Request Header Fields Too Large")
             raise HeadRefused  # stops the parser: nothing after this head is read
-        if self.head_timer is not None:
-            self.cancel_head_timer()
-        parser = self.parser
         if (
-            (self.cycle is None or self.cycle.response_complete)  # nothing in flight on this connection
+            self.fast_path is not None
+            and (self.cycle is None or self.cycle.response_complete)  # nothing in flight on this connection
             and not self.flow.write_paused
-            and parser.get_http_version() == "1.1"
-            and parser.should_keep_alive()
-            and not parser.should_upgrade()
-            and not any(name == b"transfer-encoding" for name, _ in self.headers)  # a body that may yet be malformed
         ):
-            response = self.fast_path.answer(
-                parser.get_method(), self.url, self.headers, self.client, self.server_state.default_headers
-            )
-            if response is not None:
-                self.transport.write(response)
-                self.answered_early = True
-                # What uvicorn does after every answer: count it, re-arm the keep-alive timeout.
-                self.on_response_complete()
-                return
+            parser = self.parser
+            if parser.should_keep_alive() and parser.get_http_version() == "1.1" and not parser.should_upgrade():
+                response = self.fast_path.answer(
+                    parser.get_method(), self.url, self.headers, self.client, self.server_state.default_headers
+                )
+                if response is not None:
+                    self.transport.write(response)
+                    self.answered_early = True
+                    self.on_response_complete()
+                    return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -475,9 +521,31 @@ class ScannerProtocol(HttpToolsProtocol):
         if not self.answered_early:
             super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, after every answer (both doors), but for the keep-alive timer (see
+        check_deadline) and for an answer given before its request's body arrived whole."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        if not (self.idle or self.in_head or self.answered_early or self.pipeline):
+            # Answered before its body arrived (a 413, a 401): the client may still be
+            # writing it, and the connection cannot be used for another request.
+            self.linger()
+            return
+        if self.flow.read_paused:
+            self.flow.resume_reading()  # and what is held back is parsed (QueueFlow)
+        elif self.held:
+            self.schedule_parse()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.waiting_since = self.loop.time()  # idle: the keep-alive timeout runs from here
 
-def protocol(fast_path: FastPath) -> Callable[..., ScannerProtocol]:
-    """The `http` protocol for uvicorn's Config: ScannerProtocol answering with this fast path."""
+
+def protocol(fast_path: FastPath | None) -> Callable[..., ScannerProtocol]:
+    """The `http` protocol for uvicorn's Config: ScannerProtocol answering with this fast
+    path, or with none (the internal port: the same limits, every request to its app)."""
 
     def make(*args: Any, **kwargs: Any) -> ScannerProtocol:
         return ScannerProtocol(*args, fast_path=fast_path, **kwargs)

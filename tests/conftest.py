@@ -237,8 +237,10 @@ class LiveServer:
     """The app served by uvicorn as `qrcontact run-app` serves it (app.cli.server_options,
     with the scanner fast path in its HTTP protocol), on a 127.0.0.1 port, in a thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, extra_handlers: list | None = None) -> None:
         self.app = create_app(settings)
+        for handler in extra_handlers or ():  # routes a test adds to exercise the door itself
+            self.app.register(handler)
         self.app.on_startup.append(self._started)
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))

@@ -8,14 +8,16 @@ rate limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
+import time
 
 import pytest
 
 from app import scanner
-from tests.conftest import PHONE_UA, LiveServer, create_card, make_settings, register, wait_until
+from tests.conftest import PHONE_UA, LiveServer, free_port, create_card, make_settings, register, wait_until
 from tests.test_scanner import exchange, limited_client, live, user  # noqa: F401 (fixtures)
 
 
@@ -88,6 +90,30 @@ def test_a_long_url_is_431(live, card):
     assert statuses(received) == [b"431"]
 
 
+def test_the_internal_port_has_the_same_head_limits(tmp_path):
+    """The primary's internal port (app/internal.py) grew by every unfinished header sent to it."""
+    settings = make_settings(tmp_path, edge_token="t" * 32, internal_port=free_port())
+    server = LiveServer(settings)
+    try:
+        internal = ("127.0.0.1", settings.internal_port)
+        with socket.create_connection(internal, timeout=10) as conn:
+            conn.sendall(b"GET /internal/changes HTTP/1.1\r\nHost: x\r\nX-Long: ")
+            sent = 0
+            try:
+                while sent < 1024 * 1024:  # an unfinished header, growing
+                    conn.sendall(b"a" * 16384)
+                    sent += 16384
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := conn.recv(65536):
+                    received += chunk
+        assert statuses(received) == [b"431"]
+    finally:
+        server.stop()
+
+
 # --- the time a request head may take --------------------------------------------------------
 
 
@@ -119,8 +145,10 @@ def test_a_head_in_time_is_answered_and_the_connection_kept(impatient):
     with socket.create_connection(impatient.address, timeout=10) as conn:
         conn.sendall(b"GET /p/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
-        protocol = protocol_of(impatient, conn)
-        assert protocol.head_timer is None  # nothing pending: the keep-alive timeout governs the idle connection
+        # Idle past the head timeout: the keep-alive timeout (5 s) governs the idle connection.
+        time.sleep(3 * scanner.HEAD_TIMEOUT)
+        conn.sendall(b"GET /p/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
 
 
 # --- pipelining ---------------------------------------------------------------------------
@@ -175,7 +203,7 @@ def test_a_pipelining_connection_queues_a_bounded_number_of_requests(live, user)
         protocol = protocol_of(live, conn)
         wait_until(lambda: len(protocol.pipeline) > 0 and protocol.flow.read_paused, what="requests to queue")
         assert len(protocol.pipeline) <= scanner.MAX_QUEUED
-        wait_until(lambda: protocol.unparsed, what="the rest to be held back, unparsed")
+        wait_until(lambda: protocol.held, what="the rest to be held back, unparsed")
         assert len(protocol.pipeline) <= scanner.MAX_QUEUED
     assert live.http.get("/health").status_code == 200
 
@@ -190,16 +218,18 @@ def test_pipelined_requests_behind_a_running_one_are_all_answered_in_order(live,
         assert read_responses(conn, behind + 1) == [b"201"] + [b"200"] * behind
 
 
-def test_an_early_answer_does_not_arm_the_keep_alive_timer_under_a_running_request(live, user, card):
-    """An answer of the fast path armed uvicorn's 5 s keep-alive timer while the request
-    after it, on the same bytes, was still running: at 5 s the connection closed and the
+def test_an_early_answer_does_not_start_the_keep_alive_timeout_under_a_running_request(live, user, card):
+    """An answer of the fast path armed uvicorn's keep-alive timer while the request after
+    it, on the same bytes, was still running: when it fired the connection closed and the
     committed write's 201 never arrived."""
     with socket.create_connection(live.address, timeout=10) as conn:
         with WriterHeld(live):
             conn.sendall(b"GET /c/door-card HTTP/1.1\r\nHost: x\r\n\r\n" + create_request(user, "after-scan"))
             protocol = protocol_of(live, conn)
             wait_until(lambda: protocol.cycle is not None and protocol.cycle.scope["method"] == "POST", what="the POST")
-            assert protocol.timeout_keep_alive_task is None
+            protocol.timeout_keep_alive = 0.1
+            live.loop.call_soon_threadsafe(protocol.check_deadline)  # the connection's timer, as if due
+            time.sleep(0.5)  # several keep-alive timeouts with the POST still running
         assert read_responses(conn, 2) == [b"302", b"201"]
 
 

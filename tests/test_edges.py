@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import secrets
 import signal
 import subprocess
@@ -166,6 +167,26 @@ def test_the_api_and_other_pages_at_an_edge_reach_the_primary(regions):
     # A slug no one has: the primary's 404, not the edge's.
     missing = scan(edge, "no-such-card")
     assert (missing.status_code, missing.headers["via"]) == (404, VIA)
+
+
+def test_many_large_bodies_through_an_edge_leave_it_answering(regions):
+    """Bodies over the primary's limit, 40 at once through an edge: each is answered (the
+    primary's 413, passed back), and the edge's next proxied request is answered at once.
+    They once tied up the edge's connections to the primary for good."""
+    edge = regions.edges[0]
+    body = b"{" + b" " * 300_000
+
+    def post(_: int) -> int | str:
+        try:
+            return httpx.post(f"{edge.url}/v1/cards", content=body, timeout=30,
+                              headers={**regions.headers, "content-type": "application/json"}).status_code
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        assert list(pool.map(post, range(40))) == [413] * 40
+    me = httpx.get(f"{edge.url}/v1/me", headers=regions.headers, timeout=5)
+    assert me.status_code == 200 and me.headers["via"] == VIA
 
 
 def test_idle_edges_stop_following_the_replica(regions):
