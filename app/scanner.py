@@ -63,7 +63,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app import errors, tally
 from app.ops import REQUEST_ID, REQUEST_ID_SHAPE, access_log
-from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr_now, answer_scan_now, client_address, country_for
+from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr_now, answer_scan_now, client_address, country_for, network_of_peer
 
 # Request ids for requests that bring none: unique in this process and across restarts,
 # without the system call a uuid4 makes for each.
@@ -163,19 +163,22 @@ class FastPath:
     ) -> Visit:
         """What Visit.of reads from a Litestar request, read from the raw headers."""
         settings = self.settings
-        region = given.get(COUNTRY_HEADER_BYTES)
         peer = client[0] if client else None
+        fly_client_ip = given.get(b"fly-client-ip")
         if settings.trusted_proxies:  # every line of the forwarding headers, as Visit.of reads them
             forwarded_for = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
             forwarded = [value.decode("latin-1") for name, value in headers if name == b"forwarded"]
-            address = client_address(settings, text(given.get(b"fly-client-ip")), peer, forwarded_for, forwarded)
-        else:
-            address = client_address(settings, text(given.get(b"fly-client-ip")), peer)
+            address = client_address(settings, text(fly_client_ip), peer, forwarded_for, forwarded)
+        elif fly_client_ip is not None and settings.trust_proxy_headers:
+            address = client_address(settings, text(fly_client_ip), peer)
+        else:  # what client_address comes to with no proxy to believe: the peer's network
+            address = network_of_peer(peer) if peer else "unknown"
+        agent, referer, region = given.get(b"user-agent"), given.get(b"referer"), given.get(COUNTRY_HEADER_BYTES)
         return Visit(
             method,
             address,
-            text(given.get(b"user-agent")),
-            text(given.get(b"referer")),
+            None if agent is None else agent.decode("latin-1"),
+            None if referer is None else referer.decode("latin-1"),
             country_for(region.decode("latin-1"), settings) if region else None,
         )
 
@@ -219,7 +222,7 @@ class FastPath:
             b"" if method == "HEAD" else answer.body,
         ))
         self.answered += 1
-        requests, failed = self._tallies_for(method, template, status)
+        requests, failed = self._tallies.get((method, template, status)) or self._tallies_for(method, template, status)
         requests.add(time.perf_counter() - started)
         if failed is not None:
             failed.n += 1
@@ -478,7 +481,11 @@ class ScannerProtocol(HttpToolsProtocol):
     # --- parser callbacks and answers ----------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # uvicorn's, but for the ASGI scope, which only a request going on to Litestar
+        # needs: it is made in on_headers_complete (an early answer makes none).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self.answered_early = False
         self.idle, self.in_head, self.head_bytes, self.head_most = False, True, 0, 0
         self.requests_begun += 1
@@ -510,6 +517,17 @@ class ScannerProtocol(HttpToolsProtocol):
                     self.answered_early = True
                     self.on_response_complete()
                     return
+        self.scope = {  # as uvicorn's on_message_begin makes it
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

@@ -36,7 +36,9 @@ class ScannerLimit:
                 self._prune(now)
             self._buckets[client] = [self.capacity - 1, now]
             return 0
-        tokens = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        if tokens > self.capacity:
+            tokens = self.capacity
         bucket[1] = now
         if tokens >= 1:
             bucket[0] = tokens - 1

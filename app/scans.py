@@ -96,7 +96,7 @@ def client_address(
 
 
 # Parsing an address costs more than the rest of the limit; a crowd has few of them.
-_network_of = functools.lru_cache(maxsize=65_536)(network_of)
+network_of_peer = _network_of = functools.lru_cache(maxsize=65_536)(network_of)
 
 
 # --- answers -------------------------------------------------------------------------
@@ -186,6 +186,24 @@ async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
     return Answer(200, _QR_HEADERS[extension], image)
 
 
+def image_answer(extension: str, image: bytes) -> Answer:
+    """A cached image's answer, its head made once for the images a crowd is scanning (the
+    same bytes object comes back from the QR cache: its hash is kept, a hit is an identity).
+    At most IMAGE_ANSWERS images of at most 64 KiB are kept alive here: 4 MiB."""
+    found = _image_answers.get((extension, image))
+    if found is None:
+        found = Answer(200, _QR_HEADERS[extension], image)
+        if len(image) <= 64 * 1024:
+            if len(_image_answers) >= IMAGE_ANSWERS:
+                _image_answers.clear()
+            _image_answers[(extension, image)] = found
+    return found
+
+
+IMAGE_ANSWERS = 64
+_image_answers: dict[tuple[str, bytes], Answer] = {}
+
+
 def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
     """answer_qr when the card and its image are in memory; None when one must be read or drawn."""
     slug, _, extension = name.partition(".")
@@ -202,7 +220,7 @@ def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
         return NOT_FOUND
     if not isinstance(found, Card):
         return not_found(found)
-    return Answer(200, _QR_HEADERS[extension], image)
+    return image_answer(extension, image)
 
 
 def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:

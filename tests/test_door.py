@@ -17,7 +17,7 @@ import time
 import pytest
 
 from app import scanner
-from tests.conftest import PHONE_UA, LiveServer, free_port, create_card, make_settings, register, wait_until
+from tests.conftest import PHONE_UA, LiveServer, create_card, free_port, make_settings, register, wait_until
 from tests.test_scanner import exchange, limited_client, live, user  # noqa: F401 (fixtures)
 
 
