@@ -63,7 +63,18 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app import errors, tally
 from app.ops import REQUEST_ID, REQUEST_ID_SHAPE, access_log
-from app.scans import COUNTRY_HEADER, Answer, Public, Visit, answer_qr_now, answer_scan_now, client_address, country_for, network_of_peer
+from app.scans import (
+    COUNTRY_HEADER,
+    Answer,
+    Public,
+    Visit,
+    answer_page_now,
+    answer_qr_now,
+    answer_scan_now,
+    client_address,
+    country_for,
+    network_of_peer,
+)
 
 # Request ids for requests that bring none: unique in this process and across restarts,
 # without the system call a uuid4 makes for each.
@@ -111,7 +122,7 @@ def fast_route(path: bytes, method: bytes) -> bytes | None:
     """
     prefix = path[:3]
     if (
-        (prefix == b"/c/" or prefix == b"/q/")
+        (prefix == b"/c/" or prefix == b"/q/" or prefix == b"/p/")
         and len(path) > 3
         and b"/" not in path[3:]
         and b"%" not in path
@@ -131,6 +142,7 @@ class FastPath:
         self.routes: dict[bytes, tuple[str, Callable[[Public, str, Visit], Answer | None]]] = {
             b"/c/": ("/c/{slug}", answer_scan_now),
             b"/q/": ("/q/{name}", answer_qr_now),
+            b"/p/": ("/p/{name}", answer_page_now),
         }
         # Litestar's middleware creates its metrics on first use and keeps them on the
         # class; asking an instance of it for them creates or finds the very same ones.

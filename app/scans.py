@@ -223,6 +223,70 @@ def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
     return image_answer(extension, image)
 
 
+async def answer_page(public: Public, name: str, visit: Visit) -> Answer:
+    """GET/HEAD /p/{slug} (the card page, a view counted) or /p/{slug}.vcf (its vCard)."""
+    if retry_after := public.limit.retry_after(visit.client):
+        return too_many_requests(retry_after)
+    slug, dot, extension = name.partition(".")
+    if dot and extension != "vcf":
+        return NOT_FOUND
+    return card_page_of(public, await public.cards.get(slug), extension, visit)
+
+
+def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
+    """answer_page when the card is in memory; None when it must be read from the database."""
+    slug, dot, extension = name.partition(".")
+    found = public.cards.cached(slug)
+    if found is NOT_CACHED:
+        return None
+    if retry_after := public.limit.retry_after(visit.client):
+        return too_many_requests(retry_after)
+    if dot and extension != "vcf":
+        return NOT_FOUND
+    return card_page_of(public, found, extension, visit)
+
+
+def card_page_of(public: Public, found: Card | Gone | None, extension: str, visit: Visit) -> Answer:
+    if not isinstance(found, Card):
+        return not_found(found)
+    if extension == "vcf":
+        return vcard_answer(found)
+    if visit.countable:
+        public.counters.view(found, visit.user_agent, visit.referer, visit.country)
+    return page_of(found, public.settings.public_base_url)
+
+
+_PAGE_ANSWER_HEADERS = [
+    (b"content-type", b"text/html; charset=utf-8"), *[(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()],
+    (b"cache-control", b"no-cache"),
+]
+
+
+def page_of(card: Card, base_url: str) -> Answer:
+    """The card's page, drawn once for each state of the card the card cache holds (an edit
+    makes a new Card object): at most PAGES_KEPT pages, the last drawn."""
+    kept = _pages.get(card.slug)
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, base_url).encode())
+    if len(_pages) >= PAGES_KEPT:
+        del _pages[next(iter(_pages))]
+    _pages[card.slug] = (card, answer)
+    return answer
+
+
+PAGES_KEPT = 256
+_pages: dict[str, tuple[Card, Answer]] = {}
+
+
+def vcard_answer(card: Card) -> Answer:
+    return Answer(200, [
+        (b"content-type", b"text/vcard; charset=utf-8"),
+        (b"content-disposition", f'attachment; filename="{card.slug}.vcf"'.encode()),
+        (b"cache-control", b"no-cache"),
+    ], card.vcard().encode())
+
+
 def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
     """The payload and drawing of a card's dynamic code as /q/{slug}.{extension} serves it."""
     drawing = dynamic_drawing(card)
@@ -264,25 +328,7 @@ async def scan(request: Request, slug: FromPath[str]) -> Response:
 )
 async def page(request: Request, name: FromPath[str]) -> Response:
     public = request.app.state.public
-    visit = Visit.of(request, public.settings)
-    if retry_after := public.limit.retry_after(visit.client):
-        return too_many_requests(retry_after).response()
-    slug, dot, extension = name.partition(".")
-    if dot and extension != "vcf":
-        return NOT_FOUND.response()
-    found = await public.cards.get(slug)
-    if not isinstance(found, Card):
-        return not_found(found).response()
-    if extension == "vcf":
-        return Response(
-            found.vcard().encode(),
-            media_type="text/vcard",
-            headers={"Content-Disposition": f'attachment; filename="{found.slug}.vcf"', "Cache-Control": "no-cache"},
-        )
-    if visit.countable:
-        public.counters.view(found, visit.user_agent, visit.referer, visit.country)
-    body = card_page(found, public.settings.public_base_url)
-    return Response(body, media_type="text/html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+    return (await answer_page(public, name, Visit.of(request, public.settings))).response()
 
 
 @route(

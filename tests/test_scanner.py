@@ -48,7 +48,9 @@ BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.htm
         (b"/c-abc", b"GET", None),
         (b"/C/abc", b"GET", None),
         (b"/qr/abc.png", b"GET", None),
-        (b"/p/abc", b"GET", None),
+        (b"/p/abc", b"GET", b"/p/"),
+        (b"/p/abc.vcf", b"HEAD", b"/p/"),
+        (b"/p/abc/", b"GET", None),
         (b"/v1/cards", b"GET", None),
         (b"/x/c/abc", b"GET", None),
     ],
@@ -122,7 +124,10 @@ def closed_after(live, raw: bytes) -> bool:
 
 @pytest.mark.parametrize("agent", [PHONE_UA, BOT_UA, ""])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-@pytest.mark.parametrize("path", ["/c/fast-card", "/c/nope-nope", "/q/fast-card.png", "/q/fast-card.svg", "/q/fast-card.gif"])
+@pytest.mark.parametrize("path", [
+    "/c/fast-card", "/c/nope-nope", "/q/fast-card.png", "/q/fast-card.svg", "/q/fast-card.gif",
+    "/p/fast-card", "/p/fast-card.vcf", "/p/fast-card.txt", "/p/nope-nope",
+])
 def test_both_doors_answer_alike(live, card, path, method, agent):
     """The fast path (exact path, cached) and the Litestar handler (trailing slash) give the same answer."""
     headers = {"User-Agent": agent}
@@ -132,7 +137,10 @@ def test_both_doors_answer_alike(live, card, path, method, agent):
     assert live.answered == answered + 1
     assert fast.status_code == slow.status_code
     assert fast.content == slow.content
-    for header in ("location", "cache-control", "content-length", "content-security-policy", "retry-after"):
+    for header in (
+        "location", "cache-control", "content-length", "content-security-policy", "retry-after", "content-disposition",
+        "x-content-type-options", "referrer-policy",
+    ):
         assert fast.headers.get(header) == slow.headers.get(header), header
     if fast.status_code != 302:  # Litestar labels even an empty redirect application/json
         assert fast.headers.get("content-type") == slow.headers.get("content-type")
