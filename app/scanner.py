@@ -1,35 +1,38 @@
-"""The scanner fast path: GET/HEAD /c/{slug} and /q/{name} answered by the HTTP server itself
-when the answer is already in memory.
+"""The scanner fast path: GET/HEAD /c/{slug}, /q/{name} and /p/{name} answered by the HTTP
+server itself when the answer is already in memory.
 
 A scan is one redirect, and at an event hundreds arrive in a minute. For every request
 uvicorn builds an ASGI scope, a task and a request/response cycle, and the app answers
 with two send calls that are checked and encoded again; Litestar adds routing, its
 middleware, dependency injection and a Response object. For a redirect that is nearly
-all of the cost: answered here, a counted scan (looked up, limited, counted, measured)
-runs at about nine tenths the rate of an ASGI app that does nothing but redirect, where
-through an ASGI front it ran at half (figures in the README's Performance section, from
-bench/scanners.py).
+all of the cost (figures in the README's Performance section, from bench/scanners.py).
 
 `ScannerProtocol` is uvicorn's httptools protocol with one change. When a request's
-headers are complete and the request is exactly GET or HEAD /c/{slug} or /q/{name} (not
-`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a percent-encoded path is
-not taken), `FastPath.answer` asks scans.answer_scan_now / answer_qr_now, which answer only
-from memory: the card from the card cache, the image from the QR cache. Their answer is
-written at once, in one write. Everything else goes on through uvicorn to Litestar as
-before: a card or image not in memory (the Litestar handlers for the same paths call
-scans.answer_scan / answer_qr, which read and draw what is missing and fill the caches
-for the next scan), other methods and shapes, and the connections where answering early
-could go wrong: a request still in flight on the same connection (pipelining keeps its
-order), HTTP/1.0 or `Connection: close`, an upgrade, a client not reading its answers.
+headers are complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or
+/p/{name} (not `/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a
+percent-encoded path is not taken), `FastPath.answer` asks scans.answer_scan_now /
+answer_qr_now / answer_page_now, which answer only from memory: the card from the card
+cache, the image from the QR cache, the page drawn once per state of the card. Their
+answer is written at once, in one write. Everything else goes on through uvicorn to
+Litestar as before: a card or image not in memory (the Litestar handlers for the same
+paths call scans.answer_scan / answer_qr / answer_page, which read and draw what is
+missing and fill the caches for the next scan), other methods and shapes, and the
+connections where answering early could go wrong: a request still in flight on the same
+connection (pipelining keeps its order), HTTP/1.0 or `Connection: close`, an upgrade, a
+client not reading its answers.
 
-Every request passes through this protocol, whichever door answers it, so the limits on
-what a client can make the server hold are here too (the README's "Limits"): a request
-head over MAX_HEAD_BYTES is answered 431, one that takes over HEAD_TIMEOUT seconds 408;
-received bytes are parsed a slice at a time and held back, unread, while uvicorn pauses
-reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all it has read,
-and made a request cycle of each of thousands). The fast path reads the path as uvicorn
-does (httptools.parse_url: a fragment is dropped), and leaves a chunked body, which may
-yet turn out malformed, to uvicorn and Litestar, so that each request gets one answer.
+Every request passes through this protocol, whichever door answers it (the internal
+port's too, with no fast path), so the limits on what a client can make the server hold
+are here (the README's "Limits"): a request head over MAX_HEAD_BYTES is answered 431,
+one that takes over HEAD_TIMEOUT seconds 408; a read that is not one whole head is
+parsed a slice at a time, and what cannot be parsed yet is held back, unread, while
+uvicorn pauses reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all
+it has read, and made a request cycle of each of thousands). An answer given before its
+request's body arrived whole (an early 413) closes the connection after a lingering
+read, so that a client still writing reads the answer. The fast path reads the path as
+uvicorn does (httptools.parse_url when there is a query or fragment), and leaves a
+chunked body, which may yet turn out malformed, to uvicorn and Litestar, so that each
+request gets one answer.
 
 What Litestar would have added around these answers is added here, the same way:
 * the `http_requests_total`, `http_request_duration_seconds` (and for a 5xx
