@@ -314,6 +314,7 @@ class ScannerProtocol(HttpToolsProtocol):
         self.linger_until = 0.0
         self.waiting_since = 0.0  # when the connection last began waiting on the client
         self.deadline: asyncio.TimerHandle | None = None
+        self.deadline_at = 0.0  # when it fires
 
     # --- the connection ----------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class ScannerProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.flow = QueueFlow(transport, self.schedule_parse)
         self.waiting_since = self.loop.time()  # the first request's head is due too
-        self.deadline = self.loop.call_at(self.waiting_since + HEAD_TIMEOUT, self.check_deadline)
+        self.rearm(self.waiting_since + HEAD_TIMEOUT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -464,6 +465,7 @@ class ScannerProtocol(HttpToolsProtocol):
         if self.deadline is not None:
             self.deadline.cancel()
         self.deadline = self.loop.call_at(due, self.check_deadline)
+        self.deadline_at = due
 
     def check_deadline(self) -> None:
         """The connection's one timer: close or refuse what is due, else fire again when
@@ -485,9 +487,9 @@ class ScannerProtocol(HttpToolsProtocol):
         else:  # a connection that never sent a request
             due = self.waiting_since + HEAD_TIMEOUT
         if due is None:
-            self.deadline = self.loop.call_at(now + self.timeout_keep_alive, self.check_deadline)
+            self.rearm(now + self.timeout_keep_alive)
         elif due > now:
-            self.deadline = self.loop.call_at(due, self.check_deadline)
+            self.rearm(due)
         elif self.in_head and not self.refused:
             self.refuse(408, "Request Timeout")
         else:
@@ -572,8 +574,10 @@ class ScannerProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
-        else:
-            self.waiting_since = self.loop.time()  # idle: the keep-alive timeout runs from here
+        else:  # idle: the keep-alive timeout runs from here
+            self.waiting_since = now = self.loop.time()
+            if self.deadline_at > now + self.timeout_keep_alive:  # the timer is set for a later limit
+                self.rearm(now + self.timeout_keep_alive)
 
 
 def protocol(fast_path: FastPath | None) -> Callable[..., ScannerProtocol]:

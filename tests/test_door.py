@@ -151,6 +151,17 @@ def test_a_head_in_time_is_answered_and_the_connection_kept(impatient):
         assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
 
 
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(live, card):
+    """The connection's one timer, set for the first head's 20 s, is brought forward when
+    the connection goes idle."""
+    with socket.create_connection(live.address, timeout=5) as conn:
+        protocol = protocol_of(live, conn)
+        protocol.timeout_keep_alive = 0.3
+        conn.sendall(b"GET /c/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 302 ")
+        assert conn.recv(65536) == b""  # closed well before the socket's 5 s timeout
+
+
 # --- pipelining ---------------------------------------------------------------------------
 
 
