@@ -304,6 +304,20 @@ def test_create_card_keeps_values_next_to_errors_then_creates_it(console):
     assert reserved.status_code == 422 and "Reserved" in errors_of(reserved.text)["slug"]
 
 
+@pytest.mark.parametrize("typed", ["1e3", "512.0", "\u0665\u0661\u0662"])
+def test_a_png_size_not_typed_in_digits_is_a_form_error(console, typed):
+    # A number field lets "1e3" and "512.0" through (Chromium does); Arabic-Indic digits are digits to int().
+    client, user, csrf = console
+    card = create_card(client, user["headers"])
+    fields = {"fullName": "Jane Doe", "email": "jane@example.com", "qrErrorCorrection": "M", "qrSize": typed}
+    for path in ("/app/cards/new", f"/app/cards/{card['cardId']}/edit"):
+        response = post_form(client, path, csrf, **fields)
+        assert response.status_code == 422, response.text
+        assert errors_of(response.text) == {"qrSize": "Enter a whole number of pixels from 128 to 2048"}
+        assert f'value="{typed}"' in response.text
+    assert query(client.app.state.settings, "SELECT count(*), max(qr_size) FROM cards") == [(1, 512)]
+
+
 BIDI_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
                  "\u200f", "\u061c"]
 
