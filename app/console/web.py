@@ -241,6 +241,13 @@ async def session_hook(request: Request) -> Response | None:
     return None
 
 
+def counts_against_the_rate_limit(request: Request) -> bool:
+    """Which console requests the per-client rate limit (RATE_LIMIT_PER_MINUTE, shared with
+    /v1) counts: every POST, since each may hash a password, send an email or write, and
+    the pages marked `rate_limited` (the login page). Reading other pages stays free."""
+    return request.method == "POST" or bool(request.route_handler.opt.get("rate_limited"))
+
+
 def session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
     return Cookie(
         key=COOKIE, value=token, path=COOKIE_PATH, max_age=max_age, httponly=True, secure=cookie_is_secure(settings), samesite="lax"
