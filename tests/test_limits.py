@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ from app.accounts import hashing
 from app.config import Settings
 from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
-from tests.conftest import PASSWORD, assert_problem, make_settings, query, register
+from tests.conftest import PASSWORD, LiveServer, assert_problem, make_settings, query, register
 from tests.test_console import ORIGIN, csrf_of, post_form
 from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
 
@@ -121,6 +122,24 @@ def test_the_login_page_counts_against_the_limit(tmp_path):
         refused = client.get("/app/login")
         assert refused.status_code == 429 and "Too many attempts" in refused.text
         assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_requests_at_once_to_many_routes_are_each_counted(tmp_path):
+    # One client, both doors, 40 requests in flight: none slips through while another's count is written.
+    requests = [("GET", "/v1/me"), ("GET", "/v1/cards"), ("GET", "/v1/api-keys"), ("GET", "/app/login"), ("POST", "/v1/auth/login")]
+    server = LiveServer(make_settings(tmp_path, rate_limit_per_minute=10))
+
+    def send(n: int) -> int:
+        method, path = requests[n % len(requests)]
+        with httpx.Client(base_url=server.url) as http:
+            return http.request(method, path, json={} if method == "POST" else None).status_code
+
+    try:
+        with ThreadPoolExecutor(40) as pool:
+            statuses = list(pool.map(send, range(80)))
+    finally:
+        server.stop()
+    assert len(statuses) - statuses.count(429) == 10, statuses
 
 
 SPOOFED = [
