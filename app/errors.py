@@ -88,17 +88,11 @@ def to_problem(exc: HTTPException) -> ProblemDetailsException:
         extra.update(exc.extra)
     if status >= 500:
         ERRORS.labels("http").inc()
-    headers = dict(exc.headers or {})
-    if status == 429 and "RateLimit-Reset" in headers and "Retry-After" not in headers:
-        # Litestar sends the draft RateLimit headers; clients and proxies look for Retry-After.
-        # At least 1: a zero would tell a client to retry at once, into the same window.
-        # A 429 that set its own (the login throttle) keeps it.
-        headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
     return ProblemDetailsException(
         status_code=status,
         title=HTTPStatus(status).phrase,
         detail=exc.detail if exc.detail != HTTPStatus(status).phrase else "",
-        headers=headers,
+        headers=dict(exc.headers or {}),
         extra=extra or None,
     )
 

@@ -1,7 +1,10 @@
 """Field types shared by the request bodies: lengths, patterns, and what counts as bad text.
 
 Every text field refuses control characters (C0, DEL, C1) and the Unicode line and
-paragraph separators, so no value can break a header, a vCard line or a log line.
+paragraph separators, so no value can break a header, a vCard line or a log line; and
+the bidirectional controls (embeddings, overrides, isolates, the LRM, RLM and ALM marks),
+so no value shows on a page or a phone in another order than the one it is stored in
+(after a U+202E, a stored "exe.doc" shows as "cod.exe").
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from typing import Annotated
 
 import msgspec
 
-_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029" + _BIDI
 _TEXT = rf"^[^{_CONTROL}]*$"
 # At least one visible character, nothing from _CONTROL anywhere.
 _NONBLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"

@@ -1,10 +1,11 @@
 """What the service refuses before doing any work: who a client is for the rate limits,
 login throttling per account, and request bodies that are not plain JSON.
 
-The per-IP limit on /v1 is Litestar's RateLimitMiddleware (see main.create_app); this
-module gives it the client's identity. Login throttling needs state across requests
-(failures per account), so it lives in a Litestar store; the counts are in memory and
-start afresh when the service restarts.
+The per-client limit on /v1 and on the console's forms is Litestar's RateLimitMiddleware
+(`rate_limit`, used by main.create_app and console.router); this module gives it the
+client's identity. Login throttling needs state across requests (failures per account),
+so it lives in a Litestar store; the counts are in memory and start afresh when the
+service restarts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request
 from litestar.exceptions import ClientException, HTTPException, TooManyRequestsException
-from litestar.middleware.rate_limit import RateLimitMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
@@ -68,12 +69,29 @@ def client_ip(settings: Settings) -> Callable[[Request], str]:
     return identify
 
 
+def rate_limit(settings: Settings, counts: Callable[[Request], bool] | None = None) -> RateLimitConfig:
+    """RATE_LIMIT_PER_MINUTE requests per client, for the requests `counts` says (all by default).
+
+    Every config made here counts into one bucket per client: Litestar keys a client's
+    history by the middleware class and the client, and both are the same, so /v1 and
+    the console share it and an attacker cannot spend the limit twice.
+    """
+    return RateLimitConfig(
+        rate_limit=("minute", settings.rate_limit_per_minute),
+        identifier_for_request=client_ip(settings),
+        middleware_class=RateLimitHeaders,
+        check_throttle_handler=counts,
+    )
+
+
 class RateLimitHeaders(RateLimitMiddleware):
-    """Litestar's rate limit, with its headers on error answers too.
+    """Litestar's rate limit, with its headers on error answers too, and `Retry-After` on its 429.
 
     Litestar adds the RateLimit headers through `send`; an error raised further in (a
     401 from authentication) is answered further out and never passes through it, so
-    the requests that count against the limit most often did not show it.
+    the requests that count against the limit most often did not show it. Litestar's
+    429 carries only the draft headers; clients, proxies and browsers look for
+    Retry-After. And one lock for the app's every instance (`shared_lock`).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,16 +102,32 @@ class RateLimitHeaders(RateLimitMiddleware):
             return
         store = self.config.get_store_from_app(app)
         key = self.cache_key_from_request(request)
-        async with self._lock:
+        async with shared_lock(app):
             cache_object = await self.retrieve_cached_history(key, store)
             if len(cache_object.history) >= self.max_requests:
-                raise TooManyRequestsException(headers=self.create_response_headers(cache_object=cache_object))
+                headers = self.create_response_headers(cache_object=cache_object)
+                # At least 1: a zero would tell a client to retry at once, into the same window.
+                headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
+                raise TooManyRequestsException(headers=headers)
             await self.set_cached_history(key=key, cache_object=cache_object, store=store)
         try:
             await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=cache_object))
         except HTTPException as exc:
             exc.headers = {**self.create_response_headers(cache_object=cache_object), **(exc.headers or {})}
             raise
+
+
+def shared_lock(app: Any) -> asyncio.Lock:
+    """The lock around reading and writing a client's history, one for the whole app.
+
+    Litestar makes a middleware instance, with a lock of its own, per route; requests to
+    two routes at once (a console form and an API call) would both read the client's
+    history before either wrote it back, and one would not count: 40 requests at once
+    over 5 routes got through a limit of 10 about 19 times.
+    """
+    if "rate_limit_lock" not in app.state:
+        app.state["rate_limit_lock"] = asyncio.Lock()
+    return app.state["rate_limit_lock"]
 
 
 # --- login throttling ----------------------------------------------------------------

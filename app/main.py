@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
@@ -56,7 +55,6 @@ from app import __version__, accounts, backups, cards, console, errors, kfactor,
 from app.config import Settings
 from app.db import Database
 from app.internal import InternalServer, create_internal_app
-from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
@@ -124,11 +122,7 @@ def create_app(settings: Settings) -> Litestar:
             await db.close()
 
     auth = accounts.jwt_auth(settings)
-    rate_limit = RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_per_minute),
-        identifier_for_request=client_ip(settings),
-        middleware_class=limits.RateLimitHeaders,
-    )
+    rate_limit = limits.rate_limit(settings)
     # Two routers share /v1 so that the OpenAPI document asks for credentials only where
     # they are needed (security requirements add up through the layers).
     public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from app.main import create_app
-from tests.conftest import PASSWORD, create_card, execute, make_settings, query, register, unique_email
+from tests.conftest import PASSWORD, assert_problem, create_card, execute, make_settings, query, register, unique_email
 
 ORIGIN = "https://qr.example.test"
 
@@ -302,6 +302,38 @@ def test_create_card_keeps_values_next_to_errors_then_creates_it(console):
     assert taken.status_code == 422 and "Taken" in errors_of(taken.text)["slug"]
     reserved = post_form(client, "/app/cards/new", csrf, slug="admin", **other)
     assert reserved.status_code == 422 and "Reserved" in errors_of(reserved.text)["slug"]
+
+
+@pytest.mark.parametrize("typed", ["1e3", "512.0", "\u0665\u0661\u0662"])
+def test_a_png_size_not_typed_in_digits_is_a_form_error(console, typed):
+    # A number field lets "1e3" and "512.0" through (Chromium does); Arabic-Indic digits are digits to int().
+    client, user, csrf = console
+    card = create_card(client, user["headers"])
+    fields = {"fullName": "Jane Doe", "email": "jane@example.com", "qrErrorCorrection": "M", "qrSize": typed}
+    for path in ("/app/cards/new", f"/app/cards/{card['cardId']}/edit"):
+        response = post_form(client, path, csrf, **fields)
+        assert response.status_code == 422, response.text
+        assert errors_of(response.text) == {"qrSize": "Enter a whole number of pixels from 128 to 2048"}
+        assert f'value="{typed}"' in response.text
+    assert query(client.app.state.settings, "SELECT count(*), max(qr_size) FROM cards") == [(1, 512)]
+
+
+BIDI_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+                 "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS, ids=lambda control: f"U+{ord(control):04X}")
+def test_bidi_controls_in_a_name_are_refused_by_both_doors(console, control):
+    # After a U+202E, "Jane exe.doc" would show as "Jane cod.exe".
+    client, user, csrf = console
+    name = f"Jane {control}exe.doc"
+    problem = assert_problem(client.post("/v1/cards", json={"fullName": name, "email": "jane@example.com"}, headers=user["headers"]), 422)
+    assert [error["field"] for error in problem["errors"]] == ["fullName"]
+    form = {"fullName": name, "email": "jane@example.com", "title": f"CEO{control}", "qrErrorCorrection": "M", "qrSize": "512"}
+    response = post_form(client, "/app/cards/new", csrf, **form)
+    assert response.status_code == 422
+    assert errors_of(response.text) == {"fullName": "Has characters that are not allowed", "title": "Has characters that are not allowed"}
+    assert query(client.app.state.settings, "SELECT count(*) FROM cards") == [(0,)]
 
 
 def test_edit_changes_the_fields_but_never_the_slug(console):

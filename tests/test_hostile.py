@@ -291,6 +291,7 @@ HOSTILE_TEXT = {
     "c1-next-line": "a\x85b",
     "line-separator": "a\u2028b",
     "paragraph-separator": "a\u2029b",
+    "right-to-left-override": "a\u202eb",
     "over-long": "a" * 5000,
 }
 # Every text field a client can send: (endpoint, field, a valid body to put it in).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,8 @@ from app.accounts import hashing
 from app.config import Settings
 from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
-from tests.conftest import PASSWORD, assert_problem, make_settings, register
+from tests.conftest import PASSWORD, LiveServer, assert_problem, make_settings, query, register
+from tests.test_console import ORIGIN, csrf_of, post_form
 from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
 
 README = Path(__file__).parent.parent / "README.md"
@@ -82,6 +84,62 @@ def test_ipv6_clients_are_limited_by_their_64_block(tmp_path):
             client.get("/v1/me", headers={"Fly-Client-IP": f"2001:db8:0:1::{suffix}"})
         assert client.get("/v1/me", headers={"Fly-Client-IP": "2001:db8:0:1:ffff::3"}).status_code == 429
         assert client.get("/v1/me", headers={"Fly-Client-IP": "2001:db8:0:2::1"}).status_code == 401
+
+
+# --- the console, under the same limit ---------------------------------------------------
+
+# The console's forms: what each is sent the n-th time (a new address each time, so
+# nothing but the rate limit could refuse it: no login throttle, no taken email).
+CONSOLE_FORMS = {
+    "login": ("/app/login", lambda n: {"email": f"guess{n}@example.com", "password": "wrong password!"}),
+    "register": ("/app/register", lambda n: {"email": f"new{n}@example.com", "password": PASSWORD}),
+    "password-reset": ("/app/password-reset", lambda n: {"email": f"forgot{n}@example.com"}),
+}
+
+
+@pytest.mark.parametrize("form", CONSOLE_FORMS)
+def test_console_forms_are_under_the_apis_limit_in_the_same_bucket(tmp_path, form):
+    path, fields = CONSOLE_FORMS[form]
+    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=4)), base_url=ORIGIN) as client:
+        csrf = csrf_of(client.get("/app/register").text)  # reading a page (but the login page) is free
+        assert_problem(client.get("/v1/me"), 401)  # one of the four, spent on the API
+        answered = [post_form(client, path, csrf, **fields(n)).status_code for n in range(3)]
+        assert 429 not in answered and all(status < 500 for status in answered)
+        refused = post_form(client, path, csrf, **fields(3))
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "Too many attempts" in refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert_problem(client.get("/v1/me"), 429)  # one bucket for both doors
+        assert client.get("/app/register").status_code == 200
+        if form == "register":
+            assert query(client.app.state.settings, "SELECT count(*) FROM users") == [(3,)]
+
+
+def test_the_login_page_counts_against_the_limit(tmp_path):
+    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=2)), base_url=ORIGIN) as client:
+        assert [client.get("/app/login").status_code for _ in range(2)] == [200, 200]
+        refused = client.get("/app/login")
+        assert refused.status_code == 429 and "Too many attempts" in refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_requests_at_once_to_many_routes_are_each_counted(tmp_path):
+    # One client, both doors, 40 requests in flight: none slips through while another's count is written.
+    requests = [("GET", "/v1/me"), ("GET", "/v1/cards"), ("GET", "/v1/api-keys"), ("GET", "/app/login"), ("POST", "/v1/auth/login")]
+    server = LiveServer(make_settings(tmp_path, rate_limit_per_minute=10))
+
+    def send(n: int) -> int:
+        method, path = requests[n % len(requests)]
+        with httpx.Client(base_url=server.url) as http:
+            return http.request(method, path, json={} if method == "POST" else None).status_code
+
+    try:
+        with ThreadPoolExecutor(40) as pool:
+            statuses = list(pool.map(send, range(80)))
+    finally:
+        server.stop()
+    assert len(statuses) - statuses.count(429) == 10, statuses
 
 
 SPOOFED = [

@@ -317,10 +317,11 @@ def add_events(settings, slug: str) -> None:
 
 def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, monkeypatch):
     # A database with events from before migration 0006, which fills scan_days from them.
+    # The later migrations are applied already: today's code needs their columns.
     before = tmp_path / "before-0006"
     before.mkdir()
     for file in sorted(db.MIGRATIONS_DIR.glob("*.sql")):
-        if file.name < "0006":
+        if not file.name.startswith("0006"):
             (before / file.name).write_text(file.read_text())
     settings = make_settings(tmp_path / "data")
     with monkeypatch.context() as patch:

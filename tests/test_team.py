@@ -10,6 +10,7 @@ from app.card_cache import NOT_CACHED
 from app.main import create_app
 from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, query, register
 from tests.mailbox import links
+from tests.test_console import log_in
 
 ADMIN_ENDPOINTS = [
     ("GET", "/v1/admin/users", None),
@@ -129,7 +130,10 @@ def test_the_last_active_admin_cannot_be_demoted_or_deactivated(client, team):
     # Now the member is the admin, and the old admin is refused.
     assert_problem(client.get("/v1/admin/users", headers=admin["headers"]), 403)
     assert_problem(patch_user(client, admin, "no-such-user", isAdmin=True), 403)
-    assert_problem(patch_user(client, member, "no-such-user", isAdmin=True), 404)
+    # The member's token from before its deactivation stays dead; logged in again, it is the admin.
+    assert_problem(patch_user(client, member, "no-such-user", isAdmin=True), 401)
+    again = login(client, member["user"]["email"]).json()
+    assert_problem(patch_user(client, {"headers": {"Authorization": f"Bearer {again['accessToken']}"}}, "no-such-user", isAdmin=True), 404)
 
 
 def test_deactivation_locks_the_account_out_and_its_card_keeps_scanning(client, team, settings):
@@ -159,6 +163,27 @@ def test_deactivation_locks_the_account_out_and_its_card_keeps_scanning(client, 
     again = login(client, email)
     assert again.status_code == 200
     assert client.get(f"/v1/cards/{card['cardId']}", headers={"Authorization": f"Bearer {again.json()['accessToken']}"}).status_code == 200
+
+
+def test_what_a_deactivation_ended_stays_ended_after_a_reactivation(client, team):
+    admin, member = team
+    email, member_id = member["user"]["email"], member["user"]["userId"]
+    before = login(client, email).json()
+    log_in(client, email)  # a console session, in this client's cookies
+    assert patch_user(client, admin, member_id, deactivated=True).json()["status"] == "deactivated"
+    assert patch_user(client, admin, member_id, deactivated=False).json()["status"] == "active"
+
+    # Access tokens from before, still within their 15 minutes: the registration's and a login's.
+    for token in (member["accessToken"], before["accessToken"]):
+        assert_problem(client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}), 401)
+    assert_problem(client.post("/v1/auth/refresh", json={"refreshToken": before["refreshToken"]}), 401)
+    assert client.get("/app/cards", follow_redirects=False).headers["location"] == "/app/login"
+    # What the account is given from now on works, refreshed too.
+    after = login(client, email).json()
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {after['accessToken']}"}).status_code == 200
+    renewed = client.post("/v1/auth/refresh", json={"refreshToken": after["refreshToken"]}).json()
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {renewed['accessToken']}"}).status_code == 200
+    log_in(client, email)
 
 
 # --- handing cards over --------------------------------------------------------------

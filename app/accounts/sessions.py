@@ -123,13 +123,21 @@ async def family_of(conn: aiosqlite.Connection, token: str) -> str | None:
 # --- tokens --------------------------------------------------------------------------
 
 
-def access_token(settings: Settings, user_id: str, now: datetime) -> str:
+def access_token(settings: Settings, user: User, now: datetime) -> str:
+    """A JWT for the account, carrying its token version (Litestar puts it under `extras`)."""
     token = Token(
-        sub=user_id,
+        sub=user.user_id,
         exp=now + timedelta(minutes=settings.jwt_expiry_minutes),
         jti=uuid.uuid4().hex,
+        extras={"ver": user.token_version},
     )
     return token.encode(secret=settings.jwt_secret, algorithm="HS256")
+
+
+def issued_before_deactivation(token: Token, user: User) -> bool:
+    """Whether the access token was issued before the account's last deactivation: its
+    version is behind the account's (a token without one counts as version 0)."""
+    return token.extras.get("ver", 0) < user.token_version
 
 
 async def issue_tokens(
@@ -139,7 +147,7 @@ async def issue_tokens(
         conn, user.user_id, family_id or uuid.uuid4().hex, settings.refresh_expiry_days, now
     )
     return AuthResponse(
-        access_token=access_token(settings, user.user_id, now),
+        access_token=access_token(settings, user, now),
         refresh_token=refresh,
         expires_in=settings.jwt_expiry_minutes * 60,
         user=user.public(),
@@ -171,10 +179,13 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
 
 
 async def _user_for_token(token: Token, connection: ASGIConnection) -> User | None:
-    # The row is read on every request anyway, so a deactivation refuses tokens still valid.
+    # The row is read on every request anyway, so a deactivation refuses tokens still valid,
+    # and those issued before it stay refused after a reactivation.
     async with connection.app.state.db.read() as conn:
         user = await get_user(conn, token.sub)
-    return user if user is not None and user.deactivated_at is None else None
+    if user is None or user.deactivated_at is not None or issued_before_deactivation(token, user):
+        return None
+    return user
 
 
 def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:

@@ -215,8 +215,9 @@ async def set_admin(db: Database, admin_id: str, user_id: str, is_admin: bool) -
 
 async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
     """Deactivate an account: it cannot log in; its console sessions and pending links are
-    deleted, its refresh tokens revoked, its API keys deleted; its cards keep answering
-    scans. Raises NotFound, and Conflict for the last active admin (the caller too)."""
+    deleted, its refresh tokens revoked, its API keys deleted, its access tokens refused for
+    good (their version is left behind); its cards keep answering scans. Raises NotFound,
+    and Conflict for the last active admin (the caller too)."""
     now = datetime.now(UTC)
     async with db.write() as conn:
         member = await get_member(conn, user_id)
@@ -224,7 +225,10 @@ async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMemb
             return member
         if await is_last_active_admin(conn, user_id):
             raise Conflict("the service needs an active admin: make another account admin first")
-        await conn.execute("UPDATE users SET deactivated_at = ? WHERE user_id = ?", (isoformat(now), user_id))
+        await conn.execute(
+            "UPDATE users SET deactivated_at = ?, token_version = token_version + 1 WHERE user_id = ?",
+            (isoformat(now), user_id),
+        )
         await revoke_sessions(conn, user_id, now)
         await conn.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,))
         await conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user_id,))
@@ -233,7 +237,8 @@ async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMemb
 
 
 async def reactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
-    """Let a deactivated account log in again (with its old password; its keys stay gone). Raises NotFound."""
+    """Let a deactivated account log in again (with its old password; its keys, sessions and
+    tokens stay gone). Raises NotFound."""
     async with db.write() as conn:
         await get_member(conn, user_id)
         await conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))

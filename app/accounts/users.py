@@ -27,10 +27,12 @@ class User(msgspec.Struct, rename="camel"):
     created_at: str
     marketing_consent_at: str | None = None
     last_login_at: str | None = None
-    # Not part of the API's user shape (see `public`): the admin flag, and when the
-    # account was deactivated (None while it is active).
+    # Not part of the API's user shape (see `public`): the admin flag, when the account
+    # was deactivated (None while it is active), and the version its access tokens must
+    # carry (each deactivation moves it on: migrations/0007_token_version.sql).
     is_admin: bool = False
     deactivated_at: str | None = None
+    token_version: int = 0
 
     def public(self) -> PublicUser:
         return PublicUser(
@@ -54,7 +56,7 @@ class PublicUser(msgspec.Struct, rename="camel"):
 
 USER_COLUMNS = (
     "user_id, email, email_verified, marketing_consent, created_at, marketing_consent_at, last_login_at, "
-    "is_admin, deactivated_at"
+    "is_admin, deactivated_at, token_version"
 )
 
 
@@ -69,6 +71,7 @@ def user_of(row: Any) -> User:
         last_login_at=row["last_login_at"],
         is_admin=bool(row["is_admin"]),
         deactivated_at=row["deactivated_at"],
+        token_version=row["token_version"],
     )
 
 

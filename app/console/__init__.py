@@ -6,7 +6,9 @@ Adding a page: write its handlers in a module of this package (see cards.py), re
 with `web.see_other(url, flash=key)`, list the handlers in the module's `handlers`, and add
 the module's `handlers` to `router` below. Handlers get `request.user`; a page for people
 who are not signed in says `opt={"public": True}`. Every POST is CSRF-checked (the form
-needs `{{ csrf_input | safe }}`) and refused from another origin.
+needs `{{ csrf_input | safe }}`) and refused from another origin, and counts against the
+per-client rate limit the API has (one bucket per client for both doors), as does a GET
+page marked `opt={"rate_limited": True}`; past it, the 429 page with Retry-After.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from litestar import Router, get
 from litestar.response import Redirect
 
+from app import limits
 from app.config import Settings
 from app.console import account, auth, card_stats, cards, invitations, keys, share, team, web
 
@@ -37,7 +40,8 @@ def router(settings: Settings) -> Router:
             *card_stats.handlers, *keys.handlers, *account.handlers, *team.handlers, web.not_found,
         ],
         before_request=web.session_hook,
-        middleware=[web.csrf_middleware(settings)],
+        # The rate limit first: a request past it costs no CSRF check, session lookup or form parsing.
+        middleware=[limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings)],
         exception_handlers=web.EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -52,8 +52,8 @@ async def reset_request(request: Request, db: DatabaseDep, settings: SettingsDep
     email = (await form_of(request)).get("email", "").strip()
     if field_error(email, Email):
         return page(request, "console/account/reset_request.html", status=422, email=email, errors={"email": BAD_EMAIL})
-    await passwords.request_password_reset(db, request.app.state.outbox, settings, email)
-    return see_other("/app/password-reset", flash="reset-sent")
+    work = passwords.reset_after_the_answer(db, request.app.state.outbox, settings, email)
+    return see_other("/app/password-reset", flash="reset-sent", background=work)
 
 
 def _reset_page(request: Request, token: str, *, status: int = 200, errors: dict | None = None) -> Response:

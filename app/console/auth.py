@@ -42,7 +42,7 @@ async def _login_page(request: Request, db: Database, settings: Settings, *, sta
     return response
 
 
-@get("/login", opt=PUBLIC)
+@get("/login", opt={**PUBLIC, "rate_limited": True})
 async def login_form(request: Request, db: DatabaseDep, settings: SettingsDep, next: FromQuery[str | None] = None) -> Response:
     if request.user is not None:
         return see_other(safe_next(next))

@@ -6,6 +6,7 @@ operations as the API (cards.create_card, edit_card, delete_card, qr_download).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from app.domain_errors import Conflict, Invalid
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 
 PER_PAGE = 24
+WHOLE_PIXELS = "Enter a whole number of pixels from 128 to 2048"
 
 
 # --- the card form -------------------------------------------------------------------
@@ -88,9 +90,17 @@ def _read_card_form(form: dict[str, str], with_slug: bool) -> tuple[dict[str, An
             errors[f.name] = message
     if values["qrErrorCorrection"] not in ("L", "M", "Q", "H"):
         errors["qrErrorCorrection"] = "Choose one of the levels"
-    if message := field_error(values["qrSize"], QrSize):
-        errors["qrSize"] = "Enter a whole number of pixels from 128 to 2048" if "valid" in message else message
+    if message := _size_error(values["qrSize"]):
+        errors["qrSize"] = message
     return values, errors
+
+
+def _size_error(typed: str) -> str | None:
+    """Why a typed PNG size is not one; None when it is. Digits only: a number field also
+    sends "1e3" and "512.0", which msgspec reads as numbers but `int()` does not."""
+    if not re.fullmatch(r"[0-9]{1,6}", typed):
+        return WHOLE_PIXELS
+    return field_error(int(typed), QrSize)
 
 
 def _card_fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +287,7 @@ async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, sett
     except msgspec.ValidationError as exc:
         field = str(exc).rpartition("$.")[2].rstrip("`") or "form"
         errors[field] = {
-            "size": "Enter a whole number of pixels from 128 to 2048",
+            "size": WHOLE_PIXELS,
             "border": "Enter a whole number of modules from 0 to 32",
             "dark": "Choose a colour like #1a2b3c", "light": "Choose a colour like #ffffff",
         }.get(field, "Choose one of the options")

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 import msgspec
 from litestar import Request, Response, get
+from litestar.background_tasks import BackgroundTask
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
@@ -170,13 +171,16 @@ def page(request: Request, template: str, *, status: int = 200, section: str | N
     )
 
 
-def see_other(url: str, *, flash: str | None = None, cookies: list[Cookie] | None = None) -> Redirect:
-    """303 to a page of ours after a POST, with an optional flash message (a FLASHES key)."""
+def see_other(
+    url: str, *, flash: str | None = None, cookies: list[Cookie] | None = None, background: BackgroundTask | None = None
+) -> Redirect:
+    """303 to a page of ours after a POST, with an optional flash message (a FLASHES key), and
+    optional work to do once it is sent."""
     cookies = list(cookies or [])
     if flash is not None:
         assert flash.partition(":")[0] in FLASHES, flash
         cookies.append(Cookie(key=FLASH_COOKIE, value=flash, path=COOKIE_PATH, max_age=60, httponly=True, samesite="lax"))
-    return Redirect(url, status_code=303, cookies=cookies)
+    return Redirect(url, status_code=303, cookies=cookies, background=background)
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -235,6 +239,13 @@ async def session_hook(request: Request) -> Response | None:
     if user is None and not opt.get("public"):
         return Redirect(login_url(request), status_code=303)
     return None
+
+
+def counts_against_the_rate_limit(request: Request) -> bool:
+    """Which console requests the per-client rate limit (RATE_LIMIT_PER_MINUTE, shared with
+    /v1) counts: every POST, since each may hash a password, send an email or write, and
+    the pages marked `rate_limited` (the login page). Reading other pages stays free."""
+    return request.method == "POST" or bool(request.route_handler.opt.get("rate_limited"))
 
 
 def session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
