@@ -23,7 +23,7 @@ Route table (each handler lives in the module named):
   /, /app/*                  console    the web console (app/console/): login, register, cards
                                         pages, their static files; its own session cookie,
                                         CSRF check and HTML error pages
-  /schema                    OpenAPI document and interactive docs
+  /schema                    OpenAPI document and interactive docs (openapi.py)
 HEAD answers wherever GET does (head_like_get below), with the GET's status and headers.
 Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
 scan events every second to the database) and mail.Outbox (sends queued email). On the
@@ -60,7 +60,7 @@ from app.config import Settings
 from app.db import Database
 from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
-from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
+from app.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
 
@@ -152,6 +152,8 @@ def create_app(settings: Settings) -> Litestar:
         # Swagger UI only, its assets served by the app (SPEC §5: the docs work offline);
         # Scalar's page would load its script from a CDN, as no Python package ships it.
         render_plugins=[OfflineSwagger("/schema")],
+        # The docs' CSP and no framing, on every page and file under /schema.
+        openapi_router=docs_router("/schema"),
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="Bearer", bearer_format="JWT"),
