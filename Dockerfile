@@ -27,7 +27,7 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
  && python -c "import sys; from app.sqlite import sqlite3, FIXED_VERSION; print('SQLite', sqlite3.sqlite_version); sys.exit(sqlite3.sqlite_version_info < FIXED_VERSION)" \
  && litestream version \
  && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin qrcontact \
- && install -d -o qrcontact -g qrcontact -m 0750 /data
+ && install -d -o qrcontact -g qrcontact -m 0700 /data
 COPY --chmod=0755 app/container-entrypoint.sh /usr/local/bin/qrcontact-entrypoint
 WORKDIR /data
 VOLUME ["/data"]

@@ -50,6 +50,16 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
+def private_data_folder(settings: Settings) -> None:
+    """Make the data folder 0700, new or not: what an older version or another umask left
+    in it is then out of other users' reach too."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        settings.data_dir.chmod(0o700)
+    except PermissionError:  # a folder another user owns: say so, and serve as before
+        logging.getLogger("app").warning("cannot make the data folder %s private (mode 0700): it is not ours", settings.data_dir)
+
+
 def hold_lock(settings: Settings) -> int:
     """Lock the data folder for as long as this process lives. Raises BlockingIOError if taken."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -176,12 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("verify-backup", help="restore the replica to a temp file and check its integrity")
     args = parser.parse_args(argv)
 
+    # Whatever the caller's umask, every file this process and its children (Litestream,
+    # the app under it) create is the service user's alone: the database, its WAL and
+    # SHM, the edge outbox, outbox emails with live reset and invitation links, the JWT
+    # secret, the replica folder and restored copies. A umask, because SQLite, Litestream
+    # and tempfile create most of them.
+    os.umask(0o077)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"qrcontact: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    private_data_folder(settings)
 
     if args.command == "serve":
         return serve(settings)

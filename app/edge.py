@@ -32,7 +32,7 @@ from app.config import Settings
 from app.counters import Counters
 from app.edge_copy import AskPrimary, EdgeCopy, running
 from app.edge_outbox import EdgeOutbox, Shipper
-from app.main import prometheus_config
+from app.main import head_like_get, prometheus_config
 from app.scanner import FastPath
 from app.scanner_limit import ScannerLimit
 
@@ -288,6 +288,6 @@ def create_edge_app(settings: Settings) -> Litestar:
         logging_config=None,
         openapi_config=None,
     )
-    app.asgi_handler = ops.request_context(send_the_rest(app.asgi_handler, primary), ops.ActiveUsers())
+    app.asgi_handler = ops.request_context(send_the_rest(head_like_get(app, app.asgi_handler), primary), ops.ActiveUsers())
     state.fast_path = FastPath(public, prometheus)
     return app

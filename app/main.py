@@ -23,7 +23,8 @@ Route table (each handler lives in the module named):
   /, /app/*                  console    the web console (app/console/): login, register, cards
                                         pages, their static files; its own session cookie,
                                         CSRF check and HTML error pages
-  /schema                    OpenAPI document and interactive docs
+  /schema                    OpenAPI document and interactive docs (openapi.py)
+HEAD answers wherever GET does (head_like_get below), with the GET's status and headers.
 Background work, started and stopped by the lifespan: counters.Counters (flushes counts and
 scan events every second to the database) and mail.Outbox (sends queued email). On the
 primary with EDGE_TOKEN set, a second server answers the internal port (app/internal.py):
@@ -43,19 +44,21 @@ from collections.abc import AsyncIterator
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.routes import HTTPRoute
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from litestar.types import Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils import normalize_path
 
 from app import __version__, accounts, backups, cards, console, errors, kfactor, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
 from app.internal import InternalServer, create_internal_app
-from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
+from app.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
 
@@ -143,6 +146,8 @@ def create_app(settings: Settings) -> Litestar:
         # Swagger UI only, its assets served by the app (SPEC §5: the docs work offline);
         # Scalar's page would load its script from a CDN, as no Python package ships it.
         render_plugins=[OfflineSwagger("/schema")],
+        # The docs' CSP and no framing, on every page and file under /schema.
+        openapi_router=docs_router("/schema"),
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(type="http", scheme="Bearer", bearer_format="JWT"),
@@ -182,7 +187,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     # Litestar's middleware runs only on requests that matched a route; the request id
     # and access log wrap the whole handler, so 404s and 405s get them too.
-    app.asgi_handler = ops.request_context(app.asgi_handler, active_users)
+    app.asgi_handler = ops.request_context(head_like_get(app, app.asgi_handler), active_users)
     app.before_send.append(allow_header(app))
     # The scanner fast path runs in the HTTP server, in front of all of this (app/scanner.py).
     state.fast_path = FastPath(state.public, prometheus)
@@ -217,20 +222,79 @@ async def public_page_limit(request: Request) -> Response | None:
     return None
 
 
+def with_head(methods) -> set[str]:
+    """A path's methods as it answers them: HEAD wherever GET (head_like_get)."""
+    return {*methods, "HEAD"} if "GET" in methods else set(methods)
+
+
 def allow_header(app: Litestar):
-    """A before-send hook that makes OPTIONS list every method of a path.
+    """A before-send hook that makes OPTIONS and 405 answers list every method of a path.
 
     Litestar builds the automatic OPTIONS answer while a router is still being filled,
     so `Allow` lists only the methods registered before it (OPTIONS /v1/cards said
-    "OPTIONS, POST" without GET). The app's finished route table is the truth.
+    "OPTIONS, POST" without GET). The app's finished route table is the truth, with the
+    HEAD that head_like_get adds; a 405's `Allow` (from Litestar's router) gets that HEAD too.
     """
     allowed = {
-        route.path_format: ", ".join(sorted(route.methods)) for route in app.routes if isinstance(route, HTTPRoute)
+        route.path_format: ", ".join(sorted(with_head(route.methods))) for route in app.routes if isinstance(route, HTTPRoute)
     }
 
     async def before_send(message: Message, scope: Scope) -> None:
-        if message["type"] == "http.response.start" and scope.get("method") == "OPTIONS":
+        if message["type"] != "http.response.start":
+            return
+        if scope.get("method") == "OPTIONS":
             if methods := allowed.get(scope.get("path_template", "")):
                 MutableScopeHeaders(message)["Allow"] = methods
+        elif message["status"] == 405:
+            headers = MutableScopeHeaders(message)
+            if given := headers.get("allow"):
+                headers["Allow"] = ", ".join(sorted(with_head([m.strip() for m in given.split(",")])))
 
     return before_send
+
+
+def head_like_get(app: Litestar, handler: ASGIApp) -> ASGIApp:
+    """Wrap the app: HEAD answers wherever GET does, with the GET's status and headers and no body.
+
+    Litestar routes HEAD only to handlers that list it and answers 405 elsewhere (uptime
+    checkers send HEAD /). It has no switch for the rest: listing HEAD on every GET handler
+    would miss the ones Litestar makes itself (/schema) and put a HEAD operation beside
+    every GET in the OpenAPI document. Handlers that list HEAD keep it: the public pages
+    answer it themselves, and do not count it.
+    """
+    router = app.asgi_router
+
+    def routed(path: str, method: str) -> bool:
+        try:
+            router.handle_routing(path=path, method=method)  # Litestar's own lookup, cached
+        except HTTPException:  # no such path, or not this method
+            return False
+        return True
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await handler(scope, receive, send)
+            return
+        path = normalize_path(scope["path"])
+        if routed(path, "HEAD") or not routed(path, "GET"):
+            await handler(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # Back to HEAD before the server sees the answer: uvicorn reads the method
+                # from this scope to write no body, and the access log names it.
+                scope["method"] = "HEAD"
+            elif message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # The same scope, not a copy: the access log reads the route's template and the
+        # user from it, as for any other request.
+        scope["method"] = "GET"
+        try:
+            await handler(scope, receive, send_head)
+        finally:
+            scope["method"] = "HEAD"
+
+    return handle

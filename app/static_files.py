@@ -1,7 +1,7 @@
-"""The files of app/static (the console's stylesheet and script, the favicon), each under a
-name carrying its content hash, so that they can be cached for a year: a new release
-changes the name. Served under /app/static by the console; the public card page links
-the favicon from there too.
+"""The files of app/static (the console's stylesheet and script, the favicon, the script that
+starts the API docs), each under a name carrying its content hash, so that they can be
+cached for a year: a new release changes the name. Served under /app/static by the
+console; the public card page links the favicon from there too, and /schema its script.
 """
 
 from __future__ import annotations
