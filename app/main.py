@@ -39,6 +39,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import MutableScopeHeaders, State
@@ -55,11 +56,13 @@ from litestar.types import Message, Scope
 from app import __version__, accounts, backups, cards, console, errors, kfactor, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
-from app.internal import InternalServer, create_internal_app
 from app.limits import client_ip
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin
 from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
+
+if TYPE_CHECKING:
+    from app.internal import InternalServer
 
 log = logging.getLogger("app")
 
@@ -210,6 +213,8 @@ async def start_internal_port(settings: Settings, db: Database, state: State) ->
     """On the primary with EDGE_TOKEN set, serve the internal port (app/internal.py). Raises OSError."""
     if settings.is_edge or not settings.edge_token:
         return None
+    from app.internal import InternalServer, create_internal_app  # only a primary with edges needs it
+
     server = InternalServer(create_internal_app(settings, db, state), settings)
     await server.start()
     return server
