@@ -40,6 +40,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import MutableScopeHeaders, State
@@ -57,10 +58,12 @@ from litestar.utils import normalize_path
 from app import __version__, accounts, backups, cards, console, errors, kfactor, limits, mail, ops, scans, sharing, stats
 from app.config import Settings
 from app.db import Database
-from app.internal import InternalServer, create_internal_app
 from app.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.replication import LagMonitor, start_replicating
 from app.scanner import FastPath
+
+if TYPE_CHECKING:
+    from app.internal import InternalServer
 
 log = logging.getLogger("app")
 
@@ -209,6 +212,8 @@ async def start_internal_port(settings: Settings, db: Database, state: State) ->
     """On the primary with EDGE_TOKEN set, serve the internal port (app/internal.py). Raises OSError."""
     if settings.is_edge or not settings.edge_token:
         return None
+    from app.internal import InternalServer, create_internal_app  # only a primary with edges needs it
+
     server = InternalServer(create_internal_app(settings, db, state), settings)
     await server.start()
     return server

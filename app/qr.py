@@ -17,13 +17,15 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-import segno
 from cachetools import LRUCache
 from prometheus_client import Counter, Histogram
 
 from app import tally
+
+if TYPE_CHECKING:
+    import segno
 
 Format = Literal["png", "svg", "pdf", "eps"]
 Mode = Literal["dynamic", "static"]
@@ -146,6 +148,8 @@ class Symbol(NamedTuple):
 
 
 def _segno(payload: str, ecc: Ecc, mask: int | None) -> segno.QRCode:
+    import segno  # here, not at start: only a cache miss draws, and idle memory matters more than its 25 ms once
+
     try:
         return segno.make(payload, error=ecc, mask=mask, boost_error=False, micro=False, encoding="utf-8")
     except segno.DataOverflowError:
