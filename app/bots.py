@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 
+import crawleruseragents
 from litestar import Request
 
 # Crawlers, link-preview fetchers, mail security scanners and HTTP libraries fetch links
@@ -55,9 +56,6 @@ def _any_of(literals: list[str]) -> str:
     return branch(trie)
 
 
-# Built by the first search, not at import: the list and the building of its patterns cost
-# the idle process about 2 MB (bench/idle_memory.py); the first new user agent waits 0.3 s.
-@functools.cache
 def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
     """The crawler list and LOCAL_FETCHERS, for lower-cased user agents: one regex of the
     names, and the list's few real regexes, each searched on its own.
@@ -69,8 +67,6 @@ def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
     this shared 2-core machine, where one alternation of everything took 170 µs and one
     with an IGNORECASE group 360 µs (the old hand-made pattern: about 20 µs).
     """
-    import crawleruseragents  # here: its 1,500 entries are read only to build these patterns
-
     escaped = re.compile(r"\\([^A-Za-z0-9])")  # \/ \. \- \( …: a punctuation mark as itself
     names, regexes = list(LOCAL_FETCHERS), []
     for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA:
@@ -82,6 +78,8 @@ def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
             names.append(escaped.sub(r"\1", pattern).lower())
     return re.compile(_any_of(names)), tuple(regexes)
 
+
+BOT_NAMES, BOT_REGEXES = _bot_patterns()
 
 def is_bot(user_agent: str | None) -> bool:
     """True for requests that should not count: no user agent, a very long one, or a known automated one."""
@@ -96,8 +94,7 @@ def is_bot(user_agent: str | None) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _known_bot(user_agent: str) -> bool:
     lower = user_agent.lower()
-    names, regexes = _bot_patterns()
-    return names.search(lower) is not None or any(regex.search(lower) for regex in regexes)
+    return BOT_NAMES.search(lower) is not None or any(regex.search(lower) for regex in BOT_REGEXES)
 
 
 def countable(request: Request) -> bool:
