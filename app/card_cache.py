@@ -1,6 +1,7 @@
 """The public pages' card directory: cards by slug, cached in memory, with "no such card"
 and "gone" (a retired slug) cached too. Every write to a card forgets its slug after
-the commit (the operations in app.cards and app.accounts.users).
+the commit (the operations in app.cards, app.accounts.users and app.accounts.team), which
+also rings the primary's card change bell: the edges' long polls hear of it at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Literal
 from cachetools import LRUCache
 
 from app import qr, tally
+from app.card_changes import ChangeBell
 from app.cards import Card, get_card_by_slug, slug_is_retired
 from app.db import Database
 
@@ -38,10 +40,11 @@ class PublicCards:
     that loses its store to another card's write only reads again next time.)
     """
 
-    def __init__(self, db: Database, size: int = 10_000) -> None:
+    def __init__(self, db: Database, size: int = 10_000, bell: ChangeBell | None = None) -> None:
         self._db = db
         self._cards: LRUCache[str, Card | Gone | None] = LRUCache(maxsize=size)
         self._writes = 0  # writes that ended (called forget) so far
+        self._bell = bell  # the primary's: wakes the long polls of GET /internal/changes
 
     def cached(self, slug: str) -> Card | Gone | None | NotCached:
         """The cached entry, or NOT_CACHED: lets a hit be answered without a coroutine."""
@@ -70,7 +73,12 @@ class PublicCards:
 
     def forget(self, *slugs: str) -> None:
         """Drop cached entries after a card is created, changed or deleted: call it once the
-        write has committed (a lookup under way then will not cache what it read)."""
+        write has committed (a lookup under way then will not cache what it read). At the
+        primary it also wakes the edges' long polls, so they hear of it before the caller
+        is answered."""
         self._writes += 1
         for slug in slugs:
             self._cards.pop(slug, None)
+        if self._bell is not None:
+            self._bell.ring()
+

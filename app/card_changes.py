@@ -6,26 +6,38 @@ after the newest change its copy holds, over the private network, on the primary
 internal port (`GET /internal/changes`, bearer EDGE_TOKEN): a slug changed after its copy
 is sent to the primary rather than answered from the copy, and the edge follows the
 replica only while its copy is behind this sequence (app/edge_copy.py).
+
+A waiting long poll costs nothing: it sleeps on the `ChangeBell`, which every operation
+that changes a public card rings after its commit (through `PublicCards.forget`), and
+reads the sequence again only then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 import aiosqlite
 import msgspec
 from litestar import Request, get
-from litestar.params import FromQuery
+from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
+from prometheus_client import Gauge
 
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
+from app.errors import problems
 
 # The most changes one answer carries; an edge behind by more asks again at once.
 PAGE = 1000
-# How long a request may wait for a change (a long poll), and how often it looks meanwhile.
+# The longest a request may wait for a change (a long poll).
 MAX_WAIT = 25.0
-LOOK_EVERY = 0.05
+# The largest seq SQLite can hold: a larger `after` could never be answered.
+MAX_SEQ = 2**63 - 1
+
+POLLS_WAITING = Gauge("internal_change_polls_waiting", "Long polls of GET /internal/changes waiting for a card change")
 
 
 class CardChange(msgspec.Struct, rename="camel"):
@@ -37,6 +49,34 @@ class CardChange(msgspec.Struct, rename="camel"):
 class CardChanges(msgspec.Struct, rename="camel"):
     changes: list[CardChange]
     latest: int  # the newest seq on the primary
+
+
+class ChangeBell:
+    """Rung after every commit that moves a slug in the change sequence; long polls wait on it.
+
+    A poll takes `next_ring()` before it reads the sequence and waits on that: a change
+    committed between its read and its wait has rung it already, so none is missed.
+    """
+
+    def __init__(self) -> None:
+        self._next = asyncio.Event()
+
+    def next_ring(self) -> asyncio.Event:
+        return self._next
+
+    def ring(self) -> None:
+        self._next.set()
+        self._next = asyncio.Event()
+
+    async def wait(self, ring: asyncio.Event, timeout: float) -> None:
+        """Return once `ring` has rung, or after `timeout` seconds."""
+        POLLS_WAITING.inc()
+        try:
+            await asyncio.wait_for(ring.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            POLLS_WAITING.dec()
 
 
 async def changes_after(conn: aiosqlite.Connection, after: int, limit: int = PAGE) -> list[CardChange]:
@@ -51,24 +91,36 @@ async def latest_seq(conn: aiosqlite.Connection) -> int:
     return int(row["seq"])
 
 
-async def wait_for_changes(db: Database, after: int, wait: float, closing: Callable[[], bool] = lambda: False) -> CardChanges:
+async def wait_for_changes(
+    db: Database, bell: ChangeBell, after: int, wait: float, closing: Callable[[], bool] = lambda: False
+) -> CardChanges:
     """The changes after `after`, waiting up to `wait` seconds for one when there is none yet
     (and not once `closing()` says the server is stopping: it waits for requests in flight)."""
-    deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+    deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
+        ring = bell.next_ring()
         async with db.read() as conn:
             changes = await changes_after(conn, after)
             latest = changes[-1].seq if changes else await latest_seq(conn)
-        if changes or time.monotonic() >= deadline or closing():
+        left = deadline - time.monotonic()
+        if changes or left <= 0 or closing():
             return CardChanges(changes, latest)
-        # A read of an indexed range every LOOK_EVERY seconds per waiting edge costs the
-        # primary next to nothing, and needs no signal from the card operations.
-        await asyncio.sleep(LOOK_EVERY)
+        await bell.wait(ring, left)
 
 
-@get("/internal/changes", operation_id="cardChanges", summary="Card slugs changed after a seq (edges)")
-async def card_changes(
-    request: Request, db: DatabaseDep, after: FromQuery[int] = 0, wait: FromQuery[float] = 0.0
-) -> CardChanges:
+After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="the newest seq the caller has heard of")]
+Wait = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT, description="seconds to wait for a change when there is none")]
+
+
+@get(
+    "/internal/changes", operation_id="cardChanges", summary="Card slugs changed after a seq (edges)",
+    responses=problems(400, 401, 422),
+)
+async def card_changes(request: Request, db: DatabaseDep, after: After = 0, wait: Wait = 0.0) -> CardChanges:
+    # NaN passes every comparison's check, and would make the poll wait for good.
+    if math.isnan(wait):
+        raise ValidationException(extra=[{"key": "wait", "message": "is not a number", "source": "query"}])
     state = request.app.state
-    return await wait_for_changes(db, after, wait, closing=lambda: state.get("internal_closing", False))
+    return await wait_for_changes(
+        db, state.card_change_bell, after, wait, closing=lambda: state.get("internal_closing", False)
+    )

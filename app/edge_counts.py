@@ -28,6 +28,8 @@ from app.errors import BODY, problems
 MAX_BATCH_ROWS = 2000
 # More hits than any card gets in a second anywhere; refuses absurd numbers outright.
 MAX_HITS = 1_000_000_000
+# The largest number SQLite stores in an INTEGER column.
+MAX_SEQ = 2**63 - 1
 
 APPLIED = Counter("edge_batches_applied", "Scan batches received from edges, by outcome", ["result"])
 for _result in ("applied", "duplicate"):
@@ -61,7 +63,7 @@ class ScanBatch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """One batch from an edge's outbox: batch `seq` of outbox file `outbox_id` (numbered from 1)."""
 
     outbox_id: HexId
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     edge: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]  # the edge's region or host, for operators
     counts: Annotated[list[ShippedCount], Meta(max_length=MAX_BATCH_ROWS)]
     events: Annotated[list[ShippedEvent], Meta(max_length=MAX_BATCH_ROWS)]

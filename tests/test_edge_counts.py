@@ -216,6 +216,7 @@ def test_a_batch_for_a_deleted_card_is_skipped(primary, owner):
         ("zero hits", {"events": [["b" * 32, "scan", "2026-11-30T04:00:00Z", "mobile", None, None, 0]]}, 422),
         ("an unknown kind", {"events": [["b" * 32, "click", "2026-11-30T04:00:00Z", "mobile", None, None, 1]]}, 422),
         ("a bad time", {"events": [["b" * 32, "scan", "yesterday", "mobile", None, None, 1]]}, 422),
+        ("a number past SQLite's integers", {"seq": 2**63}, 422),
         ("a bad outbox id", {"outboxId": "../etc"}, 422),
         ("an unknown field", {"extra": 1}, 422),
         ("a body past the limit", {"edge": "x" * MAX_BODY_BYTES}, 413),
@@ -225,6 +226,16 @@ def test_a_bad_batch_is_refused(primary, name, change, status):
     body = {**batch_body("b" * 32, outbox_id=os.urandom(16).hex()), **change}
     response = httpx.post(f"{primary.internal_url}/internal/scan-batches", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_body_nested_too_deeply_is_a_400(primary):
+    depth = 200_000
+    response = httpx.post(
+        f"{primary.internal_url}/internal/scan-batches", content="[" * depth + "]" * depth,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
