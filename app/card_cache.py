@@ -82,3 +82,7 @@ class PublicCards:
         if self._bell is not None:
             self._bell.ring()
 
+    def forget_all(self) -> None:
+        """Drop every cached entry (an edge that hears of another history)."""
+        self._writes += 1
+        self._cards.clear()

@@ -10,14 +10,21 @@ replica only while its copy is behind this sequence (app/edge_copy.py).
 A waiting long poll costs nothing: it sleeps on the `ChangeBell`, which every operation
 that changes a public card rings after its commit (through `PublicCards.forget`), and
 reads the sequence again only then.
+
+The sequence belongs to a *history* (migration 0007): a random id made with the database
+and made anew by every restore (`renew_history`), since a restored database may number
+other changes with the seqs an edge has already heard. Every answer names it; an edge
+that hears another one starts over from a fresh copy of this history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import aiosqlite
@@ -27,8 +34,9 @@ from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from prometheus_client import Gauge
 
-from app.db import Database, DatabaseDep, fetch_all, fetch_one
+from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
 from app.errors import problems
+from app.sqlite import sqlite3
 
 # The most changes one answer carries; an edge behind by more asks again at once.
 PAGE = 1000
@@ -49,6 +57,7 @@ class CardChange(msgspec.Struct, rename="camel"):
 class CardChanges(msgspec.Struct, rename="camel"):
     changes: list[CardChange]
     latest: int  # the newest seq on the primary
+    history: str | None  # which history the seqs belong to (None before migration 0007)
 
 
 class ChangeBell:
@@ -91,36 +100,67 @@ async def latest_seq(conn: aiosqlite.Connection) -> int:
     return int(row["seq"])
 
 
+async def history_id(conn: aiosqlite.Connection) -> str | None:
+    """The database's history id; None for a database without migration 0007."""
+    try:
+        row = await fetch_one(conn, "SELECT id FROM history")
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else row["id"]
+
+
+def renew_history(path: Path) -> None:
+    """Give the database file at `path` a history id of its own, after a restore and before
+    anything serves it. Raises sqlite3.Error. A database older than migration 0007 gets
+    its first one when it is migrated."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():
+            conn.execute(
+                "UPDATE history SET id = ?, began_at = ?, began_by = 'restore'", (secrets.token_hex(16), utcnow())
+            )
+    finally:
+        conn.close()
+
+
 async def wait_for_changes(
-    db: Database, bell: ChangeBell, after: int, wait: float, closing: Callable[[], bool] = lambda: False
+    db: Database, bell: ChangeBell, after: int, wait: float, closing: Callable[[], bool] = lambda: False,
+    heard_in: str | None = None,
 ) -> CardChanges:
     """The changes after `after`, waiting up to `wait` seconds for one when there is none yet
-    (and not once `closing()` says the server is stopping: it waits for requests in flight)."""
+    (and not once `closing()` says the server is stopping: it waits for requests in flight).
+    A caller whose seqs belong to another history (`heard_in`, or an `after` past the
+    newest) is answered at once: it has to start over, not wait."""
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:
         ring = bell.next_ring()
         async with db.read() as conn:
             changes = await changes_after(conn, after)
             latest = changes[-1].seq if changes else await latest_seq(conn)
+            history = await history_id(conn)
         left = deadline - time.monotonic()
-        if changes or left <= 0 or closing():
-            return CardChanges(changes, latest)
+        elsewhere = (heard_in is not None and heard_in != history) or after > latest
+        if changes or elsewhere or left <= 0 or closing():
+            return CardChanges(changes, latest, history)
         await bell.wait(ring, left)
 
 
 After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="the newest seq the caller has heard of")]
 Wait = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT, description="seconds to wait for a change when there is none")]
+History = Annotated[str | None, QueryParameter(pattern="^[0-9a-f]{32}$", description="the history `after` belongs to")]
 
 
 @get(
     "/internal/changes", operation_id="cardChanges", summary="Card slugs changed after a seq (edges)",
     responses=problems(400, 401, 422),
 )
-async def card_changes(request: Request, db: DatabaseDep, after: After = 0, wait: Wait = 0.0) -> CardChanges:
+async def card_changes(
+    request: Request, db: DatabaseDep, after: After = 0, wait: Wait = 0.0, history: History = None
+) -> CardChanges:
     # NaN passes every comparison's check, and would make the poll wait for good.
     if math.isnan(wait):
         raise ValidationException(extra=[{"key": "wait", "message": "is not a number", "source": "query"}])
     state = request.app.state
     return await wait_for_changes(
-        db, state.card_change_bell, after, wait, closing=lambda: state.get("internal_closing", False)
+        db, state.card_change_bell, after, wait, closing=lambda: state.get("internal_closing", False), heard_in=history
     )

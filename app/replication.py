@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.card_changes import renew_history
 from app.config import Settings
 from app.db import Database, migrate
 from app.sqlite import sqlite3
@@ -118,6 +119,8 @@ def restore_if_replica_exists(settings: Settings) -> None:
             raise ReplicationError(f"litestream restore failed: {(result.stderr or result.stdout).strip()}")
         if not restored.exists():
             return  # a first start: nothing on the replica yet
+        # Even the latest copy may lack the last writes (up to a second): a new history.
+        renew_history(restored)
         os.replace(restored, db)
     log.info("restored %s from the replica", db)
 
@@ -214,12 +217,15 @@ def meta_dir(database: Path) -> Path:
 
 
 def restore(settings: Settings, timestamp: str | None = None) -> None:
-    """Replace the database with the replica's copy. Raises ReplicationError."""
+    """Replace the database with the replica's copy, in a history of its own (app/card_changes.py).
+    Raises ReplicationError and sqlite3.Error."""
     db = settings.database_path
     db.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=db.parent) as tmp:
         restored = Path(tmp) / db.name
         restore_to(settings, restored, timestamp)
+        # The edges heard of changes this copy may not have, under seqs it will use again.
+        renew_history(restored)
         # The old WAL belongs to the old file; left behind it would be replayed onto the new one.
         for leftover in (Path(f"{db}-wal"), Path(f"{db}-shm")):
             leftover.unlink(missing_ok=True)

@@ -88,6 +88,22 @@ def test_bad_values_are_refused_at_once(primary, name, params):
     assert time.monotonic() - started < 2
 
 
+def test_the_answer_names_the_history(primary):
+    answer = primary.changes(after=0, wait=0).json()
+    assert len(answer["history"]) == 32 and answer["history"] == primary.changes(after=0).json()["history"]
+
+
+def test_a_caller_of_another_history_is_answered_at_once(primary):
+    """An edge that heard of changes in another history (the primary was restored since)
+    must start over; a long poll would keep it serving what the primary undid."""
+    answer = primary.changes(after=0).json()
+    for params in ({"history": "0" * 32}, {"history": answer["history"], "after": answer["latest"] + 5}):
+        started = time.monotonic()
+        again = primary.changes(**{"after": answer["latest"], "wait": 20, **params})
+        assert again.status_code == 200 and again.json()["history"] == answer["history"]
+        assert time.monotonic() - started < 2, params
+
+
 def test_waiting_long_polls_cost_the_primary_nothing(primary):
     """300 edges' long polls used a whole core when each looked every 50 ms; asleep on the
     commit's signal, 100 of them waiting 3 s cost only their start and end."""
