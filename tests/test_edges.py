@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -222,6 +223,30 @@ def test_an_edge_killed_and_restarted_serves_from_a_fresh_copy(regions):
                         timeout=60, what="the restarted edge to answer from its copy")
     assert answer.status_code == 302
     assert sorted(p.name for p in (edge.data_dir / "copy").glob("*.db")) == ["copy-1.db"]
+
+
+def test_options_asterisk_at_an_edge_is_answered_as_at_the_primary(regions):
+    """`OPTIONS *` asks a server about itself, not about a path: the edge answers it, as
+    the primary does (it used to fail building the primary's URL: 500)."""
+    answers = [raw_request(svc, b"OPTIONS * HTTP/1.1\r\nHost: qr.example.test\r\nConnection: close\r\n\r\n")
+               for svc in (regions.primary, regions.edges[0])]
+    at_primary, at_edge = (status_and_allow(a) for a in answers)
+    assert at_edge == at_primary and at_edge[0] < 500, answers
+
+
+def raw_request(svc: Service, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+def status_and_allow(answer: bytes) -> tuple[int, str | None]:
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), headers.get("allow")
 
 
 def test_after_a_restore_of_the_primary_the_edge_serves_only_what_it_has(s3_endpoint, tmp_path):  # noqa: F811
