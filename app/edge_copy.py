@@ -234,6 +234,7 @@ class Changes:
     """The primary's card changes the copy does not hold yet, from its change sequence."""
 
     heard: int = 0  # the newest seq heard of from the primary
+    history: str | None = None  # the primary's history those seqs belong to
     pending: dict[str, tuple[int, float]] = field(default_factory=dict)  # slug -> (seq, changed at, epoch)
 
     def hear(self, changes: list[dict], latest: int) -> list[str]:
@@ -442,6 +443,7 @@ class EdgeCopy:
             while not self.ready:
                 await asyncio.sleep(0.05)
             self.changes.heard = max(self.changes.heard, self.position)
+            self.changes.history = self.history
             while True:
                 try:
                     # The first answer at once: until it comes, the edge cannot tell whether its copy is behind.
@@ -457,7 +459,7 @@ class EdgeCopy:
                     await asyncio.sleep(1.0)
                     continue
                 if self.another_history(answer.get("history"), answer["latest"]):
-                    await self.start_over(answer.get("history"))
+                    await self.start_over(answer.get("history"), answer["latest"])
                     continue
                 if slugs := self.changes.hear(answer["changes"], answer["latest"]):
                     self.cards.forget(*slugs)
@@ -465,23 +467,32 @@ class EdgeCopy:
                 self.heard_once.set()
 
     def another_history(self, history: str | None, latest: int) -> bool:
-        """Whether the primary's answer belongs to another history than the copy and what was
+        """Whether the primary's answer belongs to another history than the copy or what was
         heard: its id, or a newest change below one already heard (the seqs never go down
         within one history)."""
-        return history != self.history or latest < self.changes.heard
+        return history != self.history or history != self.changes.history or latest < self.changes.heard
 
-    async def start_over(self, history: str | None) -> None:
+    async def start_over(self, history: str | None, latest: int) -> None:
         """Forget what was heard and cached, answer nothing from the copy, and wait until a
-        fresh copy of the primary's `history` is ready (restored by `keep`)."""
-        log.warning("the primary's change history (%s) is not the copy's (%s), or went back: the primary "
-                    "was restored; sending every request to it until a fresh copy is ready", history, self.history)
+        fresh copy of the primary's `history` is ready (restored by `keep`); after LONG_POLL
+        seconds without one, return to ask the primary again (it may be another by then)."""
+        if history == self.history and self.position <= latest and self.outdated_since is None:
+            # The copy is of that history already (the watchdog restored it meanwhile):
+            # only what was heard belongs to the old one.
+            self.changes = Changes(heard=self.position, history=history)
+            self.cards.forget_all()
+            return
+        if self.outdated_since is None:
+            log.warning("the primary's change history (%s) is not the copy's (%s), or went back: the primary "
+                        "was restored; sending every request to it until a fresh copy is ready", history, self.history)
+            self.outdated_since = time.time()
         self.wanted_history = history
-        self.outdated_since = self.outdated_since or time.time()
         self.copy_belongs.clear()
-        self.changes = Changes()
+        self.changes = Changes(history=history)
         self.cards.forget_all()
-        await self.copy_belongs.wait()
-        self.changes.heard = self.position
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.copy_belongs.wait(), LONG_POLL)
+            self.changes.heard = self.position
 
     async def stop(self) -> None:
         if self.follower is not None:
