@@ -6,13 +6,14 @@ also rings the primary's card change bell: the edges' long polls hear of it at o
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Literal
 
 from cachetools import LRUCache
+from prometheus_client import Gauge
 
 from app import qr, tally
-from app.card_changes import ChangeBell
 from app.cards import Card, get_card_by_slug, slug_is_retired
 from app.db import Database
 
@@ -21,12 +22,42 @@ SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Coun
 
 Gone = Literal["gone"]
 
+POLLS_WAITING = Gauge("internal_change_polls_waiting", "Long polls of GET /internal/changes waiting for a card change")
+
 
 class NotCached:
     """Not in the cache (None is a cached answer: no such card)."""
 
 
 NOT_CACHED = NotCached()
+
+
+class ChangeBell:
+    """Rung after every commit that moves a slug in the change sequence; long polls wait on it.
+
+    A poll takes `next_ring()` before it reads the sequence and waits on that: a change
+    committed between its read and its wait has rung it already, so none is missed.
+    """
+
+    def __init__(self) -> None:
+        self._next = asyncio.Event()
+
+    def next_ring(self) -> asyncio.Event:
+        return self._next
+
+    def ring(self) -> None:
+        self._next.set()
+        self._next = asyncio.Event()
+
+    async def wait(self, ring: asyncio.Event, timeout: float) -> None:
+        """Return once `ring` has rung, or after `timeout` seconds."""
+        POLLS_WAITING.inc()
+        try:
+            await asyncio.wait_for(ring.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            POLLS_WAITING.dec()
 
 
 class PublicCards:

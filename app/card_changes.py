@@ -7,24 +7,21 @@ internal port (`GET /internal/changes`, bearer EDGE_TOKEN): a slug changed after
 is sent to the primary rather than answered from the copy, and the edge follows the
 replica only while its copy is behind this sequence (app/edge_copy.py).
 
-A waiting long poll costs nothing: it sleeps on the `ChangeBell`, which every operation
-that changes a public card rings after its commit (through `PublicCards.forget`), and
-reads the sequence again only then.
+A waiting long poll costs nothing: it sleeps on the `ChangeBell` (app/card_cache.py),
+which every operation that changes a public card rings after its commit (through
+`PublicCards.forget`), and reads the sequence again only then.
 
-The sequence belongs to a *history* (migration 0007): a random id made with the database
-and made anew by every restore (`renew_history`), since a restored database may number
+The sequence belongs to a *history* (migration 0008): a random id made with the database
+and made anew by every restore (`replication.renew_history`), since a restored database may number
 other changes with the seqs an edge has already heard. Every answer names it; an edge
 that hears another one starts over from a fresh copy of this history.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import aiosqlite
@@ -32,9 +29,9 @@ import msgspec
 from litestar import Request, get
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
-from prometheus_client import Gauge
 
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, utcnow
+from app.card_cache import ChangeBell
+from app.db import Database, DatabaseDep, fetch_all, fetch_one
 from app.errors import problems
 from app.sqlite import sqlite3
 
@@ -44,8 +41,6 @@ PAGE = 1000
 MAX_WAIT = 25.0
 # The largest seq SQLite can hold: a larger `after` could never be answered.
 MAX_SEQ = 2**63 - 1
-
-POLLS_WAITING = Gauge("internal_change_polls_waiting", "Long polls of GET /internal/changes waiting for a card change")
 
 
 class CardChange(msgspec.Struct, rename="camel"):
@@ -57,35 +52,7 @@ class CardChange(msgspec.Struct, rename="camel"):
 class CardChanges(msgspec.Struct, rename="camel"):
     changes: list[CardChange]
     latest: int  # the newest seq on the primary
-    history: str | None  # which history the seqs belong to (None before migration 0007)
-
-
-class ChangeBell:
-    """Rung after every commit that moves a slug in the change sequence; long polls wait on it.
-
-    A poll takes `next_ring()` before it reads the sequence and waits on that: a change
-    committed between its read and its wait has rung it already, so none is missed.
-    """
-
-    def __init__(self) -> None:
-        self._next = asyncio.Event()
-
-    def next_ring(self) -> asyncio.Event:
-        return self._next
-
-    def ring(self) -> None:
-        self._next.set()
-        self._next = asyncio.Event()
-
-    async def wait(self, ring: asyncio.Event, timeout: float) -> None:
-        """Return once `ring` has rung, or after `timeout` seconds."""
-        POLLS_WAITING.inc()
-        try:
-            await asyncio.wait_for(ring.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            POLLS_WAITING.dec()
+    history: str | None  # which history the seqs belong to (None before migration 0008)
 
 
 async def changes_after(conn: aiosqlite.Connection, after: int, limit: int = PAGE) -> list[CardChange]:
@@ -101,26 +68,12 @@ async def latest_seq(conn: aiosqlite.Connection) -> int:
 
 
 async def history_id(conn: aiosqlite.Connection) -> str | None:
-    """The database's history id; None for a database without migration 0007."""
+    """The database's history id; None for a database without migration 0008."""
     try:
         row = await fetch_one(conn, "SELECT id FROM history")
     except sqlite3.OperationalError:
         return None
     return None if row is None else row["id"]
-
-
-def renew_history(path: Path) -> None:
-    """Give the database file at `path` a history id of its own, after a restore and before
-    anything serves it. Raises sqlite3.Error. A database older than migration 0007 gets
-    its first one when it is migrated."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():
-            conn.execute(
-                "UPDATE history SET id = ?, began_at = ?, began_by = 'restore'", (secrets.token_hex(16), utcnow())
-            )
-    finally:
-        conn.close()
 
 
 async def wait_for_changes(

@@ -121,7 +121,7 @@ def copy_position(path: Path) -> int:
 
 
 def copy_history(path: Path) -> str | None:
-    """The history the copy belongs to (None before migration 0007). Raises sqlite3.Error."""
+    """The history the copy belongs to (None before migration 0008). Raises sqlite3.Error."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
     try:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():

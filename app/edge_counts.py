@@ -10,7 +10,7 @@ own flush. Nothing cached needs forgetting afterwards: counts are read from the 
 An outbox's batches are applied in order without gaps: a batch numbered more than one
 past the last applied is refused (409), never applied, since the primary would then
 count every batch below it as applied already. The one exception is a restore of the
-primary (migration 0007's history): the batches it undid are gone from the edge too.
+primary (migration 0008's history): the batches it undid are gone from the edge too.
 """
 
 from __future__ import annotations

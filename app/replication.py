@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sysconfig
@@ -27,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.card_changes import renew_history
 from app.config import Settings
-from app.db import Database, migrate
+from app.db import Database, migrate, utcnow
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.replication")
@@ -232,6 +232,20 @@ def restore(settings: Settings, timestamp: str | None = None) -> None:
         # Litestream's local state describes the old file too; it starts afresh from the new one.
         shutil.rmtree(meta_dir(db), ignore_errors=True)
         os.replace(restored, db)
+
+
+def renew_history(path: Path) -> None:
+    """Give the database file at `path` a history id of its own, after a restore and before
+    anything serves it. Raises sqlite3.Error. A database older than migration 0008 gets
+    its first one when it is migrated."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():
+            conn.execute(
+                "UPDATE history SET id = ?, began_at = ?, began_by = 'restore'", (secrets.token_hex(16), utcnow())
+            )
+    finally:
+        conn.close()
 
 
 def verify_backup(settings: Settings) -> str:

@@ -31,8 +31,7 @@ from prometheus_client import Counter, Histogram
 
 from app import qr, tally
 from app.bots import is_bot
-from app.card_cache import NOT_CACHED, Gone, PublicCards
-from app.card_changes import ChangeBell
+from app.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
 from app.cards import Card, dynamic_drawing, short_url
 from app.config import Settings
 from app.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for

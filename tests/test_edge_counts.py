@@ -25,7 +25,6 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.card_changes import renew_history
 from app.cards import Card
 from app.config import Settings
 from app.counters import Counters
@@ -33,6 +32,7 @@ from app.edge_counts import MAX_BATCH_ROWS
 from app.edge_outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
 from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
+from app.replication import renew_history
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, metric, query, register
 from tests.test_faults import LOAD_ENV

@@ -1,5 +1,5 @@
 -- Which history the database is (SPEC §7): one row, a random id made with it, and made
--- anew whenever the file is replaced by a restore (app/card_changes.py, renew_history).
+-- anew whenever the file is replaced by a restore (app/replication.py, renew_history).
 -- A database restored to an earlier moment numbers its next card changes with the seqs
 -- it had then, which the edges may already have heard for other slugs; the primary names
 -- this id in every answer about its change sequence, so an edge that hears another id
