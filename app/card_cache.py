@@ -1,14 +1,17 @@
 """The public pages' card directory: cards by slug, cached in memory, with "no such card"
 and "gone" (a retired slug) cached too. Every write to a card forgets its slug after
-the commit (the operations in app.cards and app.accounts.users).
+the commit (the operations in app.cards, app.accounts.users and app.accounts.team), which
+also rings the primary's card change bell: the edges' long polls hear of it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Literal
 
 from cachetools import LRUCache
+from prometheus_client import Gauge
 
 from app import qr, tally
 from app.cards import Card, get_card_by_slug, slug_is_retired
@@ -19,12 +22,42 @@ SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Coun
 
 Gone = Literal["gone"]
 
+POLLS_WAITING = Gauge("internal_change_polls_waiting", "Long polls of GET /internal/changes waiting for a card change")
+
 
 class NotCached:
     """Not in the cache (None is a cached answer: no such card)."""
 
 
 NOT_CACHED = NotCached()
+
+
+class ChangeBell:
+    """Rung after every commit that moves a slug in the change sequence; long polls wait on it.
+
+    A poll takes `next_ring()` before it reads the sequence and waits on that: a change
+    committed between its read and its wait has rung it already, so none is missed.
+    """
+
+    def __init__(self) -> None:
+        self._next = asyncio.Event()
+
+    def next_ring(self) -> asyncio.Event:
+        return self._next
+
+    def ring(self) -> None:
+        self._next.set()
+        self._next = asyncio.Event()
+
+    async def wait(self, ring: asyncio.Event, timeout: float) -> None:
+        """Return once `ring` has rung, or after `timeout` seconds."""
+        POLLS_WAITING.inc()
+        try:
+            await asyncio.wait_for(ring.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            POLLS_WAITING.dec()
 
 
 class PublicCards:
@@ -38,10 +71,11 @@ class PublicCards:
     that loses its store to another card's write only reads again next time.)
     """
 
-    def __init__(self, db: Database, size: int = 10_000) -> None:
+    def __init__(self, db: Database, size: int = 10_000, bell: ChangeBell | None = None) -> None:
         self._db = db
         self._cards: LRUCache[str, Card | Gone | None] = LRUCache(maxsize=size)
         self._writes = 0  # writes that ended (called forget) so far
+        self._bell = bell  # the primary's: wakes the long polls of GET /internal/changes
 
     def cached(self, slug: str) -> Card | Gone | None | NotCached:
         """The cached entry, or NOT_CACHED: lets a hit be answered without a coroutine."""
@@ -70,7 +104,16 @@ class PublicCards:
 
     def forget(self, *slugs: str) -> None:
         """Drop cached entries after a card is created, changed or deleted: call it once the
-        write has committed (a lookup under way then will not cache what it read)."""
+        write has committed (a lookup under way then will not cache what it read). At the
+        primary it also wakes the edges' long polls, so they hear of it before the caller
+        is answered."""
         self._writes += 1
         for slug in slugs:
             self._cards.pop(slug, None)
+        if self._bell is not None:
+            self._bell.ring()
+
+    def forget_all(self) -> None:
+        """Drop every cached entry (an edge that hears of another history)."""
+        self._writes += 1
+        self._cards.clear()

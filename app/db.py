@@ -119,7 +119,7 @@ class Database:
         self._all_readers: list[aiosqlite.Connection] = []
         # Wall-clock times of recent commits, oldest first; see `oldest_commit_after`.
         self.commit_times: collections.deque[float] = collections.deque()
-        self.last_commit_at = 0.0
+        self.last_commit_at: float | None = None  # None until this process commits
 
     async def open(self) -> None:
         """Migrate, then open the connections. Raises sqlite3.Error.
@@ -201,7 +201,10 @@ class Database:
             return times[0]
         # The log overflowed and has been emptied since: some commit after `moment` is
         # unaccounted for, so count from `moment` itself rather than report no lag.
-        return moment if self.last_commit_at >= moment else None
+        # Nothing committed yet is no lag, whatever `moment` is (0 before the first look
+        # at the replica: counted from there, it read as 57 years).
+        overflowed = self.last_commit_at is not None and self.last_commit_at >= moment
+        return moment if overflowed else None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -174,7 +174,9 @@ def request_body(scope: Scope, receive: Receive) -> AsyncIterator[bytes] | None:
 
 
 def answered_here(path: str) -> bool:
-    return path.startswith(PUBLIC_PREFIXES) or path in OWN_PATHS
+    # A target that is no path (`OPTIONS *`, RFC 9110 §9.3.7) asks about this server, and
+    # has no URL at the primary: Litestar answers it here as it does there.
+    return path.startswith(PUBLIC_PREFIXES) or path in OWN_PATHS or not path.startswith("/")
 
 
 def send_the_rest(app, primary: Primary):

@@ -25,6 +25,12 @@ What Litestream 0.5.17 does and does not do here decides the shape of this modul
   latest snapshot"): every start, and every restart by the watchdog (the copy more than
   WATCHDOG_LAG seconds behind the change sequence, or the follower gone), restores a new
   copy in full beside the old one, which is served until the new one is ready.
+* The primary's change sequence belongs to a history (app/card_changes.py): a restore of
+  the primary begins a new one, in which the same seqs may name other changes. An answer
+  that names another history than the copy's (or a newest change below one heard) means
+  that the copy and what was heard may hold what the primary no longer has: the edge
+  forgets both, sends every lookup to the primary, and restores fresh copies until one
+  belongs to the primary's history.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ LOOK_EVERY = 0.25
 LONG_POLL = 20.0
 # How long a lookup waits for the follower's lock on the copy (it writes for milliseconds).
 READ_TIMEOUT = 5.0
+# How often a copy of another history than the primary's is restored anew (the replica
+# has the primary's new history once the restarted primary's Litestream has synced).
+RESTORE_AGAIN = 5.0
 
 # SQLite's lock bytes (os_unix.c): the follower takes these as a writer would.
 PENDING_BYTE = 0x40000000
@@ -107,6 +116,18 @@ def copy_position(path: Path) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
     try:
         return int(conn.execute("SELECT coalesce(max(seq), 0) FROM card_changes").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def copy_history(path: Path) -> str | None:
+    """The history the copy belongs to (None before migration 0008). Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():
+            return None
+        row = conn.execute("SELECT id FROM history").fetchone()
+        return None if row is None else row[0]
     finally:
         conn.close()
 
@@ -213,6 +234,7 @@ class Changes:
     """The primary's card changes the copy does not hold yet, from its change sequence."""
 
     heard: int = 0  # the newest seq heard of from the primary
+    history: str | None = None  # the primary's history those seqs belong to
     pending: dict[str, tuple[int, float]] = field(default_factory=dict)  # slug -> (seq, changed at, epoch)
 
     def hear(self, changes: list[dict], latest: int) -> list[str]:
@@ -269,7 +291,7 @@ class EdgeCards(PublicCards):
         except KeyError:
             SLUG_MISSES.n += 1
         path = self._copy.path
-        if path is None or slug in self._copy.changes.pending:
+        if path is None or self._copy.outdated_since is not None or slug in self._copy.changes.pending:
             raise AskPrimary(slug)
         writes = self._writes
         try:
@@ -304,6 +326,13 @@ class EdgeCopy:
         self.position = 0  # the newest card change in the copy
         self.restored_at = 0.0  # monotonic time of the newest copy's restore
         self.heard_once = asyncio.Event()
+        self.history: str | None = None  # the history the copy belongs to
+        # Set when the primary named another history than the copy's (wall time), until a
+        # copy of `wanted_history` is ready; meanwhile nothing is answered from the copy.
+        self.outdated_since: float | None = None
+        self.wanted_history: str | None = None
+        self.copy_belongs = asyncio.Event()
+        self.copy_belongs.set()
         EDGE_LAG.set_function(self.lag)
 
     @property
@@ -311,7 +340,11 @@ class EdgeCopy:
         return self.path is not None
 
     def lag(self) -> float:
-        return self.changes.lag(time.time()) if self.ready else float("nan")
+        if not self.ready:
+            return float("nan")
+        now = time.time()
+        outdated = 0.0 if self.outdated_since is None else now - self.outdated_since
+        return max(self.changes.lag(now), outdated)
 
     # --- the follower ---
 
@@ -345,6 +378,7 @@ class EdgeCopy:
                 follower = await self.start_follower()
                 # A primary without migration 0005 has no change sequence: no copy to serve.
                 position = await asyncio.to_thread(copy_position, follower.path)
+                history = await asyncio.to_thread(copy_history, follower.path)
                 break
             except (ReplicationError, sqlite3.Error, OSError) as exc:
                 log.warning("no copy yet (%s); trying again", exc)
@@ -353,9 +387,12 @@ class EdgeCopy:
                 await asyncio.sleep(2.0)
         self.restored_at = time.monotonic()
         old, self.follower = self.follower, follower
-        self.path, self.position = follower.path, position
+        self.path, self.position, self.history = follower.path, position, history
         self.take_position(position)
-        log.info("edge copy %s ready at card change %d", follower.path.name, position)
+        log.info("edge copy %s ready at card change %d of history %s", follower.path.name, position, history)
+        if self.outdated_since is not None and history == self.wanted_history:
+            self.outdated_since = None
+            self.copy_belongs.set()
         if old is not None:
             await discard(old)
 
@@ -377,6 +414,10 @@ class EdgeCopy:
             if not follower.alive:
                 log.warning("the follower exited (status %s); restoring a fresh copy", follower.process.returncode)
                 await self.replace_follower("exited")
+                continue
+            if self.outdated_since is not None:
+                if time.monotonic() - self.restored_at > RESTORE_AGAIN:
+                    await self.replace_follower("history")
                 continue
             try:
                 self.take_position(await asyncio.to_thread(copy_position, follower.path))
@@ -402,21 +443,56 @@ class EdgeCopy:
             while not self.ready:
                 await asyncio.sleep(0.05)
             self.changes.heard = max(self.changes.heard, self.position)
+            self.changes.history = self.history
             while True:
                 try:
                     # The first answer at once: until it comes, the edge cannot tell whether its copy is behind.
                     wait = LONG_POLL if self.heard_once.is_set() else 0
-                    response = await client.get("/internal/changes", params={"after": self.changes.heard, "wait": wait})
+                    params = {"after": self.changes.heard, "wait": wait}
+                    if self.history is not None:
+                        params["history"] = self.history  # another one at the primary: answered at once
+                    response = await client.get("/internal/changes", params=params)
                     response.raise_for_status()
                     answer = response.json()
                 except (httpx.HTTPError, ValueError) as exc:
                     log.warning("asking the primary for card changes failed: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
+                if self.another_history(answer.get("history"), answer["latest"]):
+                    await self.start_over(answer.get("history"), answer["latest"])
+                    continue
                 if slugs := self.changes.hear(answer["changes"], answer["latest"]):
                     self.cards.forget(*slugs)
                     self.take_position(self.position)  # changes the copy already holds
                 self.heard_once.set()
+
+    def another_history(self, history: str | None, latest: int) -> bool:
+        """Whether the primary's answer belongs to another history than the copy or what was
+        heard: its id, or a newest change below one already heard (the seqs never go down
+        within one history)."""
+        return history != self.history or history != self.changes.history or latest < self.changes.heard
+
+    async def start_over(self, history: str | None, latest: int) -> None:
+        """Forget what was heard and cached, answer nothing from the copy, and wait until a
+        fresh copy of the primary's `history` is ready (restored by `keep`); after LONG_POLL
+        seconds without one, return to ask the primary again (it may be another by then)."""
+        if history == self.history and self.position <= latest and self.outdated_since is None:
+            # The copy is of that history already (the watchdog restored it meanwhile):
+            # only what was heard belongs to the old one.
+            self.changes = Changes(heard=self.position, history=history)
+            self.cards.forget_all()
+            return
+        if self.outdated_since is None:
+            log.warning("the primary's change history (%s) is not the copy's (%s), or went back: the primary "
+                        "was restored; sending every request to it until a fresh copy is ready", history, self.history)
+            self.outdated_since = time.time()
+        self.wanted_history = history
+        self.copy_belongs.clear()
+        self.changes = Changes(history=history)
+        self.cards.forget_all()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.copy_belongs.wait(), LONG_POLL)
+            self.changes.heard = self.position
 
     async def stop(self) -> None:
         if self.follower is not None:

@@ -6,12 +6,19 @@ internal port (app/internal.py). Here: the batch as it travels, and `apply_scan_
 the one operation that applies it once, through the same `write_counts` as the primary's
 own flush. Nothing cached needs forgetting afterwards: counts are read from the database
 (plus the primary's own pending ones) and the public pages' card cache shows none.
+
+An outbox's batches are applied in order without gaps: a batch numbered more than one
+past the last applied is refused (409), never applied, since the primary would then
+count every batch below it as applied already. The one exception is a restore of the
+primary (migration 0008's history): the batches it undid are gone from the edge too.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
+import aiosqlite
 import msgspec
 from litestar import post
 from litestar.params import JSONBody
@@ -19,7 +26,8 @@ from msgspec import Meta
 from prometheus_client import Counter
 
 from app.counters import DeviceClass, write_counts
-from app.db import Database, DatabaseDep, utcnow
+from app.db import Database, DatabaseDep, fetch_one, utcnow
+from app.domain_errors import Conflict
 from app.errors import BODY, problems
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
@@ -28,9 +36,12 @@ from app.errors import BODY, problems
 MAX_BATCH_ROWS = 2000
 # More hits than any card gets in a second anywhere; refuses absurd numbers outright.
 MAX_HITS = 1_000_000_000
+# The largest number SQLite stores in an INTEGER column.
+MAX_SEQ = 2**63 - 1
+OCCURRED_AT = "%Y-%m-%dT%H:%M:%SZ"
 
 APPLIED = Counter("edge_batches_applied", "Scan batches received from edges, by outcome", ["result"])
-for _result in ("applied", "duplicate"):
+for _result in ("applied", "duplicate", "refused"):
     APPLIED.labels(_result)
 
 HexId = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
@@ -56,12 +67,19 @@ class ShippedEvent(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     country: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None
     hits: Annotated[int, Meta(ge=1, le=MAX_HITS)]
 
+    def __post_init__(self) -> None:
+        # The pattern lets 2026-02-30 through; stored, it would sit in no day of any report.
+        try:
+            datetime.strptime(self.occurred_at, OCCURRED_AT)
+        except ValueError:
+            raise ValueError(f"{self.occurred_at} is not a moment of the calendar") from None
+
 
 class ScanBatch(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """One batch from an edge's outbox: batch `seq` of outbox file `outbox_id` (numbered from 1)."""
 
     outbox_id: HexId
-    seq: Annotated[int, Meta(ge=1)]
+    seq: Annotated[int, Meta(ge=1, le=MAX_SEQ)]
     edge: Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]  # the edge's region or host, for operators
     counts: Annotated[list[ShippedCount], Meta(max_length=MAX_BATCH_ROWS)]
     events: Annotated[list[ShippedEvent], Meta(max_length=MAX_BATCH_ROWS)]
@@ -83,25 +101,52 @@ _RECORD_BATCH = """
 """
 
 
+# The last batch applied from the outbox, and whether numbers may be skipped up to the
+# next: only when the restore that began this history undid what came after it (a row
+# last written before the history began, or no row in a restored history).
+_LAST_APPLIED = """
+    SELECT coalesce(edge_outboxes.last_seq, 0) AS last_seq,
+           coalesce(edge_outboxes.last_applied_at < history.began_at, history.began_by = 'restore') AS may_skip
+    FROM history LEFT JOIN edge_outboxes ON edge_outboxes.outbox_id = ?
+"""
+
+
+async def refuse_a_gap(conn: aiosqlite.Connection, batch: ScanBatch) -> None:
+    """Raises Conflict when batches of the outbox between the last applied and this one are missing."""
+    row = await fetch_one(conn, _LAST_APPLIED, (batch.outbox_id,))
+    last, may_skip = (row["last_seq"], bool(row["may_skip"])) if row is not None else (0, True)
+    if batch.seq > last + 1 and not may_skip:
+        raise Conflict(
+            f"batch {batch.seq} comes after batch {last}: the batches between were never applied",
+            errors=[{"field": "seq", "message": f"the next batch of this outbox is {last + 1}"}],
+        )
+
+
 async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
-    """Apply an edge's batch once: True if applied now, False if it had been. Raises sqlite3.Error."""
+    """Apply an edge's batch once: True if applied now, False if it had been. Raises
+    Conflict (a batch more than one past the last applied) and sqlite3.Error."""
     params = {"outbox_id": batch.outbox_id, "edge": batch.edge, "seq": batch.seq, "now": utcnow()}
-    async with db.write() as conn:
-        cursor = await conn.execute(_RECORD_BATCH, params)
-        new = cursor.rowcount == 1
-        if new:
-            await write_counts(
-                conn,
-                [(c.card_id, c.scans, c.views) for c in batch.counts],
-                [(e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits) for e in batch.events],
-            )
+    try:
+        async with db.write() as conn:
+            await refuse_a_gap(conn, batch)
+            cursor = await conn.execute(_RECORD_BATCH, params)
+            new = cursor.rowcount == 1
+            if new:
+                await write_counts(
+                    conn,
+                    [(c.card_id, c.scans, c.views) for c in batch.counts],
+                    [(e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits) for e in batch.events],
+                )
+    except Conflict:
+        APPLIED.labels("refused").inc()
+        raise
     APPLIED.labels("applied" if new else "duplicate").inc()
     return new
 
 
 @post(
     "/internal/scan-batches", operation_id="applyScanBatch", status_code=200,
-    summary="Apply a batch of scans and views counted at an edge, once", responses=problems(401, *BODY, 503),
+    summary="Apply a batch of scans and views counted at an edge, once", responses=problems(401, 409, *BODY, 503),
 )
 async def receive_scan_batch(data: JSONBody[ScanBatch], db: DatabaseDep) -> BatchResult:
     # 200 for a new and an already-applied batch alike: either way the edge may forget it.

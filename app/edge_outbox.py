@@ -11,6 +11,10 @@ kill is what the Counters held in memory: at most the last second, as on the pri
 The file says which outbox it is (a random id made with the file) and numbers its batches
 with AUTOINCREMENT, so a number is never used twice; the primary remembers per outbox the
 last number applied. Shipping one batch at a time, in order, is what makes that enough.
+A batch the primary refuses as out of order (409: batches before it are missing there) is
+never skipped: it stays first in the file, the shipper logs it as an error, counts it
+(`edge_batches_refused_total`, alert QRContactEdgeBatchRefused) and tries again, as after
+any failure, until an operator has looked (README, "Counting at the edges").
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ OUTBOX_DEPTH = Gauge("edge_outbox_depth", "Batches of counted scans waiting at t
 SHIPPED = Counter("edge_batches_shipped", "Batches this edge shipped and the primary acknowledged")
 FAILED = Counter(
     "edge_batches_failed", "Attempts to ship a batch that the primary did not acknowledge (down, refused, timed out)"
+)
+REFUSED = Counter(
+    "edge_batches_refused", "Attempts to ship a batch that the primary refused as out of order (409): batches before it are missing there"
 )
 
 _SCHEMA = [
@@ -187,6 +194,8 @@ class Shipper:
                 raise ShipFailed(f"batch {seq}: {type(exc).__name__}: {exc}") from exc
             if not response.is_success:
                 self._failed()
+                if response.status_code == 409:
+                    self._refused(seq, response.text[:300])
                 raise ShipFailed(f"batch {seq}: the primary answered {response.status_code}: {response.text[:200]}")
             # Applied now or before: either way the primary has it.
             await self.outbox.remove(seq)
@@ -200,6 +209,14 @@ class Shipper:
     def _failed(self) -> None:
         FAILED.inc()
         self.failures += 1
+
+    def _refused(self, seq: int, answer: str) -> None:
+        REFUSED.inc()
+        # An error, not a warning: retrying will not help until someone looks; once per
+        # run of failures, as the warning below.
+        if self.failures == 1:
+            log.error("the primary refused scan batch %d of %s as out of order; it stays in the outbox: %s",
+                      seq, self.outbox.path, answer)
 
     async def run(self) -> None:
         """Ship as batches arrive, retrying with backoff, until cancelled."""

@@ -28,7 +28,7 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 
-from app import card_changes, edge_counts, errors
+from app import card_changes, edge_counts, errors, limits
 from app.config import Settings
 from app.db import Database
 from app.scanner import protocol
@@ -65,6 +65,8 @@ def create_internal_app(settings: Settings, db: Database, state: State) -> Lites
         },
         state=state,
         plugins=[errors.problem_details],
+        # JSON bodies only, and malformed ones (nested too deeply, not UTF-8) a 400, as on /v1.
+        request_class=limits.JsonRequest,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
         logging_config=None,
@@ -102,8 +104,9 @@ class InternalServer:
         """Finish the requests in flight (up to 5 s), then close."""
         if self._task is None or self._server is None:
             return
-        # Long polls (GET /internal/changes) look at this and answer at once.
+        # Long polls (GET /internal/changes) look at this once woken, and answer at once.
         self.app.state.internal_closing = True
+        self.app.state.card_change_bell.ring()
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

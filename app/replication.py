@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sysconfig
@@ -28,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.config import Settings
-from app.db import Database, migrate
+from app.db import Database, migrate, utcnow
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.replication")
@@ -118,6 +119,8 @@ def restore_if_replica_exists(settings: Settings) -> None:
             raise ReplicationError(f"litestream restore failed: {(result.stderr or result.stdout).strip()}")
         if not restored.exists():
             return  # a first start: nothing on the replica yet
+        # Even the latest copy may lack the last writes (up to a second): a new history.
+        renew_history(restored)
         os.replace(restored, db)
     log.info("restored %s from the replica", db)
 
@@ -214,18 +217,35 @@ def meta_dir(database: Path) -> Path:
 
 
 def restore(settings: Settings, timestamp: str | None = None) -> None:
-    """Replace the database with the replica's copy. Raises ReplicationError."""
+    """Replace the database with the replica's copy, in a history of its own (app/card_changes.py).
+    Raises ReplicationError and sqlite3.Error."""
     db = settings.database_path
     db.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=db.parent) as tmp:
         restored = Path(tmp) / db.name
         restore_to(settings, restored, timestamp)
+        # The edges heard of changes this copy may not have, under seqs it will use again.
+        renew_history(restored)
         # The old WAL belongs to the old file; left behind it would be replayed onto the new one.
         for leftover in (Path(f"{db}-wal"), Path(f"{db}-shm")):
             leftover.unlink(missing_ok=True)
         # Litestream's local state describes the old file too; it starts afresh from the new one.
         shutil.rmtree(meta_dir(db), ignore_errors=True)
         os.replace(restored, db)
+
+
+def renew_history(path: Path) -> None:
+    """Give the database file at `path` a history id of its own, after a restore and before
+    anything serves it. Raises sqlite3.Error. A database older than migration 0008 gets
+    its first one when it is migrated."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'").fetchone():
+            conn.execute(
+                "UPDATE history SET id = ?, began_at = ?, began_by = 'restore'", (secrets.token_hex(16), utcnow())
+            )
+    finally:
+        conn.close()
 
 
 def verify_backup(settings: Settings) -> str:

@@ -31,7 +31,7 @@ from prometheus_client import Counter, Histogram
 
 from app import qr, tally
 from app.bots import is_bot
-from app.card_cache import NOT_CACHED, Gone, PublicCards
+from app.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
 from app.cards import Card, dynamic_drawing, short_url
 from app.config import Settings
 from app.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
@@ -347,6 +347,10 @@ handlers = [scan, page, public_qr]
 def make_state(db: Database, settings: Settings) -> dict:
     # The primary's: counts go to its database (an edge builds its own, app/edge.py).
     limit = ScannerLimit(settings.scanner_rate_limit_per_minute)
-    public = Public(settings, PublicCards(db), Counters(DatabaseSink(db)), qr.QrCache(), limit)
+    bell = ChangeBell()  # rung by every card change's commit; the internal port's long polls wait on it
+    public = Public(settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db)), qr.QrCache(), limit)
     # The other modules reach the parts they share by these names.
-    return {"public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache}
+    return {
+        "public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache,
+        "card_change_bell": bell,
+    }

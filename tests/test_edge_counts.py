@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -31,8 +32,9 @@ from app.edge_counts import MAX_BATCH_ROWS
 from app.edge_outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
 from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
+from app.replication import renew_history
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, query, register
+from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, metric, query, register
 from tests.test_faults import LOAD_ENV
 from tests.test_serve import Service
 
@@ -216,6 +218,9 @@ def test_a_batch_for_a_deleted_card_is_skipped(primary, owner):
         ("zero hits", {"events": [["b" * 32, "scan", "2026-11-30T04:00:00Z", "mobile", None, None, 0]]}, 422),
         ("an unknown kind", {"events": [["b" * 32, "click", "2026-11-30T04:00:00Z", "mobile", None, None, 1]]}, 422),
         ("a bad time", {"events": [["b" * 32, "scan", "yesterday", "mobile", None, None, 1]]}, 422),
+        ("an impossible date", {"events": [["b" * 32, "scan", "2026-02-30T04:00:00Z", "mobile", None, None, 1]]}, 422),
+        ("an impossible time", {"events": [["b" * 32, "scan", "2026-11-30T24:00:00Z", "mobile", None, None, 1]]}, 422),
+        ("a number past SQLite's integers", {"seq": 2**63}, 422),
         ("a bad outbox id", {"outboxId": "../etc"}, 422),
         ("an unknown field", {"extra": 1}, 422),
         ("a body past the limit", {"edge": "x" * MAX_BODY_BYTES}, 413),
@@ -226,6 +231,86 @@ def test_a_bad_batch_is_refused(primary, name, change, status):
     response = httpx.post(f"{primary.internal_url}/internal/scan-batches", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_body_nested_too_deeply_is_a_400(primary):
+    depth = 200_000
+    response = httpx.post(
+        f"{primary.internal_url}/internal/scan-batches", content="[" * depth + "]" * depth,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def ship(primary_url: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{primary_url}/internal/scan-batches", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_a_batch_past_missing_ones_is_refused_unless_a_restore_undid_them(tmp_path):
+    """A batch numbered far ahead would make the primary take every real batch below it for
+    one applied already: it is refused (409), and the real ones still count. After a
+    restore of the primary, the batches it undid are gone from the edge too: the next one
+    is taken once."""
+    settings = primary_settings(tmp_path / "primary")
+    with TestClient(create_app(settings)) as client:
+        here = Primary(client, settings)
+        card = create_card(client, register(client)["headers"])
+        outbox = os.urandom(16).hex()
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=1, outbox_id=outbox)).json() == {"applied": True}
+        ahead = ship(here.internal_url, batch_body(card["cardId"], seq=10**12, outbox_id=outbox, scans=1000))
+        assert ahead.status_code == 409, ahead.text
+        assert ahead.headers["content-type"].startswith("application/problem+json")
+        assert ahead.json()["errors"] == [{"field": "seq", "message": "the next batch of this outbox is 2"}]
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=3, outbox_id=outbox)).status_code == 409
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=2, outbox_id=outbox)).json() == {"applied": True}
+        # A new outbox begins at 1.
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=2, outbox_id=os.urandom(16).hex())).status_code == 409
+        assert here.counts(card["slug"]) == (2, 0)
+        refused = metric(client, "edge_batches_applied_total", result="refused")
+        assert refused >= 3
+
+    # The primary restored (as `qrcontact restore` leaves it): batches 3 and 4 of the outbox
+    # had been applied after the moment restored, and the edge has forgotten them.
+    renew_history(settings.database_path)
+    with TestClient(create_app(settings)) as client:
+        here = Primary(client, settings)
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=5, outbox_id=outbox)).json() == {"applied": True}
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=7, outbox_id=outbox)).status_code == 409
+        assert ship(here.internal_url, batch_body(card["cardId"], seq=4, outbox_id=os.urandom(16).hex())).json() == {"applied": True}
+        assert here.counts(card["slug"]) == (4, 0)
+
+
+def test_a_refused_batch_stays_first_in_the_outbox_logged_and_counted(primary, owner, tmp_path, caplog):
+    card = create_card(primary.client, owner["headers"])
+    found = primary.card(card["slug"])
+
+    async def scenario() -> None:
+        edge = await Edge(tmp_path / "edge", primary.internal_url).open()
+        try:
+            edge.counters.scan(found, PHONE_UA, None, None)
+            await edge.counters.flush()
+            assert await edge.shipper.ship_waiting() == 1
+            # The outbox skips numbers (as a damaged or hand-edited file could): the primary
+            # cannot tell the batches between from lost ones, and refuses the next.
+            await edge.outbox._conn.execute("UPDATE sqlite_sequence SET seq = seq + 5 WHERE name = 'batches'")
+            edge.counters.scan(found, PHONE_UA, None, None)
+            await edge.counters.flush()
+            for _ in range(2):
+                with pytest.raises(ShipFailed, match="answered 409"):
+                    await edge.shipper.ship_waiting()
+                assert edge.outbox.depth == 1
+        finally:
+            await edge.close()
+
+    refused_before = metric(primary.client, "edge_batches_refused_total")
+    with caplog.at_level(logging.ERROR, logger="app.edge_outbox"):
+        primary.call(scenario)
+    assert metric(primary.client, "edge_batches_refused_total") == refused_before + 2
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR][0].startswith(
+        "the primary refused scan batch 7 of"
+    )
+    assert primary.counts(card["slug"]) == (1, 0)
 
 
 # --- an edge's scans, shipped ----------------------------------------------------------

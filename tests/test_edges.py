@@ -8,9 +8,11 @@ from __future__ import annotations
 import concurrent.futures
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -242,3 +244,93 @@ def test_an_edge_killed_and_restarted_serves_from_a_fresh_copy(regions):
                         timeout=60, what="the restarted edge to answer from its copy")
     assert answer.status_code == 302
     assert sorted(p.name for p in (edge.data_dir / "copy").glob("*.db")) == ["copy-1.db"]
+
+
+def test_options_asterisk_at_an_edge_is_answered_as_at_the_primary(regions):
+    """`OPTIONS *` asks a server about itself, not about a path: the edge answers it, as
+    the primary does (it used to fail building the primary's URL: 500)."""
+    answers = [raw_request(svc, b"OPTIONS * HTTP/1.1\r\nHost: qr.example.test\r\nConnection: close\r\n\r\n")
+               for svc in (regions.primary, regions.edges[0])]
+    at_primary, at_edge = (status_and_allow(a) for a in answers)
+    assert at_edge == at_primary and at_edge[0] < 500, answers
+
+
+def raw_request(svc: Service, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+def status_and_allow(answer: bytes) -> tuple[int, str | None]:
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), headers.get("allow")
+
+
+def test_after_a_restore_of_the_primary_the_edge_serves_only_what_it_has(s3_endpoint, tmp_path):  # noqa: F811
+    """A point-in-time restore undoes a card the edge has in its copy and has heard of. The
+    restored primary's change sequence is another history, and says so: the edge forgets
+    its copy and what it heard, and answers as the primary does within seconds."""
+    make_bucket(s3_endpoint, "restored")
+    replica = replica_url(s3_endpoint, "restored")
+    internal_port = free_port()
+    env = dict(ROLE="primary", EDGE_TOKEN=TOKEN, INTERNAL_PORT=str(internal_port), REPLICA_URL=replica,
+               RATE_LIMIT_PER_MINUTE="100000", **S3_ENV)
+    primary = Service(tmp_path / "primary", **env).start()
+    internal_url = f"http://127.0.0.1:{internal_port}"
+    edge = None
+    try:
+        regions = Regions(primary, [], internal_url, sign_up(primary, "restored@example.com"))
+        regions.create("before-t")
+        primary.wait_until_replicated()
+        moment = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        regions.create("after-t")
+        primary.wait_until_replicated()
+        history = changes(internal_url).get("history")
+        edge = Service(tmp_path / "edge", **edge_env(primary, internal_url, replica)).start()
+        for slug in ("before-t", "after-t"):
+            wait_until(lambda slug=slug: served_by_the_edge(r := scan(edge, slug)) and r.status_code == 302,
+                       timeout=60, what=f"the edge to answer {slug} from its copy")
+
+        assert primary.stop() == 0
+        restore = subprocess.run([QRCONTACT, "restore", "--timestamp", moment], env=primary.env,
+                                 capture_output=True, text=True, timeout=120)
+        assert restore.returncode == 0, restore.stderr
+        primary = same_ports(primary).start()
+
+        # The primary has no "after-t" now; within seconds, neither has the edge.
+        until_within_seconds(lambda: scan(edge, "after-t").status_code == 404, 15, "the edge to forget after-t")
+        assert scan(edge, "before-t").status_code == 302
+        # And it serves from a copy of the restored history once it has one.
+        wait_until(lambda: served_by_the_edge(r := scan(edge, "before-t")) and r.status_code == 302,
+                   timeout=60, what="the edge to answer from a copy of the new history")
+        assert scan(edge, "after-t").status_code == 404
+        health = httpx.get(f"{edge.url}/health").json()
+        assert health["status"] == "ok"
+        # What told the edge: the restored database's change sequence is another history.
+        assert changes(internal_url)["history"] != history
+    finally:
+        for svc in (edge, primary):
+            if svc is not None and svc.process is not None and svc.process.poll() is None:
+                svc.stop()
+
+
+def changes(internal_url: str) -> dict:
+    return httpx.get(f"{internal_url}/internal/changes", params={"after": 0}, headers={"Authorization": f"Bearer {TOKEN}"}).json()
+
+
+def same_ports(svc: Service) -> Service:
+    """A new `serve` on the service's data folder and ports (the edges know them)."""
+    again = Service(svc.data_dir, **{k: v for k, v in svc.env.items() if k != "DATA_DIR"})
+    again.port, again.url = svc.port, svc.url
+    return again
+
+
+def until_within_seconds(condition, seconds: float, what: str) -> None:
+    started = time.monotonic()
+    wait_until(condition, timeout=60, what=what, every=0.05)
+    took = time.monotonic() - started
+    assert took <= seconds, f"{what} took {took:.1f} s"

@@ -206,6 +206,10 @@ ALERT_CASES = [
     ("QRContactEdgeShippingFailing", {'edge_batches_failed_total{instance="e"}': "0+3x20"},
      "12m", {"severity": "warning", "instance": "e"}),
     ("QRContactEdgeShippingFailing", {'edge_batches_failed_total{instance="e"}': "0x5 4x20"}, "15m", None),
+    # Refused on every retry: fires; one refusal an hour ago: silent.
+    ("QRContactEdgeBatchRefused", {'edge_batches_refused_total{instance="e"}': "0+20x20"},
+     "5m", {"severity": "page", "instance": "e"}),
+    ("QRContactEdgeBatchRefused", {'edge_batches_refused_total{instance="e"}': "0x5 1x80"}, "70m", None),
     # Scans keep arriving while nothing ships; a backlog that stays (no scans) is silent.
     ("QRContactEdgeOutboxGrowing", {'edge_outbox_depth{instance="e"}': "0+5x20"},
      "15m", {"severity": "warning", "instance": "e"}),
@@ -307,8 +311,9 @@ def test_the_spec_metrics_are_exported(exported_metric_names) -> None:
 
 def test_the_edge_counting_metrics_are_exported_and_shown(exported_metric_names) -> None:
     edge = {"edge_outbox_depth", "edge_batches_shipped_total", "edge_batches_failed_total", "edge_batches_applied_total",
-            "edge_replica_lag_seconds"}
+            "edge_batches_refused_total", "edge_replica_lag_seconds"}
     assert edge <= exported_metric_names, sorted(edge - exported_metric_names)
     shown = set().union(*(metric_names_in(e) for e in _panel_exprs()))
     alerted = set().union(*(metric_names_in(rule["expr"]) for rule in _alert_rules()))
-    assert edge <= shown and {"edge_outbox_depth", "edge_batches_failed_total"} <= alerted
+    assert edge <= shown
+    assert {"edge_outbox_depth", "edge_batches_failed_total", "edge_batches_refused_total"} <= alerted

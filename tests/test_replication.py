@@ -336,6 +336,17 @@ def test_s3_replica_lag_is_measured_from_the_bucket(deployment, s3_endpoint):
     wait_for(svc, lambda r: r["lagSeconds"] == 0, timeout=40)
 
 
+def test_a_start_with_nothing_committed_yet_reports_no_lag(deployment, s3_endpoint):
+    """The app looks at a bucket every 10 s; before its first look and before its first
+    commit nothing waits for the replica: 0, not the age of the Unix epoch."""
+    make_bucket(s3_endpoint, "qrcontact-fresh")
+    url = f"s3://qrcontact-fresh/db?endpoint={s3_endpoint}&region=us-east-1&forcePathStyle=true"
+    svc = deployment(replica_url=url, **S3_ENV).serve()
+    assert httpx.get(f"{svc.url}/health").json()["replication"]["lagSeconds"] == 0
+    lag = [line for line in httpx.get(f"{svc.url}/metrics").text.splitlines() if line.startswith("replication_lag_seconds ")]
+    assert lag == ["replication_lag_seconds 0.0"]
+
+
 # --- SIGTERM at any moment ---------------------------------------------------------------
 
 # Seconds after the first acknowledged write at which the SIGTERM comes.

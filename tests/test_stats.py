@@ -334,7 +334,7 @@ def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, m
             flush_counters(client)
         add_events(settings, "older")
         add_events(settings, "doomed")
-    assert db.migrate(settings.database_path) == ["0006_scan_days.sql"]
+    assert db.migrate(settings.database_path)[0] == "0006_scan_days.sql"  # and any later ones
     assert scan_days(settings) == sums_of_events(settings) != {}
     # From then on the database adds every new event: the counters' flush and rows written by hand.
     with TestClient(create_app(settings)) as client:
