@@ -208,8 +208,9 @@ def main() -> int:
     met = (p99_busy <= P99_BOUND_MS or ratio <= RATIO_BOUND) and set(statuses) == {200}
     print(f"busy p99 / alone p99: {ratio:.2f} (median of the rounds' ratios); bound: busy p99 <= {P99_BOUND_MS:g} ms "
           f"or <= {RATIO_BOUND:g} x alone, every console page 200: {verdict(met)}")
-    print("each round (alone p99, busy p99, ratio): " + "; ".join(
-        f"{a.p99_ms:.2f} ms, {b.p99_ms:.2f} ms, {r:.2f}" for a, b, r in zip(alone, busy, ratios, strict=True)))
+    print("each round (alone p99, busy p99, ratio, others alone/busy): " + "; ".join(
+        f"{a.p99_ms:.2f} ms, {b.p99_ms:.2f} ms, {r:.2f}, {a.others:.2f}/{b.others:.2f}"
+        for a, b, r in zip(alone, busy, ratios, strict=True)))
     print(f"console pages while wrk ran, all rounds: {sum(statuses.values()):,} answered, status codes {dict(statuses)}")
     for name in console.paths:
         spent = [ms for p in pages for ms in p.latencies[name]]
