@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 LOCK_NAME = "qrcontact.lock"
+SWITCH_INTERVAL = 0.0005  # seconds; see run_app
 
 
 class JsonLines(logging.Formatter):
@@ -97,6 +98,10 @@ def run_app(settings: Settings) -> int:
     # which under a crowd of scans came every few seconds (bench/scanners.py).
     gc.collect()
     gc.freeze()
+    # A thread running Python (a console page drawn, a QR code rendered, rows read) keeps the
+    # GIL until the loop has waited this long for it: 5 ms by default, more than a scan's
+    # whole answer takes under a crowd (README, "Console and scans on one machine").
+    sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(app, host=settings.host, port=settings.port, **server_options(app))
     return 0
 

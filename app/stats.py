@@ -111,7 +111,9 @@ async def list_user_events(conn: aiosqlite.Connection, user_id: str) -> list[Sca
 
 def build_stats(card: cards.Card, days: int, today: date, rows: list[Any]) -> CardStats:
     first = today - timedelta(days=days - 1)
-    daily = {(first + timedelta(days=n)).isoformat(): DayCounts((first + timedelta(days=n)).isoformat(), 0, 0) for n in range(days)}
+    # Each day's name made once: for a year's report this runs on the event loop between scans.
+    names = [(first + timedelta(days=n)).isoformat() for n in range(days)]
+    daily = {name: DayCounts(name, 0, 0) for name in names}
     sections: dict[str, list[NamedCounts]] = {"device": [], "country": [], "referrer": []}
     for row in rows:
         if row["section"] == "day":

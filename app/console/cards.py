@@ -18,7 +18,7 @@ from litestar.params import FromPath, QueryParameter
 
 from app import cards
 from app.config import Settings, SettingsDep
-from app.console.web import field_error, form_of, page, see_other
+from app.console.web import field_error, form_of, page, page_off_loop, see_other
 from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
 from app.domain_errors import Conflict, Invalid
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
@@ -208,8 +208,8 @@ async def cards_list(
         for row in rows
     ]
     pages = max(1, math.ceil(total / PER_PAGE))
-    return page(request, "console/cards/list.html", section="cards", cards=tiles, query=query, total=total,
-                page_number=page_number, pages=pages)
+    return await page_off_loop(request, "console/cards/list.html", section="cards", cards=tiles, query=query, total=total,
+                                page_number=page_number, pages=pages)
 
 
 @get("/cards/new")

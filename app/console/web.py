@@ -9,11 +9,13 @@ after a successful POST (POST-redirect-GET).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -169,6 +171,28 @@ def page(request: Request, template: str, *, status: int = 200, section: str | N
         headers=PAGE_HEADERS,
         cookies=cookies,
     )
+
+
+# Scans are answered on the event loop (app/scanner.py), so the pages that take milliseconds
+# to draw (a year of stats, a list of cards) are drawn in a thread. In one thread: while it
+# runs Python it holds the GIL, and the loop waits for it at most a switch interval (set
+# in cli.run_app); with a thread per page being drawn, the loop would queue behind each.
+DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-drawer")
+
+
+async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` in the console's drawing thread."""
+    return await asyncio.get_running_loop().run_in_executor(DRAWER, fn, *args)
+
+
+async def page_off_loop(
+    request: Request, template: str, *, status: int = 200, section: str | None = None, **context: Any
+) -> Response:
+    """The response `page()` gives, its template drawn in the drawing thread (see DRAWER)."""
+    response = page(request, template, status=status, section=section, **context)
+    engine, values = request.app.template_engine, response.create_template_context(request)
+    html = await off_loop(lambda: engine.get_template(template).render(**values))
+    return Response(html, status_code=status, media_type="text/html", headers=response.headers, cookies=response.cookies)
 
 
 def see_other(
