@@ -62,7 +62,7 @@ import httptools
 import msgspec
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from app import errors, tally
 from app.ops import REQUEST_ID, REQUEST_ID_SHAPE, access_log
@@ -278,6 +278,23 @@ class QueueFlow(FlowControl):
     def resume_reading(self) -> None:
         super().resume_reading()
         self.on_resume()
+
+
+class Cycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, but for an answer begun before its request's body
+    arrived whole (an early 413, a 401): its head says `connection: close`, so that a client
+    that pools connections sends nothing more on this one, and the protocol closes it with
+    a lingering close (ScannerProtocol.linger) where uvicorn, seeing that header, would
+    close at once and reset a connection the client is still writing to."""
+
+    says_close = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and self.more_body and not self.response_started:
+            await super().send({**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]})
+            self.keep_alive, self.says_close = True, True  # the protocol closes it, once answered
+            return
+        await super().send(message)
 
 
 class ScannerProtocol(HttpToolsProtocol):
@@ -546,6 +563,8 @@ class ScannerProtocol(HttpToolsProtocol):
             "state": self.app_state.copy(),
         }
         super().on_headers_complete()
+        if self.cycle is not None:  # (none for an upgrade)
+            self.cycle.__class__ = Cycle  # made by uvicorn's on_headers_complete; its task has not run yet
 
     def on_body(self, body: bytes) -> None:
         if not self.answered_early:  # a body sent with an answered GET is read and dropped
@@ -562,8 +581,8 @@ class ScannerProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        if not (self.idle or self.in_head or self.answered_early or self.pipeline):
-            # Answered before its body arrived (a 413, a 401): the client may still be
+        if self.cycle is not None and self.cycle.says_close and not self.answered_early:
+            # Answered before its body arrived (see Cycle): the client may still be
             # writing it, and the connection cannot be used for another request.
             self.linger()
             return

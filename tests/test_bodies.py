@@ -67,12 +67,15 @@ def test_a_body_over_the_limit_is_answered_413_to_a_client_that_writes_it_all_fi
 
 
 def test_after_an_early_413_the_connection_is_closed(live):
-    """The rest of a refused body is read and dropped, not taken for the next request."""
+    """The answer says the connection closes (a client that pools connections must not send
+    another request on it), and the rest of the refused body is read and dropped, not taken
+    for the next request."""
     head = b"POST /v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n"
     with socket.create_connection(live.address, timeout=10) as conn:
         conn.sendall(head + b" " * 100_000)
         received = conn.recv(65536)
         assert received.startswith(b"HTTP/1.1 413 ")
+        assert b"\r\nconnection: close\r\n" in received.split(b"\r\n\r\n")[0].lower() + b"\r\n"
         conn.sendall(b" " * 100_000 + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         while chunk := conn.recv(65536):
             received += chunk

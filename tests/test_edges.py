@@ -186,7 +186,10 @@ def test_many_large_bodies_through_an_edge_leave_it_answering(regions):
             return type(exc).__name__
 
     with concurrent.futures.ThreadPoolExecutor(40) as pool:
-        assert list(pool.map(post, range(40))) == [413] * 40
+        answers = list(pool.map(post, range(40)))
+    assert answers == [413] * 40, [
+        line for svc in (edge, regions.primary) for line in svc.log.read_text().splitlines() if '"WARNING"' in line
+    ][-8:]
     me = httpx.get(f"{edge.url}/v1/me", headers=regions.headers, timeout=5)
     assert me.status_code == 200 and me.headers["via"] == VIA
 
