@@ -19,7 +19,7 @@ from litestar import Request, Response, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import JSONBody
 
-from app import errors, mail
+from app import mail
 from app.accounts.emails import link_email
 from app.accounts.hashing import hash_password, new_token, password_matches, token_hash
 from app.accounts.sessions import revoke_sessions
@@ -27,7 +27,7 @@ from app.accounts.users import User, get_login, get_password_hash, set_password_
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one, isoformat
 from app.domain_errors import Invalid
-from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
+from app.errors import AUTHENTICATED, BODY, ERRORS, LIMITED, WRITE, problems
 from app.fields import Email, LinkToken, Password
 
 log = logging.getLogger("app.accounts")
@@ -180,7 +180,7 @@ async def _request_password_reset_unwatched(db: Database, outbox: mail.Outbox, s
         # Nobody waits for it any more: the log and errors_total say it failed (a full disk,
         # the database locked), and the person asks for another link.
         log.error("password reset not queued", exc_info=exc)
-        errors.ERRORS.labels("unhandled").inc()
+        ERRORS.labels("unhandled").inc()
 
 
 async def confirm_password_reset(db: Database, token: str, new_password: str) -> None:
