@@ -83,7 +83,7 @@ def run_app(settings: Settings) -> int:
     if sqlite3.sqlite_version_info < FIXED_VERSION:
         log.warning(
             "SQLite %s has the WAL-reset bug fixed in 3.51.3, which can corrupt the database when the app "
-            "and Litestream write at the same moment: no pysqlite3 wheel for this platform (README, 'SQLite versions')",
+            "and Litestream write at the same moment: no pysqlite3 wheel for this platform (docs/operations.md, 'SQLite versions')",
             sqlite3.sqlite_version,
         )
     # uvicorn drains on SIGTERM (and SIGINT, Fly's default kill signal) and then re-raises
@@ -100,7 +100,7 @@ def run_app(settings: Settings) -> int:
     gc.freeze()
     # A thread running Python (a console page drawn, a QR code rendered, rows read) keeps the
     # GIL until the loop has waited this long for it: 5 ms by default, more than a scan's
-    # whole answer takes under a crowd (README, "Console and scans on one machine").
+    # whole answer takes under a crowd (docs/performance.md, "Console and scans on one machine").
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(app, host=settings.host, port=settings.port, **server_options(app))
     return 0

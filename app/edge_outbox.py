@@ -14,7 +14,7 @@ last number applied. Shipping one batch at a time, in order, is what makes that 
 A batch the primary refuses as out of order (409: batches before it are missing there) is
 never skipped: it stays first in the file, the shipper logs it as an error, counts it
 (`edge_batches_refused_total`, alert QRContactEdgeBatchRefused) and tries again, as after
-any failure, until an operator has looked (README, "Counting at the edges").
+any failure, until an operator has looked (docs/edge-regions.md, "Counting at the edges").
 """
 
 from __future__ import annotations

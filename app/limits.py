@@ -135,7 +135,7 @@ def shared_lock(app: Any) -> asyncio.Lock:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    """Growing delays after failed logins; see the README's "Limits" section."""
+    """Growing delays after failed logins; see docs/limits.md."""
 
     # Failures of one account from one client network before any delay.
     free_per_client: int = 5
@@ -152,7 +152,7 @@ class ThrottlePolicy:
     known_for: int = 30 * 24 * 3600
     # Failure records kept at most (one per account, one per account and network): past
     # this the record updated longest ago is forgotten first. About 0.36 KiB each with the
-    # store's entry (measured with tracemalloc), so about 40 MiB at most (README "Limits").
+    # store's entry (measured with tracemalloc), so about 40 MiB at most (docs/limits.md).
     max_records: int = 100_000
 
 

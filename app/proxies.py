@@ -8,7 +8,7 @@ on, and the first one that is not is the client. Fly's `Fly-Client-IP` is the pl
 own answer and stays behind TRUST_PROXY_HEADERS.
 
 `X-Forwarded-For` wins when both are present: every common proxy sets it, and nginx
-passes a client's `Forwarded` through untouched (the README's recipes remove it).
+passes a client's `Forwarded` through untouched (the recipes in docs/operations.md remove it).
 """
 
 from __future__ import annotations

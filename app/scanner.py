@@ -5,7 +5,7 @@ A scan is one redirect, and at an event hundreds arrive in a minute. For every r
 uvicorn builds an ASGI scope, a task and a request/response cycle, and the app answers
 with two send calls that are checked and encoded again; Litestar adds routing, its
 middleware, dependency injection and a Response object. For a redirect that is nearly
-all of the cost (figures in the README's Performance section, from bench/scanners.py).
+all of the cost (figures in docs/performance.md, from bench/scanners.py).
 
 `ScannerProtocol` is uvicorn's httptools protocol with one change. When a request's
 headers are complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or
@@ -23,7 +23,7 @@ client not reading its answers.
 
 Every request passes through this protocol, whichever door answers it (the internal
 port's too, with no fast path), so the limits on what a client can make the server hold
-are here (the README's "Limits"): a request head over MAX_HEAD_BYTES is answered 431,
+are here (docs/limits.md): a request head over MAX_HEAD_BYTES is answered 431,
 one that takes over HEAD_TIMEOUT seconds 408; a read that is not one whole head is
 parsed a slice at a time, and what cannot be parsed yet is held back, unread, while
 uvicorn pauses reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all
@@ -85,7 +85,7 @@ _ID_PREFIX = secrets.token_hex(8).encode()
 _ID_COUNTER = itertools.count(1)
 COUNTRY_HEADER_BYTES = COUNTRY_HEADER.encode()
 
-# Limits every request meets at the door, whichever door answers it (the README's "Limits"):
+# Limits every request meets at the door, whichever door answers it (docs/limits.md):
 # a request head (request line and headers) larger than this is answered 431 and the
 # connection closed. The size of h11's and Node's default limit; a browser's head is 1-2 KiB.
 MAX_HEAD_BYTES = 16 * 1024

@@ -1,6 +1,6 @@
 """Which SQLite the app links: the `pysqlite3` wheel's where it installs, else Python's own.
 
-The wheel bundles SQLite 3.53, past the WAL-reset fix of 3.51.3 (README, "SQLite
+The wheel bundles SQLite 3.53, past the WAL-reset fix of 3.51.3 (docs/operations.md, "SQLite
 versions"), which Python's `sqlite3` module lacks wherever the system library is older
 (Debian 12 has 3.40). Every module of the app imports `sqlite3` from here, so the
 connections, rows and exception classes all come from one library; `qrcontact serve`

@@ -1,4 +1,4 @@
-"""The README's Caddy and nginx recipes, run for real in front of `qrcontact serve`.
+"""The Caddy and nginx recipes of docs/operations.md, run for real in front of `qrcontact serve`.
 
 Needs `nginx` and `caddy` on PATH (Debian: apt-get install nginx caddy). The service runs
 with RATE_LIMIT_PER_MINUTE=2 and TRUSTED_PROXIES=127.0.0.1/32; clients connect to the
@@ -34,7 +34,7 @@ http {{
   uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
   server {{
     listen 127.0.0.1:{proxy_port};
-    # The README's block:
+    # The block in docs/operations.md:
     location / {{
       proxy_pass http://127.0.0.1:{app_port};
       proxy_http_version 1.1;

@@ -125,7 +125,7 @@ def test_the_history_reaches_back_backup_retention_and_no_further(tmp_path, repl
         assert state_at(settings, written[n][0], out) == n
         if followed is None or ends_a_file(settings, written[followed][1], (2, 3)):
             # The moment to follow to the end of the history: once the per-sync files go,
-            # a moment restores to the end of the 30 s compaction (L1) before it (README
+            # a moment restores to the end of the 30 s compaction (L1) before it (docs/operations.md,
             # "Backups and history"), so a state that ends one restores exactly at any
             # age. Not one a 5 min or 1 h compaction (L2, L3) also ends with: Litestream
             # keeps the newest file of a level until that level's next compaction.

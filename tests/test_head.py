@@ -89,7 +89,7 @@ def test_head_answers_like_get_over_http(live, admin, console, what, path, who):
         return httpx.request(method, live.url + path, headers=headers, timeout=10)
 
     # Once before, so that /c and /q are answered by the scanner fast path both times
-    # (its 302 has no content-type, Litestar's has one: README, Performance).
+    # (its 302 has no content-type, Litestar's has one: docs/performance.md).
     fetch("GET")
     got, head = fetch("GET"), fetch("HEAD")
     assert head.status_code == got.status_code != 405, what

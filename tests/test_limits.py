@@ -21,6 +21,7 @@ from tests.test_console import ORIGIN, csrf_of, post_form
 from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
 
 README = Path(__file__).parent.parent / "README.md"
+LIMITS_DOC = Path(__file__).parent.parent / "docs" / "limits.md"
 
 
 def test_api_rate_limit_answers_429_with_retry_after(tmp_path):
@@ -299,8 +300,8 @@ def test_an_attackers_failures_do_not_lock_the_owner_out(tmp_path):
         assert login(client, "owner@example.com", PASSWORD, ip="198.51.100.7").status_code == 200
 
 
-def test_the_readme_states_the_login_throttling_policy_in_force():
-    policy, text = ThrottlePolicy(), " ".join(README.read_text().split())
+def test_the_limits_page_states_the_login_throttling_policy_in_force():
+    policy, text = ThrottlePolicy(), " ".join(LIMITS_DOC.read_text().split())
     for phrase in (
         f"{policy.free_per_client} failures are free",
         f"at most **{policy.max_delay_per_client // 60} minutes**",
