@@ -1,7 +1,7 @@
 """The `qrcontact` command: serve, migrate, restore, verify-backup.
 
 `serve` on an edge (ROLE=edge) runs the app alone: it keeps a read-only copy of the
-primary's replica itself (app/edge_copy.py). On the primary, `serve` restores a missing
+primary's replica itself (app/edge/local_copy.py). On the primary, `serve` restores a missing
 database from the replica and migrates it, then replaces
 itself with `litestream replicate -exec "qrcontact run-app"`: Litestream replicates while
 the app runs (the app serves only once Litestream has the database open), and makes a
@@ -42,7 +42,7 @@ class JsonLines(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    from app.ops import RequestIdFilter
+    from app.ops.monitoring import RequestIdFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines())
@@ -108,10 +108,10 @@ def run_app(settings: Settings) -> int:
 
 def server_options(app: Litestar) -> dict:
     """How uvicorn serves the app (tests start their live servers with the same)."""
-    from app.scanner import protocol
+    from app.public.door import protocol
 
     return {
-        # httptools, with the scanner fast path asked first (app/scanner.py).
+        # httptools, with the scanner fast path asked first (app/public/fast_path.py).
         "http": protocol(app.state.fast_path),
         "log_config": None,
         "access_log": False,
@@ -122,13 +122,13 @@ def server_options(app: Litestar) -> dict:
 
 
 def serve(settings: Settings) -> int:
-    from app import replication
+    from app.ops import replication
 
     if not settings.replication_enabled:
         return run_app(settings)  # the app migrates as it opens the database
     if settings.is_edge:
         # An edge writes nothing to replicate: it restores and follows its own read-only
-        # copy of the primary's replica (app/edge_copy.py), and migrates nothing.
+        # copy of the primary's replica (app/edge/local_copy.py), and migrates nothing.
         return run_app(settings)
     try:
         lock = hold_lock(settings)
@@ -150,7 +150,7 @@ def serve(settings: Settings) -> int:
 
 
 def restore(settings: Settings, timestamp: str | None) -> int:
-    from app import replication
+    from app.ops import replication
 
     try:
         fd = hold_lock(settings)
@@ -169,7 +169,7 @@ def restore(settings: Settings, timestamp: str | None) -> int:
 
 
 def verify_backup(settings: Settings) -> int:
-    from app import replication
+    from app.ops import replication
 
     try:
         result = replication.verify_backup(settings)

@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 # at the top level.
 MIGRATIONS_DIR = next(p for p in (HERE / "migrations", HERE.parent / "migrations") if p.is_dir())
 READERS = 4
-# Commit times kept for the replication-lag measurement (see app.replication.LagMonitor):
+# Commit times kept for the replication-lag measurement (see app.ops.replication.LagMonitor):
 # one entry per COMMIT_GRAIN-second slot holding that slot's newest commit, and no more
 # than COMMIT_LOG entries (over an hour of steady writes without a confirmation).
 COMMIT_GRAIN = 0.05

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from cachetools import LRUCache
 from prometheus_client import Counter, Histogram
 
-from app import tally
+from app.ops import tally
 
 if TYPE_CHECKING:
     import segno

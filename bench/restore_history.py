@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app import replication  # noqa: E402
+from app.ops import replication  # noqa: E402
 
 CONFIG = """\
 levels:

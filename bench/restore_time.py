@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import BIN, S3_CREDENTIALS, moto_server, s3_client, s3_url  # noqa: E402
 
-from app import replication  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import migrate, utcnow  # noqa: E402
+from app.ops import replication  # noqa: E402
 
 
 def settings(data: Path, replica_url: str) -> Settings:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/scan_batches.py [--edges 3] [--seconds 200] [--cards 20] [--replica off]
 
 A real primary (`qrcontact serve` with EDGE_TOKEN, so its internal port is up) and, per
-edge, the real Counters writing into an outbox file (app/edge_outbox.py). Each edge
+edge, the real Counters writing into an outbox file (app/edge/outbox.py). Each edge
 counts `--seconds` seconds' worth of a typical crowd (every card scanned and viewed from
 a few device classes and referrers), one flush (one batch) per simulated second; then
 all edges ship their backlogs to the primary at once, as after an outage. Reported: the
@@ -25,10 +25,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.cards import get_card_by_slug  # noqa: E402
-from app.counters import Counters  # noqa: E402
-from app.edge_counts import MAX_BATCH_ROWS  # noqa: E402
-from app.edge_outbox import EdgeOutbox, Shipper  # noqa: E402
+from app.cards.cards import get_card_by_slug  # noqa: E402
+from app.edge.outbox import EdgeOutbox, Shipper  # noqa: E402
+from app.edge.scan_batches import MAX_BATCH_ROWS  # noqa: E402
+from app.public.counters import Counters  # noqa: E402
 from app.sqlite import sqlite3  # noqa: E402
 from bench._common import free_port  # noqa: E402
 from tests.conftest import PASSWORD, make_settings  # noqa: E402

@@ -1,4 +1,4 @@
-"""The scan path's own Python, per request, in process: what app/scanner.py's protocol and
+"""The scan path's own Python, per request, in process: what app/public/fast_path.py's protocol and
 the answers behind it cost, with no sockets, no kernel and no load generator.
 
     .venv/bin/python bench/scan_protocol.py               # about 20 s
@@ -29,10 +29,10 @@ import uvloop
 from litestar.testing import TestClient
 from uvicorn.server import ServerState
 
-from app import scanner
 from app.cli import server_options
 from app.config import Settings
 from app.main import create_app
+from app.public import door, fast_path
 
 PHONE_UA = b"Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 RUNS, REQUESTS = 7, 20_000
@@ -62,7 +62,7 @@ class CountingTransport(asyncio.Transport):
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
 
-class WithoutLimits(scanner.ScannerProtocol):
+class WithoutLimits(door.ScannerProtocol):
     """The protocol with the door limits off the common path: every read straight to the
     parser, no clock readings for the deadlines."""
 
@@ -81,7 +81,7 @@ class WithoutLimits(scanner.ScannerProtocol):
         self.server_state.total_requests += 1
 
 
-def per_request(protocol: scanner.ScannerProtocol, request: bytes) -> float:
+def per_request(protocol: door.ScannerProtocol, request: bytes) -> float:
     """CPU microseconds a request, the least of RUNS runs of REQUESTS."""
     for _ in range(2000):
         protocol.data_received(request)
@@ -104,7 +104,7 @@ def main() -> int:
         public_base_url="https://qr.example.test", scanner_rate_limit_per_minute=1_000_000_000,
     )
     app = create_app(settings)
-    print(f"app from {Path(scanner.__file__).parent}")
+    print(f"app from {Path(fast_path.__file__).parent}")
     with TestClient(app) as client:
         account = {"email": "bench@example.com", "password": "correct horse battery staple", "marketingConsent": False}
         auth = client.post("/v1/auth/register", json=account)
@@ -119,12 +119,12 @@ def main() -> int:
         config.load()
         print(f"{'':16}{'protocol':>12}{'no limits':>12}{'limits cost':>13}   (CPU us a request)")
         for path in paths:
-            if not scanner.fast_route(path.encode(), b"GET"):
+            if not fast_path.fast_route(path.encode(), b"GET"):
                 print(f"{path:16} not answered by this tree's fast path")
                 continue
             request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: %s\r\n\r\n" % (path.encode(), PHONE_UA)
             figures = []
-            for kind in (scanner.ScannerProtocol, WithoutLimits):
+            for kind in (door.ScannerProtocol, WithoutLimits):
                 protocol = kind(config=config, server_state=ServerState(), app_state={}, _loop=loop, fast_path=app.state.fast_path)
                 protocol.connection_made(CountingTransport())
                 figures.append(per_request(protocol, request))

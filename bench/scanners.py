@@ -47,7 +47,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.replication import ltx_files, meta_dir  # noqa: E402
+from app.ops.replication import ltx_files, meta_dir  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")

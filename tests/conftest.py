@@ -300,9 +300,9 @@ class LiveClient(httpx.Client):
 async def cache_for_scanners(public, path: str) -> None:
     """What a scan of /c/{slug} or /q/{slug}.{png,svg} reads from memory, read or drawn now."""
     from app import qr
-    from app.card_cache import SLUG_SHAPE
-    from app.cards import Card
-    from app.scans import qr_of
+    from app.cards.cards import Card
+    from app.public.answers import qr_of
+    from app.public.card_cache import SLUG_SHAPE
 
     slug, _, extension = path[3:].partition(".")
     if not SLUG_SHAPE.match(slug):

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from app.cards import get_card_by_slug
-from app.counters import Counters
-from app.edge_outbox import EdgeOutbox, Shipper
+from app.cards.cards import get_card_by_slug
+from app.edge.outbox import EdgeOutbox, Shipper
+from app.public.counters import Counters
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, make_settings
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from app import replication
 from app.config import Settings
 from app.db import migrate
 from app.main import create_app
+from app.ops import replication
 from app.sqlite import sqlite3
 from tests.conftest import make_settings, metric, wait_until
 

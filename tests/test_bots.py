@@ -1,5 +1,5 @@
 """Who counts: people in any browser, in-app ones included; crawlers, link previews, mail
-scanners and HTTP libraries never (app/bots.py, is_bot)."""
+scanners and HTTP libraries never (app/public/bots.py, is_bot)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import bots
+from app.public import bots
 from tests.conftest import create_card, flush_counters
 from tests.test_sharing import invitations, share, token_of
 

@@ -10,9 +10,9 @@ import re
 import pytest
 from litestar.testing import TestClient
 
-from app import kfactor
 from app.console import team as team_pages
 from app.main import create_app
+from app.sharing import kfactor
 from tests.conftest import PASSWORD, create_card, make_settings, query, register, unique_email
 from tests.mailbox import links
 from tests.test_console import ORIGIN, csrf_of, errors_of, forms_console, log_in, post_form  # noqa: F401

@@ -11,8 +11,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from app import sharing
 from app.console import charts, invitations
+from app.sharing import sharing
 from tests.conftest import PHONE_UA, create_card, execute, flush_counters, query, register
 from tests.test_console import errors_of, log_in, post_form
 

@@ -1,4 +1,4 @@
-"""What every request meets at the door (app/scanner.py's ScannerProtocol), whichever door
+"""What every request meets at the door (app/public/fast_path.py's ScannerProtocol), whichever door
 answers it, on a real uvicorn server over real sockets: the request-head size and time
 limits, the bound on what one pipelining connection may queue, one answer per request,
 and the keep-alive timer an early answer arms; then the /i/ pages' share of the scanner
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from app import scanner
+from app.public import door
 from tests.conftest import PHONE_UA, LiveServer, create_card, free_port, make_settings, register, wait_until
 from tests.test_scanner import exchange, limited_client, live, user  # noqa: F401 (fixtures)
 
@@ -43,7 +43,7 @@ def statuses(received: bytes) -> list[bytes]:
     return re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
 
 
-def protocol_of(live, conn: socket.socket) -> scanner.ScannerProtocol:
+def protocol_of(live, conn: socket.socket) -> door.ScannerProtocol:
     port = conn.getsockname()[1]
     return wait_until(
         lambda: next((p for p in list(live.server.server_state.connections) if p.client and p.client[1] == port), None),
@@ -57,7 +57,7 @@ def protocol_of(live, conn: socket.socket) -> scanner.ScannerProtocol:
 @pytest.mark.parametrize("path", ["/c/door-card", "/q/door-card.png", "/p/door-card", "/i/no-such-token/open.gif"])
 def test_a_head_past_the_limit_is_431_and_closed_whichever_door(live, card, path):
     answered = live.answered
-    agent = b"a" * (scanner.MAX_HEAD_BYTES + 1)
+    agent = b"a" * (door.MAX_HEAD_BYTES + 1)
     received = everything_until_closed(live, b"GET %s HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % (path.encode(), agent))
     assert statuses(received) == [b"431"]
     assert b"\r\nconnection: close\r\n" in received
@@ -65,7 +65,7 @@ def test_a_head_past_the_limit_is_431_and_closed_whichever_door(live, card, path
 
 
 def test_a_head_within_the_limit_is_answered(live, card):
-    agent = b"a" * (scanner.MAX_HEAD_BYTES - 200)
+    agent = b"a" * (door.MAX_HEAD_BYTES - 200)
     responses = exchange(live, [b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % agent])
     assert [r.split(b" ", 2)[1] for r in responses] == [b"302"]
 
@@ -77,7 +77,7 @@ def test_an_unfinished_head_that_keeps_growing_is_431(live, card, unfinished):
     head = b"GET /c/door-card HTTP/1.1\r\nHost: x\r\n" + unfinished
     with socket.create_connection(live.address, timeout=10) as conn:
         conn.sendall(head)
-        for _ in range(scanner.MAX_HEAD_BYTES // 1024 + 1):
+        for _ in range(door.MAX_HEAD_BYTES // 1024 + 1):
             conn.sendall(b"b" * 1024)
         received = b""
         while chunk := conn.recv(65536):
@@ -86,12 +86,12 @@ def test_an_unfinished_head_that_keeps_growing_is_431(live, card, unfinished):
 
 
 def test_a_long_url_is_431(live, card):
-    received = everything_until_closed(live, b"GET /p/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"a" * (scanner.MAX_HEAD_BYTES + 1)))
+    received = everything_until_closed(live, b"GET /p/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"a" * (door.MAX_HEAD_BYTES + 1)))
     assert statuses(received) == [b"431"]
 
 
 def test_the_internal_port_has_the_same_head_limits(tmp_path):
-    """The primary's internal port (app/internal.py) grew by every unfinished header sent to it."""
+    """The primary's internal port (app/edge/internal.py) grew by every unfinished header sent to it."""
     settings = make_settings(tmp_path, edge_token="t" * 32, internal_port=free_port())
     server = LiveServer(settings)
     try:
@@ -119,7 +119,7 @@ def test_the_internal_port_has_the_same_head_limits(tmp_path):
 
 @pytest.fixture
 def impatient(tmp_path, monkeypatch):
-    monkeypatch.setattr(scanner, "HEAD_TIMEOUT", 0.2)
+    monkeypatch.setattr(door, "HEAD_TIMEOUT", 0.2)
     server = LiveServer(make_settings(tmp_path))
     yield server
     server.stop()
@@ -146,7 +146,7 @@ def test_a_head_in_time_is_answered_and_the_connection_kept(impatient):
         conn.sendall(b"GET /p/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
         # Idle past the head timeout: the keep-alive timeout (5 s) governs the idle connection.
-        time.sleep(3 * scanner.HEAD_TIMEOUT)
+        time.sleep(3 * door.HEAD_TIMEOUT)
         conn.sendall(b"GET /p/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
         assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
 
@@ -213,9 +213,9 @@ def test_a_pipelining_connection_queues_a_bounded_number_of_requests(live, user)
         conn.sendall(create_request(user, "pipe-one") + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * behind)
         protocol = protocol_of(live, conn)
         wait_until(lambda: len(protocol.pipeline) > 0 and protocol.flow.read_paused, what="requests to queue")
-        assert len(protocol.pipeline) <= scanner.MAX_QUEUED
+        assert len(protocol.pipeline) <= door.MAX_QUEUED
         wait_until(lambda: protocol.held, what="the rest to be held back, unparsed")
-        assert len(protocol.pipeline) <= scanner.MAX_QUEUED
+        assert len(protocol.pipeline) <= door.MAX_QUEUED
     assert live.http.get("/health").status_code == 200
 
 
@@ -296,7 +296,7 @@ def test_an_error_answer_behind_a_running_request_is_the_last_thing_written(live
 
 
 def test_a_head_past_the_limit_after_a_body_on_the_same_bytes_is_431(live, card):
-    agent = b"a" * scanner.MAX_HEAD_BYTES
+    agent = b"a" * door.MAX_HEAD_BYTES
     raw = (
         b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
         b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % agent

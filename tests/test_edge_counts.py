@@ -25,14 +25,14 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.cards import Card
+from app.cards.cards import Card
 from app.config import Settings
-from app.counters import Counters
-from app.edge_counts import MAX_BATCH_ROWS
-from app.edge_outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
-from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
+from app.edge.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
+from app.edge.outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
+from app.edge.scan_batches import MAX_BATCH_ROWS
 from app.main import create_app
-from app.replication import renew_history
+from app.ops.replication import renew_history
+from app.public.counters import Counters
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, metric, query, register
 from tests.test_faults import LOAD_ENV
@@ -429,9 +429,9 @@ def test_a_large_flush_ships_as_several_batches_in_order(primary, owner, tmp_pat
 
 EDGE_SCRIPT = """
 import asyncio, sys
-from app.cards import get_card_by_slug
-from app.counters import Counters
-from app.edge_outbox import EdgeOutbox
+from app.cards.cards import get_card_by_slug
+from app.public.counters import Counters
+from app.edge.outbox import EdgeOutbox
 from app.sqlite import sqlite3
 import aiosqlite
 

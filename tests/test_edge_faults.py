@@ -26,7 +26,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import replication
+from app.ops import replication
 from tests.conftest import PHONE_UA, wait_until
 from tests.store_proxy import StoreProxy
 from tests.test_edges import TOKEN, edge_env, replica_url, served_by_the_edge

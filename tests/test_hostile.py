@@ -21,7 +21,7 @@ import jwt
 import pytest
 from litestar.testing import TestClient
 
-from app.cards import RESERVED_SLUGS
+from app.cards.cards import RESERVED_SLUGS
 from app.main import create_app
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, assert_problem, make_settings, query, register, wait_until

@@ -13,8 +13,8 @@ from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
 from app.accounts import hashing
+from app.api.limits import ThrottlePolicy, network_of
 from app.config import Settings
-from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
 from tests.conftest import PASSWORD, LiveServer, assert_problem, make_settings, query, register
 from tests.test_console import ORIGIN, csrf_of, post_form
@@ -318,8 +318,8 @@ def test_the_login_throttle_keeps_a_bounded_number_of_records_oldest_forgotten_f
 
     from litestar.stores.memory import MemoryStore
 
-    from app.domain_errors import Limited
-    from app.limits import LoginThrottle
+    from app.api.limits import LoginThrottle
+    from app.errors import Limited
 
     async def scenario() -> None:
         store = MemoryStore()

@@ -40,7 +40,7 @@ def exported_metric_names(tmp_path_factory) -> frozenset[str]:
         flush_counters(client)
         assert client.get("/no/such/page").status_code == 404
         text = client.get("/metrics").text
-    # An edge's own series (app/edge_copy.py), from an edge app that has no copy yet.
+    # An edge's own series (app/edge/local_copy.py), from an edge app that has no copy yet.
     data_dir = tmp_path_factory.mktemp("edge-metrics")
     edge = make_settings(
         data_dir, role="edge", replica_url=f"file://{data_dir / 'empty-replica'}", primary_url="http://127.0.0.1:9",

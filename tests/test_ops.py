@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from app.ops import ActiveUsers, RequestIdFilter
+from app.ops.monitoring import ActiveUsers, RequestIdFilter
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, create_card, drain_outbox, make_settings, register
 from tests.test_serve import Service

@@ -76,7 +76,7 @@ def proxied(tmp_path):
 
 
 # /v1 is under the API limit; /p (Litestar) and /c (answered by the scanner fast path from
-# its second request on, app/scanner.py) under the scanner limit.
+# its second request on, app/public/fast_path.py) under the scanner limit.
 @pytest.mark.parametrize("path", ["/v1/me", "/p/no-such-card", "/c/no-such-card"])
 def test_each_client_behind_the_proxy_has_its_own_limit(proxied, path):
     def status(chain: str) -> int:

@@ -2,7 +2,7 @@
 
 Every test runs twice: through Litestar in-process, and on a real uvicorn server, where
 exact GET/HEAD requests for /c/{slug} and /q/{name} whose card (and image) is cached are
-answered by the scanner fast path in the HTTP protocol (app/scanner.py) instead.
+answered by the scanner fast path in the HTTP protocol (app/public/fast_path.py) instead.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import vobject
 from litestar.testing import TestClient
 
-from app.cards import Card
-from app.scans import NOT_CACHED, is_bot
+from app.cards.cards import Card
+from app.public.answers import NOT_CACHED, is_bot
 from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
 from tests.test_qr import decode_png
 

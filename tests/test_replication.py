@@ -20,7 +20,7 @@ import certifi
 import httpx
 import pytest
 
-from app.replication import ltx_files, meta_dir
+from app.ops.replication import ltx_files, meta_dir
 from app.sqlite import sqlite3
 from tests.conftest import PASSWORD, PHONE_UA
 from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone

@@ -1,4 +1,4 @@
-"""The scanner fast path (app/scanner.py) on a real uvicorn server over real sockets: what
+"""The scanner fast path (app/public/fast_path.py) on a real uvicorn server over real sockets: what
 it catches, that it answers as the Litestar handlers do, HTTP/1.1 on a shared connection,
 its metrics, request ids and errors; then the per-client scanner rate limit.
 
@@ -17,9 +17,9 @@ import pytest
 from litestar.testing import TestClient
 
 from app.main import create_app
-from app.ops import RequestIdFilter
-from app.scanner import fast_route
-from app.scans import ScannerLimit, is_bot
+from app.ops.monitoring import RequestIdFilter
+from app.public.answers import ScannerLimit, is_bot
+from app.public.fast_path import fast_route
 from tests.conftest import PHONE_UA, LiveServer, create_card, make_settings, metric, register
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -308,7 +308,7 @@ def test_http_metrics_are_litestars_series_with_the_same_labels(live, card):
 
 
 def test_redirect_latency_covers_reading_the_card(client, monkeypatch):
-    from app import card_cache
+    from app.public import card_cache
 
     read = card_cache.get_card_by_slug
 
@@ -345,7 +345,7 @@ def test_fast_path_answers_carry_a_request_id(live, card, given, caplog):
 
 
 def test_a_request_id_is_echoed_only_when_it_is_safe_to_write_back():
-    from app.scanner import request_id_for
+    from app.public.fast_path import request_id_for
 
     assert request_id_for(b"trace-42.a:b_c") == b"trace-42.a:b_c"
     for unsafe in (b"abc\n", b"abc\r\nSet-Cookie: x=1", b"", b"a" * 129, "é".encode("latin-1")):
@@ -474,7 +474,7 @@ def test_bot_check_ignores_case(agent, bot):
 def test_folded_tallies_read_as_if_recorded_one_by_one():
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from app import tally
+    from app.ops import tally
 
     buckets = [0.001, 0.0025, 0.005, 0.01, 0.1, 1]
     values = [0.0, 0.0005, 0.001, 0.0011, 0.003, 0.005, 0.05, 0.5, 1.0, 7.5] * 3
@@ -510,7 +510,7 @@ def test_event_seconds_are_the_utc_second():
     import random
     from datetime import UTC, datetime
 
-    from app.counters import _second
+    from app.public.counters import _second
 
     rng = random.Random(6)
     moments = [rng.uniform(1.7e9, 1.9e9) for _ in range(2_000)] + [1.8e9, 1.8e9 + 0.9999995]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import replication
+from app.ops import replication
 from app.sqlite import FIXED_VERSION, sqlite3
 from tests.conftest import PASSWORD, PHONE_UA, wait_until
 
@@ -61,7 +61,7 @@ class Service:
         raise AssertionError(f"serve did not become healthy: {self.log.read_text()}")
 
     def litestream_env(self) -> dict[str, str]:
-        """The environment `serve` gives Litestream (AWS_CA_BUNDLE removed, as app.replication does)."""
+        """The environment `serve` gives Litestream (AWS_CA_BUNDLE removed, as app.ops.replication does)."""
         env = {k: v for k, v in self.env.items() if k != "AWS_CA_BUNDLE"}
         env["QRCONTACT_DB_PATH"] = str(self.data_dir / "qrcontact.db")
         env["QRCONTACT_REPLICA_URL"] = self.env.get("REPLICA_URL") or f"file://{self.data_dir / 'replica'}"

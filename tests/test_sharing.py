@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from app import sharing
 from app.main import create_app
+from app.sharing import sharing
 from tests.conftest import (
     PASSWORD,
     PHONE_UA,

@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from app import db
-from app.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.main import create_app
+from app.public.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.sqlite import sqlite3
 from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from app.card_cache import NOT_CACHED
 from app.main import create_app
+from app.public.card_cache import NOT_CACHED
 from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, query, register
 from tests.mailbox import links
 from tests.test_console import log_in

@@ -1,4 +1,4 @@
-"""Console sessions (app/web_sessions.py) against a real database."""
+"""Console sessions (app/console/sessions.py) against a real database."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from app.accounts.users import get_user
-from app.domain_errors import Forbidden
-from app.web_sessions import end_web_session, start_web_session, user_for_web_session
+from app.console.sessions import end_web_session, start_web_session, user_for_web_session
+from app.errors import Forbidden
 from tests.conftest import execute, query
 
 

@@ -14,9 +14,9 @@ from litestar.params import FromPath, JSONBody
 
 from app.accounts.hashing import new_token, token_hash
 from app.accounts.users import USER_COLUMNS, User, user_of
+from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.domain_errors import NotFound
-from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.errors import NotFound
 from app.fields import Label
 from app.sqlite import sqlite3
 

@@ -20,14 +20,15 @@ from litestar import Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, QueryParameter
 
-from app import mail, pages
+from app import mail
 from app.accounts.hashing import new_token, password_matches, token_hash
 from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
+from app.api.openapi import HTML_PAGE, TEXT, media_types
+from app.api.problems import BODY, LIMITED, WRITE, problems
 from app.config import Settings
 from app.db import Database, DatabaseDep, fetch_one, isoformat
-from app.domain_errors import Conflict, Invalid, Limited, NotFound
-from app.errors import BODY, LIMITED, WRITE, problems
-from app.openapi import HTML_PAGE, TEXT, media_types
+from app.errors import Conflict, Invalid, Limited, NotFound
+from app.public import pages
 
 VERIFY_VALID_FOR = timedelta(hours=48)
 # Verification emails an account may ask for again in an hour (the one at registration counts).

@@ -10,14 +10,15 @@ from litestar import Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from app import cards, sharing, stats
 from app.accounts.api_keys import ApiKey, list_api_keys
 from app.accounts.emails import VERIFICATIONS_PER_HOUR, confirm_email_change, request_email_change, resend_verification
 from app.accounts.users import PublicUser, User, change_marketing_consent, delete_account
+from app.api.problems import AUTHENTICATED, BODY, LIMITED, WRITE, problems
+from app.cards import cards, stats
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep
-from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
 from app.fields import Email, LinkToken
+from app.sharing import sharing
 
 
 class UpdateMeRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

@@ -24,10 +24,10 @@ from app.accounts.emails import link_email
 from app.accounts.hashing import hash_password, new_token, password_matches, token_hash
 from app.accounts.sessions import revoke_sessions
 from app.accounts.users import User, get_login, get_password_hash, set_password_hash
+from app.api.problems import AUTHENTICATED, BODY, ERRORS, LIMITED, WRITE, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one, isoformat
-from app.domain_errors import Invalid
-from app.errors import AUTHENTICATED, BODY, ERRORS, LIMITED, WRITE, problems
+from app.errors import Invalid
 from app.fields import Email, LinkToken, Password
 
 log = logging.getLogger("app.accounts")

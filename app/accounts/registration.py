@@ -1,7 +1,7 @@
 """Registration: a new account under the service's REGISTRATION policy, its verification
 email queued in the same transaction.
 
-An `inviteToken` is either a card share's invitation (app.sharing: the registration marks
+An `inviteToken` is either a card share's invitation (app.sharing.sharing: the registration marks
 it converted) or a team admin's invitation (app.accounts.team: single-use, for the invited
 address only, which it proves, so no verification email is sent). With REGISTRATION=invite
 either kind lets its holder in; with `closed` only a team invitation does: the admin chose
@@ -17,17 +17,18 @@ import msgspec
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from app import mail, sharing
+from app import mail
 from app.accounts import team
 from app.accounts.emails import insert_verification, verification_email
 from app.accounts.hashing import hash_password
 from app.accounts.sessions import AuthResponse, issue_tokens
 from app.accounts.users import User, count_users, insert_user
+from app.api.problems import BODY, LIMITED, WRITE, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep
-from app.domain_errors import Forbidden
-from app.errors import BODY, LIMITED, WRITE, problems
+from app.errors import Forbidden
 from app.fields import Email, InviteToken, Password
+from app.sharing import sharing
 
 
 class RegisterRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

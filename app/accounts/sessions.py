@@ -21,14 +21,14 @@ from litestar.middleware import AuthenticationResult
 from litestar.params import JSONBody
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app import limits
 from app.accounts import api_keys
 from app.accounts.hashing import new_token, password_matches, token_hash
 from app.accounts.users import PublicUser, User, get_login, get_user
+from app.api import limits
+from app.api.problems import AUTHENTICATED, BODY, LIMITED, WRITE, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one, isoformat
-from app.domain_errors import Unauthenticated
-from app.errors import AUTHENTICATED, BODY, LIMITED, WRITE, problems
+from app.errors import Unauthenticated
 from app.fields import Email
 
 # --- structs -------------------------------------------------------------------------

@@ -18,18 +18,20 @@ import msgspec
 from litestar import Request, Router, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app import cards, mail, pagination
+from app import mail
 from app.accounts.emails import link_email
 from app.accounts.hashing import new_token, token_hash
 from app.accounts.sessions import revoke_sessions
 from app.accounts.users import User, email_taken, is_last_active_admin
-from app.card_cache import PublicCards
+from app.api import pagination
+from app.api.guards import require_admin
+from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
+from app.cards import cards
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.domain_errors import Conflict, Invalid, NotFound
-from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email
-from app.guards import require_admin
+from app.public.card_cache import PublicCards
 
 TEAM_INVITE_VALID_FOR = timedelta(days=7)
 

@@ -11,10 +11,10 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from app import cards
-from app.card_cache import PublicCards
+from app.cards import cards
 from app.db import Database, fetch_all, fetch_one, isoformat
-from app.domain_errors import Conflict
+from app.errors import Conflict
+from app.public.card_cache import PublicCards
 
 # --- structs -------------------------------------------------------------------------
 

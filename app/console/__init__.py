@@ -16,7 +16,7 @@ from __future__ import annotations
 from litestar import Router, get
 from litestar.response import Redirect
 
-from app import limits
+from app.api import limits
 from app.config import Settings
 from app.console import account, auth, card_stats, cards, invitations, keys, share, team, web
 

@@ -13,11 +13,11 @@ from litestar.params import FromPath
 
 from app.accounts import emails, me, passwords, users
 from app.config import SettingsDep
+from app.console.sessions import COOKIE, session_hash
 from app.console.web import field_error, form_of, page, see_other, session_cookie
 from app.db import DatabaseDep
-from app.domain_errors import Conflict, Invalid
+from app.errors import Conflict, Invalid
 from app.fields import Email, LinkToken, Password
-from app.web_sessions import COOKIE, session_hash
 
 PUBLIC = {"public": True}
 BAD_EMAIL = "Enter an email address like name@example.com"

@@ -7,15 +7,15 @@ import re
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 
-from app import limits
 from app.accounts import registration, sessions
 from app.accounts.users import count_users
+from app.api import limits
 from app.config import Settings, SettingsDep
+from app.console.sessions import COOKIE, VALID_FOR, end_web_session, start_web_session
 from app.console.web import field_error, form_of, page, safe_next, see_other, session_cookie
 from app.db import Database, DatabaseDep
-from app.domain_errors import Conflict, Forbidden, Limited, Unauthenticated
+from app.errors import Conflict, Forbidden, Limited, Unauthenticated
 from app.fields import Email, InviteToken, Password
-from app.web_sessions import COOKIE, VALID_FOR, end_web_session, start_web_session
 
 PUBLIC = {"public": True}
 BAD_EMAIL = "Enter an email address like name@example.com"

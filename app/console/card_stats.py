@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery
 
-from app import cards, stats
+from app.cards import cards, stats
 from app.console import charts
 from app.console.web import off_loop, page_off_loop
 from app.db import DatabaseDep

@@ -16,11 +16,11 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
-from app import cards
+from app.cards import cards
 from app.config import Settings, SettingsDep
 from app.console.web import field_error, form_of, page, page_off_loop, see_other
 from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
-from app.domain_errors import Conflict, Invalid
+from app.errors import Conflict, Invalid
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 
 PER_PAGE = 24

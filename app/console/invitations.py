@@ -6,9 +6,11 @@ from __future__ import annotations
 from litestar import Request, Response, get
 from litestar.params import FromPath
 
-from app import cards, pagination, sharing
+from app.api import pagination
+from app.cards import cards
 from app.console.web import page
 from app.db import DatabaseDep
+from app.sharing import sharing
 
 PER_PAGE = 50
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from app.accounts import api_keys
 from app.console.web import field_error, form_of, page, see_other
 from app.db import Database, DatabaseDep
-from app.domain_errors import NotFound
+from app.errors import NotFound
 from app.fields import Label
 
 

@@ -19,12 +19,13 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from app import cards, sharing
+from app.cards import cards
 from app.config import SettingsDep
 from app.console.web import field_error, form_of, page, see_other
 from app.db import DatabaseDep
-from app.domain_errors import Invalid, Limited
+from app.errors import Invalid, Limited
 from app.fields import Message, Recipient
+from app.sharing import sharing
 
 RESULT_STORE = "console-share-results"
 RESULT_FOR = 600  # seconds a share's result page can be opened again

@@ -2,7 +2,7 @@
 search, invitations by email, one user's page (admin on and off, deactivate and
 reactivate, hand their cards to someone else, each confirmed where it breaks something),
 the k-factor with its weekly cohorts, and the diagnostics. Every change is an operation
-of app.accounts.team; the numbers come from kfactor.k_factor and ops.collect_diagnostics.
+of app.accounts.team; the numbers come from kfactor.k_factor and monitoring.collect_diagnostics.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
-from app import kfactor, ops, pagination
 from app.accounts import team
+from app.api import pagination
 from app.config import SettingsDep
 from app.console.account import BAD_EMAIL, when
 from app.console.web import ADMINS_ONLY, field_error, form_of, page, see_other
 from app.db import Database, DatabaseDep
-from app.domain_errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email
+from app.ops import monitoring
+from app.sharing import kfactor
 
 PER_PAGE = 50
 PERIODS = {"7d": "7 days", "30d": "30 days", "90d": "90 days"}
@@ -253,7 +255,7 @@ def _duration(seconds: float) -> str:
 @get("/team/system")
 async def system(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     _admin_only(request)
-    d = await ops.collect_diagnostics(request.app.state, db, settings)
+    d = await monitoring.collect_diagnostics(request.app.state, db, settings)
     replication = d.replication
     return page(
         request, "console/team/system.html", section="team", d=d, uptime=_duration(d.uptime_seconds),

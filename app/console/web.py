@@ -36,12 +36,12 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
-from app import errors
+from app.api import problems
 from app.config import Settings
-from app.domain_errors import DomainError, Limited
+from app.console.sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
+from app.errors import DomainError, Limited
 from app.sqlite import sqlite3
 from app.static_files import ASSETS, static_url
-from app.web_sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
 
 log = logging.getLogger("app.console")
 HERE = Path(__file__).parent.parent
@@ -173,7 +173,7 @@ def page(request: Request, template: str, *, status: int = 200, section: str | N
     )
 
 
-# Scans are answered on the event loop (app/scanner.py), so the pages that take milliseconds
+# Scans are answered on the event loop (app/public/fast_path.py), so the pages that take milliseconds
 # to draw (a year of stats, a list of cards) are drawn in a thread. In one thread: while it
 # runs Python it holds the GIL, and the loop waits for it at most a switch interval (set
 # in cli.run_app); with a thread per page being drawn, the loop would queue behind each.
@@ -336,7 +336,7 @@ def error_page(request: Request, status: int, detail: str | None = None, headers
 def http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     if status >= 500:
-        errors.ERRORS.labels("http").inc()
+        problems.ERRORS.labels("http").inc()
     # Litestar's own messages are for programmers; people get the friendly text.
     detail = exc.detail if exc.detail in (FOREIGN_ORIGIN, ADMINS_ONLY) else None
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
@@ -344,18 +344,18 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def domain_error(request: Request, exc: DomainError) -> Response:
-    status = next(errors.DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in errors.DOMAIN_STATUS)
+    status = next(problems.DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in problems.DOMAIN_STATUS)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
     return error_page(request, status, exc.message[:1].upper() + exc.message[1:] + ".", headers)
 
 
 def storage_error(request: Request, exc: sqlite3.Error) -> Response:
-    problem = errors.storage_to_problem(exc)  # logs and counts it
+    problem = problems.storage_to_problem(exc)  # logs and counts it
     return error_page(request, problem.status_code, None, problem.headers)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
-    errors.unexpected_to_problem(exc)  # logs the traceback and counts it
+    problems.unexpected_to_problem(exc)  # logs the traceback and counts it
     return error_page(request, 500)
 
 

@@ -1,4 +1,4 @@
-// Starts Swagger UI on /schema (app/openapi.py): from this file rather than an inline
+// Starts Swagger UI on /schema (app/api/openapi.py): from this file rather than an inline
 // script, so that the docs' CSP allows scripts of this origin only.
 "use strict";
 

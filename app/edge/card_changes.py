@@ -5,9 +5,9 @@ transaction (cards.record_changes; migration 0005). An edge asks for the slugs c
 after the newest change its copy holds, over the private network, on the primary's
 internal port (`GET /internal/changes`, bearer EDGE_TOKEN): a slug changed after its copy
 is sent to the primary rather than answered from the copy, and the edge follows the
-replica only while its copy is behind this sequence (app/edge_copy.py).
+replica only while its copy is behind this sequence (app/edge/local_copy.py).
 
-A waiting long poll costs nothing: it sleeps on the `ChangeBell` (app/card_cache.py),
+A waiting long poll costs nothing: it sleeps on the `ChangeBell` (app/public/card_cache.py),
 which every operation that changes a public card rings after its commit (through
 `PublicCards.forget`), and reads the sequence again only then.
 
@@ -30,9 +30,9 @@ from litestar import Request, get
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
-from app.card_cache import ChangeBell
+from app.api.problems import problems
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
-from app.errors import problems
+from app.public.card_cache import ChangeBell
 from app.sqlite import sqlite3
 
 # The most changes one answer carries; an edge behind by more asks again at once.

@@ -27,7 +27,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from app.config import Settings
-from app.domain_errors import Limited
+from app.errors import Limited
 from app.proxies import client_of
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import logging
 import math
 import time
 
-from app import replication
 from app.config import Settings
-from app.ops import BACKUP_LAST_VERIFIED, BACKUP_VERIFY_FAILURES
+from app.ops import replication
+from app.ops.monitoring import BACKUP_LAST_VERIFIED, BACKUP_VERIFY_FAILURES
 
 log = logging.getLogger("app.backups")
 

@@ -7,7 +7,7 @@ handlers share the main app's database, caches and counters through the same sta
 runs only on the primary, and only when EDGE_TOKEN is set.
 
 Endpoints (add one by adding its handler to `handlers`):
-  POST /internal/scan-batches   edge_counts   an edge's counted scans and views, applied once per batch
+  POST /internal/scan-batches   scan_batches  an edge's counted scans and views, applied once per batch
   GET /internal/changes         card_changes  the card slugs changed after a point, long-polled
 """
 
@@ -28,17 +28,18 @@ from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 
-from app import card_changes, edge_counts, errors, limits
+from app.api import limits, problems
 from app.config import Settings
 from app.db import Database
-from app.scanner import protocol
+from app.edge import card_changes, scan_batches
+from app.public.door import protocol
 
 log = logging.getLogger("app.internal")
 
 # Every endpoint of the internal port; each module that has one is listed here.
-handlers = [edge_counts.receive_scan_batch, card_changes.card_changes]
+handlers = [scan_batches.receive_scan_batch, card_changes.card_changes]
 
-# A scan batch is the largest body: edge_counts.MAX_BATCH_ROWS rows of at most a few
+# A scan batch is the largest body: scan_batches.MAX_BATCH_ROWS rows of at most a few
 # hundred bytes each (a referrer host is at most 253 characters).
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -64,7 +65,7 @@ def create_internal_app(settings: Settings, db: Database, state: State) -> Lites
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         state=state,
-        plugins=[errors.problem_details],
+        plugins=[problems.problem_details],
         # JSON bodies only, and malformed ones (nested too deeply, not UTF-8) a 400, as on /v1.
         request_class=limits.JsonRequest,
         request_max_body_size=MAX_BODY_BYTES,
@@ -86,7 +87,7 @@ class InternalServer:
         self._config = uvicorn.Config(
             app, host=self.host, port=self.port, lifespan="off", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
-            http=protocol(None),  # the public port's limits on what a client can make it hold (app/scanner.py)
+            http=protocol(None),  # the public port's limits on what a client can make it hold (app/public/fast_path.py)
         )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None

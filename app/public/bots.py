@@ -1,6 +1,6 @@
 """Who counts: which requests are people and which are crawlers, link previews, mail
 scanners or HTTP libraries. One answer for every counter in the service: scans, views
-and the invitation funnel (app.sharing).
+and the invitation funnel (app.sharing.sharing).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from litestar import Request
 
 # Crawlers, link-preview fetchers, mail security scanners and HTTP libraries fetch links
 # nobody clicked. One pattern, used by every counter in the service (scans, views, and the
-# invitation funnel in app.sharing): the maintained list of the crawler-user-agents
+# invitation funnel in app.sharing.sharing): the maintained list of the crawler-user-agents
 # project, plus the fetchers it leaves out. Brand names alone are never in it: people
 # open links in the LinkedIn, X, Telegram, Pinterest, Facebook and Instagram apps, whose
 # in-app browsers name the app (`[LinkedInApp]`, `Telegram-Android/…`); only the

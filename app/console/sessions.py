@@ -17,7 +17,7 @@ import aiosqlite
 from app.accounts.users import USER_COLUMNS, User, user_of
 from app.config import Settings
 from app.db import Database, fetch_one, isoformat
-from app.domain_errors import Forbidden
+from app.errors import Forbidden
 
 COOKIE = "qrc_session"
 COOKIE_PATH = "/app"

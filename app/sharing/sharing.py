@@ -1,5 +1,5 @@
 """Sharing: invitations over email, SMS, WhatsApp and LinkedIn, and their tracked links
-(the k-factor they lead to is app/kfactor.py).
+(the k-factor they lead to is app/sharing/kfactor.py).
 
 A share makes one invitation per recipient, each with a random token (stored as a hash)
 behind a tracked link, /i/{token}. Email invitations are queued in the outbox in the same
@@ -40,13 +40,16 @@ from litestar import Request, Response, Router, get, post, route
 from litestar.params import FromPath, JSONBody
 from prometheus_client import Counter
 
-from app import bots, cards, mail, pages, pagination, scans
+from app import mail
+from app.api import pagination
+from app.api.openapi import BINARY, HTML_PAGE, media_types
+from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
+from app.cards import cards
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.domain_errors import Invalid, Limited
-from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
-from app.openapi import BINARY, HTML_PAGE, media_types
+from app.public import answers, bots, pages
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
 INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
@@ -385,7 +388,7 @@ async def share(
     Raises Invalid (a recipient not valid for its channel) and Limited (past EMAILS_PER_DAY)."""
     targets = check_recipients(card, recipients)
     now = datetime.now(UTC)
-    answers: list[SharedInvitation] = []
+    shared: list[SharedInvitation] = []
     sent_links: list[str] = []
     async with db.write() as conn:
         for target in targets:
@@ -393,14 +396,14 @@ async def share(
             inserted = await insert_invitation(conn, card, sender_id, target, message, token, now)
             if inserted is None:
                 existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
-                answers.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
+                shared.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
             elif target.channel == "email":
                 email = invitation_email(settings, card, target.recipient, token, message)
                 await mail.enqueue(conn, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
-                answers.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
+                shared.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
             else:
                 link = deep_link(target, card, tracked_link(settings, token), message)
-                answers.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
+                shared.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
                 sent_links.append(target.channel)
         if await emails_on(conn, sender_id, now.date().isoformat()) > EMAILS_PER_DAY:
             # Raised inside the transaction: nothing of this share is kept.
@@ -408,11 +411,11 @@ async def share(
                 f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
                 retry_after=_seconds_to_midnight(now),
             )
-    if any(answer.status == "queued" for answer in answers):
+    if any(answer.status == "queued" for answer in shared):
         outbox.wake()
     for channel in sent_links:
         count_event("sent", channel)
-    return answers
+    return shared
 
 
 async def record_click(db: Database, invitation: Any) -> None:
@@ -442,8 +445,8 @@ async def share_card(
     request: Request, cardId: FromPath[str], data: JSONBody[ShareRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ShareResponse:
     card = await cards.owned_card(db, request, cardId)
-    answers = await share(db, request.app.state.outbox, settings, card, request.user.user_id, data.recipients, data.message)
-    return ShareResponse(invitations=answers)
+    shared = await share(db, request.app.state.outbox, settings, card, request.user.user_id, data.recipients, data.message)
+    return ShareResponse(invitations=shared)
 
 
 @get(
@@ -470,7 +473,7 @@ router = Router("/", route_handlers=[share_card, card_invitations], tags=["shari
 
 
 @route(
-    "/i/{token:str}", http_method=["GET", "HEAD"], operation_id=scans.operation_ids("followInvitation"),
+    "/i/{token:str}", http_method=["GET", "HEAD"], operation_id=answers.operation_ids("followInvitation"),
     summary="Follow an invitation's tracked link to the card page", tags=["public"],
     status_code=302, operation_class=media_types(302, {}), responses={**problems(400), 404: HTML_PAGE},
 )
@@ -486,7 +489,7 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
 
 
 @route(
-    "/i/{token:str}/open.gif", http_method=["GET", "HEAD"], operation_id=scans.operation_ids("invitationOpened"),
+    "/i/{token:str}/open.gif", http_method=["GET", "HEAD"], operation_id=answers.operation_ids("invitationOpened"),
     summary="The email's 1×1 image: marks the invitation opened", tags=["public"],
     operation_class=media_types(200, {"image/gif": BINARY}), responses=problems(400),
 )

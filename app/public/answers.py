@@ -1,14 +1,14 @@
 """Public pages: the counted scan redirect, the card page, its vCard and its QR images.
 
 These are what phones hit, so cards are looked up in an in-process cache (slug → card,
-including "no such card": app.card_cache), and scans and views are counted in memory and
-written in one transaction per second by `Counters.run` (app.counters), never one write
+including "no such card": app.public.card_cache), and scans and views are counted in memory and
+written in one transaction per second by `Counters.run` (app.public.counters), never one write
 per request. HEAD requests, crawlers and link-preview fetchers are answered but not
-counted (app.bots). All public pages share one per-client-IP limit (app.scanner_limit),
-higher than the API's; their HTML is in app.pages.
+counted (app.public.bots). All public pages share one per-client-IP limit (app.public.scanner_limit),
+higher than the API's; their HTML is in app.public.pages.
 
 What the scan redirect and the QR images answer is decided here, once, by `redirect` and
-the answer functions around it, through two front doors: app/scanner.py asks
+the answer functions around it, through two front doors: app/public/fast_path.py asks
 `answer_scan_now` / `answer_qr_now` from inside the HTTP server, which answer exact
 GET/HEAD /c/{slug} and /q/{name} requests when the card and its image are in memory; the
 Litestar handlers below call `answer_scan` / `answer_qr` for everything else (a card to
@@ -29,19 +29,20 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from prometheus_client import Counter, Histogram
 
-from app import qr, tally
-from app.bots import is_bot
-from app.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
-from app.cards import Card, dynamic_drawing, short_url
+from app import qr
+from app.api.limits import network_of
+from app.api.openapi import BINARY, TEXT, media_types
+from app.api.problems import problems
+from app.cards.cards import Card, dynamic_drawing, short_url
 from app.config import Settings
-from app.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
 from app.db import Database
-from app.errors import problems
-from app.limits import network_of
-from app.openapi import BINARY, TEXT, media_types
-from app.pages import NOT_FOUND, PAGE_HEADERS, Answer, card_page, not_found, too_many_requests
+from app.ops import tally
 from app.proxies import client_of
-from app.scanner_limit import ScannerLimit
+from app.public.bots import is_bot
+from app.public.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
+from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
+from app.public.pages import NOT_FOUND, PAGE_HEADERS, Answer, card_page, not_found, too_many_requests
+from app.public.scanner_limit import ScannerLimit
 
 REDIRECTS = Counter("redirects", "Scan redirects answered", ["outcome"])
 REDIRECT_LATENCY = Histogram(
@@ -49,7 +50,7 @@ REDIRECT_LATENCY = Histogram(
     "Time to answer a scan redirect",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
-# The hot path's metrics as tallies, folded in before each scrape (app/tally.py).
+# The hot path's metrics as tallies, folded in before each scrape (app/ops/tally.py).
 REDIRECT_OUTCOMES = {
     outcome: tally.Counted(REDIRECTS.labels(outcome)) for outcome in ("counted", "not_counted", "not_found", "rate_limited")
 }
@@ -345,7 +346,7 @@ handlers = [scan, page, public_qr]
 
 
 def make_state(db: Database, settings: Settings) -> dict:
-    # The primary's: counts go to its database (an edge builds its own, app/edge.py).
+    # The primary's: counts go to its database (an edge builds its own, app/edge/main.py).
     limit = ScannerLimit(settings.scanner_rate_limit_per_minute)
     bell = ChangeBell()  # rung by every card change's commit; the internal port's long polls wait on it
     public = Public(settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db)), qr.QrCache(), limit)

@@ -1,8 +1,8 @@
 """The edge role's app (SPEC §7): scanners answered in their own region, the rest sent to the primary.
 
 An edge answers `/c/{slug}`, `/p/{slug}`, `/p/{slug}.vcf` and `/q/{slug}.png|svg` with the
-primary's own handlers (app/scans.py) and its scanner fast path (app/scanner.py), from
-the in-memory caches and its read-only copy (app/edge_copy.py). A slug the copy does not
+primary's own handlers (app/public/answers.py) and its scanner fast path (app/public/fast_path.py), from
+the in-memory caches and its read-only copy (app/edge/local_copy.py). A slug the copy does not
 have, or that changed after it, raises `AskPrimary` in the card lookup, and that request
 goes to the primary; so does every other path (`/v1`, `/app`, `/i`, `/verify-email`,
 `/schema`, ...). On Fly it answers `fly-replay: region=PRIMARY_REGION` and Fly's proxy
@@ -11,7 +11,7 @@ with the client's address added to `X-Forwarded-For` and `Forwarded` (the primar
 TRUSTED_PROXIES decides whether it believes them).
 
 An edge has no writable database: scans and views counted here are flushed into the
-edge's own outbox file and shipped to the primary (app/edge_outbox.py), never into the copy.
+edge's own outbox file and shipped to the primary (app/edge/outbox.py), never into the copy.
 """
 
 from __future__ import annotations
@@ -27,14 +27,17 @@ from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.types import Receive, Scope, Send
 
-from app import errors, ops, pages, qr, scans, tally
+from app import qr
+from app.api import problems
+from app.api.methods import head_like_get
 from app.config import Settings
-from app.counters import Counters
-from app.edge_copy import AskPrimary, EdgeCopy, running
-from app.edge_outbox import EdgeOutbox, Shipper
-from app.main import head_like_get, prometheus_config
-from app.scanner import FastPath
-from app.scanner_limit import ScannerLimit
+from app.edge.local_copy import AskPrimary, EdgeCopy, running
+from app.edge.outbox import EdgeOutbox, Shipper
+from app.ops import monitoring, tally
+from app.public import answers, pages
+from app.public.counters import Counters
+from app.public.fast_path import FastPath
+from app.public.scanner_limit import ScannerLimit
 
 log = logging.getLogger("app.edge")
 
@@ -231,7 +234,7 @@ async def fold_tallies(request: Request) -> None:
     tally.fold_all()
 
 
-class EdgeMetricsController(ops.MetricsController):
+class EdgeMetricsController(monitoring.MetricsController):
     """/metrics at an edge: no database gauges to read, only the tallies to fold in."""
 
     before_request = fold_tallies
@@ -247,7 +250,7 @@ def create_edge_app(settings: Settings) -> Litestar:
     primary = Primary(settings)
     outbox = EdgeOutbox.for_settings(settings)
     shipper = Shipper(outbox, settings)
-    public = scans.Public(
+    public = answers.Public(
         settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
     )
     state = State({
@@ -278,18 +281,18 @@ def create_edge_app(settings: Settings) -> Litestar:
                 await outbox.close()
                 await primary.close()
 
-    prometheus = prometheus_config()
+    prometheus = monitoring.prometheus_config()
     app = Litestar(
-        route_handlers=[*scans.handlers, edge_health, EdgeMetricsController],
+        route_handlers=[*answers.handlers, edge_health, EdgeMetricsController],
         state=state,
         lifespan=[lifespan],
-        plugins=[errors.problem_details],
+        plugins=[problems.problem_details],
         exception_handlers={AskPrimary: ask_primary},
         middleware=[prometheus.middleware],
         request_max_body_size=64 * 1024,
         logging_config=None,
         openapi_config=None,
     )
-    app.asgi_handler = ops.request_context(send_the_rest(head_like_get(app, app.asgi_handler), primary), ops.ActiveUsers())
+    app.asgi_handler = monitoring.request_context(send_the_rest(head_like_get(app, app.asgi_handler), primary), monitoring.ActiveUsers())
     state.fast_path = FastPath(public, prometheus)
     return app

@@ -1,8 +1,8 @@
 """Scans and views counted at edges, applied at the primary (SPEC §7).
 
 An edge's Counters write each flush into its outbox file as numbered batches
-(app/edge_outbox.py), shipped in order to `POST /internal/scan-batches` on the primary's
-internal port (app/internal.py). Here: the batch as it travels, and `apply_scan_batch`,
+(app/edge/outbox.py), shipped in order to `POST /internal/scan-batches` on the primary's
+internal port (app/edge/internal.py). Here: the batch as it travels, and `apply_scan_batch`,
 the one operation that applies it once, through the same `write_counts` as the primary's
 own flush. Nothing cached needs forgetting afterwards: counts are read from the database
 (plus the primary's own pending ones) and the public pages' card cache shows none.
@@ -25,10 +25,10 @@ from litestar.params import JSONBody
 from msgspec import Meta
 from prometheus_client import Counter
 
-from app.counters import DeviceClass, write_counts
+from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one, utcnow
-from app.domain_errors import Conflict
-from app.errors import BODY, problems
+from app.errors import Conflict
+from app.public.counters import DeviceClass, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -49,7 +49,7 @@ Hits = Annotated[int, Meta(ge=0, le=MAX_HITS)]
 
 
 class ShippedCount(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """A card's count increments: app.counters.CardCount as it travels."""
+    """A card's count increments: app.public.counters.CardCount as it travels."""
 
     card_id: HexId  # the public card_id: the one id a card keeps in every copy
     scans: Hits
@@ -57,7 +57,7 @@ class ShippedCount(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 
 class ShippedEvent(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """A scan_events row: app.counters.EventRow as it travels."""
+    """A scan_events row: app.public.counters.EventRow as it travels."""
 
     card_id: HexId
     kind: Literal["scan", "view"]

@@ -3,7 +3,7 @@
 At an edge the database is a read-only copy, so the Counters' sink is an `EdgeOutbox`:
 a small SQLite file of the edge's own (DATA_DIR/edge-outbox.db) where each flush lands
 as one or more numbered batches, in one transaction. A `Shipper` sends them in order to
-the primary's `POST /internal/scan-batches` (app/edge_counts.py applies each once) and
+the primary's `POST /internal/scan-batches` (app/edge/scan_batches.py applies each once) and
 deletes a batch only after the primary's 2xx; while the primary is down it retries with
 backoff, and what is in the file survives a restart or a `kill -9`. So the loss on a hard
 kill is what the Counters held in memory: at most the last second, as on the primary.
@@ -34,9 +34,9 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from app.config import Settings
-from app.counters import CardCount, EventRow
 from app.db import utcnow
-from app.edge_counts import MAX_BATCH_ROWS, ScanBatch, ShippedCount, ShippedEvent
+from app.edge.scan_batches import MAX_BATCH_ROWS, ScanBatch, ShippedCount, ShippedEvent
+from app.public.counters import CardCount, EventRow
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.edge_outbox")

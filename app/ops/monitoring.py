@@ -29,16 +29,18 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.plugins.prometheus import PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Info
 
-from app import __version__, kfactor, mail, qr, tally
+from app import __version__, mail, qr
+from app.api.guards import require_admin
+from app.api.problems import AUTHENTICATED, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
-from app.errors import AUTHENTICATED, problems
-from app.guards import require_admin
-from app.replication import LagMonitor, ReplicationState
+from app.ops import tally
+from app.ops.replication import LagMonitor, ReplicationState
+from app.sharing import kfactor
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.ops")
@@ -61,7 +63,7 @@ ACTIVE_USERS = Gauge("active_users", "Distinct users who made an authenticated r
 BACKUP_LAST_VERIFIED = Gauge(
     "backup_last_verified_timestamp_seconds",
     "When the service last restored the replica and found it intact (Unix time; 0 before this process's "
-    "first check, NaN when the check is off), see app/backups.py",
+    "first check, NaN when the check is off), see app/ops/backups.py",
 )
 BACKUP_VERIFY_FAILURES = Counter(
     "backup_verify_failures", "Checks of the replica that failed to restore it or found the copy damaged"
@@ -380,7 +382,7 @@ def require_metrics_token(connection: ASGIConnection, _: BaseRouteHandler) -> No
 
 
 async def refresh_gauges(request: Request) -> None:
-    """Before a scrape: add in the scanner paths' tallies (app/tally.py) and read the
+    """Before a scrape: add in the scanner paths' tallies (app/ops/tally.py) and read the
     database-backed gauges. A failure is logged, never fatal."""
     tally.fold_all()
     db: Database = request.app.state.db
@@ -396,3 +398,14 @@ class MetricsController(PrometheusController):
     guards = [require_metrics_token]
     before_request = refresh_gauges
     include_in_schema = False
+
+
+def prometheus_config() -> PrometheusConfig:
+    """Litestar's Prometheus middleware as every app here (primary or edge) measures requests."""
+    return PrometheusConfig(
+        app_name="qrcontact",
+        prefix="http",
+        group_path=True,
+        exclude=["^/metrics$"],
+        buckets=[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    )

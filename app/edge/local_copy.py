@@ -8,7 +8,7 @@ What Litestream 0.5.17 does and does not do here decides the shape of this modul
   idle primary costs a follower 8.5 LIST/s (an empty tick lists every level), a busy one
   1 LIST + 1 GET per second, although the busy primary's writes are nearly all scan
   counters that an edge never serves. So the follower runs only while the copy is behind
-  the *card change sequence* (app/card_changes.py), which the edge reads from the
+  the *card change sequence* (app/edge/card_changes.py), which the edge reads from the
   primary over the private network (free); the rest of the time it is stopped (SIGSTOP)
   and costs nothing. Resumed, it lists from where it was and bridges compacted levels.
 * A slug that changed after the copy's own newest change is not answered from the copy:
@@ -25,7 +25,7 @@ What Litestream 0.5.17 does and does not do here decides the shape of this modul
   latest snapshot"): every start, and every restart by the watchdog (the copy more than
   WATCHDOG_LAG seconds behind the change sequence, or the follower gone), restores a new
   copy in full beside the old one, which is served until the new one is ready.
-* The primary's change sequence belongs to a history (app/card_changes.py): a restore of
+* The primary's change sequence belongs to a history (app/edge/card_changes.py): a restore of
   the primary begins a new one, in which the same seqs may name other changes. An answer
   that names another history than the copy's (or a newest change below one heard) means
   that the copy and what was heard may hold what the primary no longer has: the edge
@@ -53,10 +53,10 @@ from pathlib import Path
 import httpx
 from prometheus_client import Counter, Gauge
 
-from app.card_cache import SLUG_HITS, SLUG_MISSES, SLUG_SHAPE, Gone, PublicCards
-from app.cards import CARD_COLUMNS, Card
+from app.cards.cards import CARD_COLUMNS, Card
 from app.config import Settings
-from app.replication import CONFIG, ReplicationError, binary, environment
+from app.ops.replication import CONFIG, ReplicationError, binary, environment
+from app.public.card_cache import SLUG_HITS, SLUG_MISSES, SLUG_SHAPE, Gone, PublicCards
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.edge")
@@ -270,7 +270,7 @@ def _epoch(iso: str) -> float:
 
 
 class EdgeCards(PublicCards):
-    """The public pages' cards at an edge: the cache of app.card_cache, filled from the copy.
+    """The public pages' cards at an edge: the cache of app.public.card_cache, filled from the copy.
 
     Only cards and retired slugs are cached (a retired slug stays retired). A slug the copy
     does not have, or that changed after it, raises AskPrimary: an edge never answers 404

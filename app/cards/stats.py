@@ -18,10 +18,10 @@ import msgspec
 from litestar import Request, Response, Router, get
 from litestar.params import FromPath, QueryParameter
 
-from app import cards
+from app.api.openapi import TEXT, media_types
+from app.api.problems import AUTHENTICATED, problems
+from app.cards import cards
 from app.db import Database, DatabaseDep, fetch_all
-from app.errors import AUTHENTICATED, problems
-from app.openapi import TEXT, media_types
 
 MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").

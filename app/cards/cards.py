@@ -21,16 +21,17 @@ from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from app import pagination, qr
+from app import qr
+from app.api import pagination
+from app.api.openapi import BINARY, media_types
+from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
-from app.domain_errors import Conflict, Invalid, NotFound
-from app.errors import AUTHENTICATED, BODY, WRITE, problems
+from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
-from app.openapi import BINARY, media_types
 
 if TYPE_CHECKING:
-    from app.card_cache import PublicCards  # which imports this module
+    from app.public.card_cache import PublicCards  # which imports this module
 
 RESERVED_SLUGS = frozenset(
     "admin api v1 c p q i health metrics schema docs static assets login logout register signup "

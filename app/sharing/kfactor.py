@@ -15,9 +15,9 @@ from litestar import Router, get
 from litestar.params import FromQuery
 from prometheus_client import Gauge
 
+from app.api.guards import require_admin
+from app.api.problems import AUTHENTICATED, problems
 from app.db import Database, DatabaseDep, fetch_all, isoformat
-from app.errors import AUTHENTICATED, problems
-from app.guards import require_admin
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 Period = Literal["7d", "30d", "90d"]

@@ -1,5 +1,5 @@
 """Scans and views counted in memory and written once a second (to the database on the
-primary, to the outbox file at an edge: app/edge_outbox.py): the counters on the cards
+primary, to the outbox file at an edge: app/edge/outbox.py): the counters on the cards
 table and the `scan_events` rows (second, device class, referrer host, and a country
 only from a trusted proxy header; never the client IP), alike requests of the same
 second folded into one row with their number of hits.
@@ -22,11 +22,11 @@ import aiosqlite
 from litestar import Request
 from prometheus_client import Counter, Histogram
 
-from app.cards import Card
+from app.cards.cards import Card
 from app.config import Settings
 from app.db import Database
 
-# Logged as app.scans, where these lines came from before the split, so log filters still match.
+# Logged as app.scans, the module these lines came from before the split, so log filters still match.
 log = logging.getLogger("app.scans")
 
 FLUSH_EVENTS = Histogram(
@@ -108,7 +108,7 @@ def country_of(request: Request, settings: Settings) -> str | None:
 
 
 # What a flush writes, the same whether the primary writes it or an edge ships it
-# (app/edge_outbox.py): per card (its public card_id, the one id a card keeps in every
+# (app/edge/outbox.py): per card (its public card_id, the one id a card keeps in every
 # copy and never hands to another card: the integer id of a deleted newest card is given
 # to the next one), the count increments and the scan_events rows.
 CardCount = tuple[str, int, int]  # card_id, scans, views
@@ -248,7 +248,7 @@ FLUSH_SLICE = 250
 
 async def write_counts(conn: aiosqlite.Connection, counts: Sequence[CardCount], events: Sequence[EventRow]) -> None:
     """Add a flush's counts and events inside the caller's transaction: the primary's own
-    flush and a batch shipped by an edge (app/edge_counts.py) both write through here.
+    flush and a batch shipped by an edge (app/edge/scan_batches.py) both write through here.
     Cards deleted since (no such card_id) are skipped, their events with them. Raises sqlite3.Error."""
     await conn.executemany(
         "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE card_id = ?",

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import jinja2
 from litestar import Response
 
-from app.card_cache import Gone
-from app.cards import Card
+from app.cards.cards import Card
+from app.public.card_cache import Gone
 from app.static_files import static_url
 
 PAGE_STYLE = """
@@ -41,7 +41,7 @@ PAGE_HEADERS = {
 
 
 TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "public"),
+    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates" / "public"),
     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
 

@@ -36,9 +36,9 @@ log = logging.getLogger("app.replication")
 # Seconds a starting primary waits for Litestream before it serves anyway (start_replicating).
 START_GRACE = 10.0
 
-HERE = Path(__file__).parent
+PACKAGE = Path(__file__).parent.parent  # app/
 # Installed wheels carry litestream.yml inside the package; a source checkout at the top.
-CONFIG = next(p for p in (HERE / "litestream.yml", HERE.parent / "litestream.yml") if p.is_file())
+CONFIG = next(p for p in (PACKAGE / "litestream.yml", PACKAGE.parent / "litestream.yml") if p.is_file())
 
 
 class ReplicationError(RuntimeError):
@@ -217,7 +217,7 @@ def meta_dir(database: Path) -> Path:
 
 
 def restore(settings: Settings, timestamp: str | None = None) -> None:
-    """Replace the database with the replica's copy, in a history of its own (app/card_changes.py).
+    """Replace the database with the replica's copy, in a history of its own (app/edge/card_changes.py).
     Raises ReplicationError and sqlite3.Error."""
     db = settings.database_path
     db.parent.mkdir(parents=True, exist_ok=True)

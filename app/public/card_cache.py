@@ -1,6 +1,6 @@
 """The public pages' card directory: cards by slug, cached in memory, with "no such card"
 and "gone" (a retired slug) cached too. Every write to a card forgets its slug after
-the commit (the operations in app.cards, app.accounts.users and app.accounts.team), which
+the commit (the operations in app.cards.cards, app.accounts.users and app.accounts.team), which
 also rings the primary's card change bell: the edges' long polls hear of it at once.
 """
 
@@ -13,9 +13,10 @@ from typing import Literal
 from cachetools import LRUCache
 from prometheus_client import Gauge
 
-from app import qr, tally
-from app.cards import Card, get_card_by_slug, slug_is_retired
+from app import qr
+from app.cards.cards import Card, get_card_by_slug, slug_is_retired
 from app.db import Database
+from app.ops import tally
 
 SLUG_SHAPE = re.compile(r"^[a-z0-9-]{3,100}$")
 SLUG_HITS, SLUG_MISSES = tally.Counted(qr.CACHE_HITS.labels("slug")), tally.Counted(qr.CACHE_MISSES.labels("slug"))

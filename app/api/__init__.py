@@ -1,0 +1,1 @@
+"""The JSON door's plumbing: problem documents, the OpenAPI document, rate limits, guards, pagination."""

@@ -1,0 +1,2 @@
+"""Operating the service: request ids and the access log, metrics, health and diagnostics
+(monitoring), replication, backups."""
