@@ -2,9 +2,9 @@
 httptools protocol with the scanner fast path (app/public/fast_path.py) asked first,
 where it has one.
 
-Every request passes through it (the internal port's too, with no fast path), so the limits on what a client can make the server hold
-are here (docs/limits.md): a request head over MAX_HEAD_BYTES is answered 431,
-one that takes over HEAD_TIMEOUT seconds 408; a read that is not one whole head is
+Every request passes through it (the internal port's too, with no fast path), so the
+limits on what a client can make the server hold are here (docs/limits.md): a request
+head over MAX_HEAD_BYTES is answered 431, one that takes over HEAD_TIMEOUT seconds 408; a read that is not one whole head is
 parsed a slice at a time, and what cannot be parsed yet is held back, unread, while
 uvicorn pauses reading or MAX_QUEUED pipelined requests wait (uvicorn itself parses all
 it has read, and made a request cycle of each of thousands). An answer given before its
