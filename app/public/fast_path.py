@@ -7,18 +7,19 @@ with two send calls that are checked and encoded again; Litestar adds routing, i
 middleware, dependency injection and a Response object. For a redirect that is nearly
 all of the cost (figures in docs/performance.md, from bench/scanners.py).
 
-`ScannerProtocol` (app/public/door.py) asks it first. When a request's headers are complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or
-/p/{name} (not `/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a
-percent-encoded path is not taken), `FastPath.answer` asks answers.answer_scan_now /
-answer_qr_now / answer_page_now, which answer only from memory: the card from the card
-cache, the image from the QR cache, the page drawn once per state of the card. Their
-answer is written at once, in one write. Everything else goes on through uvicorn to
-Litestar as before: a card or image not in memory (the Litestar handlers for the same
-paths call answers.answer_scan / answer_qr / answer_page, which read and draw what is
-missing and fill the caches for the next scan), other methods and shapes, and the
-connections where answering early could go wrong: a request still in flight on the same
-connection (pipelining keeps its order), HTTP/1.0 or `Connection: close`, an upgrade, a
-client not reading its answers.
+`ScannerProtocol` (app/public/door.py) asks it first. When a request's headers are
+complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or /p/{name} (not
+`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a percent-encoded path is
+not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
+answer_page_now, which answer only from memory: the card from the card cache, the image
+from the QR cache, the page drawn once per state of the card. Their answer is written at
+once, in one write. Everything else goes on through uvicorn to Litestar as before: a
+card or image not in memory (the Litestar handlers for the same paths call
+answers.answer_scan / answer_qr / answer_page, which read and draw what is missing and
+fill the caches for the next scan), other methods and shapes, and the connections where
+answering early could go wrong: a request still in flight on the same connection
+(pipelining keeps its order), HTTP/1.0 or `Connection: close`, an upgrade, a client not
+reading its answers.
 
 What Litestar would have added around these answers is added here, the same way:
 * the `http_requests_total`, `http_request_duration_seconds` (and for a 5xx
