@@ -130,8 +130,8 @@ class DatabaseSink:
         self.db = db
 
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
-        async with self.db.write() as conn:
-            await write_counts(conn, counts, events)
+        async with self.db.write() as tx:
+            await write_counts(tx.conn, counts, events)
 
 
 class Counters:

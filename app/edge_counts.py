@@ -26,7 +26,7 @@ from msgspec import Meta
 from prometheus_client import Counter
 
 from app.counters import DeviceClass, write_counts
-from app.db import Database, DatabaseDep, fetch_one, utcnow
+from app.db import Database, DatabaseDep, fetch_one
 from app.domain_errors import Conflict
 from app.errors import BODY, problems
 
@@ -125,10 +125,11 @@ async def refuse_a_gap(conn: aiosqlite.Connection, batch: ScanBatch) -> None:
 async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
     """Apply an edge's batch once: True if applied now, False if it had been. Raises
     Conflict (a batch more than one past the last applied) and sqlite3.Error."""
-    params = {"outbox_id": batch.outbox_id, "edge": batch.edge, "seq": batch.seq, "now": utcnow()}
     try:
-        async with db.write() as conn:
+        async with db.write() as tx:
+            conn = tx.conn
             await refuse_a_gap(conn, batch)
+            params = {"outbox_id": batch.outbox_id, "edge": batch.edge, "seq": batch.seq, "now": tx.now_text}
             cursor = await conn.execute(_RECORD_BATCH, params)
             new = cursor.rowcount == 1
             if new:
