@@ -1,0 +1,110 @@
+"""The transaction object: one `now` from a clock tests set, and steps run after the commit
+(never after a rollback)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import TestClient
+
+from app.db import Database, isoformat
+from app.main import create_app
+from tests.conftest import create_card, query, register
+
+# A moment with every digit of its microseconds set, a day ahead (a JWT's exp must be in the future).
+SET_TIME = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=123456)
+
+
+def test_a_clock_set_on_the_database_dates_what_is_written(settings):
+    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+        client.app.state.db.clock = lambda: SET_TIME
+        account = register(client)
+        card = create_card(client, account["headers"], slug="set-clock")
+    stamp = isoformat(SET_TIME)
+    assert stamp.endswith(".123456Z")
+    assert card["createdAt"] == card["updatedAt"] == stamp
+    assert query(settings, "SELECT created_at FROM users") == [(stamp,)]
+    assert query(settings, "SELECT changed_at FROM card_changes WHERE slug = 'set-clock'") == [(stamp,)]
+
+
+def test_one_operation_writes_one_now_however_the_clock_moves(settings):
+    readings = iter(SET_TIME + timedelta(seconds=n) for n in range(1000))
+    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+        client.app.state.db.clock = lambda: next(readings)
+        account = register(client)
+        card = create_card(client, account["headers"], slug="one-now")
+    # Registration wrote the user, its verification, its queued email and its refresh token in one transaction.
+    times = query(
+        settings,
+        """SELECT created_at FROM users UNION SELECT created_at FROM email_verifications
+        UNION SELECT created_at FROM email_outbox UNION SELECT created_at FROM refresh_tokens""",
+    )
+    assert len(times) == 1
+    assert card["createdAt"] == card["updatedAt"] != times[0][0]
+    assert query(settings, "SELECT changed_at FROM card_changes WHERE slug = 'one-now'") == [(card["createdAt"],)]
+
+
+def _scenario(tmp_path, steps):
+    async def run():
+        database = Database(tmp_path / "tx.db")
+        await database.open()
+        try:
+            return await steps(database)
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+def test_after_commit_steps_run_in_order_once_committed_and_a_failing_one_stops_nothing(tmp_path, caplog):
+    ran: list[str] = []
+
+    async def steps(database: Database):
+        async with database.write() as tx:
+            await tx.conn.execute("INSERT INTO retired_slugs VALUES ('kept', ?)", (tx.now_text,))
+            tx.after_commit(lambda: ran.append("first"))
+            tx.after_commit(lambda: 1 / 0)
+            tx.after_commit(lambda: ran.append("third"))
+            assert ran == []  # nothing before the commit
+        async with database.read() as conn:
+            async with conn.execute("SELECT slug FROM retired_slugs") as cursor:
+                return [row[0] for row in await cursor.fetchall()]
+
+    assert _scenario(tmp_path, steps) == ["kept"]
+    assert ran == ["first", "third"]
+    assert "after-commit step" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_after_commit_steps_never_run_after_a_rollback(tmp_path):
+    ran: list[str] = []
+
+    async def steps(database: Database):
+        with pytest.raises(RuntimeError):
+            async with database.write() as tx:
+                await tx.conn.execute("INSERT INTO retired_slugs VALUES ('undone', ?)", (tx.now_text,))
+                tx.after_commit(lambda: ran.append("step"))
+                raise RuntimeError("fail mid-transaction")
+        async with database.read() as conn:
+            async with conn.execute("SELECT count(*) FROM retired_slugs") as cursor:
+                return (await cursor.fetchone())[0]
+
+    assert _scenario(tmp_path, steps) == 0
+    assert ran == []
+
+
+def test_each_transaction_reads_the_clock_once_as_it_begins(tmp_path):
+    readings = iter(SET_TIME + timedelta(minutes=n) for n in range(10))
+
+    async def steps(database: Database):
+        database.clock = lambda: next(readings)
+        async with database.write() as first:
+            pass
+        async with database.write() as second:
+            pass
+        return first.now, first.now_text, second.now
+
+    first, first_text, second = _scenario(tmp_path, steps)
+    assert (first, second) == (SET_TIME, SET_TIME + timedelta(minutes=1))
+    assert first_text == isoformat(SET_TIME)
