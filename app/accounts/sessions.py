@@ -62,7 +62,7 @@ async def insert_refresh_token(
     await conn.execute(
         """INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at)
         VALUES (?, ?, ?, ?, ?)""",
-        (token_hash(token), user_id, family_id, isoformat(now), (now + timedelta(days=expiry_days)).isoformat()),
+        (token_hash(token), user_id, family_id, isoformat(now), isoformat(now + timedelta(days=expiry_days))),
     )
     return token
 
