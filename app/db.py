@@ -204,6 +204,11 @@ class Database:
         """The clock's time, for reads that compare with stored times (a write uses `Tx.now`)."""
         return self.clock()
 
+    def seconds(self) -> float:
+        """The clock's time as Unix seconds, for the scan counters' hot path."""
+        # The real clock read as a float costs a seventh of a datetime, on every scan.
+        return time.time() if self.clock is utc_clock else self.clock().timestamp()
+
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on

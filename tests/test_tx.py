@@ -14,7 +14,7 @@ from app import db as dbmodule
 from app.accounts.hashing import token_hash
 from app.db import Database, isoformat, migrate
 from app.main import create_app
-from tests.conftest import create_card, make_settings, query, register
+from tests.conftest import PHONE_UA, create_card, flush_counters, make_settings, query, register
 
 # A moment with every digit of its microseconds set, a day ahead (a JWT's exp must be in the future).
 SET_TIME = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=123456)
@@ -33,6 +33,17 @@ def test_a_clock_set_on_the_database_dates_what_is_written(settings):
     # The refresh token's expiry in the same form as every other time (it had its own).
     expires = isoformat(SET_TIME + timedelta(days=settings.refresh_expiry_days))
     assert query(settings, "SELECT created_at, expires_at FROM refresh_tokens") == [(stamp, expires)]
+
+
+def test_the_database_clock_dates_the_scans_counted_at_the_primary(settings):
+    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+        account = register(client)
+        create_card(client, account["headers"], slug="scanned")
+        client.app.state.db.clock = lambda: SET_TIME
+        assert client.get("/c/scanned", headers={"User-Agent": PHONE_UA}, follow_redirects=False).status_code == 302
+        flush_counters(client)
+    # scan_events keeps whole seconds (the edges ship them so, SPEC §7).
+    assert query(settings, "SELECT occurred_at FROM scan_events") == [(f"{SET_TIME:%Y-%m-%dT%H:%M:%S}Z",)]
 
 
 def test_one_operation_writes_one_now_however_the_clock_moves(settings):
