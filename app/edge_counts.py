@@ -138,10 +138,11 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
                     [(c.card_id, c.scans, c.views) for c in batch.counts],
                     [(e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits) for e in batch.events],
                 )
+            tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
+        # Counted although nothing commits: the refusal is what the edge is answered.
         APPLIED.labels("refused").inc()
         raise
-    APPLIED.labels("applied" if new else "duplicate").inc()
     return new
 
 
