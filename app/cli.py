@@ -111,7 +111,7 @@ def server_options(app: Litestar) -> dict:
     from app.public.door import protocol
 
     return {
-        # httptools, with the scanner fast path asked first (app/public/fast_path.py).
+        # httptools, with the scanner fast path asked first (app/public/door.py).
         "http": protocol(app.state.fast_path),
         "log_config": None,
         "access_log": False,

@@ -5,6 +5,9 @@ Every write goes through `Database.write()`: one connection behind a lock, one s
 write is in the WAL. With WAL and `synchronous=NORMAL` a killed process loses no
 committed transaction (only a power cut may lose the last ones, which the replica bounds).
 Reads use their own connections and never wait for the writer.
+
+The writer yields a `Tx`: the connection, the transaction's one `now` (read from the
+database's `clock`, which tests set), and the work to do once it has committed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,9 +56,19 @@ def pragmas(replicated: bool) -> list[str]:
     return statements
 
 
+# Where every stored time comes from: a function answering an aware UTC datetime.
+Clock = Callable[[], datetime]
+
+
+def utc_clock() -> datetime:
+    """The real clock, and every Database's unless a test sets another."""
+    return datetime.now(UTC)
+
+
 def utcnow() -> str:
-    """The current UTC time as ISO 8601 with microseconds, the form every table stores."""
-    return isoformat(datetime.now(UTC))
+    """The current UTC time in the stored form, for the steps that run before any Database
+    exists (recording a migration, renewing the history after a restore)."""
+    return isoformat(utc_clock())
 
 
 def isoformat(moment: datetime) -> str:
@@ -107,12 +120,48 @@ def _statements(script: str) -> list[str]:
     return [s for s in statements if s.rstrip(";").strip()]
 
 
-class Database:
-    """One writer connection behind a lock, and a small pool of readers."""
+class Tx:
+    """One write transaction: its connection, its time, and what follows its commit.
 
-    def __init__(self, path: Path, replicated: bool = False) -> None:
+    `now` is read once from the database's clock when the transaction begins, so every
+    row an operation writes carries the same time, and `now_text` is that time in the
+    stored form. `after_commit(fn)` registers a plain function (forget a cached card,
+    wake the outbox, count a metric) to call once COMMIT has succeeded, in the order
+    registered, and never after a rollback. The transaction is the place for whatever
+    else an operation must do atomically or afterwards (the event rows of SPEC §9 will
+    be written through it, on `conn`, inside the transaction).
+    """
+
+    __slots__ = ("conn", "now", "now_text", "_after_commit")
+
+    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.now_text = isoformat(now)
+        self._after_commit: list[Callable[[], object]] = []
+
+    def after_commit(self, fn: Callable[[], object]) -> None:
+        """Call `fn()` once this transaction has committed (not if it rolls back)."""
+        self._after_commit.append(fn)
+
+    def _committed(self) -> None:
+        for fn in self._after_commit:
+            try:
+                fn()
+            except Exception:
+                # The data is committed and the caller is told so: a failing follow-up
+                # (a cache, a metric) must not turn that into an error, nor skip the rest.
+                log.exception("after-commit step %r failed", fn)
+
+
+class Database:
+    """One writer connection behind a lock, a small pool of readers, and the clock every
+    stored time is read from (`clock`, a function; tests set their own)."""
+
+    def __init__(self, path: Path, replicated: bool = False, clock: Clock = utc_clock) -> None:
         self.path = path
         self.replicated = replicated
+        self.clock = clock
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -151,16 +200,28 @@ class Database:
             await conn.execute(statement)
         return conn
 
+    def now(self) -> datetime:
+        """The clock's time, for reads that compare with stored times (a write uses `Tx.now`)."""
+        return self.clock()
+
+    def seconds(self) -> float:
+        """The clock's time as Unix seconds, for the scan counters' hot path."""
+        # The real clock read as a float costs a seventh of a datetime, on every scan.
+        return time.time() if self.clock is utc_clock else self.clock().timestamp()
+
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on error."""
+    async def write(self) -> AsyncIterator[Tx]:
+        """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on
+        error; its after-commit steps run once it has committed."""
         assert self._writer is not None, "database is not open"
         writer = self._writer
         async with self._write_lock:
             changes = writer.total_changes
             try:
                 await writer.execute("BEGIN IMMEDIATE")
-                yield writer
+                # Read once the lock is held, so the times written follow the commit order.
+                tx = Tx(writer, self.clock())
+                yield tx
                 # COMMIT can fail too (a full disk when the WAL grows): it must roll back
                 # like any other failure, or the writer would stay inside a dead transaction
                 # and refuse every later write.
@@ -180,6 +241,7 @@ class Database:
             # as a lag that grows until the next real write.
             if writer.total_changes != changes:
                 self._record_commit(time.time())
+        tx._committed()
 
     def _record_commit(self, at: float) -> None:
         self.last_commit_at = at

@@ -1,7 +1,8 @@
 """Email: the outbox (a queue table in SQLite), its worker, and how messages are built and sent.
 
 A job is a row of `email_outbox` that `enqueue` inserts in the same transaction as what
-caused it (a registration, an invitation); it holds the whole message. The worker,
+caused it (a registration, an invitation); it holds the whole message, dated with the
+transaction's time, and the transaction wakes the worker once it commits. The worker,
 started in the app's lifespan, takes due jobs one at a time: it first counts the attempt
 and moves the job's next attempt into the future (committed), then delivers, then marks
 the job sent. A crash at any point leaves the job pending, and every start makes all
@@ -30,7 +31,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
@@ -43,7 +44,7 @@ import aiosqlite
 from prometheus_client import Counter, Gauge
 
 from app.config import Settings
-from app.db import Database, fetch_one, isoformat, utcnow
+from app.db import Database, Tx, fetch_one, isoformat
 
 log = logging.getLogger("app.mail")
 
@@ -82,13 +83,9 @@ class Job:
     invitation_id: int | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Listener:
-    """What the module that queues a kind of job does when one ends, sent or failed:
-    `record` runs inside the transaction that finishes the job, `notify` after its commit."""
-
-    record: Callable[[aiosqlite.Connection, Job, Outcome], Awaitable[None]]
-    notify: Callable[[Job, Outcome], None]
+# What the module that queues a kind of job does when one ends, sent or failed: it runs
+# inside the transaction that finishes the job, and registers with it what follows the commit.
+Listener = Callable[[Tx, Job, Outcome], Awaitable[None]]
 
 
 # --- messages ------------------------------------------------------------------------
@@ -129,7 +126,7 @@ def named(policy: Policy, plain: Address, display_name: str) -> Address:
 def compose(
     settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: tuple[str, str] | None = None
 ) -> EmailMessage:
-    """A message with a plain-text part and an HTML alternative, From MAIL_FROM.
+    """A message with a plain-text part and an HTML alternative, From MAIL_FROM (`enqueue` dates it).
 
     `to` and the address of `reply_to` (display name, address) must be plain addresses
     (app.fields.Email). Headers go through email.headerregistry, which refuses line
@@ -144,7 +141,6 @@ def compose(
     if answer is not None:
         message["Reply-To"] = named(message.policy, answer, reply_to[0])
     message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(UTC), usegmt=True)
     message["Message-ID"] = f"<{uuid.uuid4().hex}@{sender(settings).domain}>"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
@@ -158,20 +154,19 @@ JOB_COLUMNS = "id, message_id, kind, recipient, message, attempts, created_at, i
 
 
 async def enqueue(
-    conn: aiosqlite.Connection,
+    tx: Tx,
+    outbox: Outbox,
     message: EmailMessage,
     *,
     kind: Literal["verification", "invitation", "password_reset", "email_change", "team_invitation"],
     user_id: str | None = None,
     invitation_id: int | None = None,
 ) -> str:
-    """Queue a message in the caller's transaction; returns its Message-ID.
-
-    The worker sends it once the transaction commits; call Outbox.wake after the commit
-    to send it at once.
-    """
-    now = utcnow()
-    await conn.execute(
+    """Queue a message in the caller's transaction, dated with its time; returns its
+    Message-ID. The outbox is woken once the transaction commits, to send it at once."""
+    message["Date"] = format_datetime(tx.now, usegmt=True)
+    now = tx.now_text
+    await tx.conn.execute(
         """INSERT INTO email_outbox (message_id, kind, recipient, message, user_id, invitation_id,
             next_attempt_at, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -180,6 +175,7 @@ async def enqueue(
             user_id, invitation_id, now, now,
         ),
     )
+    tx.after_commit(outbox.wake)
     return message["Message-ID"]
 
 
@@ -202,12 +198,12 @@ async def claim_due(conn: aiosqlite.Connection, now: datetime) -> Job | None:
     return Job(**{**dict(row), "attempts": attempts, "message": bytes(row["message"])})
 
 
-async def finish_job(conn: aiosqlite.Connection, job: Job, outcome: Outcome, error: str | None) -> bool:
+async def finish_job(conn: aiosqlite.Connection, job: Job, outcome: Outcome, error: str | None, now: str) -> bool:
     """Mark a job sent or failed and drop its message; False when it is gone (account deleted)."""
     cursor = await conn.execute(
         """UPDATE email_outbox SET status = ?, message = NULL, last_error = ?, finished_at = ?
         WHERE id = ? AND status = 'pending'""",
-        (outcome, error, utcnow(), job.id),
+        (outcome, error, now, job.id),
     )
     return cursor.rowcount == 1
 
@@ -216,9 +212,8 @@ async def record_error(conn: aiosqlite.Connection, job: Job, error: str) -> None
     await conn.execute("UPDATE email_outbox SET last_error = ? WHERE id = ?", (error, job.id))
 
 
-async def make_all_due(conn: aiosqlite.Connection) -> int:
+async def make_all_due(conn: aiosqlite.Connection, now: str) -> int:
     """Make every pending job due now (at start: the restart may be what fixed the problem)."""
-    now = utcnow()
     cursor = await conn.execute(
         "UPDATE email_outbox SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?", (now, now)
     )
@@ -368,13 +363,13 @@ class Outbox:
         return self._task is not None and not self._task.done()
 
     def wake(self) -> None:
-        """Look for due jobs now (call after committing a transaction that queued one)."""
+        """Look for due jobs now (`enqueue` has it called once the transaction that queued one commits)."""
         self._wake.set()
 
     async def _run(self, db: Database) -> None:
         try:
-            async with db.write() as conn:
-                if made_due := await make_all_due(conn):
+            async with db.write() as tx:
+                if made_due := await make_all_due(tx.conn, tx.now_text):
                     log.info("email outbox: %d waiting messages are due again after the restart", made_due)
         except Exception:
             log.exception("email outbox: could not reschedule waiting mail")
@@ -382,8 +377,8 @@ class Outbox:
             # Cleared before looking, so a wake() during the look or the delivery is not lost.
             self._wake.clear()
             try:
-                async with db.write() as conn:
-                    job = await claim_due(conn, datetime.now(UTC))
+                async with db.write() as tx:
+                    job = await claim_due(tx.conn, tx.now)
                 if job is not None:
                     await self._deliver(db, job)
                     continue
@@ -409,37 +404,37 @@ class Outbox:
                 await self._finish(db, job, "failed", error)
             else:
                 log.warning("email outbox: attempt %d of %s failed, retrying later: %s", job.attempts, job.message_id, error)
-                async with db.write() as conn:
-                    await record_error(conn, job, error)
+                async with db.write() as tx:
+                    await record_error(tx.conn, job, error)
         else:
             await self._finish(db, job, "sent", None)
 
     async def _finish(self, db: Database, job: Job, outcome: Outcome, error: str | None) -> None:
         listener = self._listeners.get(job.kind)
-        async with db.write() as conn:
-            finished = await finish_job(conn, job, outcome, error)
+        async with db.write() as tx:
+            finished = await finish_job(tx.conn, job, outcome, error, tx.now_text)
+            if finished and outcome == "failed":
+                tx.after_commit(functools.partial(_count_failure, job, error))
             if finished and listener is not None:
-                await listener.record(conn, job, outcome)
-        if not finished:
-            return
-        if outcome == "failed":
-            QUEUE_FAILED.labels(QUEUE).inc()
-            log.error("email outbox: %s to %s failed for good after %d attempts: %s", job.message_id, job.recipient, job.attempts, error)
-        if listener is not None:
-            listener.notify(job, outcome)
+                await listener(tx, job, outcome)
 
     async def _idle_for(self, db: Database) -> float:
         """Seconds until the next job is due (at most IDLE_POLL); tidies old jobs now and then."""
         if time.monotonic() - self._tidied_at >= TIDY_EVERY:
             self._tidied_at = time.monotonic()
-            async with db.write() as conn:
-                await delete_finished(conn, datetime.now(UTC) - KEEP_FINISHED)
+            async with db.write() as tx:
+                await delete_finished(tx.conn, tx.now - KEEP_FINISHED)
         async with db.read() as conn:
             waiting, due = await next_due(conn)
         QUEUE_DEPTH.labels(QUEUE).set(waiting)
         if due is None:
             return IDLE_POLL
-        return min(max((datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds(), 0.0), IDLE_POLL)
+        return min(max((datetime.fromisoformat(due) - db.now()).total_seconds(), 0.0), IDLE_POLL)
+
+
+def _count_failure(job: Job, error: str | None) -> None:
+    QUEUE_FAILED.labels(QUEUE).inc()
+    log.error("email outbox: %s to %s failed for good after %d attempts: %s", job.message_id, job.recipient, job.attempts, error)
 
 
 async def health_check(outbox: Outbox, db: Database) -> str:

@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> Litestar:
     monitor = LagMonitor(settings, db)
     active_users = monitoring.ActiveUsers()
     stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
-    outbox = mail.Outbox(settings, listeners={"invitation": sharing.EMAIL_LISTENER})
+    outbox = mail.Outbox(settings, listeners={"invitation": sharing.record_email_outcome})
     state = State({
         "settings": settings,
         "db": db,

@@ -1,4 +1,4 @@
-"""The scan path's own Python, per request, in process: what app/public/fast_path.py's protocol and
+"""The scan path's own Python, per request, in process: what app/public/door.py's protocol and
 the answers behind it cost, with no sockets, no kernel and no load generator.
 
     .venv/bin/python bench/scan_protocol.py               # about 20 s

@@ -1,4 +1,4 @@
-"""Request bodies of any allowed size at the door (app/public/fast_path.py's ScannerProtocol), on a
+"""Request bodies of any allowed size at the door (app/public/door.py's ScannerProtocol), on a
 real uvicorn server with uvloop over real sockets: a handler reads a large body whole,
 many large bodies at once leave the server answering, and a body refused early (413) is
 answered to a client that writes all of it before reading, then the connection closed.

@@ -50,8 +50,8 @@ def test_pragmas_and_rollback(tmp_path):
                 async with conn.execute("PRAGMA busy_timeout") as cur:
                     assert (await cur.fetchone())[0] == 5000
             with pytest.raises(RuntimeError):
-                async with database.write() as conn:
-                    await conn.execute("INSERT INTO retired_slugs VALUES ('half-written', 'now')")
+                async with database.write() as tx:
+                    await tx.conn.execute("INSERT INTO retired_slugs VALUES ('half-written', 'now')")
                     raise RuntimeError("fail mid-transaction")
             async with database.read() as conn:
                 async with conn.execute("SELECT count(*) FROM retired_slugs") as cur:
@@ -67,8 +67,8 @@ def test_replicated_databases_leave_checkpoints_to_litestream(tmp_path):
         database = Database(tmp_path / "r.db", replicated=True)
         await database.open()
         try:
-            async with database.write() as conn:
-                async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
+            async with database.write() as tx:
+                async with tx.conn.execute("PRAGMA wal_autocheckpoint") as cur:
                     assert (await cur.fetchone())[0] == 0
         finally:
             await database.close()
@@ -86,11 +86,11 @@ def test_only_a_transaction_that_changed_something_waits_for_the_replica(tmp_pat
         await database.open()
         try:
             before = time.time()
-            async with database.write() as conn:
-                await conn.execute("UPDATE migrations SET applied_at = applied_at WHERE name = 'none such'")
+            async with database.write() as tx:
+                await tx.conn.execute("UPDATE migrations SET applied_at = applied_at WHERE name = 'none such'")
             assert database.oldest_commit_after(before) is None
-            async with database.write() as conn:
-                await conn.execute("UPDATE migrations SET applied_at = applied_at")
+            async with database.write() as tx:
+                await tx.conn.execute("UPDATE migrations SET applied_at = applied_at")
             assert database.oldest_commit_after(before) == database.last_commit_at >= before
         finally:
             await database.close()
@@ -104,8 +104,8 @@ def test_concurrent_writes_all_land(tmp_path):
         await database.open()
         try:
             async def write(i):
-                async with database.write() as conn:
-                    await conn.execute("INSERT INTO retired_slugs VALUES (?, 'now')", (f"slug-{i}",))
+                async with database.write() as tx:
+                    await tx.conn.execute("INSERT INTO retired_slugs VALUES (?, 'now')", (f"slug-{i}",))
 
             await asyncio.gather(*(write(i) for i in range(200)))
             async with database.read() as conn:
@@ -125,16 +125,16 @@ def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
         await database.open()
         try:
             async def write_one():
-                async with database.write() as conn:
-                    await conn.execute("INSERT INTO retired_slugs VALUES ('cancelled', 'now')")
+                async with database.write() as tx:
+                    await tx.conn.execute("INSERT INTO retired_slugs VALUES ('cancelled', 'now')")
 
             task = asyncio.create_task(write_one())
             await asyncio.sleep(0)  # the task now waits for BEGIN IMMEDIATE on the writer's thread
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            async with database.write() as conn:
-                await conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
+            async with database.write() as tx:
+                await tx.conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
             async with database.read() as conn:
                 async with conn.execute("SELECT slug FROM retired_slugs") as cur:
                     assert [row[0] for row in await cur.fetchall()] == ["after"]
@@ -152,14 +152,14 @@ def test_a_failed_commit_rolls_back_and_the_writer_keeps_working(tmp_path):
         await database.open()
         try:
             with pytest.raises(sqlite3.IntegrityError):
-                async with database.write() as conn:
-                    await conn.execute("PRAGMA defer_foreign_keys = ON")
-                    await conn.execute(
+                async with database.write() as tx:
+                    await tx.conn.execute("PRAGMA defer_foreign_keys = ON")
+                    await tx.conn.execute(
                         "INSERT INTO api_keys (key_id, user_id, name, key_hash, prefix, created_at)"
                         " VALUES ('k', 'no-such-user', 'n', 'h', 'p', 'now')"
                     )
-            async with database.write() as conn:
-                await conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
+            async with database.write() as tx:
+                await tx.conn.execute("INSERT INTO retired_slugs VALUES ('after', 'now')")
             async with database.read() as conn:
                 async with conn.execute("SELECT (SELECT count(*) FROM api_keys), (SELECT count(*) FROM retired_slugs)") as cur:
                     return tuple(await cur.fetchone())

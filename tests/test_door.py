@@ -1,4 +1,4 @@
-"""What every request meets at the door (app/public/fast_path.py's ScannerProtocol), whichever door
+"""What every request meets at the door (app/public/door.py's ScannerProtocol), whichever door
 answers it, on a real uvicorn server over real sockets: the request-head size and time
 limits, the bound on what one pipelining connection may queue, one answer per request,
 and the keep-alive timer an early answer arms; then the /i/ pages' share of the scanner

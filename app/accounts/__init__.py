@@ -10,9 +10,10 @@
   me            the /v1/me routes
   team          the team admin: users, invitations, admins, deactivation, card hand-over
 
-Each operation owns its transaction and its one `now`, and does what follows the commit
-itself (wake the outbox, forget cached cards, count a conversion): the API handlers and
-the console call the same functions. This module assembles the routers app.main mounts.
+Each operation owns its transaction and its one `now` (`Tx.now`), and registers with it
+what follows the commit (`Tx.after_commit`: wake the outbox, forget cached cards, count a
+conversion): the API handlers and the console call the same functions and do nothing after. This module assembles the
+routers app.main mounts.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -96,19 +96,18 @@ async def touch_api_key(conn: aiosqlite.Connection, key_id: str, now: datetime) 
 
 async def create_api_key(db: Database, user_id: str, name: str) -> CreatedApiKey:
     """A new API key; the key itself is in the answer only."""
-    async with db.write() as conn:
-        return await insert_api_key(conn, user_id, name, datetime.now(UTC))
+    async with db.write() as tx:
+        return await insert_api_key(tx.conn, user_id, name, tx.now)
 
 
 async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None) -> None:
     """Note that a key was used (its lastUsedAt); never raises: it is bookkeeping only."""
     # At most hourly, so keys in busy scripts do not queue a write per request.
-    now = datetime.now(UTC)
-    if last_used_at is not None and last_used_at >= (now - timedelta(hours=1)).isoformat():
+    if last_used_at is not None and last_used_at >= isoformat(db.now() - timedelta(hours=1)):
         return
     try:
-        async with db.write() as conn:
-            await touch_api_key(conn, key_id, now)
+        async with db.write() as tx:
+            await touch_api_key(tx.conn, key_id, tx.now)
     except sqlite3.Error as exc:
         # A full disk must not turn a read made with a key into an error.
         log.warning("could not record API key use: %s", exc)
@@ -116,8 +115,8 @@ async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None
 
 async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
     """Raises NotFound when the account has no such key."""
-    async with db.write() as conn:
-        deleted = await delete_api_key(conn, user_id, key_id)
+    async with db.write() as tx:
+        deleted = await delete_api_key(tx.conn, user_id, key_id)
     if not deleted:
         raise NotFound("no such API key")
 

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import html
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Annotated
 
@@ -173,8 +173,8 @@ def email_change_email(settings: Settings, to: str, token: str) -> EmailMessage:
 
 async def verify_email(db: Database, token: str) -> None:
     """Spend an emailed verification token. Raises Invalid when it is unknown, used or expired."""
-    async with db.write() as conn:
-        verified = await use_verification(conn, token, datetime.now(UTC))
+    async with db.write() as tx:
+        verified = await use_verification(tx.conn, token, tx.now)
     if not verified:
         raise Invalid(
             "the token is not valid: unknown, already used or expired",
@@ -186,8 +186,8 @@ async def resend_verification(db: Database, outbox: mail.Outbox, settings: Setti
     """Email the account a new verification link (an expired or lost one otherwise leaves it
     unconfirmed for good). Raises Conflict (already confirmed) and Limited (past
     VERIFICATIONS_PER_HOUR in the last hour)."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn, now = tx.conn, tx.now
         user = await get_user(conn, user_id)
         if user is None:
             raise NotFound("no such account")
@@ -201,8 +201,7 @@ async def resend_verification(db: Database, outbox: mail.Outbox, settings: Setti
             wait = datetime.fromisoformat(recent["first"]) + timedelta(hours=1) - now
             raise Limited("a confirmation email was sent several times this hour", retry_after=max(1, int(wait.total_seconds())))
         token = await insert_verification(conn, user_id, now)
-        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user_id)
-    outbox.wake()
+        await mail.enqueue(tx, outbox, verification_email(settings, user.email, token), kind="verification", user_id=user_id)
 
 
 async def request_email_change(
@@ -218,8 +217,8 @@ async def request_email_change(
             "the password is not right",
             errors=[{"field": "password", "message": "is not the account's password", "source": "body"}],
         )
-    now = datetime.now(UTC)
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn, now = tx.conn, tx.now
         user = await get_user(conn, user_id)
         if user is None:
             raise NotFound("no such account")
@@ -231,15 +230,14 @@ async def request_email_change(
         if await email_taken(conn, new_email):
             raise Conflict("an account with this email already exists")
         token = await insert_email_change(conn, user_id, new_email, now)
-        await mail.enqueue(conn, email_change_email(settings, new_email, token), kind="email_change", user_id=user_id)
-    outbox.wake()
+        await mail.enqueue(tx, outbox, email_change_email(settings, new_email, token), kind="email_change", user_id=user_id)
 
 
 async def email_change_of(db: Database, token: str, user_id: str) -> str | None:
     """The address a change link would give the account, None when the link would be refused
     (unknown, used, expired or another account's): the console names it before the click. Never raises."""
     async with db.read() as conn:
-        return await pending_email_change(conn, token, user_id, datetime.now(UTC))
+        return await pending_email_change(conn, token, user_id, db.now())
 
 
 async def confirm_email_change(db: Database, token: str, user_id: str) -> User:
@@ -247,8 +245,8 @@ async def confirm_email_change(db: Database, token: str, user_id: str) -> User:
     be the caller's own (a mistyped address's owner cannot take the account over). Raises
     Invalid (unknown, used, expired or another account's token) and Conflict (the address was
     taken meanwhile)."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn, now = tx.conn, tx.now
         new_email = await use_email_change(conn, token, user_id, now)
         if new_email is None:
             raise Invalid(

@@ -10,7 +10,7 @@ and the queued email take about twice as long for an account).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import aiosqlite
@@ -145,26 +145,23 @@ async def change_password(
             errors=[{"field": "currentPassword", "message": "is not the account's password", "source": "body"}],
         )
     new_hash = await hash_password(new_password)
-    async with db.write() as conn:
-        await set_password_hash(conn, user_id, new_hash)
-        await revoke_sessions(conn, user_id, datetime.now(UTC), keep_web_session_hash, keep_refresh_family)
+    async with db.write() as tx:
+        await set_password_hash(tx.conn, user_id, new_hash)
+        await revoke_sessions(tx.conn, user_id, tx.now, keep_web_session_hash, keep_refresh_family)
 
 
 async def request_password_reset(db: Database, outbox: mail.Outbox, settings: Settings, email: str) -> None:
     """Email a single-use link (1 hour) to choose a new password, if an active account has
     this address; nothing tells whether one has. Never raises for an unknown address."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        found = await get_login(conn, email)
+    async with db.write() as tx:
+        found = await get_login(tx.conn, email)
         user = found[0] if found else None
         token = None
         if user is not None and user.deactivated_at is None:
-            token = await insert_password_reset(conn, user.user_id, now)
+            token = await insert_password_reset(tx.conn, user.user_id, tx.now)
         if user is not None and token is not None:
             message = password_reset_email(settings, user.email, token)
-            await mail.enqueue(conn, message, kind="password_reset", user_id=user.user_id)
-    if token is not None:
-        outbox.wake()
+            await mail.enqueue(tx, outbox, message, kind="password_reset", user_id=user.user_id)
 
 
 def reset_after_the_answer(db: Database, outbox: mail.Outbox, settings: Settings, email: str) -> BackgroundTask:
@@ -188,14 +185,13 @@ async def confirm_password_reset(db: Database, token: str, new_password: str) ->
     ends (console sessions and refresh token families). Raises Invalid when the token is
     unknown, used or expired."""
     new_hash = await hash_password(new_password)
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        user_id = await use_password_reset(conn, token, now)
+    async with db.write() as tx:
+        user_id = await use_password_reset(tx.conn, token, tx.now)
         if user_id is not None:
-            await set_password_hash(conn, user_id, new_hash)
+            await set_password_hash(tx.conn, user_id, new_hash)
             # The link reached the address, so it is proven as a verification link would.
-            await conn.execute("UPDATE users SET email_verified = 1 WHERE user_id = ?", (user_id,))
-            await revoke_sessions(conn, user_id, now)
+            await tx.conn.execute("UPDATE users SET email_verified = 1 WHERE user_id = ?", (user_id,))
+            await revoke_sessions(tx.conn, user_id, tx.now)
     if user_id is None:
         raise Invalid(
             "the link is not valid: unknown, already used or expired",
@@ -207,7 +203,7 @@ async def reset_link_is_usable(db: Database, token: str) -> bool:
     """Whether a reset link still works (unused, unexpired, its account active): the console
     says so before asking for a new password. Never raises."""
     async with db.read() as conn:
-        return await password_reset_is_usable(conn, token, datetime.now(UTC))
+        return await password_reset_is_usable(conn, token, db.now())
 
 
 # --- handlers ------------------------------------------------------------------------

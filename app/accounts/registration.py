@@ -10,9 +10,6 @@ that person, while a card's invitation goes to whoever its sender liked.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import aiosqlite
 import msgspec
 from litestar import Request, post
 from litestar.params import JSONBody
@@ -25,7 +22,7 @@ from app.accounts.sessions import AuthResponse, issue_tokens
 from app.accounts.users import User, count_users, insert_user
 from app.api.problems import BODY, LIMITED, WRITE, problems
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep
+from app.db import Database, DatabaseDep, Tx
 from app.errors import Forbidden
 from app.fields import Email, InviteToken, Password
 from app.sharing import sharing
@@ -46,11 +43,8 @@ async def create_account(
     team invitation proved the address; spend the invitation token. Raises Forbidden
     (registration closed, or an invitation needed) and Conflict (the email is taken)."""
     password_hash = await hash_password(password)
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        user, invitation = await _insert_account(conn, settings, now, email, password_hash, marketing_consent, invite_token)
-    _after_commit(outbox, invitation)
-    return user
+    async with db.write() as tx:
+        return await _insert_account(tx, outbox, settings, email, password_hash, marketing_consent, invite_token)
 
 
 async def register(
@@ -60,18 +54,16 @@ async def register(
     """create_account, and log the account in (tokens of a new refresh family) in the same
     transaction. Raises as create_account."""
     password_hash = await hash_password(password)
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        user, invitation = await _insert_account(conn, settings, now, email, password_hash, marketing_consent, invite_token)
-        response = await issue_tokens(conn, settings, user, now)
-    _after_commit(outbox, invitation)
-    return response
+    async with db.write() as tx:
+        user = await _insert_account(tx, outbox, settings, email, password_hash, marketing_consent, invite_token)
+        return await issue_tokens(tx.conn, settings, user, tx.now)
 
 
 async def _insert_account(
-    conn: aiosqlite.Connection, settings: Settings, now: datetime,
+    tx: Tx, outbox: mail.Outbox, settings: Settings,
     email: str, password_hash: str, marketing_consent: bool, invite_token: str | None,
-) -> tuple[User, sharing.Redeemable | None]:
+) -> User:
+    conn, now = tx.conn, tx.now
     # An unknown, used or expired token is ignored where registration is open, so a
     # stale link never blocks anyone; where it is not, it is needed.
     team_invitation = await team.usable_team_invitation(conn, invite_token, email, now) if invite_token else None
@@ -89,16 +81,12 @@ async def _insert_account(
         await team.spend_team_invitation(conn, team_invitation, user.user_id, now)
     else:
         token = await insert_verification(conn, user.user_id, now)
-        await mail.enqueue(conn, verification_email(settings, user.email, token), kind="verification", user_id=user.user_id)
+        message = verification_email(settings, user.email, token)
+        await mail.enqueue(tx, outbox, message, kind="verification", user_id=user.user_id)
     if invitation is not None:
         await sharing.mark_converted(conn, invitation, user.user_id, now)
-    return user, invitation
-
-
-def _after_commit(outbox: mail.Outbox, invitation: sharing.Redeemable | None) -> None:
-    outbox.wake()
-    if invitation is not None:
-        sharing.count_event("converted", invitation.channel)
+        sharing.count_after_commit(tx, "converted", invitation.channel)
+    return user
 
 
 @post(

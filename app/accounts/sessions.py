@@ -9,7 +9,7 @@ same family, and a replayed spent token revokes the whole family.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import aiosqlite
@@ -62,7 +62,7 @@ async def insert_refresh_token(
     await conn.execute(
         """INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at)
         VALUES (?, ?, ?, ?, ?)""",
-        (token_hash(token), user_id, family_id, isoformat(now), (now + timedelta(days=expiry_days)).isoformat()),
+        (token_hash(token), user_id, family_id, isoformat(now), isoformat(now + timedelta(days=expiry_days))),
     )
     return token
 
@@ -217,31 +217,29 @@ async def authenticate(db: Database, throttle: limits.LoginThrottle, email: str,
     if not await password_matches(password_hash, password) or user is None or user.deactivated_at is not None:
         raise Unauthenticated("wrong email or password")
     await throttle.succeeded(email, client)
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        await set_last_login(conn, user.user_id, now)
-    user.last_login_at = isoformat(now)
+    async with db.write() as tx:
+        await set_last_login(tx.conn, user.user_id, tx.now)
+    user.last_login_at = tx.now_text
     return user
 
 
 async def start_session(db: Database, settings: Settings, user: User) -> AuthResponse:
     """An access token and a new refresh token family for the account."""
-    async with db.write() as conn:
-        return await issue_tokens(conn, settings, user, datetime.now(UTC))
+    async with db.write() as tx:
+        return await issue_tokens(tx.conn, settings, user, tx.now)
 
 
 async def refresh_session(db: Database, settings: Settings, refresh_token: str) -> AuthResponse:
     """Trade a refresh token for new tokens of its family. Raises Unauthenticated when it is
     invalid, expired or used (a replay revokes the family, and that is kept)."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        used = await use_refresh_token(conn, refresh_token, now)
-        user = await get_user(conn, used[0]) if used else None
+    async with db.write() as tx:
+        used = await use_refresh_token(tx.conn, refresh_token, tx.now)
+        user = await get_user(tx.conn, used[0]) if used else None
         if used is None or user is None or user.deactivated_at is not None:
             # Raised after the transaction commits, so a replay's family revocation is kept.
             result = None
         else:
-            result = await issue_tokens(conn, settings, user, now, family_id=used[1])
+            result = await issue_tokens(tx.conn, settings, user, tx.now, family_id=used[1])
     if result is None:
         raise Unauthenticated("refresh token is invalid, expired or already used")
     return result
@@ -249,10 +247,10 @@ async def refresh_session(db: Database, settings: Settings, refresh_token: str) 
 
 async def end_session(db: Database, refresh_token: str) -> None:
     """Revoke the refresh token's family; an unknown token changes nothing."""
-    async with db.write() as conn:
-        family = await family_of(conn, refresh_token)
+    async with db.write() as tx:
+        family = await family_of(tx.conn, refresh_token)
         if family:
-            await revoke_family(conn, family, datetime.now(UTC))
+            await revoke_family(tx.conn, family, tx.now)
 
 
 # --- handlers ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ before); it cannot log in, and its sessions, refresh tokens and API keys are gon
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import aiosqlite
@@ -185,7 +185,7 @@ async def list_invitations(db: Database) -> list[TeamInvitation]:
             conn,
             """SELECT invitation_id, email, created_at, expires_at FROM team_invitations
             WHERE used_at IS NULL AND expires_at > ? ORDER BY created_at DESC""",
-            (isoformat(datetime.now(UTC)),),
+            (isoformat(db.now()),),
         )
     return [TeamInvitation(**dict(row)) for row in rows]
 
@@ -193,26 +193,24 @@ async def list_invitations(db: Database) -> list[TeamInvitation]:
 async def invite_user(db: Database, outbox: mail.Outbox, settings: Settings, admin_id: str, email: str) -> TeamInvitation:
     """Email an invitation (single-use, 7 days) that registers this address even when
     registration is by invitation or closed. Raises Conflict when the address has an account."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        if await email_taken(conn, email):
+    async with db.write() as tx:
+        if await email_taken(tx.conn, email):
             raise Conflict("an account with this email already exists")
-        admin = await fetch_one(conn, "SELECT email FROM users WHERE user_id = ?", (admin_id,))
-        invitation, token = await insert_team_invitation(conn, email, admin_id, now)
+        admin = await fetch_one(tx.conn, "SELECT email FROM users WHERE user_id = ?", (admin_id,))
+        invitation, token = await insert_team_invitation(tx.conn, email, admin_id, tx.now)
         message = team_invitation_email(settings, email, admin["email"] if admin else "Your team", token)
-        await mail.enqueue(conn, message, kind="team_invitation")
-    outbox.wake()
+        await mail.enqueue(tx, outbox, message, kind="team_invitation")
     return invitation
 
 
 async def set_admin(db: Database, admin_id: str, user_id: str, is_admin: bool) -> TeamMember:
     """Make an account admin or not. Raises NotFound, and Conflict for the last active admin."""
-    async with db.write() as conn:
-        await get_member(conn, user_id)
-        if not is_admin and await is_last_active_admin(conn, user_id):
+    async with db.write() as tx:
+        await get_member(tx.conn, user_id)
+        if not is_admin and await is_last_active_admin(tx.conn, user_id):
             raise Conflict("the service needs an admin: make another account admin first")
-        await conn.execute("UPDATE users SET is_admin = ? WHERE user_id = ?", (is_admin, user_id))
-        return await get_member(conn, user_id)
+        await tx.conn.execute("UPDATE users SET is_admin = ? WHERE user_id = ?", (is_admin, user_id))
+        return await get_member(tx.conn, user_id)
 
 
 async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
@@ -220,8 +218,8 @@ async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMemb
     deleted, its refresh tokens revoked, its API keys deleted, its access tokens refused for
     good (their version is left behind); its cards keep answering scans. Raises NotFound,
     and Conflict for the last active admin (the caller too)."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn = tx.conn
         member = await get_member(conn, user_id)
         if member.status == "deactivated":
             return member
@@ -229,9 +227,9 @@ async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMemb
             raise Conflict("the service needs an active admin: make another account admin first")
         await conn.execute(
             "UPDATE users SET deactivated_at = ?, token_version = token_version + 1 WHERE user_id = ?",
-            (isoformat(now), user_id),
+            (tx.now_text, user_id),
         )
-        await revoke_sessions(conn, user_id, now)
+        await revoke_sessions(conn, user_id, tx.now)
         await conn.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,))
         await conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user_id,))
         await conn.execute("DELETE FROM email_changes WHERE user_id = ? AND used_at IS NULL", (user_id,))
@@ -241,10 +239,10 @@ async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMemb
 async def reactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
     """Let a deactivated account log in again (with its old password; its keys, sessions and
     tokens stay gone). Raises NotFound."""
-    async with db.write() as conn:
-        await get_member(conn, user_id)
-        await conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))
-        return await get_member(conn, user_id)
+    async with db.write() as tx:
+        await get_member(tx.conn, user_id)
+        await tx.conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))
+        return await get_member(tx.conn, user_id)
 
 
 async def transfer_cards(
@@ -255,7 +253,8 @@ async def transfer_cards(
     (either account), Invalid (the same account, or a deactivated recipient)."""
     if from_user_id == to_user_id:
         raise Invalid("the cards already belong to this account", errors=[{"field": "toUserId", "message": "is the same account"}])
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn = tx.conn
         await get_member(conn, from_user_id)
         recipient = await get_member(conn, to_user_id)
         if recipient.status == "deactivated":
@@ -265,8 +264,7 @@ async def transfer_cards(
         )
         slugs = [row["slug"] for row in rows]
         # The caches hold whole card rows, owner included: the edges' too, through the change sequence.
-        await cards.record_changes(conn, slugs, isoformat(datetime.now(UTC)))
-    public_cards.forget(*slugs)
+        await cards.changed(tx, public_cards, slugs)
     return len(rows)
 
 

@@ -5,7 +5,7 @@ account itself (marketing consent, deletion).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -171,15 +171,13 @@ async def delete_user(conn: aiosqlite.Connection, user_id: str, now: datetime) -
 
 async def change_marketing_consent(db: Database, user_id: str, consent: bool) -> User:
     """Give or withdraw marketing consent; `marketingConsentAt` records when it last changed."""
-    async with db.write() as conn:
-        return await set_marketing_consent(conn, user_id, consent, datetime.now(UTC))
+    async with db.write() as tx:
+        return await set_marketing_consent(tx.conn, user_id, consent, tx.now)
 
 
 async def delete_account(db: Database, public_cards: PublicCards, user_id: str) -> None:
     """Delete the account and everything it owns; its cards' slugs are retired. Raises Conflict for the only admin."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
-        slugs = await delete_user(conn, user_id, now)
+    async with db.write() as tx:
+        slugs = await delete_user(tx.conn, user_id, tx.now)
         # The edges hear of the deleted cards through the change sequence.
-        await cards.record_changes(conn, slugs, isoformat(now))
-    public_cards.forget(*slugs)
+        await cards.changed(tx, public_cards, slugs)

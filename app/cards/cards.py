@@ -4,15 +4,15 @@ A slug is permanent because printed codes carry it: PATCH refuses to change it, 
 deleted card's slug is retired for good rather than handed to someone else. Creating,
 editing and deleting a card are operations (`create_card`, `edit_card`, `delete_card`)
 that every door calls: each writes in one transaction, with the slug's new place in the
-card change sequence the edges follow (`record_changes`), and then drops the card from
-the public pages' cache.
+card change sequence the edges follow (`record_changes`), and registers with it that the
+public pages' cache drops the card once it commits (`changed`).
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import aiosqlite
@@ -26,7 +26,7 @@ from app.api import pagination
 from app.api.openapi import BINARY, media_types
 from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one
 from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
 
@@ -262,6 +262,13 @@ async def card_of(db: Database, user_id: str, card_id: str) -> Card:
 # --- operations ----------------------------------------------------------------------
 
 
+async def changed(tx: Tx, public_cards: PublicCards, slugs: list[str]) -> None:
+    """The cards of `slugs` changed in `tx`: they take their place in the change sequence the
+    edges follow, and the public pages' cache forgets them once it commits."""
+    await record_changes(tx.conn, slugs, tx.now_text)
+    tx.after_commit(functools.partial(public_cards.forget, *slugs))
+
+
 def _refuse_reserved(slug: str) -> None:
     if slug in RESERVED_SLUGS:
         raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}])
@@ -272,18 +279,16 @@ async def create_card(db: Database, public_cards: PublicCards, user_id: str, dat
     reserved slug) and Conflict (a taken or retired one)."""
     if data.slug is not None:
         _refuse_reserved(data.slug)
-    now = isoformat(datetime.now(UTC))
-    async with db.write() as conn:
+    async with db.write() as tx:
         if data.slug is not None:
-            card = await insert_card(conn, user_id, data.slug, data, now)
+            card = await insert_card(tx.conn, user_id, data.slug, data, tx.now_text)
         else:
             for _ in range(10):
                 slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
-                if slug not in RESERVED_SLUGS and not await get_card_by_slug(conn, slug):
+                if slug not in RESERVED_SLUGS and not await get_card_by_slug(tx.conn, slug):
                     break
-            card = await insert_card(conn, user_id, slug, data, now)
-        await record_changes(conn, [card.slug], now)
-    public_cards.forget(card.slug)
+            card = await insert_card(tx.conn, user_id, slug, data, tx.now_text)
+        await changed(tx, public_cards, [card.slug])
     return card
 
 
@@ -294,21 +299,17 @@ async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: U
     changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
     if not changes:
         return card
-    now = isoformat(datetime.now(UTC))
-    async with db.write() as conn:
-        card = await update_card(conn, card, changes, now)
-        await record_changes(conn, [card.slug], now)
-    public_cards.forget(card.slug)
+    async with db.write() as tx:
+        card = await update_card(tx.conn, card, changes, tx.now_text)
+        await changed(tx, public_cards, [card.slug])
     return card
 
 
 async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> None:
     """Delete the card; its slug is retired, so its printed codes answer "removed"."""
-    now = isoformat(datetime.now(UTC))
-    async with db.write() as conn:
-        await retire_card(conn, card, now)
-        await record_changes(conn, [card.slug], now)
-    public_cards.forget(card.slug)
+    async with db.write() as tx:
+        await retire_card(tx.conn, card, tx.now_text)
+        await changed(tx, public_cards, [card.slug])
 
 
 class QrOptions(msgspec.Struct, forbid_unknown_fields=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 import aiosqlite
@@ -157,7 +157,7 @@ def to_csv(stats: CardStats) -> str:
 
 async def card_report(db: Database, card: cards.Card, days: int) -> CardStats:
     """The card's report over the last `days` UTC days, today included (the API and the console read it here)."""
-    today = datetime.now(UTC).date()
+    today = db.now().date()
     since = (today - timedelta(days=days - 1)).isoformat()
     async with db.read() as conn:
         rows = await grouped_counts(conn, card.id, since)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 import aiosqlite
@@ -194,7 +194,7 @@ async def cards_list(
     page_number: Annotated[int, QueryParameter(name="page", ge=1, le=1_000_000)] = 1,
 ) -> Response:
     query = q.strip()[:200]
-    since = isoformat(datetime.now(UTC) - timedelta(days=7))
+    since = isoformat(db.now() - timedelta(days=7))
     async with db.read() as conn:
         rows, total = await search_cards(conn, request.user.user_id, query, PER_PAGE, (page_number - 1) * PER_PAGE)
         weekly = await scans_since(conn, [row["id"] for row in rows], since)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -69,8 +69,8 @@ async def session_user(conn: aiosqlite.Connection, token: str, now: datetime) ->
 async def start_web_session(db: Database, user: User) -> str:
     """A new session for the account; the token goes into the cookie and nowhere else.
     Raises Forbidden for a deactivated account."""
-    now = datetime.now(UTC)
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn, now = tx.conn, tx.now
         row = await fetch_one(
             conn, "UPDATE users SET last_login_at = ? WHERE user_id = ? AND deactivated_at IS NULL RETURNING 1",
             (isoformat(now), user.user_id),
@@ -84,19 +84,21 @@ async def user_for_web_session(db: Database, token: str) -> User | None:
     """The account of a live session, or None (unknown, expired, logged out, deactivated)."""
     if not token or len(token) > 100:
         return None
-    now = datetime.now(UTC)
+    now = db.now()
     async with db.read() as conn:
         found = await session_user(conn, token, now)
     if found is None:
         return None
     user, last_seen_at = found
     if last_seen_at < isoformat(now - SEEN_EVERY):
-        async with db.write() as conn:
-            await conn.execute("UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (isoformat(now), _hash(token)))
+        async with db.write() as tx:
+            await tx.conn.execute(
+                "UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (tx.now_text, _hash(token))
+            )
     return user
 
 
 async def end_web_session(db: Database, token: str) -> None:
     """Log out: the session's row is deleted; an unknown token changes nothing."""
-    async with db.write() as conn:
-        await conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(token),))
+    async with db.write() as tx:
+        await tx.conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(token),))

@@ -7,7 +7,6 @@ of app.accounts.team; the numbers come from kfactor.k_factor and monitoring.coll
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -222,7 +221,7 @@ async def growth(request: Request, db: DatabaseDep, period: Annotated[str, Query
     if period not in PERIODS:
         period = "30d"
     async with db.read() as conn:
-        result = await kfactor.k_factor(conn, period, datetime.now(UTC))
+        result = await kfactor.k_factor(conn, period, db.now())
     totals = {
         "accounts": sum(c.cohort_size for c in result.cohorts), "sent": sum(c.invitations_sent for c in result.cohorts),
         "conversions": sum(c.conversions for c in result.cohorts),

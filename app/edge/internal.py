@@ -87,7 +87,7 @@ class InternalServer:
         self._config = uvicorn.Config(
             app, host=self.host, port=self.port, lifespan="off", log_config=None, access_log=False,
             server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
-            http=protocol(None),  # the public port's limits on what a client can make it hold (app/public/fast_path.py)
+            http=protocol(None),  # the public port's limits on what a client can make it hold (app/public/door.py)
         )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None

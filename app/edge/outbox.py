@@ -34,7 +34,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import Clock, isoformat, utc_clock
 from app.edge.scan_batches import MAX_BATCH_ROWS, ScanBatch, ShippedCount, ShippedEvent
 from app.public.counters import CardCount, EventRow
 from app.sqlite import sqlite3
@@ -74,8 +74,9 @@ def edge_name(settings: Settings) -> str:
 class EdgeOutbox:
     """The edge's outbox file; the Counters' sink at an edge (`write`)."""
 
-    def __init__(self, path: Path, edge: str) -> None:
+    def __init__(self, path: Path, edge: str, clock: Clock = utc_clock) -> None:
         self.path, self.edge = path, edge
+        self.clock = clock  # what dates a batch (the edge has no Database to hold one)
         self.outbox_id = ""
         self.depth = 0  # batches in the file
         self._conn: aiosqlite.Connection | None = None
@@ -126,8 +127,8 @@ class EdgeOutbox:
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
         """Keep a flush as batches of at most MAX_BATCH_ROWS rows each, in one transaction. Raises sqlite3.Error."""
         pieces = max(1, -(-max(len(counts), len(events)) // MAX_BATCH_ROWS))
-        now = utcnow()
         async with self._transaction() as conn:
+            now = isoformat(self.clock())
             for piece in range(pieces):
                 rows = slice(piece * MAX_BATCH_ROWS, (piece + 1) * MAX_BATCH_ROWS)
                 cursor = await conn.execute("INSERT INTO batches (body, created_at) VALUES (x'', ?)", (now,))

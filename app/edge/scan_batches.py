@@ -26,7 +26,7 @@ from msgspec import Meta
 from prometheus_client import Counter
 
 from app.api.problems import BODY, problems
-from app.db import Database, DatabaseDep, fetch_one, utcnow
+from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
 from app.public.counters import DeviceClass, write_counts
 
@@ -125,10 +125,11 @@ async def refuse_a_gap(conn: aiosqlite.Connection, batch: ScanBatch) -> None:
 async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
     """Apply an edge's batch once: True if applied now, False if it had been. Raises
     Conflict (a batch more than one past the last applied) and sqlite3.Error."""
-    params = {"outbox_id": batch.outbox_id, "edge": batch.edge, "seq": batch.seq, "now": utcnow()}
     try:
-        async with db.write() as conn:
+        async with db.write() as tx:
+            conn = tx.conn
             await refuse_a_gap(conn, batch)
+            params = {"outbox_id": batch.outbox_id, "edge": batch.edge, "seq": batch.seq, "now": tx.now_text}
             cursor = await conn.execute(_RECORD_BATCH, params)
             new = cursor.rowcount == 1
             if new:
@@ -137,10 +138,11 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
                     [(c.card_id, c.scans, c.views) for c in batch.counts],
                     [(e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits) for e in batch.events],
                 )
+            tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
+        # Counted although nothing commits: the refusal is what the edge is answered.
         APPLIED.labels("refused").inc()
         raise
-    APPLIED.labels("applied" if new else "duplicate").inc()
     return new
 
 

@@ -349,7 +349,7 @@ def make_state(db: Database, settings: Settings) -> dict:
     # The primary's: counts go to its database (an edge builds its own, app/edge/main.py).
     limit = ScannerLimit(settings.scanner_rate_limit_per_minute)
     bell = ChangeBell()  # rung by every card change's commit; the internal port's long polls wait on it
-    public = Public(settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db)), qr.QrCache(), limit)
+    public = Public(settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db), seconds=db.seconds), qr.QrCache(), limit)
     # The other modules reach the parts they share by these names.
     return {
         "public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache,

@@ -64,7 +64,8 @@ class ChangeBell:
 class PublicCards:
     """Cards by slug for the public pages, cached; None for unknown slugs, "gone" for retired ones.
 
-    Every write to a card calls `forget` after its commit. A lookup that read the
+    Every write to a card calls `forget` after its commit (`cards.changed` registers it
+    with the transaction). A lookup that read the
     database before such a commit must not put what it read in the cache afterwards, or
     a deleted or changed card would be served from the cache for good: `forget` moves
     `_writes` on, and a lookup stores its row only if no write ended while it read.

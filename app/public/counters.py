@@ -13,7 +13,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
@@ -130,8 +130,8 @@ class DatabaseSink:
         self.db = db
 
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
-        async with self.db.write() as conn:
-            await write_counts(conn, counts, events)
+        async with self.db.write() as tx:
+            await write_counts(tx.conn, counts, events)
 
 
 class Counters:
@@ -151,8 +151,11 @@ class Counters:
     MAX_PENDING_EVENTS = 200_000
     MAX_PENDING_TEXT = 32 * 1024 * 1024
 
-    def __init__(self, sink: CountSink) -> None:
+    def __init__(self, sink: CountSink, seconds: Callable[[], float] = time.time) -> None:
         self.sink = sink
+        # The clock each event's second is read from, as Unix seconds (the primary's is
+        # its Database's, which tests set).
+        self.seconds = seconds
         self._pending: dict[str, list[int]] = {}  # card_id -> [scans, views]
         # (unix second, card_id, kind, user agent, referer, country) -> hits; classified
         # at flush time (device class, referrer host), so a request only adds one.
@@ -173,7 +176,7 @@ class Counters:
     def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
         if referer is not None and len(referer) > MAX_REFERRER:
             referer = referer[:MAX_REFERRER]
-        key = (int(time.time()), card.card_id, kind, user_agent, referer, country)
+        key = (int(self.seconds()), card.card_id, kind, user_agent, referer, country)
         events = self._events
         if (hits := events.get(key)) is not None:
             events[key] = hits + 1

@@ -6,7 +6,7 @@ and the viral_k_factor gauge). It reads users and invitations and writes nothing
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import aiosqlite
@@ -90,7 +90,7 @@ async def k_factor(conn: aiosqlite.Connection, period: str, now: datetime) -> KF
 
 async def refresh_gauges(db: Database) -> None:
     """Set viral_k_factor for every period (NaN while a period has no new account)."""
-    now = datetime.now(UTC)
+    now = db.now()
     async with db.read() as conn:
         for period in PERIODS:
             result = await k_factor(conn, period, now)
@@ -103,7 +103,7 @@ async def refresh_gauges(db: Database) -> None:
 )
 async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KFactor:
     async with db.read() as conn:
-        return await k_factor(conn, period, datetime.now(UTC))
+        return await k_factor(conn, period, db.now())
 
 
 router = Router("/", route_handlers=[get_k_factor], tags=["sharing"])

@@ -6,8 +6,8 @@ behind a tracked link, /i/{token}. Email invitations are queued in the outbox in
 transaction; SMS, WhatsApp and LinkedIn answer with a ready deep link and call no
 provider. The same sender, recipient and UTC day is one invitation (a UNIQUE constraint),
 so a repeat is reported as `duplicate` and sends nothing. `share`, `record_click` and
-`record_open` are the operations: each writes in one transaction, then wakes the outbox
-or counts its funnel event.
+`record_open` are the operations: each writes in one transaction and registers with it
+what follows its commit (waking the outbox, counting its funnel event).
 
 The funnel, where `status` is the furthest stage reached and each stage keeps its first time:
   queued → sent   the SMTP server took the email (the link channels start at sent)
@@ -23,6 +23,7 @@ they fetch a message's images when the person opens it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import html
 import math
@@ -46,7 +47,7 @@ from app.api.openapi import BINARY, HTML_PAGE, media_types
 from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.cards import cards
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
 from app.public import answers, bots, pages
@@ -340,20 +341,18 @@ async def mark_converted(conn: aiosqlite.Connection, invitation: Redeemable, use
     )
 
 
-async def record_email_outcome(conn: aiosqlite.Connection, job: mail.Job, outcome: mail.Outcome) -> None:
-    """The outbox finished an invitation's email: sent moves it to `sent`, failed to `failed`."""
-    if job.invitation_id is None:
-        return
+async def mark_email_outcome(conn: aiosqlite.Connection, invitation_id: int, outcome: mail.Outcome, now: str) -> None:
+    """Sent moves an invitation to `sent`, failed to `failed`."""
     if outcome == "sent":
         await conn.execute(
             """UPDATE invitations SET sent_at = coalesce(sent_at, ?),
                 status = CASE status WHEN 'queued' THEN 'sent' ELSE status END WHERE id = ?""",
-            (isoformat(datetime.now(UTC)), job.invitation_id),
+            (now, invitation_id),
         )
     else:
         await conn.execute(
             "UPDATE invitations SET status = CASE status WHEN 'queued' THEN 'failed' ELSE status END WHERE id = ?",
-            (job.invitation_id,),
+            (invitation_id,),
         )
 
 
@@ -364,15 +363,21 @@ def count_event(event_type: str, channel: str) -> None:
     VIRAL_EVENTS.labels(event_type, channel).inc()
 
 
-def _count_email_outcome(job: mail.Job, outcome: mail.Outcome) -> None:
-    if job.invitation_id is not None:
-        count_event(outcome, "email")
-
-
-EMAIL_LISTENER = mail.Listener(record=record_email_outcome, notify=_count_email_outcome)
+def count_after_commit(tx: Tx, event_type: str, channel: str) -> None:
+    """Count a funnel event once `tx` has committed (a rolled back one happened to nobody)."""
+    tx.after_commit(functools.partial(count_event, event_type, channel))
 
 
 # --- operations ----------------------------------------------------------------------
+
+
+async def record_email_outcome(tx: Tx, job: mail.Job, outcome: mail.Outcome) -> None:
+    """The outbox finished an invitation's email (its mail.Listener): the invitation moves
+    on in the funnel, and the event is counted once that commits."""
+    if job.invitation_id is None:
+        return
+    await mark_email_outcome(tx.conn, job.invitation_id, outcome, tx.now_text)
+    count_after_commit(tx, outcome, "email")
 
 
 def _seconds_to_midnight(now: datetime) -> int:
@@ -387,10 +392,9 @@ async def share(
     """One invitation per recipient: emails queued, deep links for the other channels.
     Raises Invalid (a recipient not valid for its channel) and Limited (past EMAILS_PER_DAY)."""
     targets = check_recipients(card, recipients)
-    now = datetime.now(UTC)
     shared: list[SharedInvitation] = []
-    sent_links: list[str] = []
-    async with db.write() as conn:
+    async with db.write() as tx:
+        conn, now = tx.conn, tx.now
         for target in targets:
             token = secrets.token_urlsafe(24)
             inserted = await insert_invitation(conn, card, sender_id, target, message, token, now)
@@ -399,39 +403,33 @@ async def share(
                 shared.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
             elif target.channel == "email":
                 email = invitation_email(settings, card, target.recipient, token, message)
-                await mail.enqueue(conn, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
+                await mail.enqueue(tx, outbox, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
                 shared.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
             else:
                 link = deep_link(target, card, tracked_link(settings, token), message)
                 shared.append(SharedInvitation(inserted[1], target.channel, target.recipient, "sent", link))
-                sent_links.append(target.channel)
+                count_after_commit(tx, "sent", target.channel)
         if await emails_on(conn, sender_id, now.date().isoformat()) > EMAILS_PER_DAY:
             # Raised inside the transaction: nothing of this share is kept.
             raise Limited(
                 f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
                 retry_after=_seconds_to_midnight(now),
             )
-    if any(answer.status == "queued" for answer in shared):
-        outbox.wake()
-    for channel in sent_links:
-        count_event("sent", channel)
     return shared
 
 
 async def record_click(db: Database, invitation: Any) -> None:
     """A person followed the tracked link of `invitation` (a row of `invitation_for_token`): clicked, counted once."""
-    async with db.write() as conn:
-        clicked = await mark_clicked(conn, invitation["id"], isoformat(datetime.now(UTC)))
-    if clicked:
-        count_event("clicked", invitation["channel"])
+    async with db.write() as tx:
+        if await mark_clicked(tx.conn, invitation["id"], tx.now_text):
+            count_after_commit(tx, "clicked", invitation["channel"])
 
 
 async def record_open(db: Database, invitation: Any) -> None:
     """A person opened the email of `invitation` (a row of `invitation_for_token`): opened, counted once."""
-    async with db.write() as conn:
-        opened = await mark_opened(conn, invitation["id"], isoformat(datetime.now(UTC)))
-    if opened:
-        count_event("opened", invitation["channel"])
+    async with db.write() as tx:
+        if await mark_opened(tx.conn, invitation["id"], tx.now_text):
+            count_after_commit(tx, "opened", invitation["channel"])
 
 
 # --- handlers ------------------------------------------------------------------------
