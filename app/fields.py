@@ -9,7 +9,7 @@ so no value shows on a page or a phone in another order than the one it is store
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 import msgspec
 
@@ -48,3 +48,9 @@ Message = Annotated[str, msgspec.Meta(max_length=500, pattern=_TEXT, examples=["
 InviteToken = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 # The token of an emailed link (password reset, email change): new_token's 43 characters.
 LinkToken = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def limits_of(field_type: object) -> msgspec.Meta:
+    """The constraints of one of the Annotated types here, so that a form states the very
+    limits the API enforces (the console's minlength, maxlength and hints)."""
+    return next(arg for arg in get_args(field_type) if isinstance(arg, msgspec.Meta))

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import re
 import xml.etree.ElementTree as ET
+from typing import get_args
 
 import pytest
 import resvg_py
@@ -14,6 +15,8 @@ import zxingcpp
 from litestar.testing import TestClient
 from PIL import Image
 
+from app import qr
+from app.fields import Email, Label, Name, Password, Phone, QrSize, Slug, Website, limits_of
 from app.main import create_app
 from tests.conftest import PASSWORD, assert_problem, create_card, execute, make_settings, query, register, unique_email
 
@@ -302,6 +305,25 @@ def test_create_card_keeps_values_next_to_errors_then_creates_it(console):
     assert taken.status_code == 422 and "Taken" in errors_of(taken.text)["slug"]
     reserved = post_form(client, "/app/cards/new", csrf, slug="admin", **other)
     assert reserved.status_code == 422 and "Reserved" in errors_of(reserved.text)["slug"]
+
+
+def test_the_forms_state_the_limits_of_the_apis_types(console):
+    """minlength, maxlength and the PNG sizes and levels come from app/fields.py and
+    app/qr.py, the types the API checks, not from numbers written again in the console."""
+    client, _, _ = console
+    form = client.get("/app/cards/new").text
+    for name, kind in [("fullName", Name), ("email", Email), ("phone", Phone), ("website", Website), ("slug", Slug)]:
+        assert re.search(rf'name="{name}"[^>]*maxlength="{limits_of(kind).max_length}"', form), name
+    levels = form.split('name="qrErrorCorrection"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="(\w)"', levels) == list(get_args(qr.Ecc))
+    assert f"pixels from {limits_of(QrSize).ge} to {limits_of(QrSize).le}" in client.post(
+        "/app/cards/new", data={"_csrf_token": csrf_of(form), "fullName": "A", "email": "a@example.com", "qrSize": "1e3"}).text
+    password = limits_of(Password)
+    account = client.get("/app/account").text
+    for bound in (f'maxlength="{password.max_length}"', f'minlength="{password.min_length}"'):
+        assert re.search(rf'name="newPassword"[^>]*{bound}', account), bound
+    assert f"At least {password.min_length} characters" in account
+    assert re.search(rf'name="name"[^>]*maxlength="{limits_of(Label).max_length}"', client.get("/app/account/keys").text)
 
 
 @pytest.mark.parametrize("typed", ["1e3", "512.0", "\u0665\u0661\u0662"])

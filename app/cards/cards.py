@@ -28,7 +28,7 @@ from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one
 from app.errors import Conflict, Invalid, NotFound
-from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
+from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, limits_of
 
 if TYPE_CHECKING:
     from app.public.card_cache import PublicCards  # which imports this module
@@ -40,6 +40,8 @@ RESERVED_SLUGS = frozenset(
 SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o or 1/l/i to misread from paper
 COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
 
+
+QR_SIZES = limits_of(QrSize)
 
 # --- structs -------------------------------------------------------------------------
 
@@ -316,7 +318,7 @@ class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
     """How to draw a card's code for download (the API's query parameters, the console's download form)."""
 
     format: qr.Format = "png"
-    size: Annotated[int, msgspec.Meta(ge=128, le=2048)] | None = None  # the card's qrSize
+    size: QrSize | None = None  # the card's qrSize
     ecc: qr.Ecc | None = None  # the card's level
     mode: qr.Mode = "dynamic"
     dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#000000"
@@ -423,7 +425,9 @@ async def card_qr(
     db: DatabaseDep,
     settings: SettingsDep,
     format: FromQuery[qr.Format] = "png",
-    size: Annotated[int | None, QueryParameter(ge=128, le=2048, description="pixels; the card's qrSize by default")] = None,
+    size: Annotated[
+        int | None, QueryParameter(ge=QR_SIZES.ge, le=QR_SIZES.le, description="pixels; the card's qrSize by default")
+    ] = None,
     ecc: Annotated[qr.Ecc | None, QueryParameter(description="error correction; the card's level by default")] = None,
     mode: FromQuery[qr.Mode] = "dynamic",
     dark: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the dark modules")] = "#000000",

@@ -14,14 +14,13 @@ from litestar.params import FromPath
 from app.accounts import emails, me, passwords, users
 from app.config import SettingsDep
 from app.console.sessions import COOKIE, session_hash
-from app.console.web import field_error, form_of, page, see_other, session_cookie
+from app.console.web import PASSWORD, field_error, form_of, page, see_other, session_cookie
 from app.db import DatabaseDep
 from app.errors import Conflict, Invalid
 from app.fields import Email, LinkToken, Password
 
 PUBLIC = {"public": True}
 BAD_EMAIL = "Enter an email address like name@example.com"
-PASSWORD_RULE = "At least 12 characters. A few unrelated words make a good one."
 LABELS = {
     "email": "Email", "newEmail": "New email address", "password": "Your password", "currentPassword": "Current password",
     "newPassword": "New password", "confirmEmail": "Your email address",
@@ -57,7 +56,7 @@ async def reset_request(request: Request, db: DatabaseDep, settings: SettingsDep
 
 
 def _reset_page(request: Request, token: str, *, status: int = 200, errors: dict | None = None) -> Response:
-    return page(request, "console/account/reset_form.html", status=status, token=token, errors=errors or {}, rule=PASSWORD_RULE)
+    return page(request, "console/account/reset_form.html", status=status, token=token, errors=errors or {})
 
 
 def _reset_gone(request: Request) -> Response:
@@ -95,7 +94,6 @@ def _account_page(request: Request, *, status: int = 200, errors: dict | None = 
         request, "console/account/show.html", status=status, section="account", errors=errors or {}, labels=LABELS,
         values={"newEmail": "", "confirmEmail": "", **(values or {})},
         consent_at=when(user.marketing_consent_at), created_at=when(user.created_at), last_login_at=when(user.last_login_at),
-        rule=PASSWORD_RULE,
     )
 
 
@@ -111,7 +109,7 @@ async def change_email(request: Request, db: DatabaseDep, settings: SettingsDep)
     errors = {}
     if field_error(new_email, Email):
         errors["newEmail"] = BAD_EMAIL
-    if not password or len(password) > 1024:
+    if not password or len(password) > PASSWORD.max_length:
         errors["password"] = "Enter your password"
     if not errors:
         try:
@@ -140,7 +138,7 @@ async def change_password(request: Request, db: DatabaseDep) -> Response:
     form = await form_of(request)
     current, new = form.get("currentPassword", ""), form.get("newPassword", "")
     errors = {}
-    if not current or len(current) > 1024:
+    if not current or len(current) > PASSWORD.max_length:
         errors["currentPassword"] = "Enter your current password"
     if message := field_error(new, Password):
         errors["newPassword"] = message

@@ -12,7 +12,7 @@ from app.accounts.users import count_users
 from app.api import limits
 from app.config import Settings, SettingsDep
 from app.console.sessions import COOKIE, VALID_FOR, end_web_session, start_web_session
-from app.console.web import field_error, form_of, page, safe_next, see_other, session_cookie
+from app.console.web import PASSWORD, field_error, form_of, page, safe_next, see_other, session_cookie
 from app.db import Database, DatabaseDep
 from app.errors import Conflict, Forbidden, Limited, Unauthenticated
 from app.fields import Email, InviteToken, Password
@@ -56,7 +56,7 @@ async def login(request: Request, db: DatabaseDep, settings: SettingsDep) -> Res
     errors = {}
     if field_error(email, Email):
         errors["email"] = BAD_EMAIL
-    if not password or len(password) > 1024:
+    if not password or len(password) > PASSWORD.max_length:
         errors["password"] = "Enter your password"
     if errors:
         return await _login_page(request, db, settings, status=422, email=email, next=next, errors=errors)

@@ -9,22 +9,23 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import aiosqlite
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
+from app import qr
 from app.cards import cards
 from app.config import Settings, SettingsDep
 from app.console.web import field_error, form_of, page, page_off_loop, see_other
 from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import Conflict, Invalid
-from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website
+from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, limits_of
 
 PER_PAGE = 24
-WHOLE_PIXELS = "Enter a whole number of pixels from 128 to 2048"
+WHOLE_PIXELS = f"Enter a whole number of pixels from {limits_of(QrSize).ge} to {limits_of(QrSize).le}"
 
 
 # --- the card form -------------------------------------------------------------------
@@ -38,34 +39,39 @@ class Field:
     type: str = "text"
     required: bool = False
     hint: str | None = None
-    maxlength: int | None = None
     bad_format: str = "Has characters that are not allowed"
     autocomplete: str | None = None
 
+    @property
+    def maxlength(self) -> int | None:
+        return limits_of(self.kind).max_length
+
 
 FIELDS = (
-    Field("fullName", "Full name", Name, required=True, maxlength=200, autocomplete="off"),
-    Field("email", "Email", Email, type="email", required=True, maxlength=254,
+    Field("fullName", "Full name", Name, required=True, autocomplete="off"),
+    Field("email", "Email", Email, type="email", required=True,
           bad_format="Enter an email address like name@example.com", autocomplete="off"),
-    Field("title", "Job title", ShortText, maxlength=200),
-    Field("organization", "Organization", ShortText, maxlength=200),
-    Field("phone", "Phone", Phone, type="tel", maxlength=32, hint="Digits, spaces and + ( ) . - only, like +1 555 010 2030",
+    Field("title", "Job title", ShortText),
+    Field("organization", "Organization", ShortText),
+    Field("phone", "Phone", Phone, type="tel", hint="Digits, spaces and + ( ) . - only, like +1 555 010 2030",
           bad_format="Use digits, spaces and + ( ) . - only"),
-    Field("website", "Website", Website, type="url", maxlength=2048, hint="The full address, starting with https://",
+    Field("website", "Website", Website, type="url", hint="The full address, starting with https://",
           bad_format="Enter the full address, starting with https:// or http://"),
 )
 SLUG = Field(
-    "slug", "Card address", Slug, maxlength=100,
-    hint="Lowercase letters, digits and hyphens (3 to 100), as in /c/jane-doe. Printed codes carry it, so it "
+    "slug", "Card address", Slug,
+    hint=f"Lowercase letters, digits and hyphens ({limits_of(Slug).min_length} to {limits_of(Slug).max_length}), "
+         "as in /c/jane-doe. Printed codes carry it, so it "
          "cannot be changed later. Leave it empty for a short random one.",
     bad_format="Use lowercase letters, digits and hyphens only",
 )
-ECC_CHOICES = [
-    ("L", "Low: the smallest code"),
-    ("M", "Medium: recommended"),
-    ("Q", "Quartile: survives some damage"),
-    ("H", "High: survives a logo or wear"),
-]
+ECC_LABELS = {
+    "L": "Low: the smallest code",
+    "M": "Medium: recommended",
+    "Q": "Quartile: survives some damage",
+    "H": "High: survives a logo or wear",
+}
+ECC_CHOICES = [(level, ECC_LABELS[level]) for level in get_args(qr.Ecc)]  # the levels the API takes
 LABELS = {f.name: f.label for f in (*FIELDS, SLUG)} | {"qrErrorCorrection": "Error correction", "qrSize": "PNG size"}
 _ATTRIBUTES = {
     "fullName": "full_name", "email": "email", "title": "title", "organization": "organization",
@@ -88,7 +94,7 @@ def _read_card_form(form: dict[str, str], with_slug: bool) -> tuple[dict[str, An
                 errors[f.name] = f"Enter the {f.label.lower()}"
         elif message := field_error(value, f.kind, f.bad_format):
             errors[f.name] = message
-    if values["qrErrorCorrection"] not in ("L", "M", "Q", "H"):
+    if values["qrErrorCorrection"] not in get_args(qr.Ecc):
         errors["qrErrorCorrection"] = "Choose one of the levels"
     if message := _size_error(values["qrSize"]):
         errors["qrSize"] = message

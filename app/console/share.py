@@ -29,7 +29,7 @@ from app.sharing import sharing
 
 RESULT_STORE = "console-share-results"
 RESULT_FOR = 600  # seconds a share's result page can be opened again
-MAX_RECIPIENTS = 50  # as ShareRequest allows
+MAX_RECIPIENTS = sharing.RECIPIENTS_MOST
 CHANNEL_FIELDS = {"email": "Email addresses", "sms": "Phone numbers for SMS", "whatsapp": "Phone numbers for WhatsApp"}
 LABELS = {**CHANNEL_FIELDS, "linkedin": "LinkedIn", "message": "Message", "recipients": "Recipients"}
 # Emails may be separated by anything that cannot be in an address; phone numbers hold spaces.

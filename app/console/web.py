@@ -40,6 +40,7 @@ from app.api import problems
 from app.config import Settings
 from app.console.sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
 from app.errors import DomainError, Limited
+from app.fields import Label, Message, Password, limits_of
 from app.sqlite import sqlite3
 from app.static_files import ASSETS, static_url
 
@@ -82,11 +83,19 @@ def static_file(name: FromPath[str]) -> Response[bytes]:
 # --- templates -----------------------------------------------------------------------
 
 
+# The limits the API's types set, stated by the forms that lead to it (minlength, maxlength, hints).
+PASSWORD = limits_of(Password)
+PASSWORD_RULE = f"At least {PASSWORD.min_length} characters. A few unrelated words make a good one."
+FORM_LIMITS = {"password": PASSWORD, "label": limits_of(Label), "message": limits_of(Message)}
+
+
 def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.undefined = jinja2.StrictUndefined  # a misspelt name fails the test, not the page silently
     env.trim_blocks = env.lstrip_blocks = True
     env.globals["static"] = static_url
+    env.globals["limits"] = FORM_LIMITS
+    env.globals["password_rule"] = PASSWORD_RULE
     env.filters["when"] = when
     env.filters["when_day"] = when_day
 

@@ -52,6 +52,7 @@ from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
 from app.public import answers, bots, pages
 
+RECIPIENTS_MOST = 50  # in one share
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
 INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
 # A transparent 1×1 GIF.
@@ -81,7 +82,7 @@ class ShareRecipient(msgspec.Struct, rename="camel", forbid_unknown_fields=True)
 
 
 class ShareRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    recipients: Annotated[list[ShareRecipient], msgspec.Meta(min_length=1, max_length=50)]
+    recipients: Annotated[list[ShareRecipient], msgspec.Meta(min_length=1, max_length=RECIPIENTS_MOST)]
     message: Message | None = None
 
 
