@@ -8,12 +8,15 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """An operation refused; `errors` names the offending fields ({field, message[, source]})."""
+    """An operation refused; `errors` names the offending fields ({field, message[, source]}),
+    as the API's problem document shows them. `code`, when given, names what was refused for
+    the pages that say it in their own words: they read the code, never the message."""
 
-    def __init__(self, message: str, errors: list[dict] | None = None) -> None:
+    def __init__(self, message: str, errors: list[dict] | None = None, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.code = code
 
 
 class NotFound(DomainError):

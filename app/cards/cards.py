@@ -168,7 +168,7 @@ async def list_all_cards(conn: aiosqlite.Connection, user_id: str) -> list[Card]
 async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data: CreateCardRequest, now: str) -> Card:
     """Raises Conflict when the slug is taken or retired."""
     if await get_card_by_slug(conn, slug) or await slug_is_retired(conn, slug):
-        raise Conflict(f"the slug {slug!r} is taken", errors=[{"field": "slug", "message": "taken"}])
+        raise Conflict(f"the slug {slug!r} is taken", errors=[{"field": "slug", "message": "taken"}], code="slug_taken")
     row = await fetch_one(
         conn,
         f"""INSERT INTO cards (card_id, user_id, slug, full_name, organization, title, email, phone,
@@ -273,7 +273,7 @@ async def changed(tx: Tx, public_cards: PublicCards, slugs: list[str]) -> None:
 
 def _refuse_reserved(slug: str) -> None:
     if slug in RESERVED_SLUGS:
-        raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}])
+        raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}], code="slug_reserved")
 
 
 async def create_card(db: Database, public_cards: PublicCards, user_id: str, data: CreateCardRequest) -> Card:
@@ -338,6 +338,7 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         raise Invalid(
             "dark and light colours need a contrast of at least 3:1, with dark modules darker",
             errors=[{"field": "dark", "message": "too little contrast with light"}],
+            code="low_contrast",
         )
     drawing = qr.Drawing(
         format=options.format,

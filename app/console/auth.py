@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 
@@ -12,7 +10,7 @@ from app.accounts.users import count_users
 from app.api import limits
 from app.config import Settings, SettingsDep
 from app.console.sessions import COOKIE, VALID_FOR, end_web_session, start_web_session
-from app.console.web import PASSWORD, field_error, form_of, page, safe_next, see_other, session_cookie
+from app.console.web import PASSWORD, field_error, form_of, page, safe_next, see_other, sentence, session_cookie
 from app.db import Database, DatabaseDep
 from app.errors import Conflict, Forbidden, Limited, Unauthenticated
 from app.fields import Email, InviteToken, Password
@@ -124,8 +122,7 @@ async def register(request: Request, db: DatabaseDep, settings: SettingsDep) -> 
         errors = {"email": "An account with this email already exists. Log in instead?"}
         return await _register_page(request, db, settings, status=409, values=values, errors=errors)
     except Forbidden as exc:
-        message = re.sub(r"^registration", "Registration", exc.message) + "."
-        return await _register_page(request, db, settings, status=403, values=values, errors={"form": message})
+        return await _register_page(request, db, settings, status=403, values=values, errors={"form": sentence(exc.message)})
     token = await start_web_session(db, user)
     cookie = session_cookie(settings, token, int(VALID_FOR.total_seconds()))
     # An invitation link proved the address, so no confirmation email was sent.

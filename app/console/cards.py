@@ -19,7 +19,7 @@ from litestar.params import FromPath, QueryParameter
 from app import qr
 from app.cards import cards
 from app.config import Settings, SettingsDep
-from app.console.web import field_error, form_of, page, page_off_loop, see_other
+from app.console.web import field_error, form_of, page, page_off_loop, see_other, sentence
 from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import Conflict, Invalid
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, limits_of
@@ -124,14 +124,19 @@ def _values_of(card: cards.Card) -> dict[str, Any]:
     }
 
 
+# What the card operations refuse, in the console's words, by the error's code.
+SAID = {
+    "slug_taken": ("slug", "Taken, or used by a deleted card: choose another"),
+    "slug_reserved": ("slug", "Reserved: choose another"),
+    "low_contrast": ("dark", "Too little contrast with the light colour: the dark colour must be much darker"),
+}
+
+
 def _domain_errors(exc: Invalid | Conflict) -> dict[str, str]:
-    errors = {}
-    for item in exc.errors or []:
-        field = item.get("field") or "form"
-        errors[field] = {"taken": "Taken, or used by a deleted card: choose another", "reserved word": "Reserved: choose another"}.get(
-            item.get("message", ""), item.get("message", "")
-        )
-    return errors or {"form": exc.message[:1].upper() + exc.message[1:] + "."}
+    if exc.code in SAID:
+        field, message = SAID[exc.code]
+        return {field: message}
+    return {item.get("field") or "form": item.get("message", "") for item in exc.errors or []} or {"form": sentence(exc.message)}
 
 
 def _form_page(request: Request, *, card: cards.Card | None, values: dict, errors: dict, status: int = 200) -> Response:
@@ -299,8 +304,6 @@ async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, sett
         }.get(field, "Choose one of the options")
     except Invalid as exc:
         errors = _domain_errors(exc)
-        if "dark" in errors:
-            errors["dark"] = "Too little contrast with the light colour: the dark colour must be much darker"
     if errors:
         return _card_page(request, settings, card, download=download, errors=errors, status=422)
     return Response(

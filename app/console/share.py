@@ -21,10 +21,10 @@ from litestar.response import Redirect
 
 from app.cards import cards
 from app.config import SettingsDep
-from app.console.web import field_error, form_of, page, see_other
+from app.console.web import field_error, form_of, page, see_other, sentence
 from app.db import DatabaseDep
 from app.errors import Invalid, Limited
-from app.fields import Message, Recipient
+from app.fields import Message, Recipient, limits_of
 from app.sharing import sharing
 
 RESULT_STORE = "console-share-results"
@@ -104,7 +104,7 @@ async def share_card(request: Request, cardId: FromPath[str], db: DatabaseDep, s
     values["message"] = " ".join(form.get("message", "").split())
     recipients, fields, errors = _recipients(values)
     if field_error(values["message"], Message):
-        errors["message"] = f"Use at most 500 characters; this one has {len(values['message'])}"
+        errors["message"] = f"Use at most {limits_of(Message).max_length} characters; this one has {len(values['message'])}"
     if errors:
         return _share_page(request, card, status=422, values=values, errors=errors)
     try:
@@ -114,8 +114,7 @@ async def share_card(request: Request, cardId: FromPath[str], db: DatabaseDep, s
     except Invalid as exc:
         return _share_page(request, card, status=422, values=values, errors=_invalid_recipients(exc, recipients, fields))
     except Limited as exc:
-        message = exc.message[:1].upper() + exc.message[1:]
-        return _share_page(request, card, status=429, values=values, errors={"email": message})
+        return _share_page(request, card, status=429, values=values, errors={"email": sentence(exc.message, end="")})
     key = secrets.token_urlsafe(16)
     result = ShareResult(request.user.user_id, card.card_id, answers)
     store = request.app.stores.get(RESULT_STORE)

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -355,7 +354,12 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 def domain_error(request: Request, exc: DomainError) -> Response:
     status = next(problems.DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in problems.DOMAIN_STATUS)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
-    return error_page(request, status, exc.message[:1].upper() + exc.message[1:] + ".", headers)
+    return error_page(request, status, sentence(exc.message), headers)
+
+
+def sentence(message: str, end: str = ".") -> str:
+    """A domain error's message (written for the API: "registration is closed") as a page says it."""
+    return message[:1].upper() + message[1:] + end
 
 
 def storage_error(request: Request, exc: sqlite3.Error) -> Response:
@@ -384,21 +388,28 @@ def not_found(rest: FromPath[str]) -> None:
 
 # --- form fields ---------------------------------------------------------------------
 
-_LIMIT = re.compile(r"Expected `(str|int)` (?:of length )?(>=|<=|>|<) (\d+)")
-
-
 def field_error(value: Any, kind: Any, bad_format: str = "Has characters or a shape that is not allowed") -> str | None:
-    """Why `value` is not a `kind` (a field type of app/fields.py), said for people; None when it is."""
+    """Why `value` is not a `kind` (a field type of app/fields.py), said for people; None when it is.
+    msgspec decides; the type's own limits say which of them the value is past."""
     try:
         msgspec.convert(value, kind, strict=False)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        if limit := _LIMIT.search(message):
-            unit, op, number = limit.groups()
-            if unit == "str":
-                return f"Use at least {number} characters" if op == ">=" else f"Use at most {number} characters"
-            return f"Must be at least {number}" if op == ">=" else f"Must be at most {number}"
-        if "matching regex" in message:
-            return bad_format
-        return "Not a valid value"
+    except msgspec.ValidationError:
+        return _what_is_wrong(value, limits_of(kind), bad_format)
     return None
+
+
+def _what_is_wrong(value: Any, limits: msgspec.Meta, bad_format: str) -> str:
+    # In msgspec's order: the length (or the bounds of a number), then the pattern.
+    if isinstance(value, str):
+        if limits.min_length is not None and len(value) < limits.min_length:
+            return f"Use at least {limits.min_length} characters"
+        if limits.max_length is not None and len(value) > limits.max_length:
+            return f"Use at most {limits.max_length} characters"
+        if limits.pattern is not None:
+            return bad_format
+    elif isinstance(value, int):
+        if limits.ge is not None and value < limits.ge:
+            return f"Must be at least {limits.ge}"
+        if limits.le is not None and value > limits.le:
+            return f"Must be at most {limits.le}"
+    return "Not a valid value"
