@@ -8,7 +8,7 @@ from litestar.testing import TestClient
 
 from app.main import create_app
 from app.public.card_cache import NOT_CACHED
-from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, query, register
+from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
 from tests.mailbox import links
 from tests.test_console import log_in
 
@@ -134,6 +134,20 @@ def test_the_last_active_admin_cannot_be_demoted_or_deactivated(client, team):
     assert_problem(patch_user(client, member, "no-such-user", isAdmin=True), 401)
     again = login(client, member["user"]["email"]).json()
     assert_problem(patch_user(client, {"headers": {"Authorization": f"Bearer {again['accessToken']}"}}, "no-such-user", isAdmin=True), 404)
+
+
+def test_a_change_of_a_user_is_all_of_it_or_none(client, team, settings):
+    """Deactivating and making admin in one PATCH is one transaction: when the second step
+    fails, the first is not kept."""
+    admin, member = team
+    execute(settings, """CREATE TRIGGER no_new_admins BEFORE UPDATE OF is_admin ON users
+        BEGIN SELECT RAISE(ABORT, 'refused for this test'); END""")
+    failed = patch_user(client, admin, member["user"]["userId"], deactivated=True, isAdmin=True)
+    assert failed.status_code >= 500
+    execute(settings, "DROP TRIGGER no_new_admins")
+    row = query(settings, "SELECT deactivated_at, is_admin FROM users WHERE user_id = ?", (member["user"]["userId"],))
+    assert row == [(None, 0)]
+    assert client.get("/v1/me", headers=member["headers"]).status_code == 200  # its token still works
 
 
 def test_deactivation_locks_the_account_out_and_its_card_keeps_scanning(client, team, settings):

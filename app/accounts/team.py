@@ -28,7 +28,7 @@ from app.api.guards import require_admin
 from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.cards import cards
 from app.config import Settings, SettingsDep
-from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
+from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email
 from app.public.card_cache import PublicCards
@@ -203,46 +203,46 @@ async def invite_user(db: Database, outbox: mail.Outbox, settings: Settings, adm
     return invitation
 
 
-async def set_admin(db: Database, admin_id: str, user_id: str, is_admin: bool) -> TeamMember:
-    """Make an account admin or not. Raises NotFound, and Conflict for the last active admin."""
+async def update_user(
+    db: Database, admin_id: str, user_id: str, *, is_admin: bool | None = None, deactivated: bool | None = None
+) -> TeamMember:
+    """Make an account admin or not, deactivate or reactivate it, in one transaction: all of
+    the change or none of it. Deactivation comes first, so that "deactivate and demote" of
+    the last active admin is refused before anything changes. Raises NotFound, and Conflict
+    when the change would leave no active admin."""
     async with db.write() as tx:
-        await get_member(tx.conn, user_id)
-        if not is_admin and await is_last_active_admin(tx.conn, user_id):
-            raise Conflict("the service needs an admin: make another account admin first")
-        await tx.conn.execute("UPDATE users SET is_admin = ? WHERE user_id = ?", (is_admin, user_id))
+        member = await get_member(tx.conn, user_id)
+        if deactivated is True and member.status != "deactivated":
+            await _deactivate(tx, user_id)
+        if is_admin is not None:
+            await _set_admin(tx, user_id, is_admin)
+        if deactivated is False:
+            await tx.conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))
         return await get_member(tx.conn, user_id)
 
 
-async def deactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
-    """Deactivate an account: it cannot log in; its console sessions and pending links are
-    deleted, its refresh tokens revoked, its API keys deleted, its access tokens refused for
-    good (their version is left behind); its cards keep answering scans. Raises NotFound,
-    and Conflict for the last active admin (the caller too)."""
-    async with db.write() as tx:
-        conn = tx.conn
-        member = await get_member(conn, user_id)
-        if member.status == "deactivated":
-            return member
-        if await is_last_active_admin(conn, user_id):
-            raise Conflict("the service needs an active admin: make another account admin first")
-        await conn.execute(
-            "UPDATE users SET deactivated_at = ?, token_version = token_version + 1 WHERE user_id = ?",
-            (tx.now_text, user_id),
-        )
-        await revoke_sessions(conn, user_id, tx.now)
-        await conn.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,))
-        await conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user_id,))
-        await conn.execute("DELETE FROM email_changes WHERE user_id = ? AND used_at IS NULL", (user_id,))
-        return await get_member(conn, user_id)
+async def _set_admin(tx: Tx, user_id: str, is_admin: bool) -> None:
+    if not is_admin and await is_last_active_admin(tx.conn, user_id):
+        raise Conflict("the service needs an admin: make another account admin first")
+    await tx.conn.execute("UPDATE users SET is_admin = ? WHERE user_id = ?", (is_admin, user_id))
 
 
-async def reactivate_user(db: Database, admin_id: str, user_id: str) -> TeamMember:
-    """Let a deactivated account log in again (with its old password; its keys, sessions and
-    tokens stay gone). Raises NotFound."""
-    async with db.write() as tx:
-        await get_member(tx.conn, user_id)
-        await tx.conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))
-        return await get_member(tx.conn, user_id)
+async def _deactivate(tx: Tx, user_id: str) -> None:
+    """It cannot log in; its console sessions and pending links are deleted, its refresh
+    tokens revoked, its API keys deleted, its access tokens refused for good (their version
+    is left behind); its cards keep answering scans. Reactivated, it logs in with its old
+    password; its keys, sessions and tokens stay gone."""
+    conn = tx.conn
+    if await is_last_active_admin(conn, user_id):
+        raise Conflict("the service needs an active admin: make another account admin first")
+    await conn.execute(
+        "UPDATE users SET deactivated_at = ?, token_version = token_version + 1 WHERE user_id = ?",
+        (tx.now_text, user_id),
+    )
+    await revoke_sessions(conn, user_id, tx.now)
+    await conn.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,))
+    await conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user_id,))
+    await conn.execute("DELETE FROM email_changes WHERE user_id = ? AND used_at IS NULL", (user_id,))
 
 
 async def transfer_cards(
@@ -316,20 +316,9 @@ async def invite_user_handler(
 async def update_user_handler(
     request: Request[User, Any, Any], userId: FromPath[str], data: JSONBody[UpdateUserRequest], db: DatabaseDep
 ) -> TeamMember:
-    admin_id = request.user.user_id
-    member = None
-    # One change at a time, each its own operation; deactivation first, so that "deactivate
-    # and demote" of the last admin is refused before anything changes.
-    if data.deactivated is True:
-        member = await deactivate_user(db, admin_id, userId)
-    if data.is_admin is not msgspec.UNSET:
-        member = await set_admin(db, admin_id, userId, data.is_admin)
-    if data.deactivated is False:
-        member = await reactivate_user(db, admin_id, userId)
-    if member is None:
-        async with db.read() as conn:
-            member = await get_member(conn, userId)
-    return member
+    is_admin = None if data.is_admin is msgspec.UNSET else data.is_admin
+    deactivated = None if data.deactivated is msgspec.UNSET else data.deactivated
+    return await update_user(db, request.user.user_id, userId, is_admin=is_admin, deactivated=deactivated)
 
 
 @post(

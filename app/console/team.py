@@ -118,7 +118,7 @@ async def set_admin(request: Request, userId: FromPath[str], db: DatabaseDep) ->
     _admin_only(request)
     make_admin = (await form_of(request)).get("isAdmin") == "yes"
     try:
-        await team.set_admin(db, request.user.user_id, userId, make_admin)
+        await team.update_user(db, request.user.user_id, userId, is_admin=make_admin)
     except Conflict:
         return await _user_page(request, db, userId, status=409,
                                 errors={"form": "The team needs an active admin: make another account admin first."})
@@ -135,7 +135,7 @@ async def deactivate_form(request: Request, userId: FromPath[str], db: DatabaseD
 async def deactivate(request: Request, userId: FromPath[str], db: DatabaseDep) -> Response:
     _admin_only(request)
     try:
-        await team.deactivate_user(db, request.user.user_id, userId)
+        await team.update_user(db, request.user.user_id, userId, deactivated=True)
     except Conflict:
         return await _user_page(request, db, userId, status=409,
                                 errors={"form": "The team needs an active admin: make another account admin first."})
@@ -145,7 +145,7 @@ async def deactivate(request: Request, userId: FromPath[str], db: DatabaseDep) -
 @post("/team/users/{userId:str}/reactivate")
 async def reactivate(request: Request, userId: FromPath[str], db: DatabaseDep) -> Response:
     _admin_only(request)
-    await team.reactivate_user(db, request.user.user_id, userId)
+    await team.update_user(db, request.user.user_id, userId, deactivated=False)
     return see_other(f"/app/team/users/{userId}", flash="reactivated")
 
 
