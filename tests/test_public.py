@@ -8,7 +8,9 @@ answered by the scanner fast path in the HTTP protocol (app/public/fast_path.py)
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import re
 import threading
 
@@ -17,6 +19,8 @@ import vobject
 from litestar.testing import TestClient
 
 from app.cards.cards import Card
+from app.edge import main as edge_main
+from app.public import pages
 from app.public.answers import NOT_CACHED, is_bot
 from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
 from tests.test_qr import decode_png
@@ -169,6 +173,23 @@ def test_unknown_slugs_are_404_pages(client, path):
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
     assert "No such card" in response.text
+
+
+def test_the_short_pages_allow_exactly_their_own_style(client):
+    """404 and 429 (and the edge's 503, the same page) carry the stylesheet their CSP allows by hash."""
+    answers = [
+        pages.NOT_FOUND, pages.GONE, pages.too_many_requests(3), edge_main.UNAVAILABLE_PAGE,
+        pages.page_answer(404, "No <such> thing", "Not here & not there."),
+    ]
+    for answer in answers:
+        headers = dict(answer.headers)
+        [style] = re.findall(rb"<style>(.*?)</style>", answer.body, re.S)
+        assert base64.b64encode(hashlib.sha256(style).digest()) in headers[b"content-security-policy"]
+        assert headers[b"content-length"] == str(len(answer.body)).encode()
+    assert b"<h1>No &lt;such&gt; thing</h1>" in answers[-1].body and b"Not here &amp; not there." in answers[-1].body
+    assert dict(answers[2].headers)[b"retry-after"] == b"3" and answers[2].body == pages.too_many_requests(9).body
+    page = client.get("/p/nope-nope")
+    assert page.content == pages.NOT_FOUND.body and page.headers["content-security-policy"] == pages.CSP
 
 
 def test_deleted_cards_are_410(client, user):
