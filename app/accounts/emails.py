@@ -18,7 +18,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, QueryParameter
 
 from app import mail
-from app.accounts.hashing import new_token, password_matches, token_hash
+from app.accounts.hashing import password_matches
 from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
 from app.api.openapi import HTML_PAGE, TEXT, media_types
 from app.api.problems import BODY, LIMITED, WRITE, problems
@@ -26,6 +26,7 @@ from app.config import Settings
 from app.db import Database, DatabaseDep, fetch_one, isoformat
 from app.errors import Conflict, Invalid, Limited, NotFound
 from app.public import pages
+from app.tokens import new_token, token_hash
 
 VERIFY_VALID_FOR = timedelta(hours=48)
 # Verification emails an account may ask for again in an hour (the one at registration counts).

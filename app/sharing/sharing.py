@@ -23,7 +23,6 @@ they fetch a message's images when the person opens it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import re
 import secrets
@@ -49,6 +48,7 @@ from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
 from app.public import answers, bots, pages
+from app.tokens import token_hash
 
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
 INVITE_VALID_FOR = timedelta(days=30)  # how long a token can still be used to register
@@ -199,10 +199,6 @@ def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, 
         html=body,
         reply_to=(card.full_name, card.email),
     )
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- SQL -----------------------------------------------------------------------------
