@@ -17,9 +17,12 @@ import threading
 import pytest
 import vobject
 from litestar.testing import TestClient
+from prometheus_client import REGISTRY
 
 from app.cards.cards import Card
+from app.edge import local_copy
 from app.edge import main as edge_main
+from app.ops import tally
 from app.public import pages
 from app.public.answers import NOT_CACHED, is_bot
 from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
@@ -258,6 +261,80 @@ def test_a_write_during_a_lookup_is_never_served_from_the_cache(client, user, wr
     else:
         assert "After" in client.get("/p/racing-card").text
         assert "After" in client.get("/p/racing-card.vcf").text
+
+
+# --- the same cache at an edge, filled from its copy ------------------------------------------
+
+
+def slug_lookups() -> tuple[float, float]:
+    """The slug cache's hits and misses so far (what /metrics would say)."""
+    tally.fold_all()
+    return tuple(REGISTRY.get_sample_value(f"cache_{kind}_total", {"cache": "slug"}) or 0.0 for kind in ("hits", "misses"))
+
+
+def test_an_edge_answers_from_its_copy_and_counts_as_the_primary_does(client, user, settings, monkeypatch):
+    """EdgeCards is the primary's cache with another `load`: the copy (here the primary's
+    own file) answers cards and retired slugs, cached; everything else asks the primary."""
+    create_card(client, user["headers"], slug="edge-copy-card", title="On the copy")
+    gone = create_card(client, user["headers"], slug="edge-copy-gone")
+    assert client.delete(f"/v1/cards/{gone['cardId']}", headers=user["headers"]).status_code == 204
+    copy = local_copy.EdgeCopy(settings)
+    cards = copy.cards
+    start = slug_lookups()
+
+    def lookup(slug: str):
+        return asyncio.run(cards.get(slug))
+
+    def counted() -> tuple[float, float]:
+        hits, misses = slug_lookups()
+        return hits - start[0], misses - start[1]
+
+    with pytest.raises(local_copy.AskPrimary):  # no copy yet
+        lookup("edge-copy-card")
+    assert counted() == (0, 1)
+    copy.path = settings.database_path
+    card = lookup("edge-copy-card")
+    assert isinstance(card, Card) and card.title == "On the copy" and counted() == (0, 2)
+    assert lookup("edge-copy-card") == card and cards.cached("edge-copy-card") == card and counted() == (2, 2)
+    assert lookup("edge-copy-gone") == "gone" and lookup("edge-copy-gone") == "gone" and counted() == (3, 3)
+    for _ in range(2):  # not in the copy: the primary may have it, so it is neither answered nor cached
+        with pytest.raises(local_copy.AskPrimary):
+            lookup("edge-copy-none")
+    assert cards.cached("edge-copy-none") is NOT_CACHED and counted() == (3, 5)
+    assert lookup("Not a slug") is None and counted() == (3, 5)
+
+    cards.forget("edge-copy-card")
+    copy.outdated_since = 1.0  # the copy is of another history than the primary's
+    with pytest.raises(local_copy.AskPrimary):
+        lookup("edge-copy-card")
+    copy.outdated_since = None
+    copy.path = settings.data_dir / "removed-meanwhile.db"
+    with pytest.raises(local_copy.AskPrimary):
+        lookup("edge-copy-card")
+    copy.path = settings.database_path
+    assert cards.cached("edge-copy-card") is NOT_CACHED and counted() == (3, 7)
+
+    async def lookup_while_a_change_is_heard(slug: str):
+        loop = asyncio.get_running_loop()
+        read_card = local_copy.read_card
+
+        def hear() -> None:  # as EdgeCopy.hear_changes does with an answer of the primary
+            if slugs := copy.changes.hear([{"seq": 7, "slug": slug, "changedAt": "2026-01-01T00:00:00Z"}], 7):
+                cards.forget(*slugs)
+
+        def read_then_hear(path, name):
+            found = read_card(path, name)
+            loop.call_soon_threadsafe(hear)  # runs before the lookup takes what it read
+            return found
+
+        monkeypatch.setattr(local_copy, "read_card", read_then_hear)
+        return await cards.get(slug)
+
+    assert asyncio.run(lookup_while_a_change_is_heard("edge-copy-card")) == card  # read before the change
+    assert cards.cached("edge-copy-card") is NOT_CACHED  # but not kept
+    with pytest.raises(local_copy.AskPrimary):  # changed after the copy
+        lookup("edge-copy-card")
+    assert counted() == (3, 9)
 
 
 @pytest.mark.parametrize("path", ["/c/..%2f..%2fetc", "/c/%2e%2e/v1/me", "/c//evil.example"])
