@@ -41,6 +41,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
+import jinja2
 from prometheus_client import Counter, Gauge
 
 from app.config import Settings
@@ -146,6 +147,18 @@ def compose(
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message
+
+
+# The HTML parts: app/templates/mail/, each extending layout.html, every value escaped.
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates" / "mail"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+)
+
+
+def render_html(template: str, **values: object) -> str:
+    """A message's HTML part from app/templates/mail/ (the plain-text part stays the caller's)."""
+    return TEMPLATES.get_template(template).render(**values)
 
 
 # --- SQL -----------------------------------------------------------------------------

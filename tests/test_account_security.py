@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.accounts import emails, passwords
-from app.accounts.hashing import token_hash
 from app.sqlite import sqlite3
+from app.tokens import token_hash
 from tests.conftest import PASSWORD, LiveServer, assert_problem, execute, make_settings, query, register, unique_email, wait_until
 from tests.mailbox import links, messages_to
 from tests.test_console import csrf_of
@@ -43,6 +43,12 @@ def past() -> str:
 
 
 # --- password change -----------------------------------------------------------------
+
+
+def test_a_token_is_stored_as_the_sha256_hex_digest_it_always_was():
+    """Refresh tokens, API keys, console sessions, emailed links and invitations all store
+    token_hash: the rows already written must still be found."""
+    assert token_hash("this-browser") == "0d75400555d3a472df92652a7db6ade85e1c9e575756aee1f8dfd999954ba89b"
 
 
 def test_password_change_ends_other_sessions_and_keeps_api_keys(client, settings):

@@ -11,8 +11,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from app.console import charts, invitations
+from app.console import charts, invitations, team
 from app.sharing import sharing
+from app.sharing.kfactor import Cohort
 from tests.conftest import PHONE_UA, create_card, execute, flush_counters, query, register
 from tests.test_console import errors_of, log_in, post_form
 
@@ -228,6 +229,16 @@ def test_another_users_key_cannot_be_revoked(client, account):
     assert client.get(f"/app/account/keys/{theirs['keyId']}/revoke").status_code == 404
     assert post_form(client, f"/app/account/keys/{theirs['keyId']}/revoke", csrf).status_code == 404
     assert client.get("/v1/cards", headers={"X-API-Key": theirs["key"]}).status_code == 200
+
+
+def test_both_charts_share_one_axis():
+    """The tops are 4, 8, 20 × 10ⁿ: four whole-number ticks, for a card's scans and the team's cohorts alike."""
+    tops = [m * 10**n for n in range(12) for m in (4, 8, 20)]
+    assert [charts.nice_top(top) for top in tops] == tops
+    assert [charts.nice_top(top + 1) for top in tops[:-1]] == tops[1:]
+    cohorts = [Cohort("2026-W01", 41, 10, 3, 0.3, 0.07), Cohort("2026-W02", 7, 0, 0, None, 0.0)]
+    assert [tick["value"] for tick in team.cohort_chart(cohorts)["ticks"]] == [0, 20, 40, 60, 80]
+    assert [tick["value"] for tick in team.cohort_chart([])["ticks"]] == [0, 1, 2, 3, 4]
 
 
 def test_the_chart_fits_its_drawing():

@@ -4,8 +4,10 @@ and smtps against a certificate from a test CA)."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
 import itertools
 import re
 import ssl
@@ -16,7 +18,10 @@ from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
 from app import mail
+from app.accounts import emails
+from app.cards.cards import Card
 from app.main import create_app
+from app.sharing import sharing
 from tests.conftest import (
     PASSWORD,
     MailSink,
@@ -103,6 +108,45 @@ def test_the_emailed_link_opens_a_page_whose_button_verifies(mail_client, smtp):
     again = mail_client.post("/verify-email", data={"token": token})
     assert again.status_code == 400 and "already used" in again.text
     assert mail_client.get("/verify-email?token=<script>").status_code == 400
+
+
+def allowed_by_its_csp(response) -> bool:
+    """Whether the page's one inline stylesheet is the one its CSP allows by hash."""
+    [style] = re.findall(r"<style>(.*?)</style>", response.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return f"style-src 'sha256-{digest}'" in response.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("token", ["A" * 43, "not-a-token"])
+def test_the_verification_page_allows_exactly_its_own_style(client, token):
+    page = client.get(f"/verify-email?token={token}")
+    assert page.status_code == (200 if len(token) == 43 else 400)
+    assert allowed_by_its_csp(page) and "button.save{" in page.text
+    assert page.headers["cache-control"] == "no-store" and '<meta name="robots" content="noindex">' in page.text
+    assert ('<input type="hidden" name="token"' in page.text) == (page.status_code == 200)
+
+
+def test_the_emails_html_parts_escape_every_value(settings):
+    """Names and messages with markup read as text in every layout: the invitation's and the link emails'."""
+    card = Card(
+        id=1, card_id="c", user_id="u", slug="ann-lee", full_name="Ann <b>Lee</b>", organization="O'Reilly & <i>Co</i>",
+        title=None, email="ann@example.com", phone=None, website=None, qr_error_correction="M", qr_size=10,
+        created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z", view_count=0, scan_count=0,
+    )
+    shared = html_part(sharing.invitation_email(settings, card, "bo@example.com", "tok", 'Hi <script>x</script> "you"'))
+    assert "<b>" not in shared and "<i>" not in shared and "<script>" not in shared
+    assert "<strong>Ann &lt;b&gt;Lee&lt;/b&gt;</strong> (O&#39;Reilly &amp; &lt;i&gt;Co&lt;/i&gt;)" in shared
+    assert "Hi &lt;script&gt;x&lt;/script&gt; &#34;you&#34;</blockquote>" in shared
+    assert '<a href="https://qr.example.test/i/tok"' in shared and 'src="https://qr.example.test/i/tok/open.gif"' in shared
+    linked = emails.link_email(
+        settings, to="bo@example.com", subject="S", lines=["<b>one</b>", "two & three"],
+        link='https://qr.example.test/x?a=1&b="2"', button="<Go>", footer="<small>",
+    )
+    body = html_part(linked)
+    assert "<p>&lt;b&gt;one&lt;/b&gt;</p>" in body and "<p>two &amp; three</p>" in body
+    assert 'href="https://qr.example.test/x?a=1&amp;b=&#34;2&#34;"' in body and ">&lt;Go&gt;</a>" in body
+    assert ">&lt;small&gt;</p>" in body
+    assert text_part(linked) == '<b>one</b>\n\ntwo & three\n\nhttps://qr.example.test/x?a=1&b="2"\n\n<small>\n'
 
 
 def test_invitation_email_headers_cannot_be_bent_by_the_card(mail_client, mail_settings, smtp):

@@ -8,15 +8,22 @@ answered by the scanner fast path in the HTTP protocol (app/public/fast_path.py)
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import re
 import threading
 
 import pytest
 import vobject
 from litestar.testing import TestClient
+from prometheus_client import REGISTRY
 
 from app.cards.cards import Card
+from app.edge import local_copy
+from app.edge import main as edge_main
+from app.ops import tally
+from app.public import pages
 from app.public.answers import NOT_CACHED, is_bot
 from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
 from tests.test_qr import decode_png
@@ -171,6 +178,23 @@ def test_unknown_slugs_are_404_pages(client, path):
     assert "No such card" in response.text
 
 
+def test_the_short_pages_allow_exactly_their_own_style(client):
+    """404 and 429 (and the edge's 503, the same page) carry the stylesheet their CSP allows by hash."""
+    answers = [
+        pages.NOT_FOUND, pages.GONE, pages.too_many_requests(3), edge_main.UNAVAILABLE_PAGE,
+        pages.page_answer(404, "No <such> thing", "Not here & not there."),
+    ]
+    for answer in answers:
+        headers = dict(answer.headers)
+        [style] = re.findall(rb"<style>(.*?)</style>", answer.body, re.S)
+        assert base64.b64encode(hashlib.sha256(style).digest()) in headers[b"content-security-policy"]
+        assert headers[b"content-length"] == str(len(answer.body)).encode()
+    assert b"<h1>No &lt;such&gt; thing</h1>" in answers[-1].body and b"Not here &amp; not there." in answers[-1].body
+    assert dict(answers[2].headers)[b"retry-after"] == b"3" and answers[2].body == pages.too_many_requests(9).body
+    page = client.get("/p/nope-nope")
+    assert page.content == pages.NOT_FOUND.body and page.headers["content-security-policy"] == pages.CSP
+
+
 def test_deleted_cards_are_410(client, user):
     card = create_card(client, user["headers"], slug="deleted-one")
     client.get("/c/deleted-one", follow_redirects=False)  # cached while it lived
@@ -237,6 +261,80 @@ def test_a_write_during_a_lookup_is_never_served_from_the_cache(client, user, wr
     else:
         assert "After" in client.get("/p/racing-card").text
         assert "After" in client.get("/p/racing-card.vcf").text
+
+
+# --- the same cache at an edge, filled from its copy ------------------------------------------
+
+
+def slug_lookups() -> tuple[float, float]:
+    """The slug cache's hits and misses so far (what /metrics would say)."""
+    tally.fold_all()
+    return tuple(REGISTRY.get_sample_value(f"cache_{kind}_total", {"cache": "slug"}) or 0.0 for kind in ("hits", "misses"))
+
+
+def test_an_edge_answers_from_its_copy_and_counts_as_the_primary_does(client, user, settings, monkeypatch):
+    """EdgeCards is the primary's cache with another `load`: the copy (here the primary's
+    own file) answers cards and retired slugs, cached; everything else asks the primary."""
+    create_card(client, user["headers"], slug="edge-copy-card", title="On the copy")
+    gone = create_card(client, user["headers"], slug="edge-copy-gone")
+    assert client.delete(f"/v1/cards/{gone['cardId']}", headers=user["headers"]).status_code == 204
+    copy = local_copy.EdgeCopy(settings)
+    cards = copy.cards
+    start = slug_lookups()
+
+    def lookup(slug: str):
+        return asyncio.run(cards.get(slug))
+
+    def counted() -> tuple[float, float]:
+        hits, misses = slug_lookups()
+        return hits - start[0], misses - start[1]
+
+    with pytest.raises(local_copy.AskPrimary):  # no copy yet
+        lookup("edge-copy-card")
+    assert counted() == (0, 1)
+    copy.path = settings.database_path
+    card = lookup("edge-copy-card")
+    assert isinstance(card, Card) and card.title == "On the copy" and counted() == (0, 2)
+    assert lookup("edge-copy-card") == card and cards.cached("edge-copy-card") == card and counted() == (2, 2)
+    assert lookup("edge-copy-gone") == "gone" and lookup("edge-copy-gone") == "gone" and counted() == (3, 3)
+    for _ in range(2):  # not in the copy: the primary may have it, so it is neither answered nor cached
+        with pytest.raises(local_copy.AskPrimary):
+            lookup("edge-copy-none")
+    assert cards.cached("edge-copy-none") is NOT_CACHED and counted() == (3, 5)
+    assert lookup("Not a slug") is None and counted() == (3, 5)
+
+    cards.forget("edge-copy-card")
+    copy.outdated_since = 1.0  # the copy is of another history than the primary's
+    with pytest.raises(local_copy.AskPrimary):
+        lookup("edge-copy-card")
+    copy.outdated_since = None
+    copy.path = settings.data_dir / "removed-meanwhile.db"
+    with pytest.raises(local_copy.AskPrimary):
+        lookup("edge-copy-card")
+    copy.path = settings.database_path
+    assert cards.cached("edge-copy-card") is NOT_CACHED and counted() == (3, 7)
+
+    async def lookup_while_a_change_is_heard(slug: str):
+        loop = asyncio.get_running_loop()
+        read_card = local_copy.read_card
+
+        def hear() -> None:  # as EdgeCopy.hear_changes does with an answer of the primary
+            if slugs := copy.changes.hear([{"seq": 7, "slug": slug, "changedAt": "2026-01-01T00:00:00Z"}], 7):
+                cards.forget(*slugs)
+
+        def read_then_hear(path, name):
+            found = read_card(path, name)
+            loop.call_soon_threadsafe(hear)  # runs before the lookup takes what it read
+            return found
+
+        monkeypatch.setattr(local_copy, "read_card", read_then_hear)
+        return await cards.get(slug)
+
+    assert asyncio.run(lookup_while_a_change_is_heard("edge-copy-card")) == card  # read before the change
+    assert cards.cached("edge-copy-card") is NOT_CACHED  # but not kept
+    with pytest.raises(local_copy.AskPrimary):  # changed after the copy
+        lookup("edge-copy-card")
+    assert counted() == (3, 9)
 
 
 @pytest.mark.parametrize("path", ["/c/..%2f..%2fetc", "/c/%2e%2e/v1/me", "/c//evil.example"])

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from app.main import create_app
 from app.sharing import sharing
+from app.tokens import token_hash
 from tests.conftest import (
     PASSWORD,
     PHONE_UA,
@@ -101,6 +102,7 @@ def test_each_channel_answers_as_the_spec_says(client, user, settings):
     assert len(tokens) == 3
     stored = {row[0] for row in query(settings, "SELECT token_hash FROM invitations")}
     assert not any(token in hashed for token in tokens for hashed in stored)  # only hashes are kept
+    assert {token_hash(token) for token in tokens} <= stored
     for channel in ("sms", "whatsapp", "linkedin"):
         assert viral("sent", channel) == before[channel] + 1
     listed = invitations(client, user, card)

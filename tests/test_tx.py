@@ -11,9 +11,9 @@ import pytest
 from litestar.testing import TestClient
 
 from app import db as dbmodule
-from app.accounts.hashing import token_hash
 from app.db import Database, isoformat, migrate
 from app.main import create_app
+from app.tokens import token_hash
 from tests.conftest import PHONE_UA, create_card, flush_counters, make_settings, query, register
 
 # A moment with every digit of its microseconds set, a day ahead (a JWT's exp must be in the future).

@@ -1,7 +1,7 @@
 """Accounts: who may use the service and how they prove it.
 
   users         the account's shape, the users table, consent and deletion
-  hashing       argon2id for passwords, SHA-256 for random tokens
+  hashing       argon2id for passwords (random tokens: app/tokens.py)
   registration  register under the REGISTRATION policy
   emails        verification of an address by an emailed link, and its page
   sessions      login, access tokens, refresh token families, the auth middleware

@@ -12,13 +12,13 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 
-from app.accounts.hashing import new_token, token_hash
 from app.accounts.users import USER_COLUMNS, User, user_of
 from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.db import Database, DatabaseDep, fetch_all, fetch_one, isoformat
 from app.errors import NotFound
 from app.fields import Label
 from app.sqlite import sqlite3
+from app.tokens import new_token, token_hash
 
 log = logging.getLogger("app.accounts")
 

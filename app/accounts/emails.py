@@ -5,10 +5,7 @@ address, confirmed by a link sent to the new one.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import html
 import re
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -21,7 +18,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, QueryParameter
 
 from app import mail
-from app.accounts.hashing import new_token, password_matches, token_hash
+from app.accounts.hashing import password_matches
 from app.accounts.users import USER_COLUMNS, User, email_taken, get_password_hash, get_user, user_of
 from app.api.openapi import HTML_PAGE, TEXT, media_types
 from app.api.problems import BODY, LIMITED, WRITE, problems
@@ -29,6 +26,7 @@ from app.config import Settings
 from app.db import Database, DatabaseDep, fetch_one, isoformat
 from app.errors import Conflict, Invalid, Limited, NotFound
 from app.public import pages
+from app.tokens import new_token, token_hash
 
 VERIFY_VALID_FOR = timedelta(hours=48)
 # Verification emails an account may ask for again in an hour (the one at registration counts).
@@ -119,17 +117,13 @@ def verification_email(settings: Settings, to: str, token: str) -> EmailMessage:
         f"(Apps can send this code to POST /v1/auth/verify-email instead: {token})\n\n"
         "If you did not create an account, you can ignore this email.\n"
     )
-    e = html.escape
-    body = f"""<!doctype html>
-<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
-<p>Welcome to QR Contact.</p>
-<p>Please confirm your email address within {hours} hours:</p>
-<p><a href="{e(link)}"
-  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
-  >Confirm my email address</a></p>
-<p style="color:#8a93a3;font-size:12px">If you did not create an account, you can ignore this email.</p>
-</body></html>
-"""
+    body = mail.render_html(
+        "link.html",
+        lines=["Welcome to QR Contact.", f"Please confirm your email address within {hours} hours:"],
+        link=link,
+        button="Confirm my email address",
+        footer="If you did not create an account, you can ignore this email.",
+    )
     return mail.compose(settings, to=to, subject="Confirm your email address", text=text, html=body)
 
 
@@ -137,18 +131,8 @@ def link_email(
     settings: Settings, *, to: str, subject: str, lines: list[str], link: str, button: str, footer: str
 ) -> EmailMessage:
     """An email whose point is one link: the lines of text, the link (a button in HTML), a footer."""
-    e = html.escape
     text = "\n\n".join([*lines, link, footer]) + "\n"
-    paragraphs = "\n".join(f"<p>{e(line)}</p>" for line in lines)
-    body = f"""<!doctype html>
-<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
-{paragraphs}
-<p><a href="{e(link)}"
-  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
-  >{e(button)}</a></p>
-<p style="color:#8a93a3;font-size:12px">{e(footer)}</p>
-</body></html>
-"""
+    body = mail.render_html("link.html", lines=lines, link=link, button=button, footer=footer)
     return mail.compose(settings, to=to, subject=subject, text=text, html=body)
 
 
@@ -278,12 +262,11 @@ async def verify_email_handler(data: JSONBody[VerifyEmailRequest], db: DatabaseD
 # A GET only shows a button: mail scanners fetch links, and must not verify anything.
 # The button posts the token back as a form.
 
-VERIFY_STYLE = pages.PAGE_STYLE + "\nbutton.save{border:0;width:100%;font:inherit;font-weight:600;cursor:pointer}"
-_VERIFY_STYLE_HASH = base64.b64encode(hashlib.sha256(VERIFY_STYLE.encode()).digest()).decode()
+VERIFY_STYLE = pages.TEMPLATES.get_template("verify_email.css").render().strip()
 VERIFY_HEADERS = {
     **pages.PAGE_HEADERS,
     "Content-Security-Policy": (
-        f"default-src 'none'; style-src 'sha256-{_VERIFY_STYLE_HASH}'; base-uri 'none'; "
+        f"default-src 'none'; style-src {pages.style_source(VERIFY_STYLE)}; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     ),
     "Cache-Control": "no-store",
@@ -291,20 +274,7 @@ VERIFY_HEADERS = {
 
 
 def _verify_page(status: int, title: str, text: str, token: str | None = None) -> Response[str]:
-    e = html.escape
-    form = (
-        f'<form method="post" action="/verify-email"><input type="hidden" name="token" value="{e(token)}">'
-        '<button class="save" type="submit">Confirm my email address</button></form>'
-        if token
-        else ""
-    )
-    body = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex">'
-        f"<title>{e(title)}</title><style>{VERIFY_STYLE}</style></head><body><main><div class=\"card\">"
-        f'<h1>{e(title)}</h1><p class="role">{e(text)}</p>{form}</div>'
-        '<footer><a href="/app/cards">Go to QR Contact</a></footer></main></body></html>'
-    )
+    body = pages.TEMPLATES.get_template("verify_email.html").render(title=title, text=text, token=token, style=VERIFY_STYLE)
     return Response(body, status_code=status, media_type="text/html", headers=VERIFY_HEADERS)
 
 

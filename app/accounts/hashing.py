@@ -1,15 +1,11 @@
-"""What is stored instead of a secret: argon2id hashes of passwords, SHA-256 hashes of tokens.
-
-Refresh tokens, API keys and every emailed link's token are random strings with 256 bits
-of entropy, so a slow hash would add nothing but latency: SHA-256 is stored. Passwords
-are chosen by people, so they get argon2id, off the event loop.
+"""What is stored instead of a password: its argon2id hash. Passwords are chosen by people,
+so they get a slow hash, off the event loop (random tokens get SHA-256: app/tokens.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import secrets
 
 from argon2 import PasswordHasher
@@ -39,12 +35,3 @@ async def password_matches(password_hash: str | None, password: str) -> bool:
 @functools.cache
 def _decoy_hash() -> str:
     return HASHER.hash(secrets.token_urlsafe(16))
-
-
-def new_token() -> str:
-    """A random URL-safe token of 256 bits, for a link, a cookie or a refresh token."""
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -21,7 +21,7 @@ from litestar.params import JSONBody
 
 from app import mail
 from app.accounts.emails import link_email
-from app.accounts.hashing import hash_password, new_token, password_matches, token_hash
+from app.accounts.hashing import hash_password, password_matches
 from app.accounts.sessions import revoke_sessions
 from app.accounts.users import User, get_login, get_password_hash, set_password_hash
 from app.api.problems import AUTHENTICATED, BODY, ERRORS, LIMITED, WRITE, problems
@@ -29,6 +29,7 @@ from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one, isoformat
 from app.errors import Invalid
 from app.fields import Email, LinkToken, Password
+from app.tokens import new_token, token_hash
 
 log = logging.getLogger("app.accounts")
 RESET_VALID_FOR = timedelta(hours=1)

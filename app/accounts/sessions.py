@@ -22,7 +22,7 @@ from litestar.params import JSONBody
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from app.accounts import api_keys
-from app.accounts.hashing import new_token, password_matches, token_hash
+from app.accounts.hashing import password_matches
 from app.accounts.users import PublicUser, User, get_login, get_user
 from app.api import limits
 from app.api.problems import AUTHENTICATED, BODY, LIMITED, WRITE, problems
@@ -30,6 +30,7 @@ from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_one, isoformat
 from app.errors import Unauthenticated
 from app.fields import Email
+from app.tokens import new_token, token_hash
 
 # --- structs -------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app import mail
 from app.accounts.emails import link_email
-from app.accounts.hashing import new_token, token_hash
 from app.accounts.sessions import revoke_sessions
 from app.accounts.users import User, email_taken, is_last_active_admin
 from app.api import pagination
@@ -32,6 +31,7 @@ from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email
 from app.public.card_cache import PublicCards
+from app.tokens import new_token, token_hash
 
 TEAM_INVITE_VALID_FOR = timedelta(days=7)
 

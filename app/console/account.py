@@ -5,19 +5,18 @@ marketing consent, export, deletion). Every write is an operation of app.account
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from app.accounts import emails, me, passwords, users
 from app.config import SettingsDep
-from app.console.sessions import COOKIE, session_hash
-from app.console.web import PASSWORD, field_error, form_of, page, see_other, session_cookie
+from app.console.sessions import COOKIE
+from app.console.web import PASSWORD, field_error, form_of, page, see_other, session_cookie, when
 from app.db import DatabaseDep
 from app.errors import Conflict, Invalid
 from app.fields import Email, LinkToken, Password
+from app.tokens import token_hash
 
 PUBLIC = {"public": True}
 BAD_EMAIL = "Enter an email address like name@example.com"
@@ -25,13 +24,6 @@ LABELS = {
     "email": "Email", "newEmail": "New email address", "password": "Your password", "currentPassword": "Current password",
     "newPassword": "New password", "confirmEmail": "Your email address",
 }
-
-
-def when(moment: str | None) -> str | None:
-    """A stored UTC time as people read it: 30 Nov 2026, 14:05 UTC."""
-    if not moment:
-        return None
-    return datetime.fromisoformat(moment.replace("Z", "+00:00")).strftime("%-d %b %Y, %H:%M UTC")
 
 
 def _link_token(token: str) -> str | None:
@@ -145,7 +137,7 @@ async def change_password(request: Request, db: DatabaseDep) -> Response:
     if not errors:
         try:
             await passwords.change_password(
-                db, request.user.user_id, current, new, keep_web_session_hash=session_hash(request.cookies[COOKIE])
+                db, request.user.user_id, current, new, keep_web_session_hash=token_hash(request.cookies[COOKIE])
             )
         except Invalid:
             errors = {"currentPassword": "That is not your current password"}

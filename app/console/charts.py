@@ -4,7 +4,7 @@ console.css through class names, sizes are attributes."""
 
 from __future__ import annotations
 
-import math
+import itertools
 from dataclasses import dataclass
 from datetime import date
 
@@ -58,13 +58,9 @@ class DailyChart:
 
 
 def nice_top(largest: int) -> int:
-    """The axis' top: 4 steps of 1, 2 or 5 × 10ⁿ that reach at least `largest` (4 when nothing was counted)."""
-    if largest <= 4:
-        return 4
-    raw = largest / 4
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    return int(step * 4)
+    """The axis' top: 4 steps of 1, 2 or 5 × 10ⁿ that reach at least `largest` (4 when nothing was counted),
+    so each of its four ticks is a whole number. Every chart's y axis."""
+    return next(top for n in itertools.count() for top in (4 * 10**n, 8 * 10**n, 20 * 10**n) if top >= largest)
 
 
 def short_date(day: str) -> str:

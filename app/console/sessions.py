@@ -8,7 +8,6 @@ Logout deletes the row; a deactivated account has no session whatever rows it ha
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -18,20 +17,12 @@ from app.accounts.users import USER_COLUMNS, User, user_of
 from app.config import Settings
 from app.db import Database, fetch_one, isoformat
 from app.errors import Forbidden
+from app.tokens import token_hash
 
 COOKIE = "qrc_session"
 COOKIE_PATH = "/app"
 VALID_FOR = timedelta(days=30)
 SEEN_EVERY = timedelta(hours=1)
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def session_hash(token: str) -> str:
-    """What web_sessions stores for a cookie's token: names the session a password change keeps."""
-    return _hash(token)
 
 
 def cookie_is_secure(settings: Settings) -> bool:
@@ -46,7 +37,7 @@ async def insert_session(conn: aiosqlite.Connection, user_id: str, now: datetime
     token = secrets.token_urlsafe(32)
     await conn.execute(
         "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
-        (_hash(token), user_id, isoformat(now), isoformat(now + VALID_FOR), isoformat(now)),
+        (token_hash(token), user_id, isoformat(now), isoformat(now + VALID_FOR), isoformat(now)),
     )
     return token
 
@@ -58,7 +49,7 @@ async def session_user(conn: aiosqlite.Connection, token: str, now: datetime) ->
         conn,
         f"""SELECT {columns}, s.last_seen_at FROM web_sessions s JOIN users u USING (user_id)
         WHERE s.token_hash = ? AND s.expires_at > ? AND u.deactivated_at IS NULL""",
-        (_hash(token), isoformat(now)),
+        (token_hash(token), isoformat(now)),
     )
     return (user_of(row), row["last_seen_at"]) if row else None
 
@@ -93,7 +84,7 @@ async def user_for_web_session(db: Database, token: str) -> User | None:
     if last_seen_at < isoformat(now - SEEN_EVERY):
         async with db.write() as tx:
             await tx.conn.execute(
-                "UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (tx.now_text, _hash(token))
+                "UPDATE web_sessions SET last_seen_at = ? WHERE token_hash = ?", (tx.now_text, token_hash(token))
             )
     return user
 
@@ -101,4 +92,4 @@ async def user_for_web_session(db: Database, token: str) -> User | None:
 async def end_web_session(db: Database, token: str) -> None:
     """Log out: the session's row is deleted; an unknown token changes nothing."""
     async with db.write() as tx:
-        await tx.conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (_hash(token),))
+        await tx.conn.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash(token),))

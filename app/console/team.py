@@ -16,8 +16,9 @@ from litestar.params import FromPath, QueryParameter
 from app.accounts import team
 from app.api import pagination
 from app.config import SettingsDep
-from app.console.account import BAD_EMAIL, when
-from app.console.web import ADMINS_ONLY, field_error, form_of, page, see_other
+from app.console import charts
+from app.console.account import BAD_EMAIL
+from app.console.web import ADMINS_ONLY, field_error, form_of, page, see_other, when
 from app.db import Database, DatabaseDep
 from app.errors import Conflict, Invalid, NotFound
 from app.fields import Email
@@ -185,19 +186,11 @@ async def transfer(request: Request, userId: FromPath[str], db: DatabaseDep) -> 
 CHART = {"width": 480, "height": 220, "left": 32, "right": 4, "top": 12, "bottom": 32}
 
 
-# Tops of the y axis: each splits into four whole-number ticks.
-AXIS_TOPS = [m * 10**k for k in range(10) for m in (4, 8, 20)]
-
-
-def _axis_top(value: int) -> int:
-    return next(top for top in AXIS_TOPS if top >= value)
-
-
 def cohort_chart(cohorts: list[kfactor.Cohort]) -> dict[str, Any]:
     """Bar pairs per week (new accounts, converted invitations) laid out for the SVG."""
     c = CHART
     plot_w, plot_h = c["width"] - c["left"] - c["right"], c["height"] - c["top"] - c["bottom"]
-    top = _axis_top(max([max(x.cohort_size, x.conversions) for x in cohorts] or [0]))
+    top = charts.nice_top(max([max(x.cohort_size, x.conversions) for x in cohorts] or [0]))
     slot = plot_w / max(len(cohorts), 1)
     bar = min(slot * 0.35, 28)
     groups = []

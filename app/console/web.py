@@ -100,7 +100,8 @@ def _configure(engine: JinjaTemplateEngine) -> None:
 
 
 def when(stamp: str | None) -> str:
-    """A stored UTC time (ISO 8601) as people read it: "30 Nov 2026, 14:05 UTC"."""
+    """A stored UTC time (ISO 8601) as people read it: "30 Nov 2026, 14:05 UTC" ("" for none).
+    The templates' `when` filter, and what handlers put in a page's data."""
     if not stamp:
         return ""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)

@@ -12,7 +12,7 @@ What Litestream 0.5.17 does and does not do here decides the shape of this modul
   primary over the private network (free); the rest of the time it is stopped (SIGSTOP)
   and costs nothing. Resumed, it lists from where it was and bridges compacted levels.
 * A slug that changed after the copy's own newest change is not answered from the copy:
-  `EdgeCards.get` raises `AskPrimary` and the request goes to the primary. Changes and
+  `EdgeCards` raises `AskPrimary` and the request goes to the primary. Changes and
   deletions are therefore right at the edge as soon as the edge hears of them (one long
   poll, well under a second), however far behind the copy is; the copy's freshness only
   decides how long such a slug's requests go to the primary.
@@ -53,7 +53,7 @@ from app.cards.cards import CARD_COLUMNS, Card
 from app.config import Settings
 from app.edge.follower import Follower, die_with_parent, discard, use_rollback_journal
 from app.ops.replication import CONFIG, ReplicationError, binary, environment
-from app.public.card_cache import SLUG_HITS, SLUG_MISSES, SLUG_SHAPE, Gone, PublicCards
+from app.public.card_cache import Gone, PublicCards
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.edge")
@@ -165,30 +165,25 @@ def _epoch(iso: str) -> float:
 
 
 class EdgeCards(PublicCards):
-    """The public pages' cards at an edge: the cache of app.public.card_cache, filled from the copy.
+    """The public pages' cards at an edge: the cache of app.public.card_cache (its hits and
+    misses, its LRU, forget), whose `load` reads the copy instead of the database.
 
     Only cards and retired slugs are cached (a retired slug stays retired). A slug the copy
     does not have, or that changed after it, raises AskPrimary: an edge never answers 404
-    for a card the primary may have.
+    for a card the primary may have. (A slug without a card's shape is None, unread, as at
+    the primary.) A slug heard of as changed while the copy was read is not cached: hearing
+    a change calls `forget`, which is what keeps any lookup under way from storing its read.
     """
 
     def __init__(self, copy: EdgeCopy, size: int = 10_000) -> None:
         super().__init__(db=None, size=size)  # type: ignore[arg-type]  # reads the copy, not a Database
         self._copy = copy
 
-    async def get(self, slug: str) -> Card | Gone | None:
-        if not SLUG_SHAPE.match(slug):
-            return None  # no card can have it, at the primary either
-        try:
-            found = self._cards[slug]
-            SLUG_HITS.n += 1
-            return found
-        except KeyError:
-            SLUG_MISSES.n += 1
+    async def load(self, slug: str) -> Card | Gone:
+        """The card or "gone" from the copy. Raises AskPrimary."""
         path = self._copy.path
         if path is None or self._copy.outdated_since is not None or slug in self._copy.changes.pending:
             raise AskPrimary(slug)
-        writes = self._writes
         try:
             found = await asyncio.to_thread(read_card, path, slug)
         except sqlite3.Error as exc:
@@ -198,8 +193,6 @@ class EdgeCards(PublicCards):
             raise AskPrimary(slug) from exc
         if found is None:
             raise AskPrimary(slug)
-        if self._writes == writes and slug not in self._copy.changes.pending:
-            self._cards[slug] = found
         return found
 
 

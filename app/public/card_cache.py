@@ -87,6 +87,8 @@ class PublicCards:
         return found
 
     async def get(self, slug: str) -> Card | Gone | None:
+        """The entry for `slug`, from the cache or else from `load`; raises what `load` raises
+        (and then caches nothing)."""
         if not SLUG_SHAPE.match(slug):
             return None
         try:
@@ -96,12 +98,18 @@ class PublicCards:
         except KeyError:
             SLUG_MISSES.n += 1
         writes = self._writes
+        found = await self.load(slug)
+        if self._writes == writes:
+            self._cards[slug] = found
+        return found
+
+    async def load(self, slug: str) -> Card | Gone | None:
+        """Read one slug where the cards are, here the database; the one thing an edge's
+        directory (app.edge.local_copy.EdgeCards) does otherwise. Caches nothing itself."""
         async with self._db.read() as conn:
             found = await get_card_by_slug(conn, slug)
             if found is None and await slug_is_retired(conn, slug):
                 found = "gone"
-        if self._writes == writes:
-            self._cards[slug] = found
         return found
 
     def forget(self, *slugs: str) -> None:

@@ -1,11 +1,12 @@
 """The public pages' HTML: the card page (app/templates/public/card.html), and the short
-pages people get instead of problem documents (no such card, removed, too many requests),
-as ready ASGI answers.
+pages people get instead of problem documents (no such card, removed, too many requests:
+message.html), as ready ASGI answers. Both extend public/base.html.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from pathlib import Path
 from urllib.parse import quote
@@ -17,20 +18,24 @@ from app.cards.cards import Card
 from app.public.card_cache import Gone
 from app.static_files import static_url
 
-PAGE_STYLE = """
-*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,sans-serif;background:#f4f5f7;color:#1d2330}
-main{max-width:28rem;margin:0 auto;padding:2rem 1.25rem}
-.card{background:#fff;border-radius:1rem;padding:1.5rem;box-shadow:0 1px 4px rgba(0,0,0,.08)}
-h1{margin:0;font-size:1.6rem;line-height:1.2;overflow-wrap:anywhere}.role{margin:.25rem 0 1.25rem;color:#5b6473}
-ul{list-style:none;margin:0 0 1.5rem;padding:0}li{border-top:1px solid #eceef2}
-li a{display:block;padding:.8rem 0;color:#1a56db;text-decoration:none;overflow-wrap:anywhere}
-.save{display:block;text-align:center;background:#1a56db;color:#fff;padding:.9rem;border-radius:.6rem;
-font-weight:600;text-decoration:none}
-footer{margin-top:1rem;text-align:center;font-size:.8rem;color:#8a93a3}
-""".strip()
-_STYLE_HASH = base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates" / "public"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+)
+
+
+# The one inline stylesheet of the public pages (app/templates/public/page.css). The CSP
+# allows it by its hash, taken from the text the pages insert, so the two cannot drift.
+PAGE_STYLE = TEMPLATES.get_template("page.css").render().strip()
+
+
+def style_source(style: str) -> str:
+    """The CSP source that allows exactly this inline stylesheet (a CSP3 hash-source)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
+
+
 CSP = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src 'self'; "
+    f"default-src 'none'; style-src {style_source(PAGE_STYLE)}; img-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
@@ -38,12 +43,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates" / "public"),
-    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-)
 
 
 def card_page(card: Card, base_url: str) -> str:
@@ -84,14 +83,14 @@ _PAGE_HEADERS = [(b"content-type", b"text/html; charset=utf-8")] + [
 ]
 
 
+@functools.cache
+def _message_body(title: str, text: str) -> bytes:
+    """A short page (app/templates/public/message.html), rendered once: its titles and texts are the code's own."""
+    return TEMPLATES.get_template("message.html").render(title=title, text=text, style=PAGE_STYLE).encode()
+
+
 def page_answer(status: int, title: str, text: str, *headers: tuple[bytes, bytes]) -> Answer:
-    body = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>'
-        f"<style>{PAGE_STYLE}</style></head><body><main><div class=\"card\"><h1>{title}</h1>"
-        f'<p class="role">{text}</p></div></main></body></html>'
-    )
-    return Answer(status, [*_PAGE_HEADERS, *headers], body.encode())
+    return Answer(status, [*_PAGE_HEADERS, *headers], _message_body(title, text))
 
 
 def message_page(status: int, title: str, text: str) -> Response[bytes]:

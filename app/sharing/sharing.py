@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import html
 import math
 import re
 import secrets
@@ -51,6 +49,7 @@ from app.db import Database, DatabaseDep, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
 from app.public import answers, bots, pages
+from app.tokens import token_hash
 
 RECIPIENTS_MOST = 50  # in one share
 EMAILS_PER_DAY = 200  # email invitations one account may send per UTC day: no open spam relay
@@ -190,19 +189,10 @@ def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, 
     if message:
         text += ["", f"“{message}”"]
     text += ["", f"Open the card and save the contact: {link}", "", "Sent by QR Contact on their behalf."]
-    e = html.escape
-    quoted = f'<blockquote style="margin:1em 0;padding-left:1em;border-left:3px solid #ccd">{e(message)}</blockquote>' if message else ""
-    body = f"""<!doctype html>
-<html><body style="font-family:system-ui,sans-serif;color:#1d2330">
-<p><strong>{e(card.full_name)}</strong>{e(f" ({role})" if role else "")} shared their contact card with you.</p>
-{quoted}
-<p><a href="{e(link)}"
-  style="display:inline-block;background:#1a56db;color:#fff;padding:.7em 1.2em;border-radius:.4em;text-decoration:none"
-  >Open the card</a></p>
-<p style="color:#8a93a3;font-size:12px">Sent by QR Contact on their behalf.</p>
-<img src="{e(link)}/open.gif" width="1" height="1" alt="">
-</body></html>
-"""
+    body = mail.render_html(
+        "invitation.html", name=card.full_name, role=role, message=message, link=link,
+        button="Open the card", footer="Sent by QR Contact on their behalf.",
+    )
     return mail.compose(
         settings,
         to=to,
@@ -211,10 +201,6 @@ def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, 
         html=body,
         reply_to=(card.full_name, card.email),
     )
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- SQL -----------------------------------------------------------------------------
