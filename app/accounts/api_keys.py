@@ -134,10 +134,15 @@ async def create_api_key_handler(
     return await create_api_key(db, request.user.user_id, data.name)
 
 
+async def api_keys_of(db: Database, user_id: str) -> list[ApiKey]:
+    """The account's API keys, without the keys (the API's and the console's list)."""
+    async with db.read() as conn:
+        return await list_api_keys(conn, user_id)
+
+
 @get("/api-keys", operation_id="listApiKeys", summary="The account's API keys, without the keys", responses=problems(*AUTHENTICATED))
 async def get_api_keys(request: Request[User, Any, Any], db: DatabaseDep) -> list[ApiKey]:
-    async with db.read() as conn:
-        return await list_api_keys(conn, request.user.user_id)
+    return await api_keys_of(db, request.user.user_id)
 
 
 @delete(

@@ -15,14 +15,9 @@ from app.errors import NotFound
 from app.fields import Label
 
 
-async def _keys(db: Database, user_id: str) -> list[api_keys.ApiKey]:
-    async with db.read() as conn:
-        return await api_keys.list_api_keys(conn, user_id)
-
-
 async def _keys_page(request: Request, db: Database, *, status: int = 200, name: str = "", errors: dict | None = None,
                      created: api_keys.CreatedApiKey | None = None) -> Response:
-    keys = await _keys(db, request.user.user_id)
+    keys = await api_keys.api_keys_of(db, request.user.user_id)
     return page(request, "console/keys/list.html", status=status, section="account", keys=keys, name=name,
                 errors=errors or {}, created=created)
 
@@ -45,7 +40,7 @@ async def create_key(request: Request, db: DatabaseDep) -> Response:
 
 
 async def _key(db: Database, user_id: str, key_id: str) -> api_keys.ApiKey:
-    key = next((key for key in await _keys(db, user_id) if key.key_id == key_id), None)
+    key = next((key for key in await api_keys.api_keys_of(db, user_id) if key.key_id == key_id), None)
     if key is None:
         raise NotFound("no such API key")
     return key

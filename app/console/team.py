@@ -213,8 +213,7 @@ async def growth(request: Request, db: DatabaseDep, period: Annotated[str, Query
     _admin_only(request)
     if period not in PERIODS:
         period = "30d"
-    async with db.read() as conn:
-        result = await kfactor.k_factor(conn, period, db.now())
+    result = await kfactor.report(db, period)
     totals = {
         "accounts": sum(c.cohort_size for c in result.cohorts), "sent": sum(c.invitations_sent for c in result.cohorts),
         "conversions": sum(c.conversions for c in result.cohorts),

@@ -88,6 +88,12 @@ async def k_factor(conn: aiosqlite.Connection, period: str, now: datetime) -> KF
     )
 
 
+async def report(db: Database, period: Period) -> KFactor:
+    """The k-factor and its weekly cohorts over `period`, as of now (the API's and the console's)."""
+    async with db.read() as conn:
+        return await k_factor(conn, period, db.now())
+
+
 async def refresh_gauges(db: Database) -> None:
     """Set viral_k_factor for every period (NaN while a period has no new account)."""
     now = db.now()
@@ -102,8 +108,7 @@ async def refresh_gauges(db: Database) -> None:
     tags=["sharing"], responses=problems(*AUTHENTICATED, 400, 403, 422),
 )
 async def get_k_factor(db: DatabaseDep, period: FromQuery[Period] = "30d") -> KFactor:
-    async with db.read() as conn:
-        return await k_factor(conn, period, db.now())
+    return await report(db, period)
 
 
 router = Router("/", route_handlers=[get_k_factor], tags=["sharing"])
