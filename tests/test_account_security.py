@@ -10,9 +10,12 @@ import pytest
 from app.accounts import emails, passwords
 from app.accounts.hashing import token_hash
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, LiveServer, assert_problem, execute, make_settings, query, register, unique_email, wait_until
-from tests.mailbox import links, messages_to
-from tests.test_console import csrf_of
+from tests.support.app import PASSWORD, assert_problem, make_settings, register, unique_email
+from tests.support.console import csrf_of
+from tests.support.db import execute, query
+from tests.support.live_server import LiveServer
+from tests.support.mail import links, messages_to
+from tests.support.waiting import wait_until
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -10,8 +10,9 @@ from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
 from app.main import create_app
-from tests.conftest import PASSWORD, assert_problem, create_card, execute, make_settings, query, register
-from tests.test_sharing import token_of
+from tests.support.app import PASSWORD, assert_problem, create_card, make_settings, register
+from tests.support.db import execute, query
+from tests.support.sharing import token_of
 
 
 def test_register_answers_tokens_and_user(client, settings):

@@ -21,7 +21,8 @@ from app.config import Settings
 from app.db import migrate
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import make_settings, metric, wait_until
+from tests.support.app import make_settings, metric
+from tests.support.waiting import wait_until
 
 
 def replica_settings(tmp_path: Path, **overrides) -> Settings:

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from litestar import Request, post
 
-from tests.conftest import LiveServer, make_settings
+from tests.support.app import make_settings
+from tests.support.live_server import LiveServer
 
 LARGE = 10 * 1024 * 1024
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from app import bots
-from tests.conftest import create_card, flush_counters
-from tests.test_sharing import invitations, share, token_of
+from tests.support.app import create_card, flush_counters
+from tests.support.sharing import invitations, share, token_of
 
 # Real user agents of people opening a link inside an app, and of ordinary browsers.
 PEOPLE = {

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import metric, wait_until
-from tests.test_replication import sign_up
-from tests.test_serve import Service, free_port
+from tests.support.app import metric
+from tests.support.net import free_port
+from tests.support.service import Service, sign_up
+from tests.support.waiting import wait_until
 
 TOKEN = secrets.token_urlsafe(32)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

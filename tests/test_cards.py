@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_problem, create_card, register
+from tests.support.app import assert_problem, create_card, register
 
 
 def test_create_answers_the_full_card(client, user):

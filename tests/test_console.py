@@ -15,37 +15,15 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from app.main import create_app
-from tests.conftest import PASSWORD, assert_problem, create_card, execute, make_settings, query, register, unique_email
-
-ORIGIN = "https://qr.example.test"
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
-
-
-def errors_of(html: str) -> dict[str, str]:
-    """The messages shown next to fields: {field: message}."""
-    return dict(re.findall(r'<p class="error" id="([^"]+)-error">([^<]+)</p>', html))
-
-
-def log_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
-    """Log in through the form; returns a CSRF token for the session's later forms."""
-    token = csrf_of(client.get("/app/login").text)
-    response = client.post("/app/login", data={"_csrf_token": token, "email": email, "password": password})
-    assert response.status_code == 200 and response.url.path == "/app/cards", response.text
-    return token
+from tests.support.app import PASSWORD, assert_problem, create_card, register, unique_email
+from tests.support.console import ORIGIN, csrf_of, errors_of, log_in, post_form
+from tests.support.db import execute, query
 
 
 @pytest.fixture
 def console(client, user) -> tuple[TestClient, dict, str]:
     """A client logged in to the console as `user`, with its CSRF token."""
     return client, user, log_in(client, user["user"]["email"])
-
-
-def post_form(client: TestClient, path: str, token: str | None, **fields) -> object:
-    data = {**fields, **({"_csrf_token": token} if token else {})}
-    return client.post(path, data=data, follow_redirects=False)
 
 
 # --- the door ------------------------------------------------------------------------
@@ -182,18 +160,6 @@ FORMS = [
     ("/app/account/keys", {"name": "forged"}),
     ("/app/account/keys/{key_id}/revoke", {}),
 ]
-
-
-@pytest.fixture(scope="module")
-def forms_console(tmp_path_factory):
-    """One logged-in console with one card and one API key for the whole table: every POST
-    in it is refused, so nothing it does changes what the next case sees."""
-    settings = make_settings(tmp_path_factory.mktemp("forms"))
-    with TestClient(create_app(settings), base_url=ORIGIN) as client:
-        user = register(client)
-        card = create_card(client, user["headers"])
-        key = client.post("/v1/api-keys", json={"name": "kept"}, headers=user["headers"]).json()
-        yield client, {"card_id": card["cardId"], "key_id": key["keyId"]}, log_in(client, user["user"]["email"])
 
 
 @pytest.mark.parametrize("path, fields", FORMS)

@@ -13,9 +13,10 @@ from litestar.testing import TestClient
 from app import kfactor
 from app.console import team as team_pages
 from app.main import create_app
-from tests.conftest import PASSWORD, create_card, make_settings, query, register, unique_email
-from tests.mailbox import links
-from tests.test_console import ORIGIN, csrf_of, errors_of, forms_console, log_in, post_form  # noqa: F401
+from tests.support.app import PASSWORD, create_card, make_settings, register, unique_email
+from tests.support.console import ORIGIN, errors_of, log_in, post_form
+from tests.support.db import query
+from tests.support.mail import links
 
 NEW_PASSWORD = "a brand new passphrase here"
 

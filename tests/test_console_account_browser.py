@@ -8,10 +8,10 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import browser, check_page, console_server, log_in, new_page, register_account  # noqa: F401
-from tests.conftest import PASSWORD, unique_email
-from tests.mailbox import wait_for_link
-from tests.test_serve import Service
+from tests.support.app import PASSWORD, unique_email
+from tests.support.browser import check_page, log_in, new_page, register_account
+from tests.support.mail import wait_for_link
+from tests.support.service import Service
 
 NEW_PASSWORD = "a brand new passphrase here"
 

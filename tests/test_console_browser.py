@@ -12,9 +12,9 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser import browser, check_page, console_server, log_in, new_page, register_account, screenshots  # noqa: F401
-from tests.conftest import PASSWORD, unique_email
-from tests.mailbox import wait_for_link
+from tests.support.app import PASSWORD, unique_email
+from tests.support.browser import check_page, log_in, new_page, register_account, screenshots
+from tests.support.mail import wait_for_link
 
 
 def test_register_log_out_log_in_and_the_error_pages(browser, console_server):

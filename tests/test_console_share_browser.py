@@ -10,8 +10,9 @@ from urllib.parse import unquote
 import httpx
 from playwright.sync_api import expect
 
-from tests.browser import browser, check_page, console_server, log_in, new_page  # noqa: F401
-from tests.conftest import PASSWORD, PHONE_UA, unique_email, wait_until
+from tests.support.app import PASSWORD, PHONE_UA, unique_email
+from tests.support.browser import check_page, log_in, new_page
+from tests.support.waiting import wait_until
 
 # The recipient's phone: Chromium says HeadlessChrome, which counts as a bot everywhere.
 PHONE = {"user_agent": PHONE_UA, "viewport": {"width": 390, "height": 844}}

@@ -13,8 +13,9 @@ import pytest
 
 from app import sharing
 from app.console import charts, invitations
-from tests.conftest import PHONE_UA, create_card, execute, flush_counters, query, register
-from tests.test_console import errors_of, log_in, post_form
+from tests.support.app import PHONE_UA, create_card, flush_counters, register
+from tests.support.console import errors_of, log_in, post_form
+from tests.support.db import execute, query
 
 SHARE = {"email": "", "sms": "", "whatsapp": "", "message": ""}
 

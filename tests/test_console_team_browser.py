@@ -13,10 +13,12 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import VIEWPORTS, assert_accessible, browser, check_page, log_in, new_page, register_account  # noqa: F401
-from tests.conftest import PASSWORD, PHONE_UA, query, unique_email, wait_until
-from tests.mailbox import wait_for_link
-from tests.test_serve import Service
+from tests.support.app import PASSWORD, PHONE_UA, unique_email
+from tests.support.browser import VIEWPORTS, assert_accessible, check_page, log_in, new_page, register_account
+from tests.support.db import query
+from tests.support.mail import wait_for_link
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

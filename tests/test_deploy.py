@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve import free_port, with_group_gone
+from tests.support.net import free_port
+from tests.support.service import with_group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 FLY = tomllib.loads((ROOT / "fly.toml").read_text())

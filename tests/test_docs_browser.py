@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser import browser, console_server, new_page, screenshots  # noqa: F401
+from tests.support.browser import new_page, screenshots
 
 # Set before the page's own scripts run: every CSP violation the page meets, as the page sees it.
 RECORD_VIOLATIONS = """

@@ -17,8 +17,17 @@ import time
 import pytest
 
 from app import scanner
-from tests.conftest import PHONE_UA, LiveServer, create_card, free_port, make_settings, register, wait_until
-from tests.test_scanner import exchange, limited_client, live, user  # noqa: F401 (fixtures)
+from tests.support.app import PHONE_UA, create_card, make_settings, register
+from tests.support.live_server import LiveServer
+from tests.support.net import free_port
+from tests.support.scanner import exchange, limited_client
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def user(live) -> dict:
+    """An account on the live server (conftest's `user` is on an in-process app)."""
+    return register(live.http)
 
 
 @pytest.fixture

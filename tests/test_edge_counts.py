@@ -34,12 +34,14 @@ from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
 from app.replication import renew_history
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, PHONE_UA, create_card, free_port, make_settings, metric, query, register
-from tests.test_faults import LOAD_ENV
-from tests.test_serve import Service
+from tests.support.app import PASSWORD, PHONE_UA, create_card, make_settings, metric, register
+from tests.support.db import query
+from tests.support.edge_counting import TOKEN, copy_database
+from tests.support.load import LOAD_ENV
+from tests.support.net import free_port
+from tests.support.service import Service
 
-TOKEN = "edge-token-" + "e" * 40
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass
@@ -92,17 +94,6 @@ def primary(tmp_path_factory) -> Iterator[Primary]:
 @pytest.fixture(scope="module")
 def owner(primary: Primary) -> dict:
     return register(primary.client)
-
-
-def copy_database(source: Path, target: Path) -> Path:
-    """A copy of the primary's database, as an edge restores one (SQLite's online backup)."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    return target
 
 
 class Edge:

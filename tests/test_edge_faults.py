@@ -3,7 +3,7 @@ at once (SPEC §7): the object store unreachable for 30 s, the primary stopped f
 inside that window, and an edge killed with `kill -9` and restarted inside it too.
 
 Real processes on 127.0.0.1: a primary and two edges (`qrcontact serve`), the real
-`litestream`, moto_server as S3 behind tests/store_proxy.py, which every one of them
+`litestream`, moto_server as S3 behind tests/support/store_proxy.py, which every one of them
 reaches the store through and which drops every request while the store is "down". The
 faults break the servers, so this module has its own (tests/test_edges.py shares its set
 among tests that need them whole).
@@ -27,11 +27,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import replication
-from tests.conftest import PHONE_UA, wait_until
-from tests.store_proxy import StoreProxy
-from tests.test_edges import TOKEN, edge_env, replica_url, served_by_the_edge
-from tests.test_replication import S3_ENV, make_bucket, s3_endpoint, sign_up  # noqa: F401  (a fixture)
-from tests.test_serve import QRCONTACT, Service, free_port
+from tests.support.app import PHONE_UA
+from tests.support.edges import TOKEN, edge_env, replica_url, served_by_the_edge
+from tests.support.net import free_port
+from tests.support.s3 import S3_ENV, make_bucket
+from tests.support.service import QRCONTACT, Service, sign_up
+from tests.support.store_proxy import StoreProxy
+from tests.support.waiting import wait_until
 
 STORE_DOWN = 30.0  # seconds the object store is unreachable
 PRIMARY_DOWN = 10.0  # seconds the primary is stopped, inside the store's outage

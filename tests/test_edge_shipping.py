@@ -1,7 +1,7 @@
 """Scans counted at edges in processes of their own reach a live primary exactly once:
 the primary stopped and started again under them, an edge killed with SIGKILL right after
 a flush and restarted (SPEC §7). The edges here are the counting pipeline alone
-(tests/edge_counting_process.py: Counters, outbox file, Shipper); tests/test_edges.py runs
+(tests/support/edge_counting_process.py: Counters, outbox file, Shipper); tests/test_edges.py runs
 whole edge apps.
 """
 
@@ -15,18 +15,20 @@ from pathlib import Path
 import httpx
 
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, free_port, wait_until
-from tests.test_edge_counts import ROOT, TOKEN, copy_database
-from tests.test_faults import LOAD_ENV
-from tests.test_serve import Service
+from tests.support.app import PASSWORD
+from tests.support.edge_counting import ROOT, TOKEN, copy_database
+from tests.support.load import LOAD_ENV
+from tests.support.net import free_port
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
 
 class EdgeProcess:
-    """tests/edge_counting_process.py: an edge's Counters and Shipper in a process of their own."""
+    """tests/support/edge_counting_process.py: an edge's Counters and Shipper in a process of their own."""
 
     def __init__(self, data_dir: Path, primary_internal_url: str, copy: Path, slug: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.edge_counting_process", str(data_dir), primary_internal_url, TOKEN, str(copy), slug],
+            [sys.executable, "-m", "tests.support.edge_counting_process", str(data_dir), primary_internal_url, TOKEN, str(copy), slug],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(data_dir.parent / f"{data_dir.name}.log", "a"),
             text=True, cwd=ROOT,
         )

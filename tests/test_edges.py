@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import secrets
 import signal
 import socket
 import subprocess
@@ -17,13 +16,15 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.conftest import PHONE_UA, wait_until
-from tests.test_replication import S3_ENV, make_bucket, s3_endpoint, sign_up  # noqa: F401  (a fixture)
-from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
+from tests.support.app import PHONE_UA
+from tests.support.edges import TOKEN, edge_env, replica_url, served_by_the_edge
+from tests.support.net import free_port
+from tests.support.s3 import S3_ENV, make_bucket
+from tests.support.service import QRCONTACT, Service, sign_up, with_group_gone
+from tests.support.waiting import wait_until
 
 # SPEC §7: a change or deletion made at the primary is served by every edge within this.
 WITHIN = 2.0
-TOKEN = secrets.token_urlsafe(32)
 VIA = "1.1 qrcontact-edge"  # what the edge adds to an answer that came from the primary
 
 
@@ -38,17 +39,6 @@ class Regions:
         )
         assert response.status_code == 201, response.text
         return response.json()
-
-
-def replica_url(endpoint: str, bucket: str) -> str:
-    return f"s3://{bucket}/db?endpoint={endpoint}&region=us-east-1&forcePathStyle=true"
-
-
-def edge_env(primary: Service, internal_url: str, replica: str) -> dict[str, str]:
-    return {
-        "ROLE": "edge", "PRIMARY_URL": primary.url, "PRIMARY_INTERNAL_URL": internal_url, "EDGE_TOKEN": TOKEN,
-        "REPLICA_URL": replica, "PUBLIC_BASE_URL": primary.url, **S3_ENV,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +69,6 @@ def regions(s3_endpoint, tmp_path_factory) -> Iterator[Regions]:  # noqa: F811
 
 def scan(edge: Service, slug: str) -> httpx.Response:
     return httpx.get(f"{edge.url}/c/{slug}", headers={"User-Agent": PHONE_UA})
-
-
-def served_by_the_edge(response: httpx.Response) -> bool:
-    return "via" not in response.headers
 
 
 def test_a_new_card_scans_at_both_edges_at_once_and_from_their_copy_soon_after(regions):
@@ -233,7 +219,6 @@ def answer(url: str) -> httpx.Response | None:
         return httpx.get(url, timeout=1)
     except httpx.HTTPError:
         return None
-
 
 
 def test_an_edge_killed_and_restarted_serves_from_a_fresh_copy(regions):

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import PASSWORD
-from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
+from tests.support.app import PASSWORD
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "st")
 

@@ -12,7 +12,8 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from app.static_files import static_url
-from tests.conftest import PASSWORD, LiveServer, create_card, make_settings, register
+from tests.support.app import PASSWORD, create_card, make_settings, register
+from tests.support.live_server import LiveServer
 
 # Headers that differ between any two requests, whatever the method.
 VOLATILE = {"date", "x-request-id", "set-cookie", "ratelimit-remaining", "ratelimit-reset"}

@@ -24,7 +24,9 @@ from litestar.testing import TestClient
 from app.cards import RESERVED_SLUGS
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, assert_problem, make_settings, query, register, wait_until
+from tests.support.app import PASSWORD, assert_problem, make_settings, register
+from tests.support.db import query
+from tests.support.waiting import wait_until
 
 # --- a shared world: accounts and cards that the cases attack --------------------------
 

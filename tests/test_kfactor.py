@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.conftest import create_card, execute, register
+from tests.support.app import create_card, register
+from tests.support.db import execute
 
 
 def stamp(moment: datetime) -> str:

@@ -16,9 +16,10 @@ from app.accounts import hashing
 from app.config import Settings
 from app.limits import ThrottlePolicy, network_of
 from app.main import create_app
-from tests.conftest import PASSWORD, LiveServer, assert_problem, make_settings, query, register
-from tests.test_console import ORIGIN, csrf_of, post_form
-from tests.test_serve import service  # noqa: F401  (the fixture that runs `qrcontact serve`)
+from tests.support.app import PASSWORD, assert_problem, make_settings, register
+from tests.support.console import ORIGIN, csrf_of, post_form
+from tests.support.db import query
+from tests.support.live_server import LiveServer
 
 README = Path(__file__).parent.parent / "README.md"
 

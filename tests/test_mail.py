@@ -17,21 +17,10 @@ from prometheus_client import REGISTRY
 
 from app import mail
 from app.main import create_app
-from tests.conftest import (
-    PASSWORD,
-    MailSink,
-    assert_problem,
-    create_card,
-    execute,
-    html_part,
-    make_settings,
-    query,
-    register,
-    text_part,
-    unique_email,
-    wait_until,
-    wake_outbox,
-)
+from tests.support.app import PASSWORD, assert_problem, create_card, make_settings, register, unique_email
+from tests.support.db import execute, query
+from tests.support.mail import MailSink, html_part, text_part, wake_outbox
+from tests.support.waiting import wait_until
 
 TOKEN_IN_TEXT = re.compile(r"POST /v1/auth/verify-email instead: ([A-Za-z0-9_-]+)")
 

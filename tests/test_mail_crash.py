@@ -8,8 +8,10 @@ import signal
 import httpx
 
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, MailSink, wait_until
-from tests.test_serve import Service
+from tests.support.app import PASSWORD
+from tests.support.mail import MailSink
+from tests.support.service import Service
+from tests.support.waiting import wait_until
 
 
 def rows(database, sql: str) -> list[tuple]:

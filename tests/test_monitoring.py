@@ -16,7 +16,7 @@ from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from tests.conftest import PHONE_UA, create_card, flush_counters, make_settings, register
+from tests.support.app import PHONE_UA, create_card, flush_counters, make_settings, register
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "monitoring" / "alerts.yml"

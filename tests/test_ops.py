@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.main import create_app
 from app.ops import ActiveUsers, RequestIdFilter
 from app.sqlite import sqlite3
-from tests.conftest import PHONE_UA, create_card, drain_outbox, make_settings, register
-from tests.test_serve import Service
+from tests.support.app import PHONE_UA, create_card, make_settings, register
+from tests.support.mail import drain_outbox
+from tests.support.service import Service
 
 
 def metric(client: TestClient, name: str, **labels: str) -> float:

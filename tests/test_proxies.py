@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.proxies import client_of
-from tests.conftest import LiveServer, make_settings
+from tests.support.app import make_settings
+from tests.support.live_server import LiveServer
 
 PROXIES = "10.0.0.0/8,2001:db8:ffff::/48"
 

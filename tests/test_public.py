@@ -18,20 +18,9 @@ from litestar.testing import TestClient
 
 from app.cards import Card
 from app.scans import NOT_CACHED, is_bot
-from tests.conftest import PHONE_UA, LiveClient, LiveServer, create_card, flush_counters
-from tests.test_qr import decode_png
-
-BOT_AGENTS = [
-    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-    "WhatsApp/2.23.20.0 A",
-    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
-    "Twitterbot/1.0",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "TelegramBot (like TwitterBot)",
-    "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
-    "",
-]
+from tests.support.app import BOT_AGENTS, PHONE_UA, create_card, flush_counters
+from tests.support.live_server import LiveClient, LiveServer
+from tests.support.qr import decode_png
 
 
 @pytest.fixture(params=["litestar", "http server"])

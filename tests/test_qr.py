@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 import pytest
 import resvg_py
 import vobject
-import zxingcpp
 from PIL import Image
 
 from app import qr
-from tests.conftest import assert_problem, create_card
+from tests.support.app import assert_problem, create_card
+from tests.support.qr import decode_png
 
 HOSTILE = {
     "fullName": "Zoë O'Brien; Jr, \\ <script>alert(1)</script>",
@@ -22,13 +22,6 @@ HOSTILE = {
     "phone": "+1 (555) 010-9999",
     "website": "https://example.com/a,b;c?q=<x>",
 }
-
-
-def decode_png(data: bytes) -> tuple[str, Image.Image]:
-    image = Image.open(io.BytesIO(data))
-    results = zxingcpp.read_barcodes(image.convert("L"))
-    assert len(results) == 1, "expected exactly one QR code"
-    return results[0].text, image
 
 
 def qr_of(client, user, card, **params):

@@ -7,9 +7,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +20,9 @@ import pytest
 
 from app.replication import ltx_files, meta_dir
 from app.sqlite import sqlite3
-from tests.conftest import PASSWORD, PHONE_UA
-from tests.test_serve import QRCONTACT, Service, free_port, with_group_gone
+from tests.support.app import PASSWORD, PHONE_UA
+from tests.support.s3 import S3_ENV, make_bucket
+from tests.support.service import QRCONTACT, Service, sign_up
 
 ROOT = Path(__file__).resolve().parents[1]
 # How long the lag test keeps the replica unwritable: the lag must have grown by this much.
@@ -77,12 +76,6 @@ def deployment(tmp_path) -> Iterator[callable]:
     yield make
     for d in made:
         d.stop_all()
-
-
-def sign_up(svc: Service, email: str = "owner@example.com") -> dict[str, str]:
-    response = httpx.post(f"{svc.url}/v1/auth/register", json={"email": email, "password": PASSWORD, "marketingConsent": False})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
 
 
 def log_in(svc: Service, email: str = "owner@example.com") -> dict[str, str]:
@@ -263,42 +256,6 @@ def scrape(svc: Service, name: str) -> float:
 
 
 # --- S3-compatible storage -------------------------------------------------------------
-
-S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    """moto_server on loopback, in its own process group, stopped by PID."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(f"moto_server did not start: {log.read_text()}") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        with_group_gone(process.pid)
-        process.wait(timeout=10)
-
-
-def make_bucket(endpoint: str, name: str) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
-    )
-    s3.create_bucket(Bucket=name)
 
 
 @pytest.mark.parametrize("prefix", ["AWS", "LITESTREAM"])

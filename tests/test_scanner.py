@@ -14,13 +14,13 @@ import re
 import socket
 
 import pytest
-from litestar.testing import TestClient
 
-from app.main import create_app
 from app.ops import RequestIdFilter
 from app.scanner import fast_route
 from app.scans import ScannerLimit, is_bot
-from tests.conftest import PHONE_UA, LiveServer, create_card, make_settings, metric, register
+from tests.support.app import PHONE_UA, create_card, make_settings, metric, register
+from tests.support.live_server import LiveServer
+from tests.support.scanner import exchange, limited_client
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
@@ -60,13 +60,6 @@ def test_fast_route_matches_exact_segments_only(path, method, caught):
 
 
 @pytest.fixture
-def live(tmp_path):
-    server = LiveServer(make_settings(tmp_path))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def user(live) -> dict:
     return register(live.http)
 
@@ -83,28 +76,6 @@ def card(live, user) -> dict:
 def scan_count(http, user, card) -> int:
     """The API's scanCount, which includes the counts not yet flushed."""
     return http.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()["scanCount"]
-
-
-def exchange(live, requests: list[bytes]) -> list[bytes]:
-    """Send the requests at once on one connection and read their responses (each with a
-    Content-Length; none has a body for a HEAD), or as many as come before the server closes."""
-    with socket.create_connection(live.address, timeout=5) as conn:
-        conn.sendall(b"".join(requests))
-        buffer, found = b"", []
-        while len(found) < len(requests):
-            head_end = buffer.find(b"\r\n\r\n")
-            if head_end >= 0:
-                length = int(re.search(rb"(?im)^content-length: *(\d+)", buffer[:head_end]).group(1))
-                end = head_end + 4 + (0 if requests[len(found)].startswith(b"HEAD ") else length)
-                if len(buffer) >= end:
-                    found.append(buffer[:end])
-                    buffer = buffer[end:]
-                    continue
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-        return found
 
 
 def closed_after(live, raw: bytes) -> bool:
@@ -379,10 +350,6 @@ def test_an_unexpected_error_is_a_problem_document_logged_and_counted(live, card
 
 
 # --- the scanner rate limit ------------------------------------------------------------
-
-
-def limited_client(tmp_path, **overrides) -> TestClient:
-    return TestClient(create_app(make_settings(tmp_path, scanner_rate_limit_per_minute=3, **overrides)))
 
 
 def test_scanner_limit_answers_429_with_retry_after_and_does_not_count(tmp_path):

@@ -5,9 +5,8 @@ at registration, and who may see what."""
 from __future__ import annotations
 
 import io
-import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from litestar.testing import TestClient
@@ -16,24 +15,22 @@ from prometheus_client import REGISTRY
 
 from app import sharing
 from app.main import create_app
-from tests.conftest import (
+from tests.support.app import (
+    BOT_AGENTS,
     PASSWORD,
     PHONE_UA,
     assert_problem,
     create_card,
-    execute,
     flush_counters,
-    html_part,
     make_settings,
-    query,
     register,
-    text_part,
     unique_email,
-    wait_until,
 )
-from tests.test_public import BOT_AGENTS
+from tests.support.db import execute, query
+from tests.support.mail import html_part, text_part
+from tests.support.sharing import LINK, invitations, share, token_of
+from tests.support.waiting import wait_until
 
-LINK = re.compile(r"https://qr\.example\.test/i/([A-Za-z0-9_-]+)")
 MAIL_SCANNERS = [
     "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))",
     "Mimecast URL Protect",
@@ -42,23 +39,8 @@ MAIL_SCANNERS = [
 ]
 
 
-def share(client, user, card, *recipients, message=None):
-    body = {"recipients": list(recipients)} | ({"message": message} if message is not None else {})
-    return client.post(f"/v1/cards/{card['cardId']}/share", json=body, headers=user["headers"])
-
-
-def invitations(client, user, card) -> list[dict]:
-    response = client.get(f"/v1/cards/{card['cardId']}/invitations", headers=user["headers"])
-    assert response.status_code == 200
-    return response.json()["items"]
-
-
 def viral(event_type: str, channel: str) -> float:
     return REGISTRY.get_sample_value("viral_events_total", {"event_type": event_type, "channel": channel}) or 0.0
-
-
-def token_of(url: str) -> str:
-    return LINK.search(unquote(url)).group(1)
 
 
 # --- the channels --------------------------------------------------------------------

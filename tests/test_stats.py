@@ -14,7 +14,8 @@ from app import db
 from app.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.conftest import PHONE_UA, assert_problem, create_card, execute, flush_counters, make_settings, query, register
+from tests.support.app import PHONE_UA, assert_problem, create_card, flush_counters, make_settings, register
+from tests.support.db import execute, query
 
 ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"
 ANDROID_TABLET = "Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"

@@ -8,9 +8,10 @@ from litestar.testing import TestClient
 
 from app.card_cache import NOT_CACHED
 from app.main import create_app
-from tests.conftest import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, query, register
-from tests.mailbox import links
-from tests.test_console import log_in
+from tests.support.app import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, register
+from tests.support.console import log_in
+from tests.support.db import query
+from tests.support.mail import links
 
 ADMIN_ENDPOINTS = [
     ("GET", "/v1/admin/users", None),
@@ -105,7 +106,7 @@ def test_an_expired_invitation_does_not_register(tmp_path):
         [token] = links(client, "late@example.com", "/app/register?invite=")
         [(created, expires)] = query(settings, "SELECT created_at, expires_at FROM team_invitations")
         assert expires > created
-        from tests.conftest import execute
+        from tests.support.db import execute
 
         execute(settings, "UPDATE team_invitations SET expires_at = created_at")
         body = {"email": "late@example.com", "password": PASSWORD, "marketingConsent": False, "inviteToken": token}

@@ -9,7 +9,7 @@ import pytest
 from app.accounts.users import get_user
 from app.domain_errors import Forbidden
 from app.web_sessions import end_web_session, start_web_session, user_for_web_session
-from tests.conftest import execute, query
+from tests.support.db import execute, query
 
 
 def _user(client, user):

@@ -1,7 +1,7 @@
 """An edge's counting pipeline as its own process, for multi-process tests: the real
 Counters writing into the outbox file and the real Shipper loop, driven over stdin.
 
-    python -m tests.edge_counting_process DATA_DIR PRIMARY_INTERNAL_URL EDGE_TOKEN COPY_DB SLUG
+    python -m tests.support.edge_counting_process DATA_DIR PRIMARY_INTERNAL_URL EDGE_TOKEN COPY_DB SLUG
 
 Commands, one a line; each answers one line on stdout:
   scan N    count N scans of the card, flush them into the outbox -> "durable TOTAL"
@@ -22,7 +22,7 @@ from app.cards import get_card_by_slug
 from app.counters import Counters
 from app.edge_outbox import EdgeOutbox, Shipper
 from app.sqlite import sqlite3
-from tests.conftest import PHONE_UA, make_settings
+from tests.support.app import PHONE_UA, make_settings
 
 
 async def main(data_dir: str, primary_internal_url: str, token: str, copy: str, slug: str) -> None:

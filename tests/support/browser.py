@@ -1,53 +1,28 @@
 """Browser-test helpers for the console: a live `qrcontact serve`, Debian's Chromium driven
 by Playwright, an axe-core check and screenshots.
 
-Import the fixtures into a test module (`from tests.browser import browser, console_server`);
-both are module-scoped, so a module starts one server and one browser. Playwright's own
+The fixtures on these (`browser`, `console_server`) are module-scoped, so a module starts
+one server and one browser. Playwright's own
 browser download cannot work here: /usr/bin/chromium (Debian's package, which .ci/run
 installs) is launched instead.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.conftest import PASSWORD, unique_email
-from tests.test_serve import Service
+from tests.support.app import PASSWORD, unique_email
+from tests.support.service import Service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"  # in .gitignore
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"  # in .gitignore
 VIEWPORTS = {"phone": (390, 844), "desktop": (1440, 900)}
 AXE = Axe()
-
-
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory) -> Iterator[Service]:
-    """`qrcontact serve` as an operator runs it, without replication; stopped by its PID."""
-    # One client drives every journey, and the console's forms count against the per-client limit.
-    service = Service(tmp_path_factory.mktemp("console") / "data", REPLICA_URL="off", RATE_LIMIT_PER_MINUTE="100000").start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        # CI installs it (.ci/run): there a missing browser must fail, not pass the journeys by skipping them.
-        if os.environ.get("CI"):
-            pytest.fail("CI needs Debian's chromium at /usr/bin/chromium")
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def new_page(browser: Browser, server: Service, **options) -> Page:
