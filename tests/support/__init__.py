@@ -2,3 +2,7 @@
 SMTP, Chromium), imported by the tests of every tier. Test modules import from here, never
 from one another; the fixtures built on these live in the conftest.py of the tier using them.
 """
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository

@@ -99,3 +99,7 @@ BOT_AGENTS = [
     "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
     "",
 ]
+
+
+def replica_settings(tmp_path: Path, **overrides) -> Settings:
+    return make_settings(tmp_path, replica_url=f"file://{tmp_path / 'replica'}", **overrides)

@@ -15,12 +15,13 @@ import httpx
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page
 
+from tests.support import ROOT
 from tests.support.app import PASSWORD, unique_email
 from tests.support.service import Service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"  # in .gitignore
+SCREENSHOTS = ROOT / "screenshots"  # in .gitignore
 VIEWPORTS = {"phone": (390, 844), "desktop": (1440, 900)}
 AXE = Axe()
 

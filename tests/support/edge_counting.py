@@ -7,9 +7,6 @@ from pathlib import Path
 
 from app.sqlite import sqlite3
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 TOKEN = "edge-token-" + "e" * 40
 
 

@@ -37,3 +37,8 @@ def exchange(live, requests: list[bytes]) -> list[bytes]:
 
 def limited_client(tmp_path, **overrides) -> TestClient:
     return TestClient(create_app(make_settings(tmp_path, scanner_rate_limit_per_minute=3, **overrides)))
+
+
+def scan_count(http, user, card) -> int:
+    """The API's scanCount, which includes the counts not yet flushed."""
+    return http.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()["scanCount"]

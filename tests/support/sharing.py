@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from prometheus_client import REGISTRY
+
 LINK = re.compile(r"https://qr\.example\.test/i/([A-Za-z0-9_-]+)")
 
 
@@ -24,3 +26,7 @@ def invitations(client, user, card) -> list[dict]:
 
 def token_of(url: str) -> str:
     return LINK.search(unquote(url)).group(1)
+
+
+def viral(event_type: str, channel: str) -> float:
+    return REGISTRY.get_sample_value("viral_events_total", {"event_type": event_type, "channel": channel}) or 0.0

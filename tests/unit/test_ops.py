@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import signal
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,7 +14,6 @@ from app.ops import ActiveUsers, RequestIdFilter
 from app.sqlite import sqlite3
 from tests.support.app import PHONE_UA, create_card, make_settings, register
 from tests.support.mail import drain_outbox
-from tests.support.service import Service
 
 
 def metric(client: TestClient, name: str, **labels: str) -> float:
@@ -157,19 +153,6 @@ def test_access_log_line_per_request_with_route_template(client, caplog):
     assert lines[0].fields["status"] == 200
     assert lines[0].fields["path"] == "/p/{name}"  # the template: no slugs or tokens in logs
     assert card["slug"] not in lines[0].getMessage()
-
-
-def test_serve_writes_json_log_lines_with_request_ids(tmp_path):
-    svc = Service(tmp_path / "data", REPLICA_URL="off").start()
-    try:
-        assert httpx.get(f"{svc.url}/v1/me", headers={"X-Request-ID": "trace-me-1"}).status_code == 401
-        assert httpx.get(f"{svc.url}/health").headers["x-request-id"]
-    finally:
-        assert svc.stop(signal.SIGTERM) == 0
-    entries = [json.loads(line) for line in svc.log.read_text().splitlines() if line.strip()]
-    access = [e for e in entries if e["logger"] == "app.access"]
-    assert {"request_id": "trace-me-1", "method": "GET", "path": "/v1/me", "status": 401} .items() <= access[0].items()
-    assert all("request_id" not in e for e in entries if e["logger"] == "uvicorn.error")
 
 
 # --- /v1/admin/diagnostics -----------------------------------------------------------

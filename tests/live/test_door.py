@@ -1,8 +1,8 @@
 """What every request meets at the door (app/scanner.py's ScannerProtocol), whichever door
 answers it, on a real uvicorn server over real sockets: the request-head size and time
 limits, the bound on what one pipelining connection may queue, one answer per request,
-and the keep-alive timer an early answer arms; then the /i/ pages' share of the scanner
-rate limit.
+and the keep-alive timer an early answer arms (the /i/ pages' share of the scanner rate
+limit: tests/unit/test_door.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 import pytest
 
 from app import scanner
-from tests.support.app import PHONE_UA, create_card, make_settings, register
+from tests.support.app import create_card, make_settings, register
 from tests.support.live_server import LiveServer
 from tests.support.net import free_port
-from tests.support.scanner import exchange, limited_client
+from tests.support.scanner import exchange
 from tests.support.waiting import wait_until
 
 
@@ -273,18 +273,6 @@ def test_a_fragment_is_read_as_uvicorn_reads_it_by_both_doors(live, card):
 
 
 # --- /i/ shares the scanner limit -----------------------------------------------------------
-
-
-def test_invitation_pages_share_the_scanner_limit(tmp_path):
-    with limited_client(tmp_path) as client:
-        for _ in range(3):
-            assert client.get("/i/nothing/open.gif", headers={"User-Agent": PHONE_UA}).status_code == 200
-        opened = client.get("/i/nothing/open.gif", headers={"User-Agent": PHONE_UA})
-        followed = client.get("/i/nothing", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
-        page = client.get("/p/nothing")
-        for response in (opened, followed, page):
-            assert response.status_code == 429
-            assert 1 <= int(response.headers["retry-after"]) <= 60
 
 
 def test_an_error_answer_behind_a_running_request_is_the_last_thing_written(live, user, caplog):

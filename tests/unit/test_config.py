@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
@@ -76,15 +73,6 @@ def test_proxies_and_backups(tmp_path):
     # Litestream's clocks: a snapshot every thirtieth of the history, kept one interval longer.
     assert (settings.snapshot_interval, settings.snapshot_retention) == (20160, 7 * 86400 + 20160)
     assert Settings.from_env({"DATA_DIR": str(tmp_path), "BACKUP_RETENTION": "90s"}).backup_retention == 90
-
-
-def test_a_bad_setting_stops_the_command_naming_it(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "DATA_DIR": str(tmp_path), "TRUSTED_PROXIES": "10.0.0.0/8,nginx"},
-    )
-    assert result.returncode == 2
-    assert "TRUSTED_PROXIES" in result.stderr and "'nginx'" in result.stderr
 
 
 def test_roles_on_fly_and_elsewhere(tmp_path):

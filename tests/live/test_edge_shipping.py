@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 
 from app.sqlite import sqlite3
+from tests.support import ROOT
 from tests.support.app import PASSWORD
-from tests.support.edge_counting import ROOT, TOKEN, copy_database
+from tests.support.edge_counting import TOKEN, copy_database
 from tests.support.load import LOAD_ENV
 from tests.support.net import free_port
 from tests.support.service import Service

@@ -4,8 +4,6 @@ the service's own verification of the replica with its metrics."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import signal
 import subprocess
 import time
@@ -21,12 +19,8 @@ from app.config import Settings
 from app.db import migrate
 from app.main import create_app
 from app.sqlite import sqlite3
-from tests.support.app import make_settings, metric
+from tests.support.app import metric, replica_settings
 from tests.support.waiting import wait_until
-
-
-def replica_settings(tmp_path: Path, **overrides) -> Settings:
-    return make_settings(tmp_path, replica_url=f"file://{tmp_path / 'replica'}", **overrides)
 
 
 def replica_txid(settings: Settings, level: int = 0) -> int:
@@ -146,21 +140,6 @@ def test_the_history_reaches_back_backup_retention_and_no_further(tmp_path, repl
     assert state_at(settings, drill.commit(n + 1), out) == n + 1
 
 
-def test_serve_gives_litestream_the_history(tmp_path):
-    settings = replica_settings(tmp_path, backup_retention=7 * 24 * 3600)
-    env = replication.environment(settings)
-    assert env["QRCONTACT_SNAPSHOT_RETENTION"] == f"{7 * 24 * 3600 + 20160}s"
-
-
-def test_the_history_settings_for_the_default_thirty_days(tmp_path):
-    settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
-    assert settings.litestream_history() == {
-        "QRCONTACT_SNAPSHOT_INTERVAL": "86400s",
-        "QRCONTACT_SNAPSHOT_RETENTION": f"{31 * 86400}s",
-        "QRCONTACT_L0_RETENTION": "300s",
-    }
-
-
 # --- the service's own check ---------------------------------------------------------
 
 
@@ -202,8 +181,3 @@ def test_a_broken_replica_counts_a_failure(tmp_path, replicating):
         assert metric(client, "backup_last_verified_timestamp_seconds") == 0  # never good in this process
 
 
-@pytest.mark.parametrize("change", [{"backup_verify_interval": 0}, {"replica_url": "off"}])
-def test_no_check_when_off(tmp_path, change):
-    settings = dataclasses.replace(replica_settings(tmp_path), **change)
-    with TestClient(create_app(settings)) as client:
-        assert math.isnan(metric(client, "backup_last_verified_timestamp_seconds"))

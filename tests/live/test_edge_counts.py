@@ -34,14 +34,13 @@ from app.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.main import create_app
 from app.replication import renew_history
 from app.sqlite import sqlite3
+from tests.support import ROOT
 from tests.support.app import PASSWORD, PHONE_UA, create_card, make_settings, metric, register
 from tests.support.db import query
 from tests.support.edge_counting import TOKEN, copy_database
 from tests.support.load import LOAD_ENV
 from tests.support.net import free_port
 from tests.support.service import Service
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass
