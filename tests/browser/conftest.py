@@ -23,7 +23,6 @@ def console_server(tmp_path_factory) -> Iterator[Service]:
     service.stop()
 
 
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():

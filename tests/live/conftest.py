@@ -30,11 +30,9 @@ def smtp() -> Iterator[MailSink]:
     sink.stop()
 
 
-
 @pytest.fixture
 def mail_settings(tmp_path: Path, smtp: MailSink) -> Settings:
     return make_settings(tmp_path, smtp_url=smtp.url)
-
 
 
 @pytest.fixture
@@ -42,7 +40,6 @@ def mail_client(mail_settings: Settings) -> Iterator[TestClient]:
     """The app sending its email to the `smtp` fixture's server."""
     with TestClient(create_app(mail_settings), base_url="https://qr.example.test") as client:
         yield client
-
 
 
 @pytest.fixture
@@ -58,7 +55,6 @@ def service(tmp_path):
     for svc in started:
         if svc.process and svc.process.poll() is None:
             svc.stop(signal.SIGKILL)
-
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +80,6 @@ def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     finally:
         with_group_gone(process.pid)
         process.wait(timeout=10)
-
 
 
 @pytest.fixture

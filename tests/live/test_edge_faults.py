@@ -128,7 +128,7 @@ def answer(url: str) -> httpx.Response | None:
 
 
 @pytest.fixture
-def regions_behind_a_proxy(s3_endpoint, tmp_path) -> Iterator[tuple[StoreProxy, Service, list[Service], dict]]:  # noqa: F811
+def regions_behind_a_proxy(s3_endpoint, tmp_path) -> Iterator[tuple[StoreProxy, Service, list[Service], dict]]:
     make_bucket(s3_endpoint, "faults")
     store = StoreProxy(s3_endpoint)
     replica = replica_url(store.url, "faults")

@@ -42,7 +42,7 @@ class Regions:
 
 
 @pytest.fixture(scope="module")
-def regions(s3_endpoint, tmp_path_factory) -> Iterator[Regions]:  # noqa: F811
+def regions(s3_endpoint, tmp_path_factory) -> Iterator[Regions]:
     root = tmp_path_factory.mktemp("regions")
     make_bucket(s3_endpoint, "regions")
     replica = replica_url(s3_endpoint, "regions")
@@ -197,7 +197,7 @@ def test_the_change_sequence_needs_the_edge_token(regions):
     assert answer.json()["latest"] >= len(answer.json()["changes"]) > 0
 
 
-def test_an_edge_without_a_copy_is_not_healthy(regions, s3_endpoint, tmp_path):  # noqa: F811
+def test_an_edge_without_a_copy_is_not_healthy(regions, s3_endpoint, tmp_path):
     regions.create("no-copy-yet")
     make_bucket(s3_endpoint, "nothing-yet")
     env = edge_env(regions.primary, regions.internal_url, replica_url(s3_endpoint, "nothing-yet"))
@@ -258,7 +258,7 @@ def status_and_allow(answer: bytes) -> tuple[int, str | None]:
     return int(head[0].split()[1]), headers.get("allow")
 
 
-def test_after_a_restore_of_the_primary_the_edge_serves_only_what_it_has(s3_endpoint, tmp_path):  # noqa: F811
+def test_after_a_restore_of_the_primary_the_edge_serves_only_what_it_has(s3_endpoint, tmp_path):
     """A point-in-time restore undoes a card the edge has in its copy and has heard of. The
     restored primary's change sequence is another history, and says so: the edge forgets
     its copy and what it heard, and answers as the primary does within seconds."""

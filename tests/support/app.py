@@ -12,15 +12,8 @@ from litestar.testing import TestClient
 from app.config import Settings
 
 PASSWORD = "correct horse battery staple"
-
-
-
 PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
-
-
-
 _emails = itertools.count(1)
-
 
 
 def make_settings(data_dir: Path, **overrides) -> Settings:
@@ -34,10 +27,8 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     return dataclasses.replace(base, **overrides)
 
 
-
 def unique_email() -> str:
     return f"user{next(_emails)}@example.com"
-
 
 
 def register(client: TestClient, email: str | None = None, **extra) -> dict:
@@ -52,7 +43,6 @@ def register(client: TestClient, email: str | None = None, **extra) -> dict:
     return body
 
 
-
 def create_card(client: TestClient, headers: dict, **fields) -> dict:
     body = {"fullName": "Jane Doe", "email": "jane@example.com", **fields}
     response = client.post("/v1/cards", json=body, headers=headers)
@@ -60,12 +50,10 @@ def create_card(client: TestClient, headers: dict, **fields) -> dict:
     return response.json()
 
 
-
 def flush_counters(client: TestClient) -> None:
     """Write the buffered scan and view counts now instead of waiting for the next second."""
     state = client.app.state
     client.blocking_portal.call(state.counters.flush)
-
 
 
 def assert_problem(response, status: int) -> dict:
@@ -76,7 +64,6 @@ def assert_problem(response, status: int) -> dict:
     assert body["status"] == status
     assert body["title"]
     return body
-
 
 
 def metric(client, name: str, **labels: str) -> float:

@@ -12,16 +12,13 @@ from tests.support.app import PASSWORD
 ORIGIN = "https://qr.example.test"
 
 
-
 def csrf_of(html: str) -> str:
     return re.search(r'name="_csrf_token" value="([^"]+)"', html).group(1)
-
 
 
 def errors_of(html: str) -> dict[str, str]:
     """The messages shown next to fields: {field: message}."""
     return dict(re.findall(r'<p class="error" id="([^"]+)-error">([^<]+)</p>', html))
-
 
 
 def log_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
@@ -30,7 +27,6 @@ def log_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
     response = client.post("/app/login", data={"_csrf_token": token, "email": email, "password": password})
     assert response.status_code == 200 and response.url.path == "/app/cards", response.text
     return token
-
 
 
 def post_form(client: TestClient, path: str, token: str | None, **fields) -> object:

@@ -15,7 +15,6 @@ def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-
 def execute(settings: Settings, sql: str, params: tuple = ()) -> None:
     conn = sqlite3.connect(settings.database_path, timeout=10)
     try:

@@ -21,10 +21,8 @@ def dockerfile() -> list[tuple[str, str]]:
     return instructions
 
 
-
 def instruction(name: str) -> list[str]:
     return [rest for keyword, rest in dockerfile() if keyword == name]
-
 
 
 def image_env() -> dict[str, str]:

@@ -10,7 +10,6 @@ from app.sqlite import sqlite3
 TOKEN = "edge-token-" + "e" * 40
 
 
-
 def copy_database(source: Path, target: Path) -> Path:
     """A copy of the primary's database, as an edge restores one (SQLite's online backup)."""
     src, dst = sqlite3.connect(source), sqlite3.connect(target)

@@ -13,10 +13,8 @@ from tests.support.service import Service
 TOKEN = secrets.token_urlsafe(32)
 
 
-
 def replica_url(endpoint: str, bucket: str) -> str:
     return f"s3://{bucket}/db?endpoint={endpoint}&region=us-east-1&forcePathStyle=true"
-
 
 
 def edge_env(primary: Service, internal_url: str, replica: str) -> dict[str, str]:
@@ -24,7 +22,6 @@ def edge_env(primary: Service, internal_url: str, replica: str) -> dict[str, str
         "ROLE": "edge", "PRIMARY_URL": primary.url, "PRIMARY_INTERNAL_URL": internal_url, "EDGE_TOKEN": TOKEN,
         "REPLICA_URL": replica, "PUBLIC_BASE_URL": primary.url, **S3_ENV,
     }
-
 
 
 def served_by_the_edge(response: httpx.Response) -> bool:

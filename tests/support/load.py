@@ -20,14 +20,12 @@ from tests.support.service import Service
 LOAD_ENV = {"RATE_LIMIT_PER_MINUTE": "1000000"}
 
 
-
 def integrity(database: Path) -> str:
     conn = sqlite3.connect(database)
     try:
         return "\n".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
     finally:
         conn.close()
-
 
 
 def session(url: str, email: str) -> dict:
@@ -40,7 +38,6 @@ def session(url: str, email: str) -> dict:
     return {"Authorization": f"Bearer {response.json()['accessToken']}"}
 
 
-
 @dataclass
 class Acknowledged:
     """What the service said it stored (201) or deleted (204), across kill cycles, and the
@@ -51,7 +48,6 @@ class Acknowledged:
     deleted: set[str] = field(default_factory=set)
     deleting: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
 
 
 def writer(url: str, headers: dict, tag: str, acked: Acknowledged, stop: threading.Event) -> None:
@@ -79,7 +75,6 @@ def writer(url: str, headers: dict, tag: str, acked: Acknowledged, stop: threadi
                             acked.deleted.add(gone)
             except httpx.HTTPError:
                 return  # the service is gone: whatever was in flight was never acknowledged
-
 
 
 def sigkill_cycle(data_dir: Path, cycle: int, acked: Acknowledged, rng: random.Random, writers: int = 6) -> dict:
@@ -123,7 +118,6 @@ def sigkill_cycle(data_dir: Path, cycle: int, acked: Acknowledged, rng: random.R
         "moment": moment, "integrity": check, "lost": lost, "resurrected": resurrected, "acknowledged": total,
         "unanswered_deletes_committed": sorted(committed),
     }
-
 
 
 async def concurrent_writes(url: str, writers: int, writes_each: int) -> list[tuple[int, float, str]]:

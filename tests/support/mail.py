@@ -73,22 +73,18 @@ class MailSink:
         return self.messages()
 
 
-
 def text_part(message: EmailMessage) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
-
 
 
 def html_part(message: EmailMessage) -> str:
     return message.get_body(preferencelist=("html",)).get_content()
 
 
-
 def wake_outbox(client: TestClient) -> None:
     """Make every waiting email due now and wake the worker (instead of waiting out the backoff)."""
     execute(client.app.state.settings, "UPDATE email_outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z' WHERE status = 'pending'")
     client.blocking_portal.call(client.app.state.outbox.wake)
-
 
 
 def drain_outbox(client) -> None:

@@ -7,7 +7,6 @@ from tests.support.app import make_settings
 PROXIES = "10.0.0.0/8,2001:db8:ffff::/48"
 
 
-
 def settings_with(tmp_path, proxies: str = PROXIES, **overrides):
     networks = tuple(p for p in proxies.split(",") if p)
     return make_settings(tmp_path, trusted_proxies=networks, **overrides)

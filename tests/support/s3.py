@@ -5,7 +5,6 @@ from __future__ import annotations
 S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
-
 def make_bucket(endpoint: str, name: str) -> None:
     import boto3
 

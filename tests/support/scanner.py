@@ -34,7 +34,6 @@ def exchange(live, requests: list[bytes]) -> list[bytes]:
         return found
 
 
-
 def limited_client(tmp_path, **overrides) -> TestClient:
     return TestClient(create_app(make_settings(tmp_path, scanner_rate_limit_per_minute=3, **overrides)))
 

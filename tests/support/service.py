@@ -21,7 +21,6 @@ from tests.support.waiting import wait_until
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
 
 
-
 class Service:
     """`qrcontact serve` in its own process group, stopped by PID when the test ends."""
 
@@ -95,7 +94,6 @@ class Service:
             return self.process.wait(timeout=30)
         finally:
             with_group_gone(self.process.pid)
-
 
 
 def with_group_gone(pgid: int) -> None:

@@ -23,7 +23,6 @@ def test_serve_gives_litestream_the_history(tmp_path):
     assert env["QRCONTACT_SNAPSHOT_RETENTION"] == f"{7 * 24 * 3600 + 20160}s"
 
 
-
 def test_the_history_settings_for_the_default_thirty_days(tmp_path):
     settings = Settings.from_env({"DATA_DIR": str(tmp_path)})
     assert settings.litestream_history() == {
@@ -31,7 +30,6 @@ def test_the_history_settings_for_the_default_thirty_days(tmp_path):
         "QRCONTACT_SNAPSHOT_RETENTION": f"{31 * 86400}s",
         "QRCONTACT_L0_RETENTION": "300s",
     }
-
 
 
 @pytest.mark.parametrize("change", [{"backup_verify_interval": 0}, {"replica_url": "off"}])

@@ -335,7 +335,7 @@ FORMS = [
 @pytest.mark.parametrize("path, fields", FORMS)
 @pytest.mark.parametrize("token, headers", [("missing", {}), ("right", {"Origin": "https://evil.example"})])
 def test_every_account_and_team_form_refuses_a_post_without_the_token_or_from_another_origin(
-    forms_console, path, fields, token, headers  # noqa: F811
+    forms_console, path, fields, token, headers
 ):
     client, _, csrf = forms_console
     settings = client.app.state.settings

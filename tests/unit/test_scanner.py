@@ -50,7 +50,6 @@ def test_fast_route_matches_exact_segments_only(path, method, caught):
     assert fast_route(path, method) == caught
 
 
-
 def test_redirect_latency_covers_reading_the_card(client, monkeypatch):
     from app import card_cache
 
@@ -68,7 +67,6 @@ def test_redirect_latency_covers_reading_the_card(client, monkeypatch):
     assert metric(client, "redirect_latency_seconds_bucket", le="0.1") == fast  # observed above 0.1 s
 
 
-
 def test_a_request_id_is_echoed_only_when_it_is_safe_to_write_back():
     from app.scanner import request_id_for
 
@@ -76,7 +74,6 @@ def test_a_request_id_is_echoed_only_when_it_is_safe_to_write_back():
     for unsafe in (b"abc\n", b"abc\r\nSet-Cookie: x=1", b"", b"a" * 129, "é".encode("latin-1")):
         assert re.fullmatch(rb"[0-9a-f]{32}", request_id_for(unsafe)), unsafe
     assert re.fullmatch(rb"[0-9a-f]{32}", request_id_for(None))
-
 
 
 def test_scanner_limit_answers_429_with_retry_after_and_does_not_count(tmp_path):
@@ -101,7 +98,6 @@ def test_scanner_limit_answers_429_with_retry_after_and_does_not_count(tmp_path)
         assert scan_count(client, user, card) == 1
 
 
-
 @pytest.mark.parametrize(("trusted", "separate"), [(True, True), (False, False)])
 def test_scanner_limit_trusts_fly_client_ip_only_behind_the_proxy(tmp_path, trusted, separate):
     with limited_client(tmp_path, trust_proxy_headers=trusted) as client:
@@ -112,7 +108,6 @@ def test_scanner_limit_trusts_fly_client_ip_only_behind_the_proxy(tmp_path, trus
         # X-Forwarded-For never names the client.
         spoofed = client.get("/c/anything", headers={"Fly-Client-IP": "10.0.0.1", "X-Forwarded-For": "10.9.9.9"})
         assert spoofed.status_code == 429
-
 
 
 def test_scanner_limit_refills_evenly_and_forgets_idle_clients():
@@ -132,7 +127,6 @@ def test_scanner_limit_refills_evenly_and_forgets_idle_clients():
     assert [limit.retry_after("a") for _ in range(6)] == [0] * 6
 
 
-
 @pytest.mark.parametrize(
     ("agent", "bot"),
     [
@@ -147,7 +141,6 @@ def test_scanner_limit_refills_evenly_and_forgets_idle_clients():
 def test_bot_check_ignores_case(agent, bot):
     assert is_bot(agent) is bot
     assert is_bot(agent) is bot  # and the cached answer is the same
-
 
 
 def test_folded_tallies_read_as_if_recorded_one_by_one():
@@ -183,7 +176,6 @@ def test_folded_tallies_read_as_if_recorded_one_by_one():
     assert samples(folded, "folded_seconds") == samples(direct, "direct_seconds")
     assert registry.get_sample_value("folded_requests_total", {"path": "/c/{slug}"}) == len(values)
     assert registry.get_sample_value("folded_failures_total", {"path": "/c/{slug}"}) == len(values) + 2
-
 
 
 def test_event_seconds_are_the_utc_second():
