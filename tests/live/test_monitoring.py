@@ -1,5 +1,6 @@
 """The alert rules in monitoring/ checked and unit-tested by promtool (Debian's prometheus
-package), with the spec's thresholds.
+package), with the spec's thresholds; and the dashboard and the alerts query only metrics
+the service exports, a primary's and an edge's (whose app starts `litestream restore`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ROOT
-
-ALERTS = ROOT / "monitoring" / "alerts.yml"
+from app.main import create_app
+from tests.support.app import PHONE_UA, create_card, flush_counters, make_settings, register
+from tests.support.monitoring import ALERTS, _alert_rules, _panel_exprs, _queried_exprs, metric_names_in, unexported_metrics
 
 # (alert, input series, eval time, labels of the firing alert, or None for silent)
 ALERT_CASES = [
@@ -125,3 +128,54 @@ def _promtool() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def exported_metric_names(tmp_path_factory) -> frozenset[str]:
+    """Every series name the real app serves at /metrics after being used a little."""
+    settings = make_settings(tmp_path_factory.mktemp("metrics"), trust_proxy_headers=True)
+    with TestClient(create_app(settings)) as client:
+        user = register(client)
+        card = create_card(client, user["headers"], slug="metrics-card")
+        for mode, fmt in (("static", "png"), ("dynamic", "svg")):
+            response = client.get(f"/v1/cards/{card['cardId']}/qr", params={"format": fmt, "mode": mode}, headers=user["headers"])
+            assert response.status_code == 200
+        phone = {"User-Agent": PHONE_UA, "Fly-Region": "ams"}
+        assert client.get("/c/metrics-card", headers=phone, follow_redirects=False).status_code == 302
+        assert client.get("/p/metrics-card", headers=phone).status_code == 200
+        flush_counters(client)
+        assert client.get("/no/such/page").status_code == 404
+        text = client.get("/metrics").text
+    # An edge's own series (app/edge_copy.py), from an edge app that has no copy yet.
+    data_dir = tmp_path_factory.mktemp("edge-metrics")
+    edge = make_settings(
+        data_dir, role="edge", replica_url=f"file://{data_dir / 'empty-replica'}", primary_url="http://127.0.0.1:9",
+        primary_internal_url="http://127.0.0.1:9", edge_token="e" * 32,
+    )
+    with TestClient(create_app(edge)) as client:
+        text += client.get("/metrics").text
+    return frozenset(sample.name for family in text_string_to_metric_families(text) for sample in family.samples)
+
+
+def test_dashboard_and_alerts_query_only_exported_metrics(exported_metric_names) -> None:
+    assert unexported_metrics(_queried_exprs(), exported_metric_names) == {}
+
+
+def test_the_spec_metrics_are_exported(exported_metric_names) -> None:
+    spec = {
+        "http_requests_total", "http_request_duration_seconds_bucket", "qr_generations_total",
+        "qr_generation_duration_seconds_bucket", "redirects_total", "redirect_latency_seconds_bucket",
+        "errors_total", "cache_hits_total", "cache_misses_total", "replication_lag_seconds",
+        "sqlite_database_bytes", "sqlite_wal_bytes", "sqlite_info", "active_users",
+        "viral_events_total", "viral_k_factor", "queue_depth", "queue_jobs_failed_total",
+        "backup_last_verified_timestamp_seconds", "backup_verify_failures_total",
+    }
+    assert spec <= exported_metric_names, sorted(spec - exported_metric_names)
+
+
+def test_the_edge_counting_metrics_are_exported_and_shown(exported_metric_names) -> None:
+    edge = {"edge_outbox_depth", "edge_batches_shipped_total", "edge_batches_failed_total", "edge_batches_applied_total",
+            "edge_batches_refused_total", "edge_replica_lag_seconds"}
+    assert edge <= exported_metric_names, sorted(edge - exported_metric_names)
+    shown = set().union(*(metric_names_in(e) for e in _panel_exprs()))
+    alerted = set().union(*(metric_names_in(rule["expr"]) for rule in _alert_rules()))
+    assert edge <= shown
+    assert {"edge_outbox_depth", "edge_batches_failed_total", "edge_batches_refused_total"} <= alerted
