@@ -5,7 +5,7 @@ inside that window, and an edge killed with `kill -9` and restarted inside it to
 Real processes on 127.0.0.1: a primary and two edges (`qrcontact serve`), the real
 `litestream`, moto_server as S3 behind tests/support/store_proxy.py, which every one of them
 reaches the store through and which drops every request while the store is "down". The
-faults break the servers, so this module has its own (tests/test_edges.py shares its set
+faults break the servers, so this module has its own (tests/live/test_edges.py shares its set
 among tests that need them whole).
 """
 

@@ -1,7 +1,7 @@
 """Scans counted at edges in processes of their own reach a live primary exactly once:
 the primary stopped and started again under them, an edge killed with SIGKILL right after
 a flush and restarted (SPEC §7). The edges here are the counting pipeline alone
-(tests/support/edge_counting_process.py: Counters, outbox file, Shipper); tests/test_edges.py runs
+(tests/support/edge_counting_process.py: Counters, outbox file, Shipper); tests/live/test_edges.py runs
 whole edge apps.
 """
 

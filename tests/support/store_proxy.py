@@ -1,6 +1,6 @@
 """An HTTP proxy on 127.0.0.1 in front of moto_server (the object store): it counts the
 requests through it by kind (LIST, GET, PUT, ...) for bench/edges.py, and can make the
-store unreachable for tests/test_edge_faults.py.
+store unreachable for tests/live/test_edge_faults.py.
 
 While `down`, every request that arrives (on a new connection or on one kept alive) gets
 its connection closed without an answer, so a client sees the store drop it; requests
