@@ -164,7 +164,7 @@ def make_symbol(payload: str, ecc: Ecc) -> Symbol:
     vCard). Here segno encodes once with mask 0, and the eight candidates are scored as
     whole symbols: every row (and every column) laid end to end in one big int, so
     masking is one XOR and each penalty rule a few shifts and a bit count. The rules are
-    ISO 18004's, computed as segno computes them, so the same mask wins (tests/test_qr.py
+    ISO 18004's, computed as segno computes them, so the same mask wins (tests/unit/test_qr.py
     compares the two).
     """
     symbol = _segno(payload, ecc, mask=0)
@@ -434,7 +434,7 @@ ENTRY_OVERHEAD = 900
 class QrCache:
     """Rendered images by (payload, drawing), bounded by the memory they take: each entry
     is counted as its image, its payload and ENTRY_OVERHEAD, so that the bound holds for
-    many small images as for few large ones (tests/test_qr.py measures it)."""
+    many small images as for few large ones (tests/unit/test_qr.py measures it)."""
 
     def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
         # Values are (image, the bytes it is counted for).

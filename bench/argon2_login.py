@@ -22,7 +22,7 @@ from litestar.testing import TestClient  # noqa: E402
 
 from app.accounts.hashing import HASHER  # noqa: E402
 from app.main import create_app  # noqa: E402
-from tests.conftest import PASSWORD, make_settings  # noqa: E402
+from tests.support.app import PASSWORD, make_settings  # noqa: E402
 
 
 def timed(fn, rounds: int) -> float:

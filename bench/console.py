@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.db import isoformat  # noqa: E402
 from app.sqlite import sqlite3  # noqa: E402
-from tests.conftest import PASSWORD  # noqa: E402
-from tests.test_serve import Service  # noqa: E402
+from tests.support.app import PASSWORD  # noqa: E402
+from tests.support.service import Service  # noqa: E402
 
 
 def fill(database: Path, user_id: str, cards: int, events: int) -> str:

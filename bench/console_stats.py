@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.db import isoformat  # noqa: E402
 from app.sqlite import sqlite3  # noqa: E402
 from bench.console import p95, timings  # noqa: E402
-from tests.conftest import PASSWORD  # noqa: E402
-from tests.test_serve import Service  # noqa: E402
+from tests.support.app import PASSWORD  # noqa: E402
+from tests.support.service import Service  # noqa: E402
 
 DEVICES = ("mobile", "desktop", "tablet", "other")
 COUNTRIES = ("GB", "US", "DE", "FR", "NL", None)

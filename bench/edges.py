@@ -52,7 +52,7 @@ from scanners import (  # noqa: E402
     wrk,
 )
 
-from tests.store_proxy import StoreProxy  # noqa: E402  (counts what the edge asks of the store)
+from tests.support.store_proxy import StoreProxy  # noqa: E402  (counts what the edge asks of the store)
 
 RATIO_TARGET = 0.9
 STALENESS_TARGET = 2.0

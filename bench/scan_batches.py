@@ -31,9 +31,9 @@ from app.edge.scan_batches import MAX_BATCH_ROWS  # noqa: E402
 from app.public.counters import Counters  # noqa: E402
 from app.sqlite import sqlite3  # noqa: E402
 from bench._common import free_port  # noqa: E402
-from tests.conftest import PASSWORD, make_settings  # noqa: E402
-from tests.test_faults import LOAD_ENV  # noqa: E402
-from tests.test_serve import Service  # noqa: E402
+from tests.support.app import PASSWORD, make_settings  # noqa: E402
+from tests.support.load import LOAD_ENV  # noqa: E402
+from tests.support.service import Service  # noqa: E402
 
 TOKEN = "bench-edge-token-" + "b" * 32
 AGENTS = [

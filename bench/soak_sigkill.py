@@ -37,8 +37,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.sqlite import sqlite3  # noqa: E402
-from tests.test_faults import LOAD_ENV, Acknowledged, session, sigkill_cycle  # noqa: E402
-from tests.test_serve import QRCONTACT, Service  # noqa: E402
+from tests.support.load import LOAD_ENV, Acknowledged, session, sigkill_cycle  # noqa: E402
+from tests.support.service import QRCONTACT, Service  # noqa: E402
 
 
 def lost_window_cycle(root: Path, cycle: int, rng: random.Random) -> tuple[float, int, int]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_faults import LOAD_ENV, concurrent_writes  # noqa: E402
-from tests.test_serve import Service  # noqa: E402
+from tests.support.load import LOAD_ENV, concurrent_writes  # noqa: E402
+from tests.support.service import Service  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,6 +1,6 @@
 """The OpenAPI document's corrections, and the interactive docs served from the app itself.
 
-The document is a contract that clients and the API fuzzer (tests/test_fuzz.py) check
+The document is a contract that clients and the API fuzzer (tests/live/test_fuzz.py) check
 responses against, so it must be exact: request bodies refuse unknown fields, and some
 responses come in several media types.
 
@@ -80,7 +80,7 @@ SWAGGER_FILES = {
 
 # Only what the page uses: scripts and styles from this origin (nothing inline), the
 # document and "Try it out" requests to this origin, and the data: images in Swagger UI's
-# styles; no frame may hold it. Checked in Chromium with no violation (tests/test_docs_browser.py).
+# styles; no frame may hold it. Checked in Chromium with no violation (tests/browser/test_docs_browser.py).
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

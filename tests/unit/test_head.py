@@ -1,0 +1,30 @@
+"""HEAD answers wherever GET does, in process, for every GET route in the app's route
+table (on a real uvicorn server: tests/live/test_head.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar.routes import HTTPRoute
+
+PARAMETER_VALUES = {uuid.UUID: "00000000-0000-0000-0000-000000000000", int: "1"}
+
+
+def test_every_get_route_answers_head(client, user):
+    """The route table's every GET path (path parameters filled with values of their type)."""
+    paths = []
+    for route in client.app.routes:
+        if isinstance(route, HTTPRoute) and "GET" in route.methods:
+            path = route.path_format
+            for name, parameter in route.path_parameters.items():
+                path = path.replace("{" + name + "}", PARAMETER_VALUES.get(parameter.type, "x"))
+            paths.append(path)
+    assert {"/", "/health", "/v1/cards", "/app/cards", "/schema", "/schema/openapi.json"} <= set(paths)
+    for path in paths:
+        got = client.get(path, headers=user["headers"], follow_redirects=False)
+        head = client.head(path, headers=user["headers"], follow_redirects=False)
+        assert (path, head.status_code) == (path, got.status_code)
+        assert head.content == b"", path
+
+
