@@ -6,9 +6,9 @@ Route table (each handler lives in the module named, under app/):
   /v1/me, /v1/api-keys       accounts   the account, its email, export and API keys
   /v1/admin/users...         accounts   the team admin: users, invitations, admin, deactivate,
                                         transfer-cards (accounts.team)
-  /v1/cards...               cards      CRUD and QR downloads
+  /v1/cards...               cards.api  CRUD and QR downloads
   /v1/cards/{id}/stats       cards.stats  scan statistics, JSON or CSV
-  /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing
+  /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing.api
   /v1/viral/k-factor         sharing.kfactor  weekly cohorts and the k-factor (admin)
   /c/{slug}, /q/{slug}.png|svg  public.answers  scan redirect and public QR images: the Litestar
                                         handlers answers.scan / answers.public_qr; exact GET/HEAD
@@ -16,10 +16,10 @@ Route table (each handler lives in the module named, under app/):
                                         before them by public.door.ScannerProtocol, in the HTTP
                                         server (answers.answer_scan_now / answer_qr_now)
   /p/{slug}[.vcf]            public.answers  the card page and its vCard
-  /v1/admin/diagnostics      ops        database, replica, queue and cache state (admin)
-  /i/{token}[/open.gif]      sharing    tracked invitation links
+  /v1/admin/diagnostics      ops.monitoring  database, replica, queue and cache state (admin)
+  /i/{token}[/open.gif]      sharing.api  tracked invitation links
   /verify-email              accounts   the page the verification email links to
-  /health, /metrics          ops
+  /health, /metrics          ops.monitoring
   /, /app/*                  console    the web console (app/console/): login, register, cards
                                         pages, their static files; its own session cookie,
                                         CSRF check and HTML error pages
@@ -54,13 +54,15 @@ from app import __version__, accounts, console, mail
 from app.api import limits, problems
 from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
-from app.cards import cards, stats
+from app.cards import api as cards_api
+from app.cards import stats
 from app.config import Settings
 from app.db import Database
 from app.ops import backups, monitoring
 from app.ops.replication import LagMonitor, start_replicating
 from app.public import answers
 from app.public.fast_path import FastPath
+from app.sharing import api as sharing_api
 from app.sharing import kfactor, sharing
 
 if TYPE_CHECKING:
@@ -136,7 +138,8 @@ def create_app(settings: Settings) -> Litestar:
     api = Router(
         "/v1",
         route_handlers=[
-            accounts.me_router, accounts.admin_router, cards.router, stats.router, sharing.router, kfactor.router, monitoring.admin_router,
+            accounts.me_router, accounts.admin_router, cards_api.router, stats.router, sharing_api.router, kfactor.router,
+            monitoring.admin_router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
@@ -165,7 +168,7 @@ def create_app(settings: Settings) -> Litestar:
             api,
             *answers.handlers,
             # The invitation links are public pages too: the scanner limit applies, as on /c, /q and /p.
-            Router("/", route_handlers=sharing.tracking_handlers, before_request=public_page_limit),
+            Router("/", route_handlers=sharing_api.tracking_handlers, before_request=public_page_limit),
             *accounts.public_handlers,
             monitoring.health,
             monitoring.MetricsController,
