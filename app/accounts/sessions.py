@@ -9,7 +9,7 @@ same family, and a replayed spent token revokes the whole family.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import aiosqlite
@@ -124,11 +124,17 @@ async def family_of(conn: aiosqlite.Connection, token: str) -> str | None:
 # --- tokens --------------------------------------------------------------------------
 
 
-def access_token(settings: Settings, user: User, now: datetime) -> str:
-    """A JWT for the account, carrying its token version (Litestar puts it under `extras`)."""
+def access_token(settings: Settings, user: User) -> str:
+    """A JWT for the account, carrying its token version (Litestar puts it under `extras`).
+
+    Dated by the real clock, not the transaction's: Litestar checks `iat` and `exp` against
+    it, and `exp` is counted from the very `iat` the token carries (counted from the
+    transaction's start, a second boundary in between made a 15-minute token 899 s long)."""
+    issued_at = datetime.now(UTC)
     token = Token(
         sub=user.user_id,
-        exp=now + timedelta(minutes=settings.jwt_expiry_minutes),
+        iat=issued_at,
+        exp=issued_at + timedelta(minutes=settings.jwt_expiry_minutes),
         jti=uuid.uuid4().hex,
         extras={"ver": user.token_version},
     )
@@ -148,7 +154,7 @@ async def issue_tokens(
         conn, user.user_id, family_id or uuid.uuid4().hex, settings.refresh_expiry_days, now
     )
     return AuthResponse(
-        access_token=access_token(settings, user, now),
+        access_token=access_token(settings, user),
         refresh_token=refresh,
         expires_in=settings.jwt_expiry_minutes * 60,
         user=user.public(),

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from litestar.testing import TestClient
 
@@ -45,6 +46,16 @@ def test_the_database_clock_dates_the_scans_counted_at_the_primary(settings):
         flush_counters(client)
     # scan_events keeps whole seconds (the edges ship them so, SPEC §7).
     assert query(settings, "SELECT occurred_at FROM scan_events") == [(f"{SET_TIME:%Y-%m-%dT%H:%M:%S}Z",)]
+
+
+def test_an_access_token_lasts_its_whole_lifetime_whenever_its_transaction_began(settings):
+    """The JWT is dated by the clock Litestar checks it against, and its exp counted from its
+    own iat: counted from the transaction's `now`, a transaction that began earlier (here two
+    seconds, as a slow one would) cut the token short."""
+    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+        client.app.state.db.clock = lambda: datetime.now(UTC) - timedelta(seconds=2)
+        claims = jwt.decode(register(client)["accessToken"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == settings.jwt_expiry_minutes * 60
 
 
 def test_one_operation_writes_one_now_however_the_clock_moves(settings):
