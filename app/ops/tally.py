@@ -59,7 +59,7 @@ class Timed:
         if self.counter is not None:
             self.counter.inc(n)
         # prometheus-client has no public call that adds many observations at once; these
-        # are the values Histogram.observe() adds to (tests/unit/test_scanner.py and tests/live/test_scanner.py checks that the
+        # are the values Histogram.observe() adds to (tests/unit/test_scanner.py checks that the
         # samples come out as if observed one by one).
         self.child._sum.inc(total)
         for i, count in enumerate(buckets):
