@@ -57,7 +57,8 @@ def handlers_for(kind: ImageKind) -> list:
         card = await owned_card(db, request, cardId)
         if request.content_type[0].lower() not in MEDIA_TYPES:
             raise Unsupported("send the image as image/jpeg, image/png or image/webp", code="image_type")
-        if int(request.headers.get("content-length") or 0) > MAX_BYTES:  # said before any of it is read
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BYTES:  # said before any of it is read
             raise TooLarge("the image is larger than 10 MB", code="image_too_large")
         upload = await request.body()  # 413 past request_max_body_size (a chunked body)
         card = await set_image(db, request.app.state.public_cards, card, kind, upload)
