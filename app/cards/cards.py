@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import aiosqlite
 import msgspec
@@ -61,6 +61,9 @@ class Card(msgspec.Struct):
     updated_at: str
     view_count: int
     scan_count: int
+    # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
+    photo_hash: str | None = None
+    logo_hash: str | None = None
 
     def vcard(self) -> str:
         return qr.vcard(self.full_name, self.email, self.organization, self.title, self.phone, self.website)
@@ -112,6 +115,8 @@ class ContactCard(msgspec.Struct, rename="camel"):
     card_url: str
     vcard_url: str
     qr_code_url: str
+    photo_url: str | None = None  # a square JPEG of at most 512 px; the URL changes with the image
+    logo_url: str | None = None
 
 
 class CardPage(msgspec.Struct, rename="camel"):
@@ -123,7 +128,7 @@ class CardPage(msgspec.Struct, rename="camel"):
 
 CARD_COLUMNS = (
     "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count"
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, photo_hash, logo_hash"
 )
 EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
 
@@ -240,7 +245,31 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
         card_url=f"{settings.public_base_url}/p/{card.slug}",
         vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",
         qr_code_url=qr.data_url(png),
+        photo_url=image_url(settings.public_base_url, card, "photo"),
+        logo_url=image_url(settings.public_base_url, card, "logo"),
     )
+
+
+ImageKind = Literal["photo", "logo"]
+THUMBNAIL_SUFFIX = "-96"
+
+
+def image_hash(card: Card, kind: ImageKind) -> str | None:
+    return card.photo_hash if kind == "photo" else card.logo_hash
+
+
+def image_path(card: Card, kind: ImageKind, thumbnail: bool = False) -> str | None:
+    """The path of the card's photo or logo (or its 96 px thumbnail) under the public pages,
+    None when it has none: /p/{slug}/{kind}-{hash}[-96].jpg (app/cards/card_images.py)."""
+    content_hash = image_hash(card, kind)
+    if content_hash is None:
+        return None
+    return f"/p/{card.slug}/{kind}-{content_hash}{THUMBNAIL_SUFFIX if thumbnail else ''}.jpg"
+
+
+def image_url(base_url: str, card: Card, kind: ImageKind) -> str | None:
+    path = image_path(card, kind)
+    return None if path is None else base_url + path
 
 
 async def owned_card(db: Database, request: Request, card_id: str) -> Card:
