@@ -24,7 +24,8 @@ import aiosqlite
 import msgspec
 
 from app import mail, qr
-from app.cards.cards import Card
+from app.cards.cards import CARD_COLUMNS, Card
+from app.cards.cards import _card as card_of_row
 from app.cards.stats import csv_cell
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
@@ -165,6 +166,11 @@ async def insert_lead(conn: aiosqlite.Connection, user_id: str, card: Card, lead
     return cursor.rowcount == 1
 
 
+async def card_by_id(conn: aiosqlite.Connection, card_id: str) -> Card | None:
+    row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE card_id = ?", (card_id,))
+    return None if row is None else card_of_row(row)
+
+
 async def owner_of(conn: aiosqlite.Connection, card_id: str) -> tuple[str, str] | None:
     """The user id and account email of the card's owner now (None when the card is gone)."""
     row = await fetch_one(
@@ -257,6 +263,20 @@ async def capture_lead(
         # The events issue (SPEC §9) records the lead here, in this transaction:
         # tx.emit("lead.captured", {"leadId": lead.lead_id, "cardId": card.card_id, "userId": owner[0]})
     return True
+
+
+async def apply_shipped_lead(db: Database, outbox: mail.Outbox, settings: Settings, lead: NewLead) -> bool:
+    """A lead an edge kept while the primary was unreachable: stored once by its lead_id
+    (True if now), without the hourly limits (the visitor was told "Sent" already); False
+    too when its card was deleted meanwhile (nothing to tell its owner through)."""
+    async with db.read() as conn:
+        card = await card_by_id(conn, lead.card_id)
+    if card is None:
+        return False
+    try:
+        return await capture_lead(db, outbox, settings, card, lead, limited=False)
+    except NotFound:
+        return False
 
 
 async def _refuse_over_limits(tx: Tx, settings: Settings, lead: NewLead) -> None:

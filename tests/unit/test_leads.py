@@ -304,3 +304,16 @@ def test_form_errors_are_shown_by_their_fields(client, owner):
     response = send_details(client, "jane-leads", page_token(client, "jane-leads"), name="", consent=None)
     assert response.status_code == 422
     assert form_errors(response.text) == ["Please give your name", "Please tick the box, so they may keep your details"]
+
+
+def test_a_lead_shipped_by_an_edge_is_stored_once_by_its_id(client, settings, owner):
+    from app.leads.leads import NewLead, apply_shipped_lead
+
+    state = client.app.state
+    card = client.blocking_portal.call(state.public_cards.get, "jane-leads")
+    sent = form.Submitted.of({"name": "Edge Visitor", "email": "edge@example.com", "consent": "yes"})
+    lead = NewLead.of(card, sent, "edgeclient", consented_at="2026-01-02T03:04:05.000000Z")
+    apply = lambda: client.blocking_portal.call(apply_shipped_lead, state.db, state.outbox, settings, lead)  # noqa: E731
+    assert [apply(), apply()] == [True, False]
+    assert query(settings, "SELECT lead_id, consented_at FROM leads") == [(lead.lead_id, "2026-01-02T03:04:05.000000Z")]
+    assert lead_mail(settings) == [("lead", "owner@example.com")]
