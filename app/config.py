@@ -48,6 +48,9 @@ class Settings:
     mail_from: str = DEFAULT_MAIL_FROM
     rate_limit_per_minute: int = 50
     scanner_rate_limit_per_minute: int = 3000
+    # The contact exchange form (app/leads): leads kept per client IP and per card in an hour.
+    leads_per_ip_hour: int = 10
+    leads_per_card_hour: int = 200
     trust_proxy_headers: bool = False
     # CIDRs of the peers whose X-Forwarded-For / Forwarded the limits believe (app/proxies.py).
     # Text, checked at start: Litestar's signature models cannot hold network objects.
@@ -139,6 +142,8 @@ class Settings:
             mail_from=_mail_from(env.get("MAIL_FROM") or DEFAULT_MAIL_FROM),
             rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 50, 1, 1_000_000),
             scanner_rate_limit_per_minute=_int(env, "SCANNER_RATE_LIMIT_PER_MINUTE", 3000, 1, 1_000_000_000),
+            leads_per_ip_hour=_int(env, "LEADS_PER_IP_HOUR", 10, 1, 1_000_000),
+            leads_per_card_hour=_int(env, "LEADS_PER_CARD_HOUR", 200, 1, 1_000_000),
             trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             backup_retention=_duration(env, "BACKUP_RETENTION", 30 * DAY, low=60),

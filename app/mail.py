@@ -171,7 +171,7 @@ async def enqueue(
     outbox: Outbox,
     message: EmailMessage,
     *,
-    kind: Literal["verification", "invitation", "password_reset", "email_change", "team_invitation"],
+    kind: Literal["verification", "invitation", "password_reset", "email_change", "team_invitation", "lead", "lead_card"],
     user_id: str | None = None,
     invitation_id: int | None = None,
 ) -> str:

@@ -18,6 +18,8 @@ Route table (each handler lives in the module named, under app/):
                                         server (answers.answer_scan_now / answer_qr_now)
   /p/{slug}[.vcf]            public.answers  the card page and its vCard
   /p/{slug}/{kind}-{hash}[-96].jpg  public.answers  the card's photo and logo, immutable
+  /p/{slug}/exchange         leads.exchange  the card page's contact exchange form (POST)
+  /v1/leads...               leads.api  the owner's leads: list, get, delete, CSV export
   /v1/admin/diagnostics      ops.monitoring  database, replica, queue and cache state (admin)
   /i/{token}[/open.gif]      sharing.api  tracked invitation links
   /verify-email              accounts   the page the verification email links to
@@ -60,6 +62,8 @@ from app.cards import api as cards_api
 from app.cards import images_api, stats
 from app.config import Settings
 from app.db import Database
+from app.leads import api as leads_api
+from app.leads import exchange
 from app.ops import backups, monitoring
 from app.ops.replication import LagMonitor, start_replicating
 from app.public import answers
@@ -141,8 +145,7 @@ def create_app(settings: Settings) -> Litestar:
         "/v1",
         route_handlers=[
             accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
-            sharing_api.router, kfactor.router,
-            monitoring.admin_router,
+            sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],
@@ -170,6 +173,7 @@ def create_app(settings: Settings) -> Litestar:
             public_api,
             api,
             *answers.handlers,
+            *exchange.handlers,
             # The invitation links are public pages too: the scanner limit applies, as on /c, /q and /p.
             Router("/", route_handlers=sharing_api.tracking_handlers, before_request=public_page_limit),
             *accounts.public_handlers,

@@ -18,6 +18,7 @@ from app.cards import cards, stats
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep
 from app.fields import Email, LinkToken
+from app.leads import leads
 from app.sharing import sharing
 
 
@@ -48,6 +49,7 @@ class AccountExport(msgspec.Struct, rename="camel"):
     api_keys: list[ApiKey]
     invitations: list[sharing.Invitation]
     scans: list[stats.ScanEvent]
+    leads: list[leads.Lead]
 
 
 @get("/me", operation_id="getMe", summary="The current account", responses=problems(*AUTHENTICATED))
@@ -76,12 +78,14 @@ async def export_account(db: Database, state: State, settings: Settings, user: U
         keys = await list_api_keys(conn, user.user_id)
         invitations = await sharing.list_user_invitations(conn, user.user_id)
         events = await stats.list_user_events(conn, user.user_id)
+        lead_rows = await leads.list_leads(conn, user.user_id)
     return AccountExport(
         user=user.public(),
         cards=[await cards.to_response(row, state, settings) for row in rows],
         api_keys=keys,
         invitations=invitations,
         scans=events,
+        leads=[lead for _, lead in lead_rows],
     )
 
 

@@ -136,6 +136,7 @@ FLASHES = {
     "shared-emails": "Invitation sent to {count}.",
     "shared-links": "Invitations made for {count}: emails go out by themselves; tap each button below to send the others.",
     "shared-none": "Nothing new was sent: everyone here already had an invitation from you today.",
+    "lead-deleted": "Lead deleted.",
     "key-revoked": "API key revoked. Programs using it can no longer sign in with it.",
     # account and team pages (console/account.py, console/team.py)
     "reset-sent": "If an account has this address, a link to choose a new password is on its way. It works once, within an hour.",

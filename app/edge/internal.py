@@ -9,6 +9,7 @@ runs only on the primary, and only when EDGE_TOKEN is set.
 Endpoints (add one by adding its handler to `handlers`):
   POST /internal/scan-batches   scan_batches  an edge's counted scans and views, applied once per batch
   GET /internal/changes         card_changes  the card slugs changed after a point, long-polled
+  POST /internal/leads          leads         a lead an edge kept while the primary was unreachable, stored once
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from litestar.handlers import BaseRouteHandler
 from app.api import limits, problems
 from app.config import Settings
 from app.db import Database
-from app.edge import card_changes, scan_batches
+from app.edge import card_changes, leads, scan_batches
 from app.public.door import protocol
 
 log = logging.getLogger("app.internal")
 
 # Every endpoint of the internal port; each module that has one is listed here.
-handlers = [scan_batches.receive_scan_batch, card_changes.card_changes]
+handlers = [scan_batches.receive_scan_batch, card_changes.card_changes, leads.receive_lead]
 
 # A scan batch is the largest body: scan_batches.MAX_BATCH_ROWS rows of at most a few
 # hundred bytes each (a referrer host is at most 253 characters).

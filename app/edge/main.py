@@ -12,6 +12,8 @@ TRUSTED_PROXIES decides whether it believes them).
 
 An edge has no writable database: scans and views counted here are flushed into the
 edge's own outbox file and shipped to the primary (app/edge/outbox.py), never into the copy.
+The card page's exchange form goes to the primary too; while the primary is unreachable the
+edge keeps the lead in the same file and ships it later (app/edge/leads.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from app import qr
 from app.api import problems
 from app.api.methods import head_like_get
 from app.config import Settings
+from app.edge.leads import LeadShipper, exchange_at_edge
 from app.edge.local_copy import AskPrimary, EdgeCopy, running
 from app.edge.outbox import EdgeOutbox, Shipper
 from app.ops import monitoring, tally
@@ -95,6 +98,27 @@ class Primary:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+
+    async def send_form(self, scope: Scope, body: bytes) -> Response | None:
+        """A form post (the card page's exchange form, app/edge/leads.py) to the primary, its
+        answer as a response; None when the primary could not be reached at all, so it never
+        saw the post (refused or timed-out connection). Any later failure is the 503 page:
+        the primary may have acted on it."""
+        if self.replay is not None:
+            return Response(b"", status_code=204, headers={"fly-replay": self.replay.decode()})
+        try:
+            answer = await self.client.post(self.url_of(scope), headers=forwarded_headers(scope), content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            log.warning("the primary is unreachable for %s: %s", scope["path"], exc)
+            return None
+        except httpx.HTTPError as exc:
+            log.warning("the primary did not answer %s %s: %s", scope["method"], scope["path"], exc)
+            return UNAVAILABLE_PAGE.response()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in answer.headers.raw
+                   if k.lower() not in NOT_PASSED_BACK | {b"content-length", b"content-encoding", b"content-type"}}
+        headers["via"] = VIA.decode()
+        media_type = answer.headers.get("content-type", "text/html").removesuffix("; charset=utf-8")
+        return Response(answer.content, status_code=answer.status_code, headers=headers, media_type=media_type)
 
     def url_of(self, scope: Scope) -> str:
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
@@ -250,6 +274,7 @@ def create_edge_app(settings: Settings) -> Litestar:
     primary = Primary(settings)
     outbox = EdgeOutbox.for_settings(settings)
     shipper = Shipper(outbox, settings)
+    lead_shipper = LeadShipper(outbox, settings)
     public = answers.Public(
         settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
     )
@@ -257,6 +282,7 @@ def create_edge_app(settings: Settings) -> Litestar:
         "settings": settings,
         "edge_copy": copy,
         "primary": primary,
+        "edge_outbox": outbox,
         "public": public,
         "public_cards": public.cards,
         "counters": public.counters,
@@ -267,6 +293,7 @@ def create_edge_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await outbox.open()
         shipper.start()
+        lead_shipper.start()
         counting = asyncio.create_task(public.counters.run())
         async with running(copy):
             try:
@@ -278,12 +305,13 @@ def create_edge_app(settings: Settings) -> Litestar:
                 # The last second's counts into the outbox, then one last try to ship them.
                 await public.counters.flush()
                 await shipper.stop()
+                await lead_shipper.stop()
                 await outbox.close()
                 await primary.close()
 
     prometheus = monitoring.prometheus_config()
     app = Litestar(
-        route_handlers=[*answers.handlers, edge_health, EdgeMetricsController],
+        route_handlers=[*answers.handlers, exchange_at_edge, edge_health, EdgeMetricsController],
         state=state,
         lifespan=[lifespan],
         plugins=[problems.problem_details],

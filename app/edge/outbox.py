@@ -62,6 +62,9 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS outbox (outbox_id TEXT NOT NULL)",
     # `body` is exactly what is sent: the batch's JSON, its number inside.
     "CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, created_at TEXT NOT NULL)",
+    # Leads the edge took while the primary was unreachable (app/edge/leads.py), each with
+    # the lead_id minted here: the primary applies a lead id once, however often it is sent.
+    "CREATE TABLE IF NOT EXISTS leads (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, created_at TEXT NOT NULL)",
 ]
 
 
@@ -82,6 +85,7 @@ class EdgeOutbox:
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
         self._added = asyncio.Event()
+        self.leads_added = asyncio.Event()  # set when a lead is kept (and at open, to look)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EdgeOutbox:
@@ -105,6 +109,7 @@ class EdgeOutbox:
         OUTBOX_DEPTH.set(self.depth)
         if self.depth:
             self._added.set()
+        self.leads_added.set()
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -156,6 +161,22 @@ class EdgeOutbox:
             cursor = await conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         self.depth -= cursor.rowcount
         OUTBOX_DEPTH.set(self.depth)
+
+    async def keep_lead(self, body: bytes) -> None:
+        """Keep a lead for the primary (durable once this returns). Raises sqlite3.Error."""
+        async with self._transaction() as conn:
+            await conn.execute("INSERT INTO leads (body, created_at) VALUES (?, ?)", (body, isoformat(self.clock())))
+        self.leads_added.set()
+
+    async def oldest_lead(self) -> tuple[int, bytes] | None:
+        assert self._conn is not None, "the edge outbox is not open"
+        async with self._lock:
+            row = await (await self._conn.execute("SELECT seq, body FROM leads ORDER BY seq LIMIT 1")).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    async def remove_lead(self, seq: int) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM leads WHERE seq = ?", (seq,))
 
     async def wait_for_batches(self) -> None:
         """Return once a batch is waiting."""

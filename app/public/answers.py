@@ -36,6 +36,7 @@ from app.api.problems import problems
 from app.cards.cards import THUMBNAIL_SUFFIX, Card, ImageKind, dynamic_drawing, image_hash, short_url
 from app.config import Settings
 from app.db import Database
+from app.leads import form as lead_form
 from app.ops import tally
 from app.proxies import client_of
 from app.public.bots import is_bot
@@ -256,7 +257,7 @@ def card_page_of(public: Public, found: Card | Gone | None, extension: str, visi
         return vcard_answer(found)
     if visit.countable:
         public.counters.view(found, visit.user_agent, visit.referer, visit.country)
-    return page_of(found, public.settings.public_base_url)
+    return page_of(found, public.settings, public.counters.seconds())
 
 
 _PAGE_ANSWER_HEADERS = [
@@ -265,21 +266,25 @@ _PAGE_ANSWER_HEADERS = [
 ]
 
 
-def page_of(card: Card, base_url: str) -> Answer:
+def page_of(card: Card, settings: Settings, now: float) -> Answer:
     """The card's page, drawn once for each state of the card the card cache holds (an edit
-    makes a new Card object): at most PAGES_KEPT pages, the last drawn."""
+    makes a new Card object) and each hour: the exchange form's token is issued per hour
+    (app/leads/form.py), so every visitor within the hour gets the same bytes. At most
+    PAGES_KEPT pages, the last drawn."""
+    window = lead_form.window_start(now)
     kept = _pages.get(card.slug)
-    if kept is not None and kept[0] is card:
-        return kept[1]
-    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, base_url).encode())
+    if kept is not None and kept[0] is card and kept[1] == window:
+        return kept[2]
+    token = lead_form.issue_token(settings.jwt_secret, card.slug, window)
+    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, settings.public_base_url, token).encode())
     if len(_pages) >= PAGES_KEPT:
         del _pages[next(iter(_pages))]
-    _pages[card.slug] = (card, answer)
+    _pages[card.slug] = (card, window, answer)
     return answer
 
 
 PAGES_KEPT = 256
-_pages: dict[str, tuple[Card, Answer]] = {}
+_pages: dict[str, tuple[Card, int, Answer]] = {}
 
 
 def vcard_answer(card: Card) -> Answer:

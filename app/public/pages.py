@@ -15,6 +15,7 @@ import jinja2
 from litestar import Response
 
 from app.cards.cards import Card, image_path
+from app.leads import form as lead_form
 from app.public.card_cache import Gone
 from app.static_files import static_url
 
@@ -36,7 +37,7 @@ def style_source(style: str) -> str:
 
 CSP = (
     f"default-src 'none'; style-src {style_source(PAGE_STYLE)}; img-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
@@ -45,9 +46,11 @@ PAGE_HEADERS = {
 }
 
 
-def card_page(card: Card, base_url: str) -> str:
-    """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link previews need."""
+def card_page(card: Card, base_url: str, token: str) -> str:
+    """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link
+    previews need; `token` is the exchange form's (app/leads/form.py)."""
     return TEMPLATES.get_template("card.html").render(
+        exchange=exchange_form(card, token),
         card=card,
         role=", ".join(part for part in (card.title, card.organization) if part),
         mailto=quote(card.email, safe="@+"),
@@ -58,6 +61,26 @@ def card_page(card: Card, base_url: str) -> str:
         favicon=static_url("favicon.svg"),
         style=PAGE_STYLE,
     )
+
+
+def exchange_form(card: Card, token: str, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+                  checked: tuple[bool, bool] = (False, False)) -> dict:
+    """What app/templates/public/exchange_form.html draws: the contact exchange form under the card."""
+    return {
+        "action": f"/p/{card.slug}/exchange", "token": token, "honeypot": lead_form.HONEYPOT,
+        "consent": lead_form.consent_text(card.full_name), "owner": card.full_name,
+        "fields": values or {}, "errors": errors or {}, "consent_checked": checked[0], "send_card_checked": checked[1],
+        "limits": lead_form.LIMITS,
+    }
+
+
+def exchange_page(status: int, card: Card, token: str, values: dict[str, str], errors: dict[str, str],
+                  checked: tuple[bool, bool]) -> Response[bytes]:
+    """The form again, with what was wrong said next to each field (a refused exchange POST)."""
+    body = TEMPLATES.get_template("exchange.html").render(
+        card=card, exchange=exchange_form(card, token, values, errors, checked), style=PAGE_STYLE,
+    ).encode()
+    return Answer(status, [*_PAGE_HEADERS, (b"cache-control", b"no-store")], body).response()
 
 
 class Answer:
