@@ -61,6 +61,7 @@ class Card(msgspec.Struct):
     updated_at: str
     view_count: int
     scan_count: int
+    save_count: int  # downloads of its vCard (SPEC §8)
 
     def vcard(self) -> str:
         return qr.vcard(self.full_name, self.email, self.organization, self.title, self.phone, self.website)
@@ -108,6 +109,7 @@ class ContactCard(msgspec.Struct, rename="camel"):
     updated_at: str
     view_count: int
     scan_count: int
+    save_count: int  # downloads of its vCard (/p/{slug}.vcf), bots and HEAD left out
     short_url: str
     card_url: str
     vcard_url: str
@@ -123,7 +125,7 @@ class CardPage(msgspec.Struct, rename="camel"):
 
 CARD_COLUMNS = (
     "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count"
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count"
 )
 EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
 
@@ -220,7 +222,7 @@ def dynamic_drawing(card: Card) -> qr.Drawing:
 
 async def to_response(card: Card, state: State, settings: Settings) -> ContactCard:
     png = await qr.cached_image(state.qr_cache, short_url(settings, card.slug), dynamic_drawing(card), "dynamic")
-    scans, views = state.counters.pending(card.card_id)
+    scans, views, saves = state.counters.pending(card.card_id)
     return ContactCard(
         card_id=card.card_id,
         slug=card.slug,
@@ -236,6 +238,7 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
         updated_at=card.updated_at,
         view_count=card.view_count + views,
         scan_count=card.scan_count + scans,
+        save_count=card.save_count + saves,
         short_url=short_url(settings, card.slug),
         card_url=f"{settings.public_base_url}/p/{card.slug}",
         vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",

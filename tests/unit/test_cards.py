@@ -14,14 +14,14 @@ def test_create_answers_the_full_card(client, user):
     )
     assert set(card) == {
         "cardId", "slug", "fullName", "organization", "title", "email", "phone", "website", "qrErrorCorrection",
-        "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
+        "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "saveCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
     }
     assert card["fullName"] == "Zoë Ñandú"
     assert card["shortUrl"] == f"https://qr.example.test/c/{card['slug']}"
     assert card["cardUrl"] == f"https://qr.example.test/p/{card['slug']}"
     assert card["vcardUrl"] == f"https://qr.example.test/p/{card['slug']}.vcf"
     assert card["qrCodeUrl"].startswith("data:image/png;base64,")
-    assert (card["viewCount"], card["scanCount"]) == (0, 0)
+    assert (card["viewCount"], card["scanCount"], card["saveCount"]) == (0, 0, 0)
     assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json() == card
 
 
