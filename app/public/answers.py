@@ -157,16 +157,23 @@ def redirect(public: Public, found: Card | Gone | None, visit: Visit, started: f
     if not isinstance(found, Card):
         REDIRECT_OUTCOMES["not_found"].n += 1
         return not_found(found)
-    source = visit.source or "qr"
+    source = visit.source
     if counted := visit.countable:
-        public.counters.scan(found, visit.user_agent, visit.referer, visit.country, source)
+        public.counters.scan(found, visit.user_agent, visit.referer, visit.country, source or "qr")
     REDIRECT_OUTCOMES["counted" if counted else "not_counted"].n += 1
     REDIRECT_TIMES.add(time.perf_counter() - started)
-    return redirect_to_page(found.slug, source)
+    # The common scan (no query) looks its answer up by the slug alone, as before sources.
+    return redirect_to_page(found.slug) if source is None else redirect_from(found.slug, source)
 
 
 @functools.lru_cache(maxsize=10_000)
-def redirect_to_page(slug: str, source: Source = "qr") -> Answer:
+def redirect_to_page(slug: str) -> Answer:
+    """The redirect of a scan without `src`: to the card page as a visit from the printed code."""
+    return redirect_from(slug, "qr")
+
+
+@functools.lru_cache(maxsize=1_000)
+def redirect_from(slug: str, source: Source) -> Answer:
     """The redirect to the card page, carrying the scan's source on to the page (its view
     and the save it leads to count with that source, not as `link`)."""
     # A relative Location built from a validated slug: it can only lead to our own page.
