@@ -45,3 +45,11 @@ class Limited(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooLarge(DomainError):
+    """Larger than the service takes (an upload's bytes or pixels)."""
+
+
+class Unsupported(DomainError):
+    """Of a kind the service does not take (an image format)."""

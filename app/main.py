@@ -7,6 +7,7 @@ Route table (each handler lives in the module named, under app/):
   /v1/admin/users...         accounts   the team admin: users, invitations, admin, deactivate,
                                         transfer-cards (accounts.team)
   /v1/cards...               cards.api  CRUD and QR downloads
+  /v1/cards/{id}/photo|logo  cards.images_api  PUT the image, DELETE it
   /v1/cards/{id}/stats       cards.stats  scan statistics, JSON or CSV
   /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing.api
   /v1/viral/k-factor         sharing.kfactor  weekly cohorts and the k-factor (admin)
@@ -16,6 +17,7 @@ Route table (each handler lives in the module named, under app/):
                                         before them by public.door.ScannerProtocol, in the HTTP
                                         server (answers.answer_scan_now / answer_qr_now)
   /p/{slug}[.vcf]            public.answers  the card page and its vCard
+  /p/{slug}/{kind}-{hash}[-96].jpg  public.answers  the card's photo and logo, immutable
   /v1/admin/diagnostics      ops.monitoring  database, replica, queue and cache state (admin)
   /i/{token}[/open.gif]      sharing.api  tracked invitation links
   /verify-email              accounts   the page the verification email links to
@@ -55,7 +57,7 @@ from app.api import limits, problems
 from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.cards import api as cards_api
-from app.cards import stats
+from app.cards import images_api, stats
 from app.config import Settings
 from app.db import Database
 from app.ops import backups, monitoring
@@ -138,7 +140,8 @@ def create_app(settings: Settings) -> Litestar:
     api = Router(
         "/v1",
         route_handlers=[
-            accounts.me_router, accounts.admin_router, cards_api.router, stats.router, sharing_api.router, kfactor.router,
+            accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
+            sharing_api.router, kfactor.router,
             monitoring.admin_router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],

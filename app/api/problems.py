@@ -18,7 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from prometheus_client import Counter
 
-from app.errors import Conflict, DomainError, Forbidden, Invalid, Limited, NotFound, Unauthenticated
+from app.errors import Conflict, DomainError, Forbidden, Invalid, Limited, NotFound, TooLarge, Unauthenticated, Unsupported
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.errors")
@@ -108,7 +108,10 @@ def _field_error(item: dict) -> dict:
     return {"field": field, "message": message, "source": item.get("source")}
 
 
-DOMAIN_STATUS = {NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, Unauthenticated: 401, Limited: 429}
+DOMAIN_STATUS = {
+    NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, Unauthenticated: 401, Limited: 429,
+    TooLarge: 413, Unsupported: 415,
+}
 
 
 def domain_to_problem(exc: DomainError) -> ProblemDetailsException:

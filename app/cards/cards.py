@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import aiosqlite
 import msgspec
@@ -62,6 +62,9 @@ class Card(msgspec.Struct):
     view_count: int
     scan_count: int
     save_count: int  # downloads of its vCard (SPEC §8)
+    # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
+    photo_hash: str | None = None
+    logo_hash: str | None = None
 
     def vcard(self) -> str:
         return qr.vcard(self.full_name, self.email, self.organization, self.title, self.phone, self.website)
@@ -114,6 +117,8 @@ class ContactCard(msgspec.Struct, rename="camel"):
     card_url: str
     vcard_url: str
     qr_code_url: str
+    photo_url: str | None = None  # a square JPEG of at most 512 px; the URL changes with the image
+    logo_url: str | None = None
 
 
 class CardPage(msgspec.Struct, rename="camel"):
@@ -125,7 +130,7 @@ class CardPage(msgspec.Struct, rename="camel"):
 
 CARD_COLUMNS = (
     "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count"
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count, photo_hash, logo_hash"
 )
 EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
 
@@ -243,7 +248,31 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
         card_url=f"{settings.public_base_url}/p/{card.slug}",
         vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",
         qr_code_url=qr.data_url(png),
+        photo_url=image_url(settings.public_base_url, card, "photo"),
+        logo_url=image_url(settings.public_base_url, card, "logo"),
     )
+
+
+ImageKind = Literal["photo", "logo"]
+THUMBNAIL_SUFFIX = "-96"
+
+
+def image_hash(card: Card, kind: ImageKind) -> str | None:
+    return card.photo_hash if kind == "photo" else card.logo_hash
+
+
+def image_path(card: Card, kind: ImageKind, thumbnail: bool = False) -> str | None:
+    """The path of the card's photo or logo (or its 96 px thumbnail) under the public pages,
+    None when it has none: /p/{slug}/{kind}-{hash}[-96].jpg (app/cards/card_images.py)."""
+    content_hash = image_hash(card, kind)
+    if content_hash is None:
+        return None
+    return f"/p/{card.slug}/{kind}-{content_hash}{THUMBNAIL_SUFFIX if thumbnail else ''}.jpg"
+
+
+def image_url(base_url: str, card: Card, kind: ImageKind) -> str | None:
+    path = image_path(card, kind)
+    return None if path is None else base_url + path
 
 
 async def owned_card(db: Database, request: Request, card_id: str) -> Card:

@@ -1,6 +1,7 @@
-"""The cards pages: the list with search, create and edit with a live preview, the card
-with its QR downloads, and delete with a confirmation. Writes go through the same
-operations as the API (cards.create_card, edit_card, delete_card, qr_download).
+"""The cards pages: the list with search, create and edit with a live preview (and the
+photo and logo uploads), the card with its QR downloads, and delete with a confirmation.
+Writes go through the same operations as the API (cards.create_card, edit_card,
+delete_card, qr_download; card_images.set_image, delete_image).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, get_args
 
-import aiosqlite
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException
 from litestar.params import FromPath, QueryParameter
 
 from app import qr
-from app.cards import cards
+from app.cards import card_images, cards, search
+from app.cards.images import MAX_BYTES
 from app.config import Settings, SettingsDep
 from app.console.web import field_error, form_of, page, page_off_loop, see_other, sentence
-from app.db import DatabaseDep, fetch_all, fetch_one, isoformat
-from app.errors import Conflict, Invalid
+from app.db import DatabaseDep, isoformat
+from app.errors import Conflict, Invalid, TooLarge, Unsupported
 from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, limits_of
 
 PER_PAGE = 24
@@ -139,59 +142,28 @@ def _domain_errors(exc: Invalid | Conflict) -> dict[str, str]:
     return {item.get("field") or "form": item.get("message", "") for item in exc.errors or []} or {"form": sentence(exc.message)}
 
 
-def _form_page(request: Request, *, card: cards.Card | None, values: dict, errors: dict, status: int = 200) -> Response:
+def _form_page(
+    request: Request, *, card: cards.Card | None, values: dict, errors: dict, status: int = 200, image_errors: dict | None = None,
+) -> Response:
+    images = {
+        kind: {"label": kind.title(), "thumbnail": cards.image_path(card, kind, thumbnail=True)} for kind in IMAGE_KINDS
+    } if card else {}
     return page(
         request, "console/cards/form.html", status=status, section="cards", card=card, values=values, errors=errors,
-        fields=FIELDS, slug_field=SLUG, ecc_choices=ECC_CHOICES, labels=LABELS,
+        fields=FIELDS, slug_field=SLUG, ecc_choices=ECC_CHOICES, labels=LABELS, images=images,
+        image_errors=image_errors or {},
     )
 
 
-# --- SQL -----------------------------------------------------------------------------
-
-
-def _like(query: str) -> str:
-    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-_SEARCH = """user_id = :user_id AND (full_name LIKE :like ESCAPE '\\' OR organization LIKE :like ESCAPE '\\'
-    OR email LIKE :like ESCAPE '\\' OR slug LIKE :like ESCAPE '\\')"""
-
-
-async def search_cards(conn: aiosqlite.Connection, user_id: str, query: str, limit: int, offset: int) -> tuple[list[dict], int]:
-    """A page of the account's cards matching `query` (name, organization, email or slug), newest first, and how many match."""
-    params = {"user_id": user_id, "query": query, "like": _like(query), "limit": limit, "offset": offset}
-    columns = "id, card_id, slug, full_name, organization"
-    if not query:
-        # The whole list: a page off the (user_id, id) index and a count from the same index.
-        rows = await fetch_all(
-            conn, f"SELECT {columns} FROM cards WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit OFFSET :offset", params
-        )
-        total = (await fetch_one(conn, "SELECT count(*) AS n FROM cards WHERE user_id = :user_id", params))["n"]
-        return [dict(row) for row in rows], total
-    # A search reads every card of the account once: the count rides along as a window.
-    rows = await fetch_all(
-        conn,
-        f"""SELECT {columns}, count(*) OVER () AS total FROM cards WHERE {_SEARCH}
-        ORDER BY id DESC LIMIT :limit OFFSET :offset""",
-        params,
-    )
-    if rows:
-        return [{k: row[k] for k in row.keys() if k != "total"} for row in rows], rows[0]["total"]
-    return [], (await fetch_one(conn, f"SELECT count(*) AS n FROM cards WHERE {_SEARCH}", params))["n"]
-
-
-async def scans_since(conn: aiosqlite.Connection, ids: list[int], since: str) -> dict[int, int]:
-    """Counted scans per card (cards.id) since a moment."""
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    rows = await fetch_all(
-        conn,
-        f"""SELECT card_id, sum(hits) AS n FROM scan_events
-        WHERE card_id IN ({marks}) AND kind = 'scan' AND occurred_at >= ? GROUP BY card_id""",
-        (*ids, since),
-    )
-    return {row["card_id"]: row["n"] for row in rows}
+IMAGE_KINDS: tuple[cards.ImageKind, ...] = ("photo", "logo")
+# What an upload's refusal says, by the error's code (app/cards/images.py).
+IMAGE_SAID = {
+    "image_type": "Choose a JPEG, PNG or WebP picture. Other kinds (SVG, GIF, HEIC) cannot be used: "
+                  "export or screenshot it as JPEG or PNG first.",
+    "image_too_large": "That picture is larger than 10 MB. Choose a smaller one.",
+    "image_too_many_pixels": "That picture has too many pixels (over 50 million). Choose a smaller one.",
+    "image_damaged": "That picture could not be read: it may be incomplete or damaged. Try another.",
+}
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -207,8 +179,8 @@ async def cards_list(
     query = q.strip()[:200]
     since = isoformat(db.now() - timedelta(days=7))
     async with db.read() as conn:
-        rows, total = await search_cards(conn, request.user.user_id, query, PER_PAGE, (page_number - 1) * PER_PAGE)
-        weekly = await scans_since(conn, [row["id"] for row in rows], since)
+        rows, total = await search.search_cards(conn, request.user.user_id, query, PER_PAGE, (page_number - 1) * PER_PAGE)
+        weekly = await search.scans_since(conn, [row["id"] for row in rows], since)
     counters = request.app.state.counters
     tiles = [
         {
@@ -325,4 +297,52 @@ async def delete_card(request: Request, cardId: FromPath[str], db: DatabaseDep) 
     return see_other("/app/cards", flash="card-deleted")
 
 
-handlers = [cards_list, new_card_form, new_card, edit_card_form, edit_card, card_page, card_qr, delete_card_form, delete_card]
+# The body of an upload: the picture, the CSRF token and the multipart framing, with room
+# for a picture somewhat over the limit, so that its refusal is said on the edit page.
+# Past this, the CSRF check (which reads the form first) answers the 413 error page.
+UPLOAD_BODY = MAX_BYTES + 2 * 1024 * 1024
+
+
+async def _uploaded(request: Request) -> bytes | None:
+    """The file of an upload form, None when none was chosen. Raises TooLarge (past UPLOAD_BODY)."""
+    try:
+        form = await request.form()
+    except ClientException as exc:
+        if exc.status_code == 413:
+            raise TooLarge("the image is larger than 10 MB", code="image_too_large") from None
+        raise
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile):
+        return None
+    data = await upload.read()
+    return data or None
+
+
+def _image_handlers(kind: cards.ImageKind) -> list:
+    @post(f"/cards/{{cardId:str}}/{kind}", request_max_body_size=UPLOAD_BODY, name=f"upload-{kind}")
+    async def upload_image(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
+        card = await cards.card_of(db, request.user.user_id, cardId)
+        try:
+            data = await _uploaded(request)
+            if data is None:
+                message = "Choose a picture to upload first."
+            else:
+                await card_images.set_image(db, request.app.state.public_cards, card, kind, data)
+                return see_other(f"/app/cards/{card.card_id}/edit", flash=f"{kind}-saved")
+        except (TooLarge, Unsupported, Invalid) as exc:
+            message = IMAGE_SAID.get(exc.code or "", sentence(exc.message))
+        return _form_page(request, card=card, values=_values_of(card), errors={}, image_errors={kind: message}, status=422)
+
+    @post(f"/cards/{{cardId:str}}/{kind}/delete", name=f"remove-{kind}")
+    async def remove_image(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
+        card = await cards.card_of(db, request.user.user_id, cardId)
+        await card_images.delete_image(db, request.app.state.public_cards, card, kind)
+        return see_other(f"/app/cards/{card.card_id}/edit", flash=f"{kind}-removed")
+
+    return [upload_image, remove_image]
+
+
+handlers = [
+    cards_list, new_card_form, new_card, edit_card_form, edit_card, card_page, card_qr, delete_card_form, delete_card,
+    *_image_handlers("photo"), *_image_handlers("logo"),
+]

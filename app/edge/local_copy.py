@@ -49,7 +49,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import Counter, Gauge
 
-from app.cards.cards import CARD_COLUMNS, Card
+from app.cards.cards import CARD_COLUMNS, Card, ImageKind
 from app.config import Settings
 from app.edge.follower import Follower, die_with_parent, discard, use_rollback_journal
 from app.ops.replication import CONFIG, ReplicationError, binary, environment
@@ -96,6 +96,20 @@ def read_card(path: Path, slug: str) -> Card | Gone | None:
             return Card(**dict(row))
         retired = conn.execute("SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)).fetchone()
         return "gone" if retired else None
+    finally:
+        conn.close()
+
+
+def read_image(path: Path, card_row_id: int, kind: ImageKind, thumbnail: bool) -> tuple[str, bytes] | None:
+    """The (hash, JPEG) of a card's image or thumbnail in the copy at `path`, None when it has
+    none, on a connection opened for this lookup only. Raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
+    try:
+        column = "thumbnail" if thumbnail else "image"
+        row = conn.execute(
+            f"SELECT content_hash, {column} FROM card_images WHERE card_id = ? AND kind = ?", (card_row_id, kind)
+        ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
     finally:
         conn.close()
 
@@ -193,6 +207,21 @@ class EdgeCards(PublicCards):
             raise AskPrimary(slug) from exc
         if found is None:
             raise AskPrimary(slug)
+        return found
+
+    async def load_image(self, card: Card, kind: ImageKind, thumbnail: bool) -> tuple[str, bytes]:
+        """The card's image from the copy, which holds it whenever it holds the card's row
+        (one transaction wrote both). Raises AskPrimary when the copy cannot say."""
+        path = self._copy.path
+        if path is None or self._copy.outdated_since is not None or card.slug in self._copy.changes.pending:
+            raise AskPrimary(card.slug)
+        try:
+            found = await asyncio.to_thread(read_image, path, card.id, kind, thumbnail)
+        except sqlite3.Error as exc:
+            log.warning("reading the copy's image for %r failed (%s); asking the primary", card.slug, exc)
+            raise AskPrimary(card.slug) from exc
+        if found is None:
+            raise AskPrimary(card.slug)
         return found
 
 

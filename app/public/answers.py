@@ -22,7 +22,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from litestar import Request, Response, route
@@ -34,7 +34,7 @@ from app import qr
 from app.api.limits import network_of
 from app.api.openapi import BINARY, TEXT, media_types
 from app.api.problems import problems
-from app.cards.cards import Card, dynamic_drawing, short_url
+from app.cards.cards import THUMBNAIL_SUFFIX, Card, ImageKind, dynamic_drawing, image_hash, short_url
 from app.config import Settings
 from app.db import Database
 from app.ops import tally
@@ -42,6 +42,7 @@ from app.proxies import client_of
 from app.public.bots import is_bot
 from app.public.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
 from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, Source, country_for, source_named
+from app.public.image_cache import ImageCache
 from app.public.pages import NOT_FOUND, PAGE_HEADERS, Answer, card_page, not_found, too_many_requests
 from app.public.scanner_limit import ScannerLimit
 
@@ -115,6 +116,7 @@ class Public:
     counters: Counters
     qr_cache: qr.QrCache
     limit: ScannerLimit
+    images: ImageCache = field(default_factory=ImageCache)
 
 
 _REDIRECT_HEADERS = [(b"cache-control", b"no-store")]
@@ -312,6 +314,39 @@ def vcard_answer(card: Card) -> Answer:
     ], card.vcard().encode())
 
 
+def image_name(file: str) -> tuple[ImageKind, str, bool] | None:
+    """(kind, hash, thumbnail) of an image's file name, `{kind}-{hash}[-96].jpg`; None for any other name."""
+    stem, dot, extension = file.partition(".")
+    kind, _, rest = stem.partition("-")
+    if not dot or extension != "jpg" or kind not in ("photo", "logo"):
+        return None
+    thumbnail = rest.endswith(THUMBNAIL_SUFFIX)
+    return kind, rest.removesuffix(THUMBNAIL_SUFFIX), thumbnail  # type: ignore[return-value]
+
+
+async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> Answer:
+    """GET/HEAD /p/{slug}/{kind}-{hash}[-96].jpg: the card's photo or logo, or its thumbnail,
+    from memory after the first read. 404 for a hash that is not the card's image now. Not
+    counted: the page that shows it is."""
+    if retry_after := public.limit.retry_after(visit.client):
+        return too_many_requests(retry_after)
+    found = public.cards.cached(slug)
+    if found is NOT_CACHED:
+        found = await public.cards.get(slug)
+    if not isinstance(found, Card):
+        return not_found(found)
+    named = image_name(file)
+    if named is None or image_hash(found, named[0]) != named[1]:
+        return NOT_FOUND
+    kind, content_hash, thumbnail = named
+    if (answer := public.images.cached(content_hash, thumbnail)) is not None:
+        return answer
+    stored = await public.cards.load_image(found, kind, thumbnail)
+    if stored is None or stored[0] != content_hash:  # changed since the card was cached
+        return NOT_FOUND
+    return public.images.put(content_hash, thumbnail, stored[1])
+
+
 def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
     """The payload and drawing of a card's dynamic code as /q/{slug}.{extension} serves it."""
     drawing = dynamic_drawing(card)
@@ -366,7 +401,17 @@ async def public_qr(request: Request, name: FromPath[str]) -> Response:
     return (await answer_qr(public, name, Visit.of(request, public.settings))).response()
 
 
-handlers = [scan, page, public_qr]
+@route(
+    "/p/{slug:str}/{file:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardImage"),
+    summary="The card's photo or logo, photo-{hash}.jpg (512 px) or photo-{hash}-96.jpg; immutable", tags=["public"],
+    operation_class=media_types(200, {"image/jpeg": BINARY}), responses=MISSING,
+)
+async def card_image(request: Request, slug: FromPath[str], file: FromPath[str]) -> Response:
+    public = request.app.state.public
+    return (await answer_image(public, slug, file, Visit.of(request, public.settings))).response()
+
+
+handlers = [scan, page, public_qr, card_image]
 
 
 def make_state(db: Database, settings: Settings) -> dict:

@@ -14,7 +14,8 @@ from cachetools import LRUCache
 from prometheus_client import Gauge
 
 from app import qr
-from app.cards.cards import Card, get_card_by_slug, slug_is_retired
+from app.cards.card_images import image_bytes
+from app.cards.cards import Card, ImageKind, get_card_by_slug, slug_is_retired
 from app.db import Database
 from app.ops import tally
 
@@ -111,6 +112,12 @@ class PublicCards:
             if found is None and await slug_is_retired(conn, slug):
                 found = "gone"
         return found
+
+    async def load_image(self, card: Card, kind: ImageKind, thumbnail: bool) -> tuple[str, bytes] | None:
+        """The (hash, JPEG) of the card's photo or logo (or its thumbnail) where the cards are,
+        here the database; None when it has none. Caches nothing (app/public/image_cache.py does)."""
+        async with self._db.read() as conn:
+            return await image_bytes(conn, card.id, kind, thumbnail)
 
     def forget(self, *slugs: str) -> None:
         """Drop cached entries after a card is created, changed or deleted: call it once the

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import jinja2
 from litestar import Response
 
-from app.cards.cards import Card
+from app.cards.cards import Card, image_path
 from app.public.card_cache import Gone
 from app.static_files import static_url
 
@@ -55,6 +55,8 @@ def card_page(card: Card, base_url: str, vcard_href: str | None = None) -> str:
         mailto=quote(card.email, safe="@+"),
         dial="".join(ch for ch in card.phone or "" if ch.isdigit() or ch == "+"),
         base_url=base_url,
+        photo=image_path(card, "photo"),
+        logo=image_path(card, "logo"),
         favicon=static_url("favicon.svg"),
         style=PAGE_STYLE,
     )

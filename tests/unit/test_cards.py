@@ -15,7 +15,9 @@ def test_create_answers_the_full_card(client, user):
     assert set(card) == {
         "cardId", "slug", "fullName", "organization", "title", "email", "phone", "website", "qrErrorCorrection",
         "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "saveCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
+        "photoUrl", "logoUrl",
     }
+    assert card["photoUrl"] is None and card["logoUrl"] is None  # set by PUT /v1/cards/{cardId}/photo|logo
     assert card["fullName"] == "Zoë Ñandú"
     assert card["shortUrl"] == f"https://qr.example.test/c/{card['slug']}"
     assert card["cardUrl"] == f"https://qr.example.test/p/{card['slug']}"

@@ -18,6 +18,9 @@ SPEC_OPERATIONS = {
     ("post", "/v1/auth/verify-email"), ("get", "/v1/cards/{cardId}/stats"), ("post", "/v1/cards/{cardId}/share"),
     ("get", "/v1/cards/{cardId}/invitations"), ("get", "/v1/viral/k-factor"), ("get", "/i/{token}"),
     ("head", "/i/{token}"), ("get", "/i/{token}/open.gif"), ("get", "/verify-email"), ("post", "/verify-email"),
+    # photo and logo
+    ("put", "/v1/cards/{cardId}/photo"), ("delete", "/v1/cards/{cardId}/photo"), ("put", "/v1/cards/{cardId}/logo"),
+    ("delete", "/v1/cards/{cardId}/logo"), ("get", "/p/{slug}/{file}"), ("head", "/p/{slug}/{file}"),
 }
 
 
