@@ -61,6 +61,7 @@ class Card(msgspec.Struct):
     updated_at: str
     view_count: int
     scan_count: int
+    save_count: int  # downloads of its vCard (SPEC §8)
     # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
     photo_hash: str | None = None
     logo_hash: str | None = None
@@ -111,6 +112,7 @@ class ContactCard(msgspec.Struct, rename="camel"):
     updated_at: str
     view_count: int
     scan_count: int
+    save_count: int  # downloads of its vCard (/p/{slug}.vcf), bots and HEAD left out
     short_url: str
     card_url: str
     vcard_url: str
@@ -128,7 +130,7 @@ class CardPage(msgspec.Struct, rename="camel"):
 
 CARD_COLUMNS = (
     "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, photo_hash, logo_hash"
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count, photo_hash, logo_hash"
 )
 EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
 
@@ -225,7 +227,7 @@ def dynamic_drawing(card: Card) -> qr.Drawing:
 
 async def to_response(card: Card, state: State, settings: Settings) -> ContactCard:
     png = await qr.cached_image(state.qr_cache, short_url(settings, card.slug), dynamic_drawing(card), "dynamic")
-    scans, views = state.counters.pending(card.card_id)
+    scans, views, saves = state.counters.pending(card.card_id)
     return ContactCard(
         card_id=card.card_id,
         slug=card.slug,
@@ -241,6 +243,7 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
         updated_at=card.updated_at,
         view_count=card.view_count + views,
         scan_count=card.scan_count + scans,
+        save_count=card.save_count + saves,
         short_url=short_url(settings, card.slug),
         card_url=f"{settings.public_base_url}/p/{card.slug}",
         vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",

@@ -1,5 +1,5 @@
-"""Scan statistics: a card's scans and views per day, by device class, country and referrer,
-as JSON or as CSV, and every event of an account for its export.
+"""Scan statistics: a card's scans, views and saves per day, by device class, country,
+referrer and source, as JSON or as CSV, and every event of an account for its export.
 
 The report comes from `scan_days`, the per-day sums the database keeps as counters.Counters
 writes `scan_events` in batches together with the counters (so the last second of events
@@ -22,6 +22,7 @@ from app.api.openapi import TEXT, media_types
 from app.api.problems import AUTHENTICATED, problems
 from app.cards import cards
 from app.db import Database, DatabaseDep, fetch_all
+from app.public.counters import SOURCES
 
 MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -34,18 +35,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 class Counts(msgspec.Struct, rename="camel"):
     scans: int
     views: int
+    saves: int  # vCard downloads
 
 
 class DayCounts(msgspec.Struct, rename="camel"):
     date: str
     scans: int
     views: int
+    saves: int
 
 
 class NamedCounts(msgspec.Struct, rename="camel"):
     name: str
     scans: int
     views: int
+    saves: int
 
 
 class CardStats(msgspec.Struct, rename="camel"):
@@ -58,6 +62,9 @@ class CardStats(msgspec.Struct, rename="camel"):
     devices: list[NamedCounts]
     countries: list[NamedCounts]
     referrers: list[NamedCounts]
+    # Every source (counters.SOURCES) in that order, zeros included; events from before
+    # sources were recorded are in no row of it (migrations/0012_saves_and_sources.sql).
+    sources: list[NamedCounts]
 
 
 class ScanEvent(msgspec.Struct, rename="camel"):
@@ -68,15 +75,16 @@ class ScanEvent(msgspec.Struct, rename="camel"):
     referrer_host: str | None
     country: str | None
     hits: int
+    source: str | None
 
 
 # --- SQL -----------------------------------------------------------------------------
 
 
 async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -> list[Any]:
-    """(section, name, scans, views) rows: per day, device class, country and referrer host,
-    from the per-day sums in scan_days (migrations/0006_scan_days.sql)."""
-    counted = "sum(scans) AS scans, sum(views) AS views"
+    """(section, name, scans, views, saves) rows: per day, device class, country, referrer host
+    and source, from the per-day sums in scan_days (migrations/0006_scan_days.sql, 0012)."""
+    counted = "sum(scans) AS scans, sum(views) AS views, sum(saves) AS saves"
     window = "card_id = :card AND day >= :since"
     return await fetch_all(
         conn,
@@ -91,7 +99,9 @@ async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -
         UNION ALL
         SELECT * FROM (
             SELECT 'referrer', name, {counted} FROM scan_days WHERE {window} AND grouping = 'referrer'
-            GROUP BY name ORDER BY sum(scans) + sum(views) DESC, name LIMIT {MAX_BREAKDOWN})""",
+            GROUP BY name ORDER BY sum(scans) + sum(views) DESC, name LIMIT {MAX_BREAKDOWN})
+        UNION ALL
+        SELECT 'source', name, {counted} FROM scan_days WHERE {window} AND grouping = 'source' GROUP BY name""",
         {"card": card_id, "since": since},
     )
 
@@ -99,7 +109,7 @@ async def grouped_counts(conn: aiosqlite.Connection, card_id: int, since: str) -
 async def list_user_events(conn: aiosqlite.Connection, user_id: str) -> list[ScanEvent]:
     rows = await fetch_all(
         conn,
-        """SELECT c.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits
+        """SELECT c.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source
         FROM scan_events e JOIN cards c ON c.id = e.card_id WHERE c.user_id = ? ORDER BY e.id""",
         (user_id,),
     )
@@ -113,25 +123,29 @@ def build_stats(card: cards.Card, days: int, today: date, rows: list[Any]) -> Ca
     first = today - timedelta(days=days - 1)
     # Each day's name made once: for a year's report this runs on the event loop between scans.
     names = [(first + timedelta(days=n)).isoformat() for n in range(days)]
-    daily = {name: DayCounts(name, 0, 0) for name in names}
-    sections: dict[str, list[NamedCounts]] = {"device": [], "country": [], "referrer": []}
+    daily = {name: DayCounts(name, 0, 0, 0) for name in names}
+    sections: dict[str, list[NamedCounts]] = {"device": [], "country": [], "referrer": [], "source": []}
     for row in rows:
         if row["section"] == "day":
             if row["name"] in daily:  # events stamped after midnight while the query ran
-                daily[row["name"]] = DayCounts(row["name"], row["scans"], row["views"])
+                daily[row["name"]] = DayCounts(row["name"], row["scans"], row["views"], row["saves"])
         else:
-            sections[row["section"]].append(NamedCounts(row["name"], row["scans"], row["views"]))
-    by_total = lambda item: (-(item.scans + item.views), item.name)  # noqa: E731
+            sections[row["section"]].append(NamedCounts(row["name"], row["scans"], row["views"], row["saves"]))
+    by_total = lambda item: (-(item.scans + item.views + item.saves), item.name)  # noqa: E731
+    sources = {item.name: item for item in sections["source"]}
     return CardStats(
         card_id=card.card_id,
         days=days,
         first_day=first.isoformat(),
         last_day=today.isoformat(),
-        totals=Counts(sum(d.scans for d in daily.values()), sum(d.views for d in daily.values())),
+        totals=Counts(
+            sum(d.scans for d in daily.values()), sum(d.views for d in daily.values()), sum(d.saves for d in daily.values()),
+        ),
         daily=list(daily.values()),
         devices=sorted(sections["device"], key=by_total),
         countries=sorted(sections["country"], key=by_total),
         referrers=sorted(sections["referrer"], key=by_total),
+        sources=[sources.get(name) or NamedCounts(name, 0, 0, 0) for name in SOURCES],
     )
 
 
@@ -143,14 +157,18 @@ def csv_cell(value: Any) -> Any:
 
 
 def to_csv(stats: CardStats) -> str:
-    """The report as one table: section, name, scans, views."""
+    """The report as one table: section, name, scans, views, saves."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    rows: list[tuple[str, str, int, int]] = [("total", "", stats.totals.scans, stats.totals.views)]
-    rows += [("day", d.date, d.scans, d.views) for d in stats.daily]
-    for section, items in (("device", stats.devices), ("country", stats.countries), ("referrer", stats.referrers)):
-        rows += [(section, item.name, item.scans, item.views) for item in items]
-    writer.writerow(["section", "name", "scans", "views"])
+    totals = stats.totals
+    rows: list[tuple[str, str, int, int, int]] = [("total", "", totals.scans, totals.views, totals.saves)]
+    rows += [("day", d.date, d.scans, d.views, d.saves) for d in stats.daily]
+    sections = (
+        ("device", stats.devices), ("country", stats.countries), ("referrer", stats.referrers), ("source", stats.sources),
+    )
+    for section, items in sections:
+        rows += [(section, item.name, item.scans, item.views, item.saves) for item in items]
+    writer.writerow(["section", "name", "scans", "views", "saves"])
     writer.writerows([csv_cell(cell) for cell in row] for row in rows)
     return out.getvalue()
 
@@ -179,7 +197,7 @@ def csv_download(card: cards.Card, stats: CardStats) -> Response[str]:
 @get(
     "/cards/{cardId:str}/stats",
     operation_id="getCardStats",
-    summary="Scans and views per day, device class, country and referrer (JSON, or CSV with format=csv)",
+    summary="Scans, views and saves per day, device class, country, referrer and source (JSON, or CSV with format=csv)",
     responses=problems(*AUTHENTICATED, 400, 404, 422),
     operation_class=media_types(200, {"text/csv": TEXT}, keep=True),
 )

@@ -1,5 +1,6 @@
-"""A card's stats page: scans and views per day as a chart the server draws (with the same
-numbers as a table), devices, countries and referrers as bars, and the CSV download. The
+"""A card's stats page: scans, views and saves per day as a chart the server draws (with the
+same numbers as a table), devices, countries and referrers as bars, sources as a table, and
+the CSV download. The
 numbers are stats.card_report's, the report GET /v1/cards/{cardId}/stats answers."""
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from app.console.web import off_loop, page_off_loop
 from app.db import DatabaseDep
 
 PERIODS = (7, 30, 90, 365)  # days
+SOURCE_LABELS = {
+    "qr": "QR code", "nfc": "NFC tag", "wallet": "Wallet pass", "signature": "Email signature",
+    "share": "Shared invitation", "link": "Other links",
+}
 DEFAULT_PERIOD = 30
 
 
@@ -25,7 +30,7 @@ def _period(days: int | None) -> int:
 def _drawings(report: stats.CardStats) -> dict[str, Any]:
     """The chart and the bars of a report: milliseconds for a year, so drawn off the event loop
     like the page itself (web.page_off_loop)."""
-    daily = [(day.date, day.scans, day.views) for day in report.daily]
+    daily = [(day.date, day.scans, day.views, day.saves) for day in report.daily]
     return {
         "charts": [("wide", charts.daily_chart(daily, charts.WIDE)), ("narrow", charts.daily_chart(daily, charts.NARROW))],
         "devices": charts.bar_widths(report.devices),
@@ -41,7 +46,8 @@ async def stats_page(request: Request, cardId: FromPath[str], db: DatabaseDep, d
     report = await stats.card_report(db, card, days)
     drawings = await off_loop(_drawings, report)
     return await page_off_loop(
-        request, "console/stats/card.html", section="cards", card=card, report=report, days=days, periods=PERIODS, **drawings
+        request, "console/stats/card.html", section="cards", card=card, report=report, days=days, periods=PERIODS,
+        source_labels=SOURCE_LABELS, **drawings,
     )
 
 

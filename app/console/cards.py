@@ -242,11 +242,11 @@ def _download_defaults(card: cards.Card) -> dict[str, str]:
 
 
 def _card_page(request: Request, settings: Settings, card: cards.Card, *, download: dict, errors: dict, status: int = 200) -> Response:
-    scans, views = request.app.state.counters.pending(card.card_id)
+    scans, views, saves = request.app.state.counters.pending(card.card_id)
     return page(
         request, "console/cards/show.html", status=status, section="cards", card=card,
         short_url=cards.short_url(settings, card.slug), card_url=f"{settings.public_base_url}/p/{card.slug}",
-        scan_count=card.scan_count + scans, view_count=card.view_count + views,
+        scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES,
     )
 

@@ -68,12 +68,14 @@ def short_date(day: str) -> str:
     return f"{value.day} {value:%b}"
 
 
-def daily_chart(days: list[tuple[str, int, int]], size: tuple[int, int] = WIDE) -> DailyChart:
-    """Scans and views per day (date, scans, views), oldest first, as two lines over a shared axis."""
+def daily_chart(days: list[tuple], size: tuple[int, int] = WIDE) -> DailyChart:
+    """Scans, views and saves per day (date, scans, views[, saves]), oldest first, as a line each
+    over a shared axis (saves drawn last, on top: they are the fewest)."""
     width, height = size
     LEFT, RIGHT, BOTTOM = MARGIN, width - MARGIN, height - BELOW  # noqa: N806
     dots_up_to = DOTS_UP_TO if width >= WIDE[0] else DOTS_UP_TO // 3
-    top = nice_top(max((max(scans, views) for _, scans, views in days), default=0))
+    top = nice_top(max((max(day[1:]) for day in days), default=0))
+    columns = len(days[0]) if days else 3
     span = max(len(days) - 1, 1)
 
     def x(index: int) -> float:
@@ -83,7 +85,9 @@ def daily_chart(days: list[tuple[str, int, int]], size: tuple[int, int] = WIDE) 
         return round(BOTTOM - (BOTTOM - TOP) * value / top, 1)
 
     series = []
-    for name, css, column in (("Views", "views", 2), ("Scans", "scans", 1)):
+    for name, css, column in (("Views", "views", 2), ("Scans", "scans", 1), ("Saves", "saves", 3)):
+        if column >= columns:
+            continue
         coords = [(x(i), y(day[column])) for i, day in enumerate(days)]
         points = " ".join(f"{px},{py}" for px, py in coords)
         area = f"{coords[0][0]},{BOTTOM} {points} {coords[-1][0]},{BOTTOM}" if coords else ""
@@ -103,10 +107,13 @@ def daily_chart(days: list[tuple[str, int, int]], size: tuple[int, int] = WIDE) 
     return DailyChart(width, height, LEFT, RIGHT, BOTTOM, ticks, labels, series)
 
 
-def bar_widths(items: list, scale_of=lambda item: item.scans + item.views) -> list[dict]:
+def bar_widths(items: list, scale_of=lambda item: item.scans + item.views + item.saves) -> list[dict]:
     """Each item of a breakdown as a dict with `width`, its share of the largest (0–100)."""
     largest = max((scale_of(item) for item in items), default=0) or 1
     return [
-        {"name": item.name, "scans": item.scans, "views": item.views, "width": round(100 * scale_of(item) / largest, 1)}
+        {
+            "name": item.name, "scans": item.scans, "views": item.views, "saves": item.saves,
+            "width": round(100 * scale_of(item) / largest, 1),
+        }
         for item in items
     ]

@@ -1,4 +1,4 @@
-"""Scans and views counted at edges, applied at the primary (SPEC §7).
+"""Scans, views and saves counted at edges, applied at the primary (SPEC §7).
 
 An edge's Counters write each flush into its outbox file as numbered batches
 (app/edge/outbox.py), shipped in order to `POST /internal/scan-batches` on the primary's
@@ -11,6 +11,12 @@ An outbox's batches are applied in order without gaps: a batch numbered more tha
 past the last applied is refused (409), never applied, since the primary would then
 count every batch below it as applied already. The one exception is a restore of the
 primary (migration 0008's history): the batches it undid are gone from the edge too.
+
+The format only grows at the end of its rows: a count's `saves` and an event's `source`
+(SPEC §8) came later, with defaults, so a batch from an edge of the version before (rows
+without them) is applied as it was meant: no saves, events without a source. An edge of
+this version needs a primary of this version (an older one refuses the longer rows as
+422 and the edge keeps them until the primary is upgraded): upgrade the primary first.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from prometheus_client import Counter
 from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
-from app.public.counters import DeviceClass, write_counts
+from app.public.counters import DeviceClass, Source, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -54,18 +60,20 @@ class ShippedCount(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     card_id: HexId  # the public card_id: the one id a card keeps in every copy
     scans: Hits
     views: Hits
+    saves: Hits = 0  # absent from an edge of the version before
 
 
 class ShippedEvent(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     """A scan_events row: app.public.counters.EventRow as it travels."""
 
     card_id: HexId
-    kind: Literal["scan", "view"]
+    kind: Literal["scan", "view", "save"]
     occurred_at: Annotated[str, Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
     device_class: DeviceClass
     referrer_host: Annotated[str, Meta(min_length=1, max_length=253)] | None
     country: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None
     hits: Annotated[int, Meta(ge=1, le=MAX_HITS)]
+    source: Source | None = None  # absent from an edge of the version before
 
     def __post_init__(self) -> None:
         # The pattern lets 2026-02-30 through; stored, it would sit in no day of any report.
@@ -135,8 +143,11 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
             if new:
                 await write_counts(
                     conn,
-                    [(c.card_id, c.scans, c.views) for c in batch.counts],
-                    [(e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits) for e in batch.events],
+                    [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts],
+                    [
+                        (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source)
+                        for e in batch.events
+                    ],
                 )
             tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
@@ -148,7 +159,7 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
 
 @post(
     "/internal/scan-batches", operation_id="applyScanBatch", status_code=200,
-    summary="Apply a batch of scans and views counted at an edge, once", responses=problems(401, 409, *BODY, 503),
+    summary="Apply a batch of scans, views and saves counted at an edge, once", responses=problems(401, 409, *BODY, 503),
 )
 async def receive_scan_batch(data: JSONBody[ScanBatch], db: DatabaseDep) -> BatchResult:
     # 200 for a new and an already-applied batch alike: either way the edge may forget it.

@@ -1,7 +1,8 @@
 """Public pages: the counted scan redirect, the card page, its vCard and its QR images.
 
 These are what phones hit, so cards are looked up in an in-process cache (slug → card,
-including "no such card": app.public.card_cache), and scans and views are counted in memory and
+including "no such card": app.public.card_cache), and scans, views and saves (vCard
+downloads) are counted in memory, with the source of the visit (counters.Source), and
 written in one transaction per second by `Counters.run` (app.public.counters), never one write
 per request. HEAD requests, crawlers and link-preview fetchers are answered but not
 counted (app.public.bots). All public pages share one per-client-IP limit (app.public.scanner_limit),
@@ -41,7 +42,7 @@ from app.ops import tally
 from app.proxies import client_of
 from app.public.bots import is_bot
 from app.public.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
-from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, country_for
+from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, Source, country_for, source_named
 from app.public.image_cache import ImageCache
 from app.public.pages import NOT_FOUND, PAGE_HEADERS, Answer, card_page, not_found, too_many_requests
 from app.public.scanner_limit import ScannerLimit
@@ -67,6 +68,7 @@ class Visit(NamedTuple):
     user_agent: str | None = None
     referer: str | None = None
     country: str | None = None  # only from a trusted proxy header, see country_for
+    source: Source | None = None  # named by the query's `src`; None without one (see counters.source_in_query)
 
     @property
     def countable(self) -> bool:
@@ -85,6 +87,7 @@ class Visit(NamedTuple):
             user_agent=headers.get("user-agent"),
             referer=headers.get("referer"),
             country=country_for(headers.get(COUNTRY_HEADER), settings),
+            source=source_named(request.query_params.get("src")) if request.scope["query_string"] else None,
         )
 
 
@@ -157,17 +160,32 @@ def redirect(public: Public, found: Card | Gone | None, visit: Visit, started: f
     if not isinstance(found, Card):
         REDIRECT_OUTCOMES["not_found"].n += 1
         return not_found(found)
+    source = visit.source
     if counted := visit.countable:
-        public.counters.scan(found, visit.user_agent, visit.referer, visit.country)
+        public.counters.scan(found, visit.user_agent, visit.referer, visit.country, source or "qr")
     REDIRECT_OUTCOMES["counted" if counted else "not_counted"].n += 1
     REDIRECT_TIMES.add(time.perf_counter() - started)
-    return redirect_to_page(found.slug)
+    # The common scan (no query) looks its answer up by the slug alone, as before sources.
+    return redirect_to_page(found.slug) if source is None else redirect_from(found.slug, source)
 
 
 @functools.lru_cache(maxsize=10_000)
 def redirect_to_page(slug: str) -> Answer:
+    """The redirect of a scan without `src`: to the card page as a visit from the printed code."""
+    return redirect_from(slug, "qr")
+
+
+@functools.lru_cache(maxsize=1_000)
+def redirect_from(slug: str, source: Source) -> Answer:
+    """The redirect to the card page, carrying the scan's source on to the page (its view
+    and the save it leads to count with that source, not as `link`)."""
     # A relative Location built from a validated slug: it can only lead to our own page.
-    return Answer(302, [(b"location", b"/p/" + slug.encode()), *_REDIRECT_HEADERS])
+    return Answer(302, [(b"location", page_path(slug, source).encode()), *_REDIRECT_HEADERS])
+
+
+def page_path(slug: str, source: Source) -> str:
+    """The card page's path for a visit from `source` (a plain link needs no src)."""
+    return f"/p/{slug}" if source == "link" else f"/p/{slug}?src={source}"
 
 
 async def answer_qr(public: Public, name: str, visit: Visit) -> Answer:
@@ -253,11 +271,14 @@ def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
 def card_page_of(public: Public, found: Card | Gone | None, extension: str, visit: Visit) -> Answer:
     if not isinstance(found, Card):
         return not_found(found)
+    source = visit.source or "link"
     if extension == "vcf":
+        if visit.countable:
+            public.counters.save(found, visit.user_agent, visit.referer, visit.country, source)
         return vcard_answer(found)
     if visit.countable:
-        public.counters.view(found, visit.user_agent, visit.referer, visit.country)
-    return page_of(found, public.settings, public.counters.seconds())
+        public.counters.view(found, visit.user_agent, visit.referer, visit.country, source)
+    return page_of(found, public.settings, public.counters.seconds(), source)
 
 
 _PAGE_ANSWER_HEADERS = [
@@ -266,25 +287,28 @@ _PAGE_ANSWER_HEADERS = [
 ]
 
 
-def page_of(card: Card, settings: Settings, now: float) -> Answer:
+def page_of(card: Card, settings: Settings, now: float, source: Source = "link") -> Answer:
     """The card's page, drawn once for each state of the card the card cache holds (an edit
-    makes a new Card object) and each hour: the exchange form's token is issued per hour
+    makes a new Card object), each source (its Save link carries the source on, so the save
+    counts with it) and each hour: the exchange form's token is issued per hour
     (app/leads/form.py), so every visitor within the hour gets the same bytes. At most
     PAGES_KEPT pages, the last drawn."""
     window = lead_form.window_start(now)
-    kept = _pages.get(card.slug)
+    key = card.slug if source == "link" else (card.slug, source)
+    kept = _pages.get(key)
     if kept is not None and kept[0] is card and kept[1] == window:
         return kept[2]
     token = lead_form.issue_token(settings.jwt_secret, card.slug, window)
-    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, settings.public_base_url, token).encode())
+    vcard_href = f"/p/{card.slug}.vcf" if source == "link" else f"/p/{card.slug}.vcf?src={source}"
+    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, settings.public_base_url, token, vcard_href).encode())
     if len(_pages) >= PAGES_KEPT:
         del _pages[next(iter(_pages))]
-    _pages[card.slug] = (card, window, answer)
+    _pages[key] = (card, window, answer)
     return answer
 
 
 PAGES_KEPT = 256
-_pages: dict[str, tuple[Card, int, Answer]] = {}
+_pages: dict[str | tuple[str, str], tuple[Card, int, Answer]] = {}
 
 
 def vcard_answer(card: Card) -> Answer:

@@ -1,8 +1,8 @@
-"""Scans and views counted in memory and written once a second (to the database on the
-primary, to the outbox file at an edge: app/edge/outbox.py): the counters on the cards
-table and the `scan_events` rows (second, device class, referrer host, and a country
-only from a trusted proxy header; never the client IP), alike requests of the same
-second folded into one row with their number of hits.
+"""Scans, views and saves counted in memory and written once a second (to the database on
+the primary, to the outbox file at an edge: app/edge/outbox.py): the counters on the cards
+table and the `scan_events` rows (second, device class, referrer host, a country only
+from a trusted proxy header, and the visit's source; never the client IP), alike
+requests of the same second folded into one row with their number of hits.
 """
 
 from __future__ import annotations
@@ -61,6 +61,32 @@ FLY_REGION_COUNTRIES = {
 }
 
 
+# Where a visit came from (SPEC §8; the rule is in docs/api.md, "Sources"): the `src` of
+# /c/{slug}?src=… and of the page it redirects to, /p/{slug}?src=…. Without a query a scan
+# is `qr` (the printed code) and a page view or save is `link`; a src that is not one of
+# these names is `link` too.
+Source = Literal["qr", "nfc", "wallet", "signature", "share", "link"]
+SOURCES: tuple[Source, ...] = ("qr", "nfc", "wallet", "signature", "share", "link")
+_SOURCE_NAMES = {name: name for name in SOURCES}
+_SOURCE_BYTES = {name.encode(): name for name in SOURCES}
+
+
+def source_named(src: str | None) -> Source | None:
+    """The source a `src` value names (None: no src at all, so the route's own default)."""
+    return None if src is None else _SOURCE_NAMES.get(src, "link")
+
+
+def source_in_query(query: bytes) -> Source | None:
+    """The source named by the first `src` of a raw query string, as the fast path has it;
+    None when it has no `src`. Not percent-decoded: no source name needs it."""
+    for pair in query.split(b"&"):
+        if pair[:4] == b"src=":
+            return _SOURCE_BYTES.get(pair[4:], "link")
+        if pair == b"src":
+            return "link"
+    return None
+
+
 def device_class(user_agent: str | None) -> DeviceClass:
     if not user_agent:
         return "other"
@@ -110,10 +136,12 @@ def country_of(request: Request, settings: Settings) -> str | None:
 # What a flush writes, the same whether the primary writes it or an edge ships it
 # (app/edge/outbox.py): per card (its public card_id, the one id a card keeps in every
 # copy and never hands to another card: the integer id of a deleted newest card is given
-# to the next one), the count increments and the scan_events rows.
-CardCount = tuple[str, int, int]  # card_id, scans, views
-EventRow = tuple[str, str, str, str, "str | None", "str | None", int]
-# card_id, kind, occurred_at, device_class, referrer_host, country, hits
+# to the next one), the count increments and the scan_events rows. What came later is at
+# the end of each (saves, source), where a batch from an edge of the version before
+# simply has nothing (app/edge/scan_batches.py).
+CardCount = tuple[str, int, int, int]  # card_id, scans, views, saves
+EventRow = tuple[str, str, str, str, "str | None", "str | None", int, "str | None"]
+# card_id, kind, occurred_at, device_class, referrer_host, country, hits, source
 
 
 class CountSink(Protocol):
@@ -135,7 +163,7 @@ class DatabaseSink:
 
 
 class Counters:
-    """Scans and views counted in memory, and their events, written to `sink` in one piece per flush.
+    """Scans, views and saves counted in memory, and their events, written to `sink` in one piece per flush.
 
     Events are counted, not listed: requests alike to the second (card, kind, user agent,
     referrer, country) share one entry holding their number, so a crowd's tens of
@@ -156,27 +184,40 @@ class Counters:
         # The clock each event's second is read from, as Unix seconds (the primary's is
         # its Database's, which tests set).
         self.seconds = seconds
-        self._pending: dict[str, list[int]] = {}  # card_id -> [scans, views]
-        # (unix second, card_id, kind, user agent, referer, country) -> hits; classified
-        # at flush time (device class, referrer host), so a request only adds one.
-        self._events: dict[tuple[int, str, str, str | None, str | None, str | None], int] = {}
+        self._pending: dict[str, list[int]] = {}  # card_id -> [scans, views, saves]
+        # (unix second, card_id, kind, user agent, referer, country, source) -> hits;
+        # classified at flush time (device class, referrer host), so a request only adds one.
+        self._events: dict[tuple[int, str, str, str | None, str | None, str | None, str], int] = {}
         self._events_text = 0  # characters of user agent and referrer held in `_events`' keys
         self.dropped_events = 0
 
-    def scan(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
-        self._pending.setdefault(card.card_id, [0, 0])[0] += 1
-        self._event(card, "scan", user_agent, referer, country)
+    def scan(
+        self, card: Card, user_agent: str | None, referer: str | None, country: str | None, source: Source = "qr",
+    ) -> None:
+        self._pending.setdefault(card.card_id, [0, 0, 0])[0] += 1
+        self._event(card, "scan", user_agent, referer, country, source)
         if country:
             SCANS_BY_COUNTRY.labels(country).inc()
 
-    def view(self, card: Card, user_agent: str | None, referer: str | None, country: str | None) -> None:
-        self._pending.setdefault(card.card_id, [0, 0])[1] += 1
-        self._event(card, "view", user_agent, referer, country)
+    def view(
+        self, card: Card, user_agent: str | None, referer: str | None, country: str | None, source: Source = "link",
+    ) -> None:
+        self._pending.setdefault(card.card_id, [0, 0, 0])[1] += 1
+        self._event(card, "view", user_agent, referer, country, source)
 
-    def _event(self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None) -> None:
+    def save(
+        self, card: Card, user_agent: str | None, referer: str | None, country: str | None, source: Source = "link",
+    ) -> None:
+        """A download of the card's vCard (/p/{slug}.vcf)."""
+        self._pending.setdefault(card.card_id, [0, 0, 0])[2] += 1
+        self._event(card, "save", user_agent, referer, country, source)
+
+    def _event(
+        self, card: Card, kind: str, user_agent: str | None, referer: str | None, country: str | None, source: str,
+    ) -> None:
         if referer is not None and len(referer) > MAX_REFERRER:
             referer = referer[:MAX_REFERRER]
-        key = (int(self.seconds()), card.card_id, kind, user_agent, referer, country)
+        key = (int(self.seconds()), card.card_id, kind, user_agent, referer, country, source)
         events = self._events
         if (hits := events.get(key)) is not None:
             events[key] = hits + 1
@@ -188,14 +229,14 @@ class Counters:
         else:
             self.dropped_events += 1
 
-    def pending(self, card_id: str) -> tuple[int, int]:
-        """The scans and views of a card (by its public card_id) not written yet. Raises
+    def pending(self, card_id: str) -> tuple[int, int, int]:
+        """The scans, views and saves of a card (by its public card_id) not written yet. Raises
         TypeError for an integer id: counts were keyed by it once, and a caller still
         passing one would read no pending counts, silently."""
         if not isinstance(card_id, str):
             raise TypeError("Counters.pending takes the card's public card_id, not its integer id")
-        scans, views = self._pending.get(card_id, (0, 0))
-        return scans, views
+        scans, views, saves = self._pending.get(card_id, (0, 0, 0))
+        return scans, views, saves
 
     async def flush(self) -> int:
         """Write what is pending to the sink; returns how many events were written. Raises
@@ -214,17 +255,18 @@ class Counters:
             rows: collections.Counter[tuple] = collections.Counter()
             entries = list(events.items())
             for first in range(0, len(entries), FLUSH_SLICE):
-                for (whole, card_id, kind, agent, referer, country), hits in entries[first:first + FLUSH_SLICE]:
-                    rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country)] += hits
+                for (whole, card_id, kind, agent, referer, country, source), hits in entries[first:first + FLUSH_SLICE]:
+                    rows[(card_id, kind, _second(whole), _device_class(agent), _referrer_host(referer), country, source)] += hits
                 await asyncio.sleep(0)
-            event_rows: list[EventRow] = [(*key, hits) for key, hits in rows.items()]
-            await self.sink.write([(card_id, scans, views) for card_id, (scans, views) in batch.items()], event_rows)
+            event_rows: list[EventRow] = [(*key[:6], hits, key[6]) for key, hits in rows.items()]
+            await self.sink.write([(card_id, *counts) for card_id, counts in batch.items()], event_rows)
         except BaseException:
             # Put everything back so the next flush writes it.
-            for card_id, (scans, views) in batch.items():
-                counts = self._pending.setdefault(card_id, [0, 0])
+            for card_id, (scans, views, saves) in batch.items():
+                counts = self._pending.setdefault(card_id, [0, 0, 0])
                 counts[0] += scans
                 counts[1] += views
+                counts[2] += saves
             for key, hits in events.items():
                 self._events[key] = self._events.get(key, 0) + hits
             self._events_text += events_text  # an over-count where keys met again: errs towards dropping
@@ -254,8 +296,8 @@ async def write_counts(conn: aiosqlite.Connection, counts: Sequence[CardCount], 
     flush and a batch shipped by an edge (app/edge/scan_batches.py) both write through here.
     Cards deleted since (no such card_id) are skipped, their events with them. Raises sqlite3.Error."""
     await conn.executemany(
-        "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ? WHERE card_id = ?",
-        [(scans, views, card_id) for card_id, scans, views in counts],
+        "UPDATE cards SET scan_count = scan_count + ?, view_count = view_count + ?, save_count = save_count + ? WHERE card_id = ?",
+        [(scans, views, saves, card_id) for card_id, scans, views, saves in counts],
     )
     # Many rows per statement; a large flush yields to the requests between slices.
     for first in range(0, len(events), FLUSH_SLICE):
@@ -267,9 +309,9 @@ async def write_counts(conn: aiosqlite.Connection, counts: Sequence[CardCount], 
 @functools.lru_cache(maxsize=4)
 def _insert_events(count: int) -> str:
     """INSERT of `count` events, each naming its card by card_id."""
-    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
-    return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits)
-        SELECT cards.id, column2, column3, column4, column5, column6, column7 FROM (VALUES {rows}) AS event
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    return f"""INSERT INTO scan_events (card_id, kind, occurred_at, device_class, referrer_host, country, hits, source)
+        SELECT cards.id, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES {rows}) AS event
         JOIN cards ON cards.card_id = event.column1"""
 
 

@@ -9,8 +9,8 @@ all of the cost (figures in docs/performance.md, from bench/scanners.py).
 
 `ScannerProtocol` (app/public/door.py) asks it first. When a request's headers are
 complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or /p/{name} (not
-`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a percent-encoded path is
-not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
+`/cards`, `/c`, `/c/` or `/c/x/`; of a query string only `src` is read, the visit's source,
+and only when there is one; a percent-encoded path is not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
 answer_page_now, which answer only from memory: the card from the card cache, the image
 from the QR cache, the page drawn once per state of the card. Their answer is written at
 once, in one write. Everything else goes on through uvicorn to Litestar as before: a
@@ -63,6 +63,7 @@ from app.public.answers import (
     country_for,
     network_of_peer,
 )
+from app.public.counters import Source, source_in_query
 
 # Request ids for requests that bring none: unique in this process and across restarts,
 # without the system call a uuid4 makes for each.
@@ -140,6 +141,7 @@ class FastPath:
 
     def visit(
         self, method: str, given: dict[bytes, bytes], headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None,
+        source: Source | None = None,
     ) -> Visit:
         """What Visit.of reads from a Litestar request, read from the raw headers."""
         settings = self.settings
@@ -160,6 +162,7 @@ class FastPath:
             None if agent is None else agent.decode("latin-1"),
             None if referer is None else referer.decode("latin-1"),
             country_for(region.decode("latin-1"), settings) if region else None,
+            source,
         )
 
     def answer(
@@ -170,11 +173,15 @@ class FastPath:
         from memory, else None (and nothing counted or recorded)."""
         if url[:3] not in self.routes:  # the common refusal first: another route
             return None
+        source = None
         if b"?" in url or b"#" in url:
             try:
-                path = httptools.parse_url(url).path  # as uvicorn reads it: no query, no fragment
+                parsed = httptools.parse_url(url)  # as uvicorn reads it: no query, no fragment
             except httptools.HttpParserInvalidURLError:
                 return None  # uvicorn refuses it
+            path = parsed.path
+            if parsed.query:
+                source = source_in_query(parsed.query)
         else:
             path = url  # what parse_url would give: it is all path
         if (prefix := fast_route(path, method_bytes)) is None:
@@ -186,7 +193,7 @@ class FastPath:
         method = method_bytes.decode()
         template, answer_now = self.routes[prefix]
         try:
-            answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, headers, client))
+            answer = answer_now(self.public, path[3:].decode("latin-1"), self.visit(method, given, headers, client, source))
         except Exception as exc:
             answer = self.failed(exc, request_id := request_id_for(given.get(b"x-request-id")))
         else:

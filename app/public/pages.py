@@ -46,12 +46,14 @@ PAGE_HEADERS = {
 }
 
 
-def card_page(card: Card, base_url: str, token: str) -> str:
+def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = None) -> str:
     """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link
-    previews need; `token` is the exchange form's (app/leads/form.py)."""
+    previews need; `token` is the exchange form's (app/leads/form.py); `vcard_href` is its Save
+    link (answers.page_of: the visit's source in it)."""
     return TEMPLATES.get_template("card.html").render(
         exchange=exchange_form(card, token),
         card=card,
+        vcard_href=vcard_href or f"/p/{card.slug}.vcf",
         role=", ".join(part for part in (card.title, card.organization) if part),
         mailto=quote(card.email, safe="@+"),
         dial="".join(ch for ch in card.phone or "" if ch.isdigit() or ch == "+"),

@@ -76,7 +76,9 @@ async def follow_invitation(request: Request, token: FromPath[str], db: Database
     # Only the first counted click writes: repeats and bots never take the writer.
     if found["clicked_at"] is None and bots.countable(request):
         await record_click(db, found)
-    return Response(b"", status_code=302, headers={"Location": f"/p/{found['slug']}", "Cache-Control": "no-store"})
+    # The page's view (and a save from it) counts with the source `share` (answers.page_path).
+    location = answers.page_path(found["slug"], "share")
+    return Response(b"", status_code=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @route(

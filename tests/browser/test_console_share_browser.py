@@ -64,7 +64,7 @@ def test_share_follow_and_stats(browser, console_server):
     phone = browser.new_context(base_url=console_server.url, **PHONE)
     recipient = phone.new_page()
     recipient.goto(tracked)
-    assert recipient.url == f"{console_server.url}/p/{card['slug']}"
+    assert recipient.url == f"{console_server.url}/p/{card['slug']}?src=share"
 
     page.goto("/app/invitations")
     row = page.get_by_role("row").filter(has_text="+442079460958")

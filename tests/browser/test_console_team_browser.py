@@ -97,7 +97,7 @@ def test_an_invited_user_registers_is_deactivated_and_their_card_still_scans(bro
     person.get_by_role("button", name="Log in").click()
     expect(person.get_by_role("alert")).to_contain_text("Wrong email or password.")
     scan = httpx.get(f"{console_server.url}/c/ivy", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
-    assert scan.status_code == 302 and scan.headers["location"].endswith("/p/ivy")
+    assert scan.status_code == 302 and scan.headers["location"].endswith("/p/ivy?src=qr")
     wait_until(lambda: scan_count(console_server, "ivy") == 1, what="the scan to be counted")
 
     admin.get_by_role("link", name="Team", exact=True).first.click()

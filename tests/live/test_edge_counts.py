@@ -386,6 +386,40 @@ def test_scans_at_an_edge_reach_the_primary_once_through_outages(primary, owner,
     ]
 
 
+def test_saves_and_sources_at_an_edge_reach_the_primary_once_and_old_batches_still_apply(primary, owner, tmp_path):
+    card = create_card(primary.client, owner["headers"])
+    found = primary.card(card["slug"])
+
+    async def scenario() -> None:
+        # The first answer is lost after the primary applied the batch: it is sent again.
+        edge = await Edge(tmp_path / "edge", primary.internal_url, transport=DropAcknowledgements(drop=1)).open()
+        try:
+            edge.counters.scan(found, PHONE_UA, None, None, "nfc")
+            edge.counters.view(found, PHONE_UA, None, None, "nfc")
+            edge.counters.save(found, PHONE_UA, None, None, "nfc")
+            edge.counters.save(found, PHONE_UA, None, None)  # a plain link
+            assert await edge.counters.flush() == 4
+            with pytest.raises(ShipFailed, match="RemoteProtocolError"):
+                await edge.shipper.ship_waiting()
+            assert await edge.shipper.ship_waiting() == 1
+        finally:
+            await edge.close()
+
+    primary.call(scenario)
+    saved = "SELECT scan_count, view_count, save_count FROM cards WHERE slug = ?"
+    assert query(primary.settings, saved, (card["slug"],)) == [(1, 1, 2)]
+    sourced = """SELECT kind, source, sum(hits) FROM scan_events JOIN cards ON cards.id = scan_events.card_id
+        WHERE slug = ? GROUP BY 1, 2 ORDER BY 1, 2"""
+    assert query(primary.settings, sourced, (card["slug"],)) == [
+        ("save", "link", 1), ("save", "nfc", 1), ("scan", "nfc", 1), ("view", "nfc", 1),
+    ]
+    # A batch from an edge of the version before, with no saves and no sources, is applied as it was.
+    old = batch_body(card["cardId"], outbox_id=os.urandom(16).hex(), scans=2)
+    assert ship(primary.internal_url, old).json() == {"applied": True}
+    assert query(primary.settings, saved, (card["slug"],)) == [(3, 1, 2)]
+    assert ("scan", None, 2) in query(primary.settings, sourced, (card["slug"],))
+
+
 async def wait_for(condition, what: str, timeout: float = 60.0) -> None:
     """Poll `condition` in the event loop until it holds (a liveness bound, not a speed check)."""
     deadline = time.monotonic() + timeout

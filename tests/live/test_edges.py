@@ -76,13 +76,13 @@ def test_a_new_card_scans_at_both_edges_at_once_and_from_their_copy_soon_after(r
     for edge in regions.edges:
         # The copy cannot have it yet: the edge sends the scan to the primary, never a 404.
         first = scan(edge, "new-card")
-        assert (first.status_code, first.headers["location"]) == (302, "/p/new-card")
+        assert (first.status_code, first.headers["location"]) == (302, "/p/new-card?src=qr")
     for edge in regions.edges:
         answer = wait_until(
             lambda edge=edge: (r := scan(edge, "new-card")).status_code == 302 and served_by_the_edge(r) and r,
             timeout=60, what="the edge to answer from its copy",
         )
-        assert answer.headers["location"] == "/p/new-card"
+        assert answer.headers["location"] == "/p/new-card?src=qr"
         page = httpx.get(f"{edge.url}/p/new-card")
         assert page.status_code == 200 and served_by_the_edge(page) and "First Name" in page.text
         vcard = httpx.get(f"{edge.url}/p/new-card.vcf")

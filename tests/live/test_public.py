@@ -54,7 +54,7 @@ def test_scan_redirects_to_the_card_page_and_counts(client, user):
     for _ in range(3):
         response = client.get("/c/scan-me", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
         assert response.status_code == 302
-        assert response.headers["location"] == "/p/scan-me"
+        assert response.headers["location"] == "/p/scan-me?src=qr"
     assert counts(client, user, card) == (3, 0)
 
 
@@ -83,7 +83,7 @@ def test_bots_and_previews_are_redirected_but_not_counted(client, user, agent):
 def test_head_is_answered_but_not_counted(client, user):
     card = create_card(client, user["headers"], slug="head-check")
     response = client.head("/c/head-check", headers={"User-Agent": PHONE_UA}, follow_redirects=False)
-    assert response.status_code == 302 and response.headers["location"] == "/p/head-check"
+    assert response.status_code == 302 and response.headers["location"] == "/p/head-check?src=qr"
     assert client.head("/p/head-check", headers={"User-Agent": PHONE_UA}).status_code == 200
     assert counts(client, user, card) == (0, 0)
 

@@ -128,7 +128,7 @@ def test_counters_get_user_agent_and_referrer(live, card, monkeypatch):
     monkeypatch.setattr(live.app.state.counters, "scan", lambda *args: seen.append(args[1:]))
     headers = {"User-Agent": PHONE_UA, "Referer": "https://example.com/a", "Fly-Client-IP": "10.1.1.1"}
     live.http.get("/c/fast-card", headers=headers)
-    assert seen == [(PHONE_UA, "https://example.com/a", None)]  # no country: proxy headers untrusted
+    assert seen == [(PHONE_UA, "https://example.com/a", None, "qr")]  # no country: proxy headers untrusted
 
 
 def test_head_of_an_image_has_its_headers_and_no_body(live, card):
@@ -178,7 +178,7 @@ def test_a_keep_alive_connection_carries_many_answers_and_bodies_are_skipped(liv
     chunked = b"GET /c/fast-card HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
     responses = exchange(live, [one] * 50 + [with_body, chunked, one])
     assert len(responses) == 53
-    assert all(r.startswith(b"HTTP/1.1 302 Found\r\n") and b"\r\nlocation: /p/fast-card\r\n" in r for r in responses)
+    assert all(r.startswith(b"HTTP/1.1 302 Found\r\n") and b"\r\nlocation: /p/fast-card?src=qr\r\n" in r for r in responses)
     # The chunked one goes to Litestar (its body could yet turn out malformed: one answer per
     # request), and the one after it waits behind it, answered by Litestar too.
     assert live.answered == answered + 51

@@ -28,7 +28,7 @@ def test_serve_works_end_to_end_and_replicates(service, tmp_path):
     card = httpx.post(f"{svc.url}/v1/cards", json={"fullName": "E2E", "email": "e2e@example.com", "slug": "e2e-card"}, headers=headers)
     assert card.status_code == 201
     scan = httpx.get(f"{svc.url}/c/e2e-card", headers={"User-Agent": PHONE_UA})
-    assert scan.status_code == 302 and scan.headers["location"] == "/p/e2e-card"
+    assert scan.status_code == 302 and scan.headers["location"] == "/p/e2e-card?src=qr"
     assert svc.stop() == 0
     data = tmp_path / "data"
     # The scan was flushed at shutdown, and Litestream wrote the replica.

@@ -57,7 +57,7 @@ def test_the_funnel_counts_people_and_not_bots(mail_client, mail_settings, smtp)
         image = mail_client.get(pixel, headers={"User-Agent": agent})
         assert image.status_code == 200 and image.headers["content-type"] == "image/gif"
         followed = mail_client.get(link, headers={"User-Agent": agent}, follow_redirects=False)
-        assert followed.status_code == 302 and followed.headers["location"] == "/p/funnel-card"
+        assert followed.status_code == 302 and followed.headers["location"] == "/p/funnel-card?src=share"
     assert mail_client.head(pixel, headers={"User-Agent": PHONE_UA}).status_code == 200
     assert mail_client.head(link, headers={"User-Agent": PHONE_UA}, follow_redirects=False).status_code == 302
     [state] = invitations(mail_client, user, card)
@@ -72,7 +72,7 @@ def test_the_funnel_counts_people_and_not_bots(mail_client, mail_settings, smtp)
     assert opened["status"] == "opened" and opened["openedAt"]
     for _ in range(2):
         followed = mail_client.get(link, headers={"User-Agent": PHONE_UA}, follow_redirects=False)
-        assert followed.status_code == 302 and followed.headers["location"] == "/p/funnel-card"
+        assert followed.status_code == 302 and followed.headers["location"] == "/p/funnel-card?src=share"
     clicked = invitations(mail_client, user, card)[0]
     assert clicked["status"] == "clicked" and clicked["openedAt"] == opened["openedAt"] and clicked["clickedAt"]
     mail_client.get(pixel, headers={"User-Agent": PHONE_UA})

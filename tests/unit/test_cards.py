@@ -14,7 +14,7 @@ def test_create_answers_the_full_card(client, user):
     )
     assert set(card) == {
         "cardId", "slug", "fullName", "organization", "title", "email", "phone", "website", "qrErrorCorrection",
-        "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
+        "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "saveCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
         "photoUrl", "logoUrl",
     }
     assert card["photoUrl"] is None and card["logoUrl"] is None  # set by PUT /v1/cards/{cardId}/photo|logo
@@ -23,7 +23,7 @@ def test_create_answers_the_full_card(client, user):
     assert card["cardUrl"] == f"https://qr.example.test/p/{card['slug']}"
     assert card["vcardUrl"] == f"https://qr.example.test/p/{card['slug']}.vcf"
     assert card["qrCodeUrl"].startswith("data:image/png;base64,")
-    assert (card["viewCount"], card["scanCount"]) == (0, 0)
+    assert (card["viewCount"], card["scanCount"], card["saveCount"]) == (0, 0, 0)
     assert client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json() == card
 
 

@@ -171,14 +171,21 @@ def test_stats_page_draws_the_scans(client, account):
     assert "style=" not in empty.text  # the CSP refuses inline styles
 
     assert client.get(f"/c/{card['slug']}", headers={"User-Agent": PHONE_UA}, follow_redirects=False).status_code == 302
+    assert client.get(f"/p/{card['slug']}.vcf?src=nfc", headers={"User-Agent": PHONE_UA}).status_code == 200
     flush_counters(client)
     page = client.get(f"/app/cards/{card['cardId']}/stats?days=7").text
     assert 'href="?days=7" aria-current="page"' in page
     assert re.search(r'<span class="total-number">1</span> <span class="total-label"><span class="swatch swatch-scans"', page)
+    assert re.search(r'<span class="total-number">1</span> <span class="total-label"><span class="swatch swatch-saves"', page)
     assert len(re.findall(r"<title>\d+ \w+: 1 scans</title>", page)) == 2  # the day's dot, wide and narrow
-    assert "<td>1</td>" in page  # the table for screen readers
+    assert len(re.findall(r"<title>\d+ \w+: 1 saves</title>", page)) == 2
+    assert "<td>1</td><td>0</td><td>1</td></tr>" in page  # the table for screen readers: today's scan and save
     assert '<span class="bar-name">mobile</span>' in page
-    assert page.count("<tr><th scope=\"row\">") == 7
+    assert page.count("<tr><th scope=\"row\"><time") == 7
+    # The sources table: every source, the scan's (no src: the printed code) and the save's.
+    assert '<tr><th scope="row">QR code</th><td>1</td><td>0</td><td>0</td></tr>' in page
+    assert '<tr><th scope="row">NFC tag</th><td>0</td><td>0</td><td>1</td></tr>' in page
+    assert page.count('<tr><th scope="row">') == 7 + 6
     # A period the page does not offer is the default one.
     assert 'href="?days=30" aria-current="page"' in client.get(f"/app/cards/{card['cardId']}/stats?days=13").text
 
@@ -193,7 +200,8 @@ def test_stats_csv_is_the_apis(client, account):
     assert response.headers["content-disposition"] == f'attachment; filename="{card["slug"]}-stats.csv"'
     api = client.get(f"/v1/cards/{card['cardId']}/stats?format=csv&days=90", headers=auth["headers"])
     assert response.text == api.text
-    assert "day," in response.text and ",1,0\r\n" in response.text
+    assert "day," in response.text and ",1,0,0\r\n" in response.text
+    assert "\r\nsource,qr,1,0,0\r\nsource,nfc,0,0,0\r\n" in response.text
 
 
 def test_api_keys_create_use_and_revoke(client, account):

@@ -80,24 +80,28 @@ def test_the_report_counts_days_devices_countries_and_referrers(tmp_path):
     today = datetime.now(UTC).date()
     assert body["cardId"] == card["cardId"] and body["days"] == 7
     assert (body["firstDay"], body["lastDay"]) == ((today - timedelta(days=6)).isoformat(), today.isoformat())
-    assert body["totals"] == {"scans": 4, "views": 2}
+    assert body["totals"] == {"scans": 4, "views": 2, "saves": 0}
     assert [d["date"] for d in body["daily"]] == [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-    assert body["daily"][-1] == {"date": today.isoformat(), "scans": 4, "views": 2}
-    assert all(d["scans"] == d["views"] == 0 for d in body["daily"][:-1])
+    assert body["daily"][-1] == {"date": today.isoformat(), "scans": 4, "views": 2, "saves": 0}
+    assert all(d["scans"] == d["views"] == d["saves"] == 0 for d in body["daily"][:-1])
     assert body["devices"] == [
-        {"name": "mobile", "scans": 2, "views": 1},
-        {"name": "desktop", "scans": 1, "views": 1},
-        {"name": "tablet", "scans": 1, "views": 0},
+        {"name": "mobile", "scans": 2, "views": 1, "saves": 0},
+        {"name": "desktop", "scans": 1, "views": 1, "saves": 0},
+        {"name": "tablet", "scans": 1, "views": 0, "saves": 0},
     ]
     assert body["countries"] == [
-        {"name": "DE", "scans": 2, "views": 0},
-        {"name": "GB", "scans": 1, "views": 0},
-        {"name": "US", "scans": 0, "views": 1},
+        {"name": "DE", "scans": 2, "views": 0, "saves": 0},
+        {"name": "GB", "scans": 1, "views": 0, "saves": 0},
+        {"name": "US", "scans": 0, "views": 1, "saves": 0},
     ]
     assert body["referrers"] == [
-        {"name": "blog.example.com", "scans": 2, "views": 0},
-        {"name": "www.linkedin.com", "scans": 0, "views": 1},
+        {"name": "blog.example.com", "scans": 2, "views": 0, "saves": 0},
+        {"name": "www.linkedin.com", "scans": 0, "views": 1, "saves": 0},
     ]
+    # Scans without a src are the printed code's; views of /p/ without one, plain links.
+    assert {s["name"]: (s["scans"], s["views"], s["saves"]) for s in body["sources"]} == {
+        "qr": (4, 0, 0), "nfc": (0, 0, 0), "wallet": (0, 0, 0), "signature": (0, 0, 0), "share": (0, 0, 0), "link": (0, 2, 0),
+    }
 
 
 def test_no_country_without_a_trusted_proxy(client, user):
@@ -135,7 +139,7 @@ def test_the_window_leaves_out_older_days(client, user, settings):
                 " SELECT id, 'scan', ?, 'mobile' FROM cards WHERE slug = 'old-scans'",
                 (stamp,),
             )
-    assert stats(client, user, card).json()["totals"] == {"scans": 1 + 2 + 3, "views": 0}
+    assert stats(client, user, card).json()["totals"] == {"scans": 1 + 2 + 3, "views": 0, "saves": 0}
     assert stats(client, user, card, days=31).json()["totals"]["scans"] == 11
     one_day = stats(client, user, card, days=1).json()
     assert one_day["totals"]["scans"] == 1 and len(one_day["daily"]) == 1
@@ -169,8 +173,8 @@ def test_csv_escapes_formulas(client, user, settings):
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="csv-card-stats.csv"'
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["section", "name", "scans", "views"]
-    assert rows[1] == ["total", "", "1", str(len(HOSTILE))]
+    assert rows[0] == ["section", "name", "scans", "views", "saves"]
+    assert rows[1] == ["total", "", "1", str(len(HOSTILE)), "0"]
     assert [r[0] for r in rows[2:5]] == ["day"] * 3
     names = {r[1] for r in rows if r[0] in ("country", "referrer")}
     assert names == {"safe.example"} | {"'" + value for value in HOSTILE}
@@ -284,21 +288,23 @@ def test_events_of_a_card_deleted_before_the_flush_are_dropped(client, user, set
     assert stats(client, user, keep).json()["totals"]["scans"] == 1
 
 
-def sums_of_events(settings) -> dict[tuple, tuple[int, int]]:
+def sums_of_events(settings) -> dict[tuple, tuple[int, int, int]]:
     """What scan_days should hold, worked out in Python from the scan_events rows."""
     sums: dict[tuple, list[int]] = {}
-    events = query(settings, "SELECT card_id, kind, occurred_at, device_class, country, referrer_host, hits FROM scan_events")
-    for card_id, kind, occurred_at, device, country, referrer, hits in events:
-        for grouping, name in (("device", device), ("country", country), ("referrer", referrer)):
+    events = query(
+        settings, "SELECT card_id, kind, occurred_at, device_class, country, referrer_host, source, hits FROM scan_events",
+    )
+    for card_id, kind, occurred_at, device, country, referrer, source, hits in events:
+        for grouping, name in (("device", device), ("country", country), ("referrer", referrer), ("source", source)):
             if name is not None:
-                counts = sums.setdefault((card_id, grouping, occurred_at[:10], name), [0, 0])
-                counts[0 if kind == "scan" else 1] += hits
-    return {key: (scans, views) for key, (scans, views) in sums.items()}
+                counts = sums.setdefault((card_id, grouping, occurred_at[:10], name), [0, 0, 0])
+                counts[("scan", "view", "save").index(kind)] += hits
+    return {key: tuple(counts) for key, counts in sums.items()}
 
 
-def scan_days(settings) -> dict[tuple, tuple[int, int]]:
-    rows = query(settings, "SELECT card_id, grouping, day, name, scans, views FROM scan_days")
-    return {(card_id, grouping, day, name): (scans, views) for card_id, grouping, day, name, scans, views in rows}
+def scan_days(settings) -> dict[tuple, tuple[int, int, int]]:
+    rows = query(settings, "SELECT card_id, grouping, day, name, scans, views, saves FROM scan_days")
+    return {(card_id, grouping, day, name): (scans, views, saves) for card_id, grouping, day, name, scans, views, saves in rows}
 
 
 def add_events(settings, slug: str) -> None:
@@ -317,34 +323,46 @@ def add_events(settings, slug: str) -> None:
 
 
 def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, monkeypatch):
-    # A database with events from before migration 0006, which fills scan_days from them.
-    # The later migrations are applied already: today's code needs their columns.
+    # A database of the version before migration 0006 (which fills scan_days from the
+    # events), with cards and events written as that version did; then every migration
+    # since (0012 makes both tables again, with saves and sources), then today's app.
     before = tmp_path / "before-0006"
     before.mkdir()
     for file in sorted(db.MIGRATIONS_DIR.glob("*.sql")):
-        if not file.name.startswith("0006"):
+        if file.name < "0006":
             (before / file.name).write_text(file.read_text())
     settings = make_settings(tmp_path / "data")
     with monkeypatch.context() as patch:
         patch.setattr(db, "MIGRATIONS_DIR", before)
-        with TestClient(create_app(settings)) as client:
-            user = register(client)
-            create_card(client, user["headers"], slug="older")
-            create_card(client, user["headers"], slug="doomed")
-            visit(client, "/c/older", Referer="https://blog.example.com/")
-            flush_counters(client)
-        add_events(settings, "older")
-        add_events(settings, "doomed")
-    assert db.migrate(settings.database_path)[0] == "0006_scan_days.sql"  # and any later ones
+        db.migrate(settings.database_path)
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    execute(settings, "INSERT INTO users (user_id, email, password_hash, created_at) VALUES ('u1', 'old@example.com', 'x', ?)", (stamp,))
+    for n, slug in enumerate(("older", "doomed")):
+        execute(
+            settings,
+            "INSERT INTO cards (card_id, user_id, slug, full_name, email, created_at, updated_at)"
+            " VALUES (?, 'u1', ?, 'Old Card', 'old@example.com', ?, ?)",
+            (f"{n:032x}", slug, stamp, stamp),
+        )
+        add_events(settings, slug)
+    applied = db.migrate(settings.database_path)
+    assert applied[0] == "0006_scan_days.sql" and "0012_saves_and_sources.sql" in applied
     assert scan_days(settings) == sums_of_events(settings) != {}
+    assert query(settings, "SELECT count(*) FROM scan_events WHERE source IS NOT NULL") == [(0,)]  # not known then
     # From then on the database adds every new event: the counters' flush and rows written by hand.
     with TestClient(create_app(settings)) as client:
         visit(client, "/c/older", WINDOWS, Referer="https://blog.example.com/")
+        visit(client, "/c/older?src=wallet")
         visit(client, "/p/doomed")
+        visit(client, "/p/older.vcf?src=signature")
         flush_counters(client)
         add_events(settings, "older")
         assert scan_days(settings) == sums_of_events(settings)
-        doomed = query(settings, "SELECT card_id FROM cards WHERE slug = 'doomed'")[0][0]
-        client.delete(f"/v1/cards/{doomed}", headers=user["headers"])
+        assert scan_days(settings)[(1, "source", stamp[:10], "signature")] == (0, 0, 1)
+    conn = sqlite3.connect(settings.database_path)
+    with conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM cards WHERE slug = 'doomed'")
+    conn.close()
     assert scan_days(settings) == sums_of_events(settings)
     assert {card_id for card_id, *_ in scan_days(settings)} == {card_id for (card_id,) in query(settings, "SELECT id FROM cards")}
