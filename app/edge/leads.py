@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 import httpx
 import msgspec
 from litestar import Request, Response, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from prometheus_client import Counter
 
 from app.api.problems import BODY, problems
@@ -56,7 +56,7 @@ class LeadResult(msgspec.Struct, rename="camel"):
     summary="Store a lead an edge kept while the primary was unreachable, once by its lead id",
     responses=problems(401, *BODY, 503),
 )
-async def receive_lead(request: Request, data: NewLead, db: DatabaseDep) -> LeadResult:
+async def receive_lead(request: Request, data: JSONBody[NewLead], db: DatabaseDep) -> LeadResult:
     state = request.app.state
     return LeadResult(applied=await apply_shipped_lead(db, state.outbox, state.settings, data))
 
