@@ -9,8 +9,8 @@ all of the cost (figures in docs/performance.md, from bench/scanners.py).
 
 `ScannerProtocol` (app/public/door.py) asks it first. When a request's headers are
 complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or /p/{name} (not
-`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, a percent-encoded path is
-not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
+`/cards`, `/c`, `/c/` or `/c/x/`; a query string is ignored, but a `.vcf` with one is left
+to Litestar, which reads its `?v=4`; a percent-encoded path is not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
 answer_page_now, which answer only from memory: the card from the card cache, the image
 from the QR cache, the page drawn once per state of the card. Their answer is written at
 once, in one write. Everything else goes on through uvicorn to Litestar as before: a
@@ -175,6 +175,8 @@ class FastPath:
                 path = httptools.parse_url(url).path  # as uvicorn reads it: no query, no fragment
             except httptools.HttpParserInvalidURLError:
                 return None  # uvicorn refuses it
+            if path.endswith(b".vcf") and b"?" in url:
+                return None  # a vCard's query asks for a version (?v=4): the Litestar handler reads it
         else:
             path = url  # what parse_url would give: it is all path
         if (prefix := fast_route(path, method_bytes)) is None:

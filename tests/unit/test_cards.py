@@ -15,6 +15,7 @@ def test_create_answers_the_full_card(client, user):
     assert set(card) == {
         "cardId", "slug", "fullName", "organization", "title", "email", "phone", "website", "qrErrorCorrection",
         "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
+        "name", "pronouns", "headline", "department", "phones", "emails", "addresses", "links", "socials", "accentColor",
     }
     assert card["fullName"] == "Zoë Ñandú"
     assert card["shortUrl"] == f"https://qr.example.test/c/{card['slug']}"
