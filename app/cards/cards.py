@@ -488,9 +488,9 @@ def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
     return vcard.static_text(card, ecc)  # LEAVE_OUT_ORDER's names are one word: the API's too
 
 
-async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str]:
-    """The card's code drawn as asked: (image, media type, file name). Raises Invalid (colours
-    without contrast, a payload too large for the level)."""
+async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str, list[str]]:
+    """The card's code drawn as asked: (image, media type, file name, the fields a static code
+    left out). Raises Invalid (colours without contrast, a payload too large for the level)."""
     try:
         dark_rgb, light_rgb = qr.parse_colour(options.dark), qr.parse_colour(options.light)
     except ValueError as exc:
@@ -510,9 +510,9 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         light="#{:02x}{:02x}{:02x}".format(*light_rgb),
         border=options.border,
     )
-    payload = short_url(settings, card.slug) if options.mode == "dynamic" else static_payload(card, drawing.ecc)[0]
+    payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
         image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)
     except qr.QrTooLarge as exc:
         raise Invalid(str(exc)) from None
-    return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}"
+    return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}", left_out

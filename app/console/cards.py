@@ -294,7 +294,7 @@ async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, sett
     errors: dict[str, str] = {}
     try:
         options = msgspec.convert({k: v for k, v in asked.items() if v != ""}, cards.QrOptions, strict=False)
-        image, media_type, filename = await cards.qr_download(request.app.state, settings, card, options)
+        image, media_type, filename, _ = await cards.qr_download(request.app.state, settings, card, options)
     except msgspec.ValidationError as exc:
         field = str(exc).rpartition("$.")[2].rstrip("`") or "form"
         errors[field] = {
