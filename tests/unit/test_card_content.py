@@ -324,3 +324,21 @@ def test_a_static_code_keeps_what_fits_its_level_and_says_what_it_left_out(clien
     assert "x-left-out" not in full.headers
     assert len(vobject.readOne(decode_png(full.content)[0]).contents["url"]) == 10
 
+
+
+# --- the public page -----------------------------------------------------------------
+
+
+def test_the_public_page_shows_every_field_with_its_type_label_and_link(client, user):
+    card = _rich_card(client, user)
+    page = client.get(f"/p/{card['slug']}").text
+    for text in ("Dr. Robert de la Cruz Jr.", "he/him", "CTO · R&amp;D · Acme", "Builds bridges, ships calm software"):
+        assert text in page, text
+    assert 'href="tel:+15550102030"' in page and ">Mobile</span>" in page
+    assert 'href="tel:+15550109999,204"' in page and "+1 555 010 9999 ext. 204" in page and ">Work</span>" in page
+    assert ">Fax</span>" in page
+    assert 'href="mailto:rob@home.example"' in page and ">Home</span>" in page
+    assert 'href="https://www.google.com/maps/search/?api=1&amp;query=1%20Main%20St%2C%20Suite%204%2C%20Springfield' in page
+    assert ">Work address</span> 1 Main St, Suite 4, Springfield, IL, 62701, USA" in page
+    assert ">Blog</span> https://rob.example/a,b" in page
+    assert ">LinkedIn</span>" in page and ">GitHub</span>" in page and 'href="https://github.com/rob"' in page
