@@ -5,7 +5,9 @@ and what a static code leaves out."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
+from html import unescape as html_unescape
 
 import pytest
 import vobject
@@ -17,6 +19,8 @@ from app.cards.content import StructuredName, join_name, split_full_name
 from app.db import migrate
 from app.sqlite import sqlite3
 from tests.support.app import assert_problem, create_card, make_settings
+from tests.support.console import errors_of, log_in, post_form
+from tests.support.db import query
 from tests.support.qr import decode_png
 
 # --- the name rule -------------------------------------------------------------------
@@ -342,3 +346,75 @@ def test_the_public_page_shows_every_field_with_its_type_label_and_link(client, 
     assert ">Work address</span> 1 Main St, Suite 4, Springfield, IL, 62701, USA" in page
     assert ">Blog</span> https://rob.example/a,b" in page
     assert ">LinkedIn</span>" in page and ">GitHub</span>" in page and 'href="https://github.com/rob"' in page
+
+
+# --- the console ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def console(client, user):
+    """A client logged in to the console as `user`, with its CSRF token."""
+    return client, user, log_in(client, user["user"]["email"])
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    """The inputs and selects of a drawn form with their values, as a browser would send them."""
+    fields = dict(re.findall(r'<input id="[^"]*" name="([^"]+)" type="(?!password)[^"]*" value="([^"]*)"', html))
+    fields |= dict(re.findall(r'<input type="hidden" name="([^"]+-rows)" value="(\d+)"', html))
+    for name, options in re.findall(r'<select id="[^"]*" name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        selected = re.search(r'<option value="([^"]*)" selected', options) or re.search(r'<option value="([^"]*)"', options)
+        fields[name] = selected[1]
+    return {name: html_unescape(value) for name, value in fields.items()}
+
+
+def test_the_console_form_adds_and_removes_rows_without_javascript(console):
+    client, _, csrf = console
+    form = client.get("/app/cards/new").text
+    assert 'name="phones-rows" value="1"' in form and 'name="phone"' in form and 'name="phones-1-number"' not in form
+    fields = _form_fields(form) | {"fullName": "Dr. Robert de la Cruz Jr.", "email": "rob@acme.example", "phone": "+1 555 010 2030"}
+    # "Add another phone" draws the form again with a second row, keeping what was typed; nothing is saved.
+    added = post_form(client, "/app/cards/new", csrf, **fields, add="phones")
+    assert added.status_code == 200 and 'name="phones-1-number"' in added.text and 'value="+1 555 010 2030"' in added.text
+    fields = _form_fields(added.text) | {"phones-1-number": "+1 555 010 9999", "phones-1-type": "work", "phones-1-ext": "204"}
+    # A third row appears empty; remove the first: the second moves up into the single field's place.
+    removed = post_form(client, "/app/cards/new", csrf, **fields, remove="phones-0")
+    assert removed.status_code == 200
+    fields = _form_fields(removed.text)
+    assert fields["phone"] == "+1 555 010 9999" and fields["phones-0-type"] == "work" and fields["phones-0-ext"] == "204"
+    assert query(client.app.state.settings, "SELECT count(*) FROM cards") == [(0,)]
+    fields |= {"socials-0-url": "https://github.com/rob", "socials-0-network": "github", "addresses-0-locality": "Springfield",
+               "addresses-0-country": "USA", "headline": "Ships calm software", "pronouns": "he/him", "department": "R&D"}
+    created = post_form(client, "/app/cards/new", csrf, **fields)
+    assert created.status_code == 303, errors_of(created.text)
+    card_id = created.headers["location"].rsplit("/", 1)[1]
+    row = query(client.app.state.settings, "SELECT name, phones, socials, addresses, headline, pronouns, department FROM cards")[0]
+    assert '"family":"de la Cruz"' in row[0] and '"ext":"204"' in row[1] and '"network":"github"' in row[2]
+    assert '"locality":"Springfield"' in row[3] and row[4:] == ("Ships calm software", "he/him", "R&D")
+    # The edit form shows every entry, and the card page says what a static code leaves out.
+    edit = client.get(f"/app/cards/{card_id}/edit").text
+    assert 'value="https://github.com/rob"' in edit and 'value="Springfield"' in edit and "Ships calm software</textarea>" in edit
+    assert "never holds the photo" in client.get(f"/app/cards/{card_id}").text
+
+
+def test_console_list_errors_are_shown_next_to_their_field(console):
+    client, _, csrf = console
+    fields = _form_fields(client.get("/app/cards/new").text) | {"fullName": "Jane Doe", "email": "jane@example.com"}
+    fields |= {"phone": "call me", "phones-0-ext": "12a", "socials-0-url": "github.com/jane", "accentColor": "blue",
+               "links-0-label": "Blog"}
+    response = post_form(client, "/app/cards/new", csrf, **fields)
+    assert response.status_code == 422
+    errors = errors_of(response.text)
+    assert errors == {
+        "phone": "Use digits, spaces and + ( ) . - only", "phones-0-ext": "Use digits only",
+        "socials-0-url": "Enter the full address, starting with https:// or http://",
+        "accentColor": "Enter a colour like #0b6bcb", "website": "Enter the website, or remove the row",
+    }
+    assert '<a href="#socials-0-url">' in response.text  # the summary links to the field
+
+
+def test_a_static_code_too_full_for_high_is_listed_on_the_card_page(console):
+    client, user, _ = console
+    links = [{"label": f"L{i}", "url": f"https://example.com/{'p' * 150}/{i}"} for i in range(10)]
+    card = create_card(client, user["headers"], links=links, socials=[{"url": "https://github.com/x"}])
+    page = client.get(f"/app/cards/{card['cardId']}").text
+    assert "High: leaves out social profiles, some links" in page and "Low: holds everything" in page
