@@ -3,7 +3,7 @@ with its QR downloads, and delete with a confirmation. Writes go through the sam
 operations as the API (cards.create_card, edit_card, delete_card, qr_download).
 
 The card's lists (phones, emails, addresses, links, socials) are rows of inputs that work
-without JavaScript: each list shows its rows and one empty row, an "Add another" button
+without JavaScript: each list shows its rows (one empty row when it has none), an "Add another" button
 (a submit named `add`) draws the form again with one more row, a "Remove" button (a submit
 named `remove`) draws it without that row; neither saves. Empty rows are ignored. The
 first row's main input keeps the single field's name (`phone`, `email`, `website`: the
@@ -110,6 +110,7 @@ class ListField:
     maximum: int
     main: str | None = None  # the column whose first row keeps the single field's name
     single: str | None = None
+    required: bool = False  # the first row must be filled in (a card needs an email)
 
     def input_name(self, row: int, column: str) -> str:
         if row == 0 and column == self.main:
@@ -133,7 +134,7 @@ LISTS = (
     ListField("emails", "email", (
         Column("address", "Email", Email, type="email", bad_format="Enter an email address like name@example.com"),
         Column("type", "Type", str, choices=PLACE_TYPES),
-    ), content.MAX_EMAILS, main="address", single="email"),
+    ), content.MAX_EMAILS, main="address", single="email", required=True),
     ListField("links", "link", (
         Column("url", "Website", Website, type="url", hint=URL_HINT, bad_format=URL_BAD),
         Column("label", "Label", content.LinkLabel),
@@ -289,13 +290,12 @@ def _values_of(card: cards.Card) -> dict[str, Any]:
 
 
 def _with_empty_rows(values: dict[str, Any]) -> dict[str, Any]:
-    """The values with one empty row more in each list not full (where a new entry is typed)."""
+    """The values with an empty row in each empty list (where a first entry is typed); more
+    rows come with "Add another"."""
     values = dict(values)
     for listed in LISTS:
-        rows = list(values[listed.name])
-        if len(rows) < listed.maximum and (not rows or not _is_empty(rows[-1], listed)):
-            rows.append({column.key: column.choices[0][0] if column.choices else "" for column in listed.columns})
-        values[listed.name] = rows
+        if not values[listed.name]:
+            values[listed.name] = [{column.key: column.choices[0][0] if column.choices else "" for column in listed.columns}]
     return values
 
 

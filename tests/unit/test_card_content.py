@@ -376,7 +376,7 @@ def test_the_console_form_adds_and_removes_rows_without_javascript(console):
     added = post_form(client, "/app/cards/new", csrf, **fields, add="phones")
     assert added.status_code == 200 and 'name="phones-1-number"' in added.text and 'value="+1 555 010 2030"' in added.text
     fields = _form_fields(added.text) | {"phones-1-number": "+1 555 010 9999", "phones-1-type": "work", "phones-1-ext": "204"}
-    # A third row appears empty; remove the first: the second moves up into the single field's place.
+    # Remove the first: the second moves up into the single field's place.
     removed = post_form(client, "/app/cards/new", csrf, **fields, remove="phones-0")
     assert removed.status_code == 200
     fields = _form_fields(removed.text)
