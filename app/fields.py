@@ -16,6 +16,7 @@ import msgspec
 _BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029" + _BIDI
 _TEXT = rf"^[^{_CONTROL}]*$"
+TEXT_PATTERN = _TEXT  # any text without control characters (the card's content types use it)
 # At least one visible character, nothing from _CONTROL anywhere.
 _NONBLANK = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 

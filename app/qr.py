@@ -1,4 +1,4 @@
-"""QR images and vCards: what a code encodes, how it is drawn, and the render cache.
+"""QR images: how a code is drawn, and the render cache (a card's vCard is app/cards/vcard.py).
 
 A rendered image is fully determined by its payload and drawing options, so the cache
 is keyed by exactly those: when a card changes, its static payload changes and the old
@@ -66,50 +66,6 @@ class Drawing:
     dark: str = "#000000"
     light: str = "#ffffff"
     border: int = 4
-
-
-# --- vCard ---------------------------------------------------------------------------
-
-
-def escape_vcard_text(value: str) -> str:
-    """RFC 6350 §3.4 text escaping: backslash, comma, semicolon and newline."""
-    return (
-        value.replace("\\", "\\\\")
-        .replace(",", "\\,")
-        .replace(";", "\\;")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
-
-
-def vcard(
-    full_name: str,
-    email: str,
-    organization: str | None = None,
-    title: str | None = None,
-    phone: str | None = None,
-    website: str | None = None,
-) -> str:
-    """A vCard 3.0 with CRLF line ends; every value escaped so none can add a property."""
-    # N is required by vCard 3.0; treating the last word as the family name is the
-    # common guess, and FN keeps the name exactly as the owner wrote it.
-    given, _, family = full_name.strip().rpartition(" ")
-    if not given:
-        given, family = family, ""
-    e = escape_vcard_text
-    lines = ["BEGIN:VCARD", "VERSION:3.0", f"N:{e(family)};{e(given)};;;", f"FN:{e(full_name)}"]
-    if organization:
-        lines.append(f"ORG:{e(organization)}")
-    if title:
-        lines.append(f"TITLE:{e(title)}")
-    lines.append(f"EMAIL;TYPE=INTERNET:{e(email)}")
-    if phone:
-        lines.append(f"TEL;TYPE=CELL:{e(phone)}")
-    if website:
-        lines.append(f"URL:{e(website)}")
-    lines.append("END:VCARD")
-    return "\r\n".join(lines) + "\r\n"
 
 
 # --- drawing -------------------------------------------------------------------------

@@ -24,9 +24,11 @@ import segno
 
 from app import qr
 
-CARD = qr.vcard(
-    "Jane Doe", "jane.doe@example.com", "Acme Corporation", "Head of Partnerships",
-    "+1 555 123 4567", "https://www.example.com",
+# A typical static code's payload: a six-field vCard 3.0.
+CARD = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Doe;Jane;;;\r\nFN:Jane Doe\r\nORG:Acme Corporation\r\n"
+    "TITLE:Head of Partnerships\r\nTEL;TYPE=CELL:+1 555 123 4567\r\nEMAIL;TYPE=INTERNET:jane.doe@example.com\r\n"
+    "URL:https://www.example.com\r\nEND:VCARD\r\n"
 )
 RUNS = 60
 

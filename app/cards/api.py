@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app import qr
@@ -96,6 +97,10 @@ async def delete_card_handler(request: Request, cardId: FromPath[str], db: Datab
     media_type="application/octet-stream",
     operation_class=media_types(200, {media_type: BINARY for media_type in qr.MEDIA_TYPES.values()}),
     responses=problems(*AUTHENTICATED, 400, 404, 422),
+    response_headers=[ResponseHeader(
+        name="X-Left-Out", documentation_only=True, required=False,
+        description="mode=static: the card's fields the code leaves out to fit its level, comma-separated (absent when all fit)",
+    )],
 )
 async def card_qr(
     request: Request,
@@ -114,12 +119,11 @@ async def card_qr(
 ) -> Response[bytes]:
     card = await owned_card(db, request, cardId)
     options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border)
-    image, media_type, filename = await qr_download(request.app.state, settings, card, options)
-    return Response(
-        image,
-        media_type=media_type,
-        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=60"},
-    )
+    image, media_type, filename, left_out = await qr_download(request.app.state, settings, card, options)
+    headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=60"}
+    if left_out:
+        headers["X-Left-Out"] = ", ".join(left_out)
+    return Response(image, media_type=media_type, headers=headers)
 
 
 router = Router(

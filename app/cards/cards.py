@@ -21,6 +21,29 @@ from litestar import Request
 from litestar.datastructures import State
 
 from app import qr
+from app.cards import vcard
+from app.cards.content import (
+    LIST_TYPES,
+    AccentColor,
+    Address,
+    Addresses,
+    EmailEntry,
+    Emails,
+    Headline,
+    Link,
+    Links,
+    PhoneEntry,
+    Phones,
+    Pronouns,
+    Social,
+    Socials,
+    StructuredName,
+    from_json,
+    join_name,
+    network_of,
+    split_full_name,
+    to_json,
+)
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one
 from app.errors import Conflict, Invalid, NotFound
@@ -62,24 +85,48 @@ class Card(msgspec.Struct):
     view_count: int
     scan_count: int
     save_count: int  # downloads of its vCard (SPEC §8)
+    # What a card holds beside the above (SPEC §8, migration 0010; app/cards/content.py).
+    name: StructuredName
+    pronouns: str | None
+    headline: str | None
+    department: str | None
+    phones: list[PhoneEntry]
+    emails: list[EmailEntry]
+    addresses: list[Address]
+    links: list[Link]
+    socials: list[Social]
+    accent_color: str | None
     # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
     photo_hash: str | None = None
     logo_hash: str | None = None
 
-    def vcard(self) -> str:
-        return qr.vcard(self.full_name, self.email, self.organization, self.title, self.phone, self.website)
+    def vcard(self, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> str:
+        return vcard.vcard(self, version, photo_jpeg)
 
 
 class CreateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    full_name: Name
-    email: Email
+    """`fullName` or `name` is required, and `email` or `emails`; see docs/api.md for how
+    the single fields and the lists mirror each other."""
+
+    full_name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
     organization: ShortText | None = None
     title: ShortText | None = None
-    phone: Phone | None = None
-    website: Website | None = None
+    phone: Phone | None | msgspec.UnsetType = msgspec.UNSET
+    website: Website | None | msgspec.UnsetType = msgspec.UNSET
     slug: Slug | None = None
     qr_error_correction: qr.Ecc = "M"
     qr_size: QrSize = 512
+    name: StructuredName | msgspec.UnsetType = msgspec.UNSET
+    pronouns: Pronouns | None = None
+    headline: Headline | None = None
+    department: ShortText | None = None
+    phones: Phones | msgspec.UnsetType = msgspec.UNSET
+    emails: Emails | msgspec.UnsetType = msgspec.UNSET
+    addresses: Addresses = []
+    links: Links | msgspec.UnsetType = msgspec.UNSET
+    socials: Socials = []
+    accent_color: AccentColor | None = None
 
 
 class UpdateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -95,6 +142,16 @@ class UpdateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=Tr
     qr_size: QrSize | msgspec.UnsetType = msgspec.UNSET
     # Accepted only to refuse a change with a clear message (slugs are permanent).
     slug: Slug | msgspec.UnsetType = msgspec.UNSET
+    name: StructuredName | msgspec.UnsetType = msgspec.UNSET
+    pronouns: Pronouns | None | msgspec.UnsetType = msgspec.UNSET
+    headline: Headline | None | msgspec.UnsetType = msgspec.UNSET
+    department: ShortText | None | msgspec.UnsetType = msgspec.UNSET
+    phones: Phones | msgspec.UnsetType = msgspec.UNSET
+    emails: Emails | msgspec.UnsetType = msgspec.UNSET
+    addresses: Addresses | msgspec.UnsetType = msgspec.UNSET
+    links: Links | msgspec.UnsetType = msgspec.UNSET
+    socials: Socials | msgspec.UnsetType = msgspec.UNSET
+    accent_color: AccentColor | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ContactCard(msgspec.Struct, rename="camel"):
@@ -117,6 +174,16 @@ class ContactCard(msgspec.Struct, rename="camel"):
     card_url: str
     vcard_url: str
     qr_code_url: str
+    name: StructuredName
+    pronouns: str | None
+    headline: str | None
+    department: str | None
+    phones: list[PhoneEntry]
+    emails: list[EmailEntry]
+    addresses: list[Address]
+    links: list[Link]
+    socials: list[Social]
+    accent_color: str | None
     photo_url: str | None = None  # a square JPEG of at most 512 px; the URL changes with the image
     logo_url: str | None = None
 
@@ -130,23 +197,36 @@ class CardPage(msgspec.Struct, rename="camel"):
 
 CARD_COLUMNS = (
     "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count, photo_hash, logo_hash"
+    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count, photo_hash, logo_hash, "
+    "name, pronouns, headline, department, phones, emails, addresses, links, socials, accent_color"
 )
-EDITABLE = ("full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size")
+# The columns a card's content is written to (what `settle` returns keys of).
+CONTENT_COLUMNS = (
+    "full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size",
+    "name", "pronouns", "headline", "department", "phones", "emails", "addresses", "links", "socials", "accent_color",
+)
 
 
-def _card(row: Any) -> Card:
-    return Card(**dict(row))
+def card_from_row(row: Any) -> Card:
+    """A Card of a row of CARD_COLUMNS (from aiosqlite, or sqlite3 at an edge)."""
+    fields = dict(row)
+    for column, kind in LIST_TYPES.items():
+        fields[column] = from_json(fields[column], kind)
+    name = fields["name"]
+    fields["name"] = split_full_name(fields["full_name"]) if name is None else msgspec.json.decode(name, type=StructuredName)
+    return Card(**fields)
+
+
 
 
 async def get_card(conn: aiosqlite.Connection, user_id: str, card_id: str) -> Card | None:
     row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE card_id = ? AND user_id = ?", (card_id, user_id))
-    return _card(row) if row else None
+    return card_from_row(row) if row else None
 
 
 async def get_card_by_slug(conn: aiosqlite.Connection, slug: str) -> Card | None:
     row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,))
-    return _card(row) if row else None
+    return card_from_row(row) if row else None
 
 
 async def slug_is_retired(conn: aiosqlite.Connection, slug: str) -> bool:
@@ -160,39 +240,40 @@ async def list_cards(conn: aiosqlite.Connection, user_id: str, limit: int, befor
         ORDER BY id DESC LIMIT ?""",
         (user_id, before_id, limit),
     )
-    return [_card(r) for r in rows]
+    return [card_from_row(r) for r in rows]
 
 
 async def list_all_cards(conn: aiosqlite.Connection, user_id: str) -> list[Card]:
     rows = await fetch_all(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? ORDER BY id DESC", (user_id,))
-    return [_card(r) for r in rows]
+    return [card_from_row(r) for r in rows]
 
 
-async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, data: CreateCardRequest, now: str) -> Card:
-    """Raises Conflict when the slug is taken or retired."""
+async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, columns: dict[str, Any], now: str) -> Card:
+    """A new card of `columns` (every one of CONTENT_COLUMNS, as `settle` gives them). Raises
+    Conflict when the slug is taken or retired."""
     if await get_card_by_slug(conn, slug) or await slug_is_retired(conn, slug):
         raise Conflict(f"the slug {slug!r} is taken", errors=[{"field": "slug", "message": "taken"}], code="slug_taken")
+    names = ", ".join(CONTENT_COLUMNS)
+    values = ", ".join(f":{name}" for name in CONTENT_COLUMNS)
     row = await fetch_one(
         conn,
-        f"""INSERT INTO cards (card_id, user_id, slug, full_name, organization, title, email, phone,
-            website, qr_error_correction, qr_size, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CARD_COLUMNS}""",
-        (
-            uuid.uuid4().hex, user_id, slug, data.full_name, data.organization, data.title, data.email,
-            data.phone, data.website, data.qr_error_correction, data.qr_size, now, now,
-        ),
+        f"""INSERT INTO cards (card_id, user_id, slug, created_at, updated_at, {names})
+        VALUES (:card_id, :user_id, :slug, :now, :now, {values}) RETURNING {CARD_COLUMNS}""",
+        {**{name: columns[name] for name in CONTENT_COLUMNS}, "card_id": uuid.uuid4().hex, "user_id": user_id,
+         "slug": slug, "now": now},
     )
-    return _card(row)
+    return card_from_row(row)
 
 
 async def update_card(conn: aiosqlite.Connection, card: Card, changes: dict[str, Any], now: str) -> Card:
-    assignments = ", ".join(f"{name} = :{name}" for name in changes)  # names come from EDITABLE only
+    """Write `changes` (columns of CONTENT_COLUMNS, as `settle` gives them) to the card."""
+    assignments = ", ".join(f"{name} = :{name}" for name in changes if name in CONTENT_COLUMNS)
     row = await fetch_one(
         conn,
         f"UPDATE cards SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING {CARD_COLUMNS}",
         {**changes, "updated_at": now, "id": card.id},
     )
-    return _card(row)
+    return card_from_row(row)
 
 
 async def retire_card(conn: aiosqlite.Connection, card: Card, now: str) -> None:
@@ -248,6 +329,16 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
         card_url=f"{settings.public_base_url}/p/{card.slug}",
         vcard_url=f"{settings.public_base_url}/p/{card.slug}.vcf",
         qr_code_url=qr.data_url(png),
+        name=card.name,
+        pronouns=card.pronouns,
+        headline=card.headline,
+        department=card.department,
+        phones=card.phones,
+        emails=card.emails,
+        addresses=card.addresses,
+        links=card.links,
+        socials=card.socials,
+        accent_color=card.accent_color,
         photo_url=image_url(settings.public_base_url, card, "photo"),
         logo_url=image_url(settings.public_base_url, card, "logo"),
     )
@@ -299,6 +390,72 @@ async def changed(tx: Tx, public_cards: PublicCards, slugs: list[str]) -> None:
     tx.after_commit(functools.partial(public_cards.forget, *slugs))
 
 
+# The single fields and the first entry of their list: (single, list, the entry's field,
+# a new first entry of a value).
+MIRRORS = (
+    ("phone", "phones", "number", lambda value, old: PhoneEntry(number=value, type=old.type if old else "mobile")),
+    ("email", "emails", "address", lambda value, old: EmailEntry(address=value, type=old.type if old else "work")),
+    ("website", "links", "url", lambda value, old: Link(url=value, label=old.label if old else "Website")),
+)
+PLAIN = ("organization", "title", "pronouns", "headline", "department", "accent_color", "qr_error_correction", "qr_size")
+
+
+def settle(data: CreateCardRequest | UpdateCardRequest, card: Card | None) -> dict[str, Any]:
+    """The columns `data` writes, to a new card (`card` None: every column) or to `card`, with
+    the names and the mirrored fields settled as docs/api.md says. Raises Invalid."""
+
+    def sent(field: str) -> bool:
+        return getattr(data, field) is not msgspec.UNSET
+
+    changes: dict[str, Any] = {field: getattr(data, field) for field in PLAIN if sent(field)}
+    # fullName and name: either one alone makes the other.
+    if sent("name"):
+        full_name = data.full_name if sent("full_name") else join_name(data.name)
+        if not (data.name.given.strip() or data.name.family.strip()) or not full_name.strip():
+            raise Invalid("a name needs a given or a family name", errors=[{"field": "name", "message": "needs a given or a family name"}])
+        changes["name"], changes["full_name"] = to_json(data.name), full_name
+    elif sent("full_name"):
+        changes["name"], changes["full_name"] = to_json(split_full_name(data.full_name)), data.full_name
+    elif card is None:
+        raise Invalid("a card needs fullName or name", errors=[{"field": "fullName", "message": "is required"}])
+    for single, plural, key, entry in MIRRORS:
+        if sent(plural):
+            items = getattr(data, plural)
+            first = getattr(items[0], key) if items else None
+            if sent(single) and getattr(data, single) != first:
+                raise Invalid(
+                    f"{single} and {plural}[0].{key} differ: send one of them",
+                    errors=[{"field": single, "message": f"must equal {plural}[0].{key} when both are sent"}],
+                )
+        elif sent(single):
+            before = getattr(card, plural) if card else []
+            value = getattr(data, single)
+            items = before[1:] if value is None else [entry(value, before[0] if before else None), *before[1:]]
+        elif card is None:
+            items = []
+        else:
+            continue
+        changes[plural], changes[single] = items, getattr(items[0], key) if items else None
+    if "emails" in changes and not changes["emails"]:
+        field = "emails" if sent("emails") else "email"
+        raise Invalid("a card needs an email address", errors=[{"field": field, "message": "needs at least one email address"}])
+    for field in ("addresses", "socials"):
+        if sent(field) or card is None:
+            changes[field] = getattr(data, field)
+    for i, address in enumerate(changes.get("addresses", [])):
+        if not address.parts():
+            raise Invalid("an address needs at least one part", errors=[{"field": f"addresses[{i}]", "message": "is empty"}])
+    if "socials" in changes:
+        changes["socials"] = [
+            social if social.network else msgspec.structs.replace(social, network=network_of(social.url))
+            for social in changes["socials"]
+        ]
+    for field in LIST_TYPES:
+        if field in changes:
+            changes[field] = to_json(changes[field])
+    return changes
+
+
 def _refuse_reserved(slug: str) -> None:
     if slug in RESERVED_SLUGS:
         raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}], code="slug_reserved")
@@ -309,24 +466,26 @@ async def create_card(db: Database, public_cards: PublicCards, user_id: str, dat
     reserved slug) and Conflict (a taken or retired one)."""
     if data.slug is not None:
         _refuse_reserved(data.slug)
+    columns = settle(data, None)
     async with db.write() as tx:
         if data.slug is not None:
-            card = await insert_card(tx.conn, user_id, data.slug, data, tx.now_text)
+            card = await insert_card(tx.conn, user_id, data.slug, columns, tx.now_text)
         else:
             for _ in range(10):
                 slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
                 if slug not in RESERVED_SLUGS and not await get_card_by_slug(tx.conn, slug):
                     break
-            card = await insert_card(tx.conn, user_id, slug, data, tx.now_text)
+            card = await insert_card(tx.conn, user_id, slug, columns, tx.now_text)
         await changed(tx, public_cards, [card.slug])
     return card
 
 
 async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: UpdateCardRequest) -> Card:
-    """Change the fields `data` sets; the card as it is now. Raises Invalid for a new slug."""
+    """Change the fields `data` sets; the card as it is now. Raises Invalid (a new slug, what
+    `settle` refuses)."""
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise Invalid("a slug is permanent: printed codes carry it", errors=[{"field": "slug", "message": "cannot be changed"}])
-    changes = {name: getattr(data, name) for name in EDITABLE if getattr(data, name) is not msgspec.UNSET}
+    changes = settle(data, card)
     if not changes:
         return card
     async with db.write() as tx:
@@ -354,9 +513,15 @@ class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
     border: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
 
 
-async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str]:
-    """The card's code drawn as asked: (image, media type, file name). Raises Invalid (colours
-    without contrast, a payload too large for the level)."""
+def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
+    """What a static code of the card at level `ecc` holds (a vCard 3.0, never the photo), and
+    the fields left out so that it fits (field names as the API's, camelCase)."""
+    return vcard.static_text(card, ecc)  # LEAVE_OUT_ORDER's names are one word: the API's too
+
+
+async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str, list[str]]:
+    """The card's code drawn as asked: (image, media type, file name, the fields a static code
+    left out). Raises Invalid (colours without contrast, a payload too large for the level)."""
     try:
         dark_rgb, light_rgb = qr.parse_colour(options.dark), qr.parse_colour(options.light)
     except ValueError as exc:
@@ -376,9 +541,9 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         light="#{:02x}{:02x}{:02x}".format(*light_rgb),
         border=options.border,
     )
-    payload = short_url(settings, card.slug) if options.mode == "dynamic" else card.vcard()
+    payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
         image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)
     except qr.QrTooLarge as exc:
         raise Invalid(str(exc)) from None
-    return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}"
+    return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}", left_out

@@ -49,7 +49,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import Counter, Gauge
 
-from app.cards.cards import CARD_COLUMNS, Card, ImageKind
+from app.cards.cards import CARD_COLUMNS, Card, ImageKind, card_from_row
 from app.config import Settings
 from app.edge.follower import Follower, die_with_parent, discard, use_rollback_journal
 from app.ops.replication import CONFIG, ReplicationError, binary, environment
@@ -93,7 +93,7 @@ def read_card(path: Path, slug: str) -> Card | Gone | None:
         conn.row_factory = sqlite3.Row
         row = conn.execute(f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,)).fetchone()
         if row is not None:
-            return Card(**dict(row))
+            return card_from_row(row)
         retired = conn.execute("SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)).fetchone()
         return "gone" if retired else None
     finally:

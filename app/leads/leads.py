@@ -23,9 +23,11 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from app import mail, qr
+from app import mail
+from app.cards import vcard
 from app.cards.cards import CARD_COLUMNS, Card
-from app.cards.cards import _card as card_of_row
+from app.cards.cards import card_from_row as card_of_row
+from app.cards.content import split_full_name
 from app.cards.stats import csv_cell
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
@@ -188,22 +190,22 @@ async def delete_lead_row(conn: aiosqlite.Connection, user_id: str, lead_id: str
 
 
 def lead_vcard(lead: Lead | NewLead) -> str:
-    """The visitor as a vCard 3.0 (the console's and the API's .vcf of one lead)."""
-    e = qr.escape_vcard_text
-    given, _, family = lead.name.strip().rpartition(" ")
-    if not given:
-        given, family = family, ""
-    lines = ["BEGIN:VCARD", "VERSION:3.0", f"N:{e(family)};{e(given)};;;", f"FN:{e(lead.name)}"]
+    """The visitor as a vCard 3.0 (the console's and the API's .vcf of one lead), the name
+    split by the cards' rule (app/cards/content.py)."""
+    name = split_full_name(lead.name)
+    lines = [
+        "N:" + vcard.structured(name.family, name.given, name.middle, name.prefix, name.suffix),
+        "FN:" + vcard.escape(lead.name),
+    ]
     if lead.company:
-        lines.append(f"ORG:{e(lead.company)}")
+        lines.append("ORG:" + vcard.escape(lead.company))
     if lead.email:
-        lines.append(f"EMAIL;TYPE=INTERNET:{e(lead.email)}")
+        lines.append("EMAIL;TYPE=INTERNET:" + vcard.escape(lead.email))
     if lead.phone:
-        lines.append(f"TEL;TYPE=CELL:{e(lead.phone)}")
+        lines.append("TEL;TYPE=CELL:" + vcard.escape(lead.phone))
     if lead.note:
-        lines.append(f"NOTE:{e(lead.note)}")
-    lines.append("END:VCARD")
-    return "\r\n".join(lines) + "\r\n"
+        lines.append("NOTE:" + vcard.escape(lead.note))
+    return vcard.assemble(lines, 3)
 
 
 def owner_email(settings: Settings, to: str, card: Card, lead: NewLead) -> EmailMessage:

@@ -23,17 +23,18 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 from litestar import Request, Response, route
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from prometheus_client import Counter, Histogram
 
 from app import qr
 from app.api.limits import network_of
 from app.api.openapi import BINARY, TEXT, media_types
 from app.api.problems import problems
+from app.cards import vcard
 from app.cards.cards import THUMBNAIL_SUFFIX, Card, ImageKind, dynamic_drawing, image_hash, short_url
 from app.config import Settings
 from app.db import Database
@@ -245,14 +246,14 @@ def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
     return image_answer(extension, image)
 
 
-async def answer_page(public: Public, name: str, visit: Visit) -> Answer:
-    """GET/HEAD /p/{slug} (the card page, a view counted) or /p/{slug}.vcf (its vCard)."""
+async def answer_page(public: Public, name: str, visit: Visit, version: vcard.Version = 3) -> Answer:
+    """GET/HEAD /p/{slug} (the card page, a view counted) or /p/{slug}.vcf (its vCard, of `version`)."""
     if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after)
     slug, dot, extension = name.partition(".")
     if dot and extension != "vcf":
         return NOT_FOUND
-    return card_page_of(public, await public.cards.get(slug), extension, visit)
+    return card_page_of(public, await public.cards.get(slug), extension, visit, version)
 
 
 def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
@@ -268,14 +269,14 @@ def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
     return card_page_of(public, found, extension, visit)
 
 
-def card_page_of(public: Public, found: Card | Gone | None, extension: str, visit: Visit) -> Answer:
+def card_page_of(public: Public, found: Card | Gone | None, extension: str, visit: Visit, version: vcard.Version = 3) -> Answer:
     if not isinstance(found, Card):
         return not_found(found)
     source = visit.source or "link"
     if extension == "vcf":
         if visit.countable:
             public.counters.save(found, visit.user_agent, visit.referer, visit.country, source)
-        return vcard_answer(found)
+        return vcard_answer(found, version)
     if visit.countable:
         public.counters.view(found, visit.user_agent, visit.referer, visit.country, source)
     return page_of(found, public.settings, public.counters.seconds(), source)
@@ -311,12 +312,12 @@ PAGES_KEPT = 256
 _pages: dict[str | tuple[str, str], tuple[Card, int, Answer]] = {}
 
 
-def vcard_answer(card: Card) -> Answer:
+def vcard_answer(card: Card, version: vcard.Version = 3) -> Answer:
     return Answer(200, [
         (b"content-type", b"text/vcard; charset=utf-8"),
         (b"content-disposition", f'attachment; filename="{card.slug}.vcf"'.encode()),
         (b"cache-control", b"no-cache"),
-    ], card.vcard().encode())
+    ], card.vcard(version).encode())
 
 
 def image_name(file: str) -> tuple[ImageKind, str, bool] | None:
@@ -391,9 +392,13 @@ async def scan(request: Request, slug: FromPath[str]) -> Response:
     summary="The card page, or its vCard with .vcf", tags=["public"],
     operation_class=media_types(200, {"text/html": TEXT, "text/vcard": TEXT}), responses=MISSING,
 )
-async def page(request: Request, name: FromPath[str]) -> Response:
+async def page(
+    request: Request,
+    name: FromPath[str],
+    v: Annotated[str | None, QueryParameter(description="with .vcf: 4 for a vCard 4.0 (RFC 6350); 3.0 otherwise")] = None,
+) -> Response:
     public = request.app.state.public
-    return (await answer_page(public, name, Visit.of(request, public.settings))).response()
+    return (await answer_page(public, name, Visit.of(request, public.settings), 4 if v == "4" else 3)).response()
 
 
 @route(

@@ -10,7 +10,8 @@ all of the cost (figures in docs/performance.md, from bench/scanners.py).
 `ScannerProtocol` (app/public/door.py) asks it first. When a request's headers are
 complete and the request is exactly GET or HEAD /c/{slug}, /q/{name} or /p/{name} (not
 `/cards`, `/c`, `/c/` or `/c/x/`; of a query string only `src` is read, the visit's source,
-and only when there is one; a percent-encoded path is not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
+and only when there is one; a `.vcf` whose query may ask for a version is left to
+Litestar, which reads its `?v=4`; a percent-encoded path is not taken), `FastPath.answer` asks answers.answer_scan_now / answer_qr_now /
 answer_page_now, which answer only from memory: the card from the card cache, the image
 from the QR cache, the page drawn once per state of the card. Their answer is written at
 once, in one write. Everything else goes on through uvicorn to Litestar as before: a
@@ -180,6 +181,8 @@ class FastPath:
             except httptools.HttpParserInvalidURLError:
                 return None  # uvicorn refuses it
             path = parsed.path
+            if path.endswith(b".vcf") and b"v=" in (parsed.query or b""):
+                return None  # a vCard's query may ask for a version (?v=4): the Litestar handler reads it
             if parsed.query:
                 source = source_in_query(parsed.query)
         else:

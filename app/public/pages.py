@@ -46,6 +46,43 @@ PAGE_HEADERS = {
 }
 
 
+# Type labels as the page shows them (SPEC §8: every field with its type label).
+PHONE_LABELS = {"mobile": "Mobile", "work": "Work", "home": "Home", "fax": "Fax", "other": "Phone"}
+PLACE_LABELS = {"work": "Work", "home": "Home", "other": "Other"}
+NETWORK_LABELS = {
+    "linkedin": "LinkedIn", "x": "X", "github": "GitHub", "instagram": "Instagram", "facebook": "Facebook",
+    "youtube": "YouTube", "tiktok": "TikTok", "mastodon": "Mastodon", "bluesky": "Bluesky", "other": "Profile",
+}
+MAPS = "https://www.google.com/maps/search/?api=1&query="  # Google's documented Maps URL: opens the app on phones
+
+
+def dial(number: str, ext: str | None = None) -> str:
+    """A tel: URI's number: digits and the leading +; an extension after a pause (",")."""
+    digits = "".join(ch for ch in number if ch.isdigit() or ch == "+")
+    return digits + (f",{ext}" if ext else "")
+
+
+def card_items(card: Card) -> dict[str, list[dict]]:
+    """The card's lists as the page shows them: label, text and link of each entry."""
+    return {
+        "phones": [
+            {"label": PHONE_LABELS[p.type], "text": p.number + (f" ext. {p.ext}" if p.ext else ""), "href": "tel:" + dial(p.number, p.ext)}
+            for p in card.phones
+        ],
+        "emails": [
+            {"label": PLACE_LABELS[e.type], "text": e.address, "href": "mailto:" + quote(e.address, safe="@+")} for e in card.emails
+        ],
+        "addresses": [
+            {"label": PLACE_LABELS[a.type], "lines": a.parts(), "href": MAPS + quote(", ".join(a.parts()), safe="")}
+            for a in card.addresses
+        ],
+        "links": [{"label": link.label or "Link", "text": link.url, "href": link.url} for link in card.links],
+        "socials": [
+            {"label": NETWORK_LABELS[s.network or "other"], "text": s.url, "href": s.url} for s in card.socials
+        ],
+    }
+
+
 def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = None) -> str:
     """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link
     previews need; `token` is the exchange form's (app/leads/form.py); `vcard_href` is its Save
@@ -54,9 +91,8 @@ def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = No
         exchange=exchange_form(card, token),
         card=card,
         vcard_href=vcard_href or f"/p/{card.slug}.vcf",
-        role=", ".join(part for part in (card.title, card.organization) if part),
-        mailto=quote(card.email, safe="@+"),
-        dial="".join(ch for ch in card.phone or "" if ch.isdigit() or ch == "+"),
+        role=" · ".join(part for part in (card.title, card.department, card.organization) if part),
+        items=card_items(card),
         base_url=base_url,
         photo=image_path(card, "photo"),
         logo=image_path(card, "logo"),

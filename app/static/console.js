@@ -32,7 +32,9 @@ document.querySelectorAll("form[data-preview]").forEach(function (form) {
   }
   function update() {
     show("fullName", value("fullName") || "Your name");
-    show("role", [value("title"), value("organization")].filter(Boolean).join(", "));
+    show("role", [value("title"), value("department"), value("organization")].filter(Boolean).join(" · "));
+    show("pronouns", value("pronouns"));
+    show("headline", value("headline"));
     show("email", value("email"));
     show("phone", value("phone"));
     show("website", value("website"));

@@ -32,9 +32,9 @@ class Regions:
     def __init__(self, primary: Service, edges: list[Service], internal_url: str, headers: dict[str, str]) -> None:
         self.primary, self.edges, self.internal_url, self.headers = primary, edges, internal_url, headers
 
-    def create(self, slug: str, name: str = "First Name") -> dict:
+    def create(self, slug: str, name: str = "First Name", **content) -> dict:
         response = httpx.post(
-            f"{self.primary.url}/v1/cards", json={"fullName": name, "email": "card@example.com", "slug": slug},
+            f"{self.primary.url}/v1/cards", json={"fullName": name, "email": "card@example.com", "slug": slug, **content},
             headers=self.headers,
         )
         assert response.status_code == 201, response.text
@@ -72,7 +72,11 @@ def scan(edge: Service, slug: str) -> httpx.Response:
 
 
 def test_a_new_card_scans_at_both_edges_at_once_and_from_their_copy_soon_after(regions):
-    regions.create("new-card")
+    # With the content of SPEC §8, read at the edges from their copy's new columns (migration 0010).
+    regions.create(
+        "new-card", phones=[{"type": "work", "number": "+1 555 010 9999", "ext": "204"}],
+        socials=[{"url": "https://github.com/first"}], addresses=[{"locality": "Springfield", "country": "USA"}],
+    )
     for edge in regions.edges:
         # The copy cannot have it yet: the edge sends the scan to the primary, never a 404.
         first = scan(edge, "new-card")
@@ -85,8 +89,12 @@ def test_a_new_card_scans_at_both_edges_at_once_and_from_their_copy_soon_after(r
         assert answer.headers["location"] == "/p/new-card?src=qr"
         page = httpx.get(f"{edge.url}/p/new-card")
         assert page.status_code == 200 and served_by_the_edge(page) and "First Name" in page.text
+        assert "+1 555 010 9999 ext. 204" in page.text and "GitHub" in page.text and "Springfield, USA" in page.text
         vcard = httpx.get(f"{edge.url}/p/new-card.vcf")
-        assert vcard.status_code == 200 and "FN:First Name" in vcard.text
+        assert vcard.status_code == 200 and "FN:First Name" in vcard.text and "N:Name;First;;;" in vcard.text
+        assert "TEL;TYPE=WORK,VOICE:+1 555 010 9999 x204" in vcard.text and "X-SOCIALPROFILE;TYPE=github:" in vcard.text
+        version_4 = httpx.get(f"{edge.url}/p/new-card.vcf?v=4")  # left by the fast path to the edge's Litestar
+        assert version_4.status_code == 200 and served_by_the_edge(version_4) and "VERSION:4.0" in version_4.text
         for extension, media_type in (("png", "image/png"), ("svg", "image/svg+xml")):
             image = httpx.get(f"{edge.url}/q/new-card.{extension}")
             assert (image.status_code, image.headers["content-type"]) == (200, media_type)

@@ -119,7 +119,7 @@ def test_card_page_has_a_favicon_and_open_graph_tags_for_link_previews(client, u
     html = client.get("/p/og-check", headers={"User-Agent": PHONE_UA}).text
     base = client.app.state.settings.public_base_url
     tags = dict(re.findall(r'<meta property="(og:[a-z:]+)" content="([^"]*)">', html))
-    assert tags["og:title"] == "Ana &#34;Q&#34; Li" and tags["og:description"] == "CTO, Acme"
+    assert tags["og:title"] == "Ana &#34;Q&#34; Li" and tags["og:description"] == "CTO · Acme"
     assert tags["og:url"] == f"{base}/p/og-check" and tags["og:image"] == f"{base}/q/og-check.png"
     assert client.get(tags["og:image"].removeprefix(base)).headers["content-type"] == "image/png"
     favicon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', html).group(1)

@@ -16,6 +16,7 @@ def test_create_answers_the_full_card(client, user):
         "cardId", "slug", "fullName", "organization", "title", "email", "phone", "website", "qrErrorCorrection",
         "qrSize", "createdAt", "updatedAt", "viewCount", "scanCount", "saveCount", "shortUrl", "cardUrl", "vcardUrl", "qrCodeUrl",
         "photoUrl", "logoUrl",
+        "name", "pronouns", "headline", "department", "phones", "emails", "addresses", "links", "socials", "accentColor",
     }
     assert card["photoUrl"] is None and card["logoUrl"] is None  # set by PUT /v1/cards/{cardId}/photo|logo
     assert card["fullName"] == "Zoë Ñandú"
