@@ -41,6 +41,7 @@ from app.db import Database
 from app.leads import form as lead_form
 from app.ops import tally
 from app.proxies import client_of
+from app.public import og_image
 from app.public.bots import is_bot
 from app.public.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
 from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, Source, country_for, source_named
@@ -253,7 +254,10 @@ async def answer_page(public: Public, name: str, visit: Visit, version: vcard.Ve
     slug, dot, extension = name.partition(".")
     if dot and extension != "vcf":
         return NOT_FOUND
-    return card_page_of(public, await public.cards.get(slug), extension, visit, version)
+    found = await public.cards.get(slug)
+    if extension == "vcf" and isinstance(found, Card):
+        await photo_of(public, found)  # the vCard carries it: in memory before the answer is made
+    return card_page_of(public, found, extension, visit, version)
 
 
 def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
@@ -266,6 +270,8 @@ def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
         return too_many_requests(retry_after)
     if dot and extension != "vcf":
         return NOT_FOUND
+    if extension == "vcf" and isinstance(found, Card) and found.photo_hash and public.images.cached(found.photo_hash, False) is None:
+        return None  # its photo must be read first
     return card_page_of(public, found, extension, visit)
 
 
@@ -276,7 +282,7 @@ def card_page_of(public: Public, found: Card | Gone | None, extension: str, visi
     if extension == "vcf":
         if visit.countable:
             public.counters.save(found, visit.user_agent, visit.referer, visit.country, source)
-        return vcard_answer(found, version)
+        return vcard_of(public, found, version)
     if visit.countable:
         public.counters.view(found, visit.user_agent, visit.referer, visit.country, source)
     return page_of(found, public.settings, public.counters.seconds(), source)
@@ -301,7 +307,9 @@ def page_of(card: Card, settings: Settings, now: float, source: Source = "link")
         return kept[2]
     token = lead_form.issue_token(settings.jwt_secret, card.slug, window)
     vcard_href = f"/p/{card.slug}.vcf" if source == "link" else f"/p/{card.slug}.vcf?src={source}"
-    answer = Answer(200, _PAGE_ANSWER_HEADERS, card_page(card, settings.public_base_url, token, vcard_href).encode())
+    html, csp = card_page(card, settings.public_base_url, token, vcard_href)
+    headers = [(name, csp.encode() if name == b"content-security-policy" else value) for name, value in _PAGE_ANSWER_HEADERS]
+    answer = Answer(200, headers, html.encode())
     if len(_pages) >= PAGES_KEPT:
         del _pages[next(iter(_pages))]
     _pages[key] = (card, window, answer)
@@ -312,12 +320,41 @@ PAGES_KEPT = 256
 _pages: dict[str | tuple[str, str], tuple[Card, int, Answer]] = {}
 
 
-def vcard_answer(card: Card, version: vcard.Version = 3) -> Answer:
+def vcard_of(public: Public, card: Card, version: vcard.Version) -> Answer:
+    """The card's vCard, made once for each state of the card and version, with the photo
+    (which `photo_of` has put in memory: answer_page awaits it, answer_page_now waits for it)."""
+    kept = _vcards.get((card.slug, version))
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    photo = public.images.cached(card.photo_hash, False) if card.photo_hash else None
+    answer = vcard_answer(card, version, photo.body if photo is not None else None)
+    if len(_vcards) >= PAGES_KEPT:
+        del _vcards[next(iter(_vcards))]
+    _vcards[(card.slug, version)] = (card, answer)
+    return answer
+
+
+_vcards: dict[tuple[str, int], tuple[Card, Answer]] = {}
+
+
+def vcard_answer(card: Card, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> Answer:
     return Answer(200, [
         (b"content-type", b"text/vcard; charset=utf-8"),
         (b"content-disposition", f'attachment; filename="{card.slug}.vcf"'.encode()),
         (b"cache-control", b"no-cache"),
-    ], card.vcard(version).encode())
+    ], card.vcard(version, photo_jpeg).encode())
+
+
+async def photo_of(public: Public, card: Card) -> bytes | None:
+    """The card's photo (512 px JPEG), from memory or else read once and kept; None without one."""
+    if not card.photo_hash:
+        return None
+    if (answer := public.images.cached(card.photo_hash, False)) is not None:
+        return answer.body
+    stored = await public.cards.load_image(card, "photo", False)
+    if stored is None or stored[0] != card.photo_hash:  # changed since the card was cached
+        return None
+    return public.images.put(stored[0], False, stored[1]).body
 
 
 def image_name(file: str) -> tuple[ImageKind, str, bool] | None:
@@ -341,6 +378,8 @@ async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> An
         found = await public.cards.get(slug)
     if not isinstance(found, Card):
         return not_found(found)
+    if file == "og.png":
+        return await og_image_of(public, found)
     named = image_name(file)
     if named is None or image_hash(found, named[0]) != named[1]:
         return NOT_FOUND
@@ -351,6 +390,29 @@ async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> An
     if stored is None or stored[0] != content_hash:  # changed since the card was cached
         return NOT_FOUND
     return public.images.put(content_hash, thumbnail, stored[1])
+
+
+async def og_image_of(public: Public, card: Card) -> Answer:
+    """/p/{slug}/og.png, the link preview: drawn off the loop once for each state of the card."""
+    kept = _og_images.get(card.slug)
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    photo = await photo_of(public, card)
+    subtitle = " · ".join(part for part in (card.title, card.organization) if part)
+    png = await asyncio.to_thread(
+        og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=card.accent_color, photo_jpeg=photo
+    )
+    answer = Answer(200, _OG_HEADERS, png)
+    if len(_og_images) >= OG_IMAGES_KEPT:
+        del _og_images[next(iter(_og_images))]
+    _og_images[card.slug] = (card, answer)
+    return answer
+
+
+# Link previews fetch it once; the page names it with the card's state (?v=), so a day's cache is safe.
+_OG_HEADERS = [(b"content-type", b"image/png"), (b"cache-control", b"public, max-age=86400"), (b"x-content-type-options", b"nosniff")]
+OG_IMAGES_KEPT = 64  # about 30 KB each
+_og_images: dict[str, tuple[Card, Answer]] = {}
 
 
 def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
@@ -413,8 +475,9 @@ async def public_qr(request: Request, name: FromPath[str]) -> Response:
 
 @route(
     "/p/{slug:str}/{file:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardImage"),
-    summary="The card's photo or logo, photo-{hash}.jpg (512 px) or photo-{hash}-96.jpg; immutable", tags=["public"],
-    operation_class=media_types(200, {"image/jpeg": BINARY}), responses=MISSING,
+    summary="The card's photo or logo, photo-{hash}.jpg (512 px) or photo-{hash}-96.jpg (immutable), or og.png (preview)",
+    tags=["public"],
+    operation_class=media_types(200, {"image/jpeg": BINARY, "image/png": BINARY}), responses=MISSING,
 )
 async def card_image(request: Request, slug: FromPath[str], file: FromPath[str]) -> Response:
     public = request.app.state.public

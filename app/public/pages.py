@@ -17,6 +17,7 @@ from litestar import Response
 from app.cards.cards import Card, image_path
 from app.leads import form as lead_form
 from app.public.card_cache import Gone
+from app.public.og_image import hex_rgb, initials
 from app.static_files import static_url
 
 TEMPLATES = jinja2.Environment(
@@ -62,43 +63,105 @@ def dial(number: str, ext: str | None = None) -> str:
     return digits + (f",{ext}" if ext else "")
 
 
-def card_items(card: Card) -> dict[str, list[dict]]:
-    """The card's lists as the page shows them: label, text and link of each entry."""
+# The social networks' marks on the page: their short names, drawn as text in a round badge
+# (no third-party logos to license or fetch).
+NETWORK_MARKS = {
+    "linkedin": "in", "x": "X", "github": "GH", "instagram": "IG", "facebook": "f", "youtube": "YT",
+    "tiktok": "TT", "mastodon": "M", "bluesky": "BS", "other": "@",
+}
+
+
+def card_rows(card: Card) -> list[dict]:
+    """Every field of the card as the page lists it: its icon, type label, text and link."""
+    rows = [
+        {"icon": "phone", "label": PHONE_LABELS[p.type], "text": p.number + (f" ext. {p.ext}" if p.ext else ""),
+         "href": "tel:" + dial(p.number, p.ext), "external": False}
+        for p in card.phones
+    ]
+    rows += [
+        {"icon": "mail", "label": PLACE_LABELS[e.type] + " email", "text": e.address,
+         "href": "mailto:" + quote(e.address, safe="@+"), "external": False}
+        for e in card.emails
+    ]
+    rows += [{"icon": "link", "label": link.label or "Website", "text": link.url, "href": link.url, "external": True}
+             for link in card.links]
+    rows += [
+        {"icon": "pin", "label": PLACE_LABELS[a.type] + " address", "text": ", ".join(a.parts()),
+         "href": MAPS + quote(", ".join(a.parts()), safe=""), "external": True}
+        for a in card.addresses
+    ]
+    return rows
+
+
+def card_view(card: Card, base_url: str, vcard_href: str) -> dict:
+    """What app/templates/public/card.html draws, as plain data."""
+    name = card.name
     return {
-        "phones": [
-            {"label": PHONE_LABELS[p.type], "text": p.number + (f" ext. {p.ext}" if p.ext else ""), "href": "tel:" + dial(p.number, p.ext)}
-            for p in card.phones
-        ],
-        "emails": [
-            {"label": PLACE_LABELS[e.type], "text": e.address, "href": "mailto:" + quote(e.address, safe="@+")} for e in card.emails
-        ],
-        "addresses": [
-            {"label": PLACE_LABELS[a.type], "lines": a.parts(), "href": MAPS + quote(", ".join(a.parts()), safe="")}
-            for a in card.addresses
-        ],
-        "links": [{"label": link.label or "Link", "text": link.url, "href": link.url} for link in card.links],
+        "name": card.full_name,
+        "initials": initials(" ".join(part for part in (name.given, name.family) if part) or card.full_name),
+        "photo_url": image_path(card, "photo"),
+        "logo_url": image_path(card, "logo"),
+        "pronouns": card.pronouns,
+        "role": " · ".join(part for part in (card.title, card.department, card.organization) if part),
+        "headline": card.headline,
+        "summary": " · ".join(part for part in (card.title, card.organization) if part) or card.full_name,
+        "vcard_url": vcard_href,
+        "call": "tel:" + dial(card.phones[0].number, card.phones[0].ext) if card.phones else None,
+        "mail": "mailto:" + quote(card.emails[0].address, safe="@+") if card.emails else None,
+        "rows": card_rows(card),
         "socials": [
-            {"label": NETWORK_LABELS[s.network or "other"], "text": s.url, "href": s.url} for s in card.socials
+            {"url": s.url, "label": NETWORK_LABELS[s.network or "other"], "mark": NETWORK_MARKS[s.network or "other"]}
+            for s in card.socials
         ],
+        "qr_url": f"/q/{card.slug}.svg",
+        "page_url": f"{base_url}/p/{card.slug}",
+        "og_image_url": f"{base_url}/p/{card.slug}/og.png?v={og_version(card)}",
     }
 
 
-def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = None) -> str:
-    """The card page; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links absolute, as link
-    previews need; `token` is the exchange form's (app/leads/form.py); `vcard_href` is its Save
-    link (answers.page_of: the visit's source in it)."""
-    return TEMPLATES.get_template("card.html").render(
+def og_version(card: Card) -> str:
+    """A short mark of the card's state in the preview image's URL, so link previews that
+    cache images by URL fetch the new one after an edit."""
+    return hashlib.sha256(f"{card.updated_at}{card.photo_hash}".encode()).hexdigest()[:10]
+
+
+def accent_style(card: Card) -> str:
+    """The page's second inline stylesheet: the card's accent colour, and the text colour
+    that reads best on it (black or white, whichever contrasts more)."""
+    red, green, blue = hex_rgb(card.accent_color)
+    on_accent = "#000" if contrast((red, green, blue), (0, 0, 0)) >= contrast((red, green, blue), (255, 255, 255)) else "#fff"
+    return f":root{{--accent:#{red:02x}{green:02x}{blue:02x};--on-accent:{on_accent}}}"
+
+
+def contrast(one: tuple[int, int, int], other: tuple[int, int, int]) -> float:
+    """The WCAG contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        linear = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def page_csp(accent: str) -> str:
+    """The card page's CSP: the shared stylesheet and this card's accent stylesheet, by hash."""
+    return CSP.replace(f"style-src {style_source(PAGE_STYLE)}", f"style-src {style_source(PAGE_STYLE)} {style_source(accent)}")
+
+
+def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = None) -> tuple[str, str]:
+    """The card page and its CSP; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links
+    absolute, as link previews need; `token` is the exchange form's (app/leads/form.py);
+    `vcard_href` is its Save link (answers.page_of: the visit's source in it)."""
+    accent = accent_style(card)
+    html = TEMPLATES.get_template("card.html").render(
+        view=card_view(card, base_url, vcard_href or f"/p/{card.slug}.vcf"),
         exchange=exchange_form(card, token),
-        card=card,
-        vcard_href=vcard_href or f"/p/{card.slug}.vcf",
-        role=" · ".join(part for part in (card.title, card.department, card.organization) if part),
-        items=card_items(card),
-        base_url=base_url,
-        photo=image_path(card, "photo"),
-        logo=image_path(card, "logo"),
+        accent_style=accent,
         favicon=static_url("favicon.svg"),
         style=PAGE_STYLE,
     )
+    return html, page_csp(accent)
 
 
 def exchange_form(card: Card, token: str, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,

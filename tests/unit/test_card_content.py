@@ -338,14 +338,15 @@ def test_the_public_page_shows_every_field_with_its_type_label_and_link(client, 
     page = client.get(f"/p/{card['slug']}").text
     for text in ("Dr. Robert de la Cruz Jr.", "he/him", "CTO · R&amp;D · Acme", "Builds bridges, ships calm software"):
         assert text in page, text
-    assert 'href="tel:+15550102030"' in page and ">Mobile</span>" in page
-    assert 'href="tel:+15550109999,204"' in page and "+1 555 010 9999 ext. 204" in page and ">Work</span>" in page
-    assert ">Fax</span>" in page
-    assert 'href="mailto:rob@home.example"' in page and ">Home</span>" in page
+    # Each field is a row: the value, then its type label (the row's icon aside).
+    assert 'href="tel:+15550102030"' in page and '<span class="type">Mobile</span>' in page
+    assert 'href="tel:+15550109999,204"' in page and "+1 555 010 9999 ext. 204" in page and '<span class="type">Work</span>' in page
+    assert '<span class="type">Fax</span>' in page
+    assert 'href="mailto:rob@home.example"' in page and '<span class="type">Home email</span>' in page
     assert 'href="https://www.google.com/maps/search/?api=1&amp;query=1%20Main%20St%2C%20Suite%204%2C%20Springfield' in page
-    assert ">Work address</span> 1 Main St, Suite 4, Springfield, IL, 62701, USA" in page
-    assert ">Blog</span> https://rob.example/a,b" in page
-    assert ">LinkedIn</span>" in page and ">GitHub</span>" in page and 'href="https://github.com/rob"' in page
+    assert '<span class="value">1 Main St, Suite 4, Springfield, IL, 62701, USA</span><span class="type">Work address</span>' in page
+    assert '<span class="value">https://rob.example/a,b</span><span class="type">Blog</span>' in page
+    assert 'aria-label="LinkedIn"' in page and 'aria-label="GitHub"' in page and 'href="https://github.com/rob"' in page
 
 
 # --- the console ---------------------------------------------------------------------

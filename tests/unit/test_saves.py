@@ -77,7 +77,7 @@ def test_a_visit_counts_its_scan_view_and_save_with_its_source(client, user, set
     assert (status, headers["location"]) == (302, f"/p/{slug}{page}")
     status, _, body = visit(client, headers["location"])
     assert status == 200
-    save = re.search(r'<a class="save" href="([^"]+)"', body.decode()).group(1)
+    save = re.search(r'<a class="action primary" href="([^"]+)"', body.decode()).group(1)
     assert save == f"/p/{slug}.vcf{page}"  # the page hands its source on to the save
     status, headers, body = visit(client, save)
     assert status == 200 and body.startswith(b"BEGIN:VCARD")

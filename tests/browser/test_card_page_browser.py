@@ -1,0 +1,66 @@
+"""The card as a stranger meets it (SPEC §8), in Chromium: the owner gives the card a photo
+from a file chooser, a phone scans the code, the public page (axe-clean, light and dark,
+phone and desktop) saves the contact, the visitor leaves details back, and the owner finds
+the lead in the console."""
+
+from __future__ import annotations
+
+import time
+
+import vobject
+from playwright.sync_api import expect
+
+from tests.support import images
+from tests.support.app import PHONE_UA
+from tests.support.browser import check_page, log_in, new_page, register_account
+
+
+def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path):
+    owner = new_page(browser, console_server)
+    log_in(owner, register_account(console_server))
+    owner.get_by_role("link", name="Create your first card").click()
+    owner.get_by_label("Full name").fill("Dr. Robert de la Cruz Jr.")
+    owner.get_by_label("Email", exact=True).fill("rob@example.com")
+    owner.get_by_label("Job title").fill("CTO")
+    owner.get_by_label("Organization").fill("Acme")
+    owner.get_by_label("Phone").fill("+1 555 010 2030")
+    owner.get_by_label("Card address").fill("rob-cruz")
+    owner.get_by_role("button", name="Create card").click()
+    expect(owner.get_by_role("status")).to_have_text("Card created.")
+    owner.get_by_role("link", name="Edit").first.click()
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(images.jpeg((900, 700), colour=(180, 90, 40)))
+    owner.set_input_files("#photo-file", str(photo))  # what a phone's camera roll hands the file input
+    owner.locator("#photo-file").locator("xpath=..").get_by_role("button", name="Upload").click()
+    expect(owner.get_by_alt_text("The card's photo")).to_be_visible()
+
+    # A phone scans the code: the short link leads to the page, counted with its source.
+    visitor = browser.new_context(base_url=console_server.url, viewport={"width": 390, "height": 844}, user_agent=PHONE_UA,
+                                  accept_downloads=True).new_page()
+    visitor.goto("/c/rob-cruz")
+    assert visitor.url.endswith("/p/rob-cruz?src=qr")
+    expect(visitor.get_by_role("heading", level=1)).to_have_text("Dr. Robert de la Cruz Jr.")
+    expect(visitor.get_by_alt_text("Photo of Dr. Robert de la Cruz Jr.")).to_be_visible()
+    visitor.get_by_text("Show QR").click()
+    expect(visitor.get_by_alt_text("QR code of Dr. Robert de la Cruz Jr.'s card")).to_be_visible()
+    check_page(visitor, "public-card")
+
+    with visitor.expect_download() as download:
+        visitor.get_by_role("link", name="Save contact").click()
+    saved = vobject.readOne(download.value.path().read_text())
+    assert (saved.n.value.family, saved.n.value.given, saved.n.value.suffix) == ("de la Cruz", "Robert", "Jr.")
+    assert saved.tel.params["TYPE"] == ["CELL"] and saved.tel.value == "+1 555 010 2030"
+    assert saved.photo.params["TYPE"] == ["JPEG"] and saved.photo.value.startswith(b"\xff\xd8")  # a JPEG
+
+    visitor.goto("/p/rob-cruz")
+    visitor.get_by_label("Your name").fill("Grace Hopper")
+    visitor.locator("#x-email").fill("grace@example.com")
+    visitor.locator("#x-note").fill("Met at the booth")
+    visitor.locator("#x-consent").check()
+    sent_at = time.monotonic()
+    visitor.get_by_role("button", name="Send").click()
+    expect(visitor.get_by_role("heading", level=1)).to_contain_text("Sent")
+
+    owner.goto("/app/leads")
+    expect(owner.get_by_text("Grace Hopper")).to_be_visible()
+    assert time.monotonic() - sent_at < 2  # the lead is there at once, not after a batch
