@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.cards.cards import get_card_by_slug  # noqa: E402
+from app.cards.store import get_card_by_slug  # noqa: E402
 from app.edge.outbox import EdgeOutbox, Shipper  # noqa: E402
 from app.edge.scan_batches import MAX_BATCH_ROWS  # noqa: E402
 from app.public.counters import Counters  # noqa: E402

@@ -14,7 +14,8 @@ from app.accounts.api_keys import ApiKey, list_api_keys
 from app.accounts.emails import VERIFICATIONS_PER_HOUR, confirm_email_change, request_email_change, resend_verification
 from app.accounts.users import PublicUser, User, change_marketing_consent, delete_account
 from app.api.problems import AUTHENTICATED, BODY, LIMITED, WRITE, problems
-from app.cards import cards, stats
+from app.cards import cards, stats, store
+from app.cards.types import ContactCard
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep
 from app.fields import Email, LinkToken
@@ -45,7 +46,7 @@ class VerificationSent(msgspec.Struct, rename="camel"):
 
 class AccountExport(msgspec.Struct, rename="camel"):
     user: PublicUser
-    cards: list[cards.ContactCard]
+    cards: list[ContactCard]
     api_keys: list[ApiKey]
     invitations: list[sharing.Invitation]
     scans: list[stats.ScanEvent]
@@ -74,7 +75,7 @@ async def delete_me(request: Request[User, Any, Any], db: DatabaseDep) -> None:
 async def export_account(db: Database, state: State, settings: Settings, user: User) -> AccountExport:
     """Everything the account owns, as GET /v1/me/export and the console's download give it."""
     async with db.read() as conn:
-        rows = await cards.list_all_cards(conn, user.user_id)
+        rows = await store.list_all_cards(conn, user.user_id)
         keys = await list_api_keys(conn, user.user_id)
         invitations = await sharing.list_user_invitations(conn, user.user_id)
         events = await stats.list_user_events(conn, user.user_id)

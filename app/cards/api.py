@@ -19,22 +19,9 @@ from app.db import DatabaseDep
 
 if TYPE_CHECKING:
     pass  # which imports this module
-from app.cards.cards import (
-    COLOUR,
-    QR_SIZES,
-    CardPage,
-    ContactCard,
-    CreateCardRequest,
-    QrOptions,
-    UpdateCardRequest,
-    create_card,
-    delete_card,
-    edit_card,
-    list_cards,
-    owned_card,
-    qr_download,
-    to_response,
-)
+from app.cards.cards import create_card, delete_card, edit_card, owned_card, qr_download, to_response
+from app.cards.store import list_cards
+from app.cards.types import COLOUR, QR_SIZES, CardPage, ContactCard, CreateCardRequest, QrOptions, UpdateCardRequest
 
 
 @post(

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from app.cards.cards import CARD_COLUMNS, Card, changed, image_hash
-from app.cards.cards import ImageKind as Kind
+from app.cards.cards import changed, image_hash
 from app.cards.images import Processed, process
+from app.cards.store import CARD_COLUMNS
+from app.cards.types import Card
+from app.cards.types import ImageKind as Kind
 from app.db import Database, fetch_one
 
 if TYPE_CHECKING:

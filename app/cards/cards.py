@@ -1,21 +1,22 @@
-"""Contact cards: the owner's CRUD API and the QR image download.
+"""Contact cards: the operations every door calls, and the API's view of a card.
 
 A slug is permanent because printed codes carry it: PATCH refuses to change it, and a
 deleted card's slug is retired for good rather than handed to someone else. Creating,
 editing and deleting a card are operations (`create_card`, `edit_card`, `delete_card`)
 that every door calls: each writes in one transaction, with the slug's new place in the
-card change sequence the edges follow (`record_changes`), and registers with it that the
-public pages' cache drops the card once it commits (`changed`).
+card change sequence the edges follow (`store.record_changes`), and registers with it that
+the public pages' cache drops the card once it commits (`changed`). Here too: the response
+body of a card (`to_response`, `image_path`, `image_url`), the lookups handlers use
+(`owned_card`, `card_of`) and the QR download (`qr_download`). The types are
+app/cards/types.py, the SQL app/cards/store.py.
 """
 
 from __future__ import annotations
 
 import functools
 import secrets
-import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
@@ -24,30 +25,19 @@ from app import qr
 from app.cards import vcard
 from app.cards.content import (
     LIST_TYPES,
-    AccentColor,
-    Address,
-    Addresses,
     EmailEntry,
-    Emails,
-    Headline,
     Link,
-    Links,
     PhoneEntry,
-    Phones,
-    Pronouns,
-    Social,
-    Socials,
-    StructuredName,
-    from_json,
     join_name,
     network_of,
     split_full_name,
     to_json,
 )
+from app.cards.store import get_card, get_card_by_slug, insert_card, record_changes, retire_card, update_card
+from app.cards.types import Card, ContactCard, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings
-from app.db import Database, Tx, fetch_all, fetch_one
-from app.errors import Conflict, Invalid, NotFound
-from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, limits_of
+from app.db import Database, Tx
+from app.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
     from app.public.card_cache import PublicCards  # which imports this module
@@ -57,241 +47,6 @@ RESERVED_SLUGS = frozenset(
     "settings account me cards support help about robots favicon well-known".split()
 )
 SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o or 1/l/i to misread from paper
-COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
-
-
-QR_SIZES = limits_of(QrSize)
-
-# --- structs -------------------------------------------------------------------------
-
-
-class Card(msgspec.Struct):
-    """A row of the cards table."""
-
-    id: int
-    card_id: str
-    user_id: str
-    slug: str
-    full_name: str
-    organization: str | None
-    title: str | None
-    email: str
-    phone: str | None
-    website: str | None
-    qr_error_correction: qr.Ecc
-    qr_size: int
-    created_at: str
-    updated_at: str
-    view_count: int
-    scan_count: int
-    save_count: int  # downloads of its vCard (SPEC §8)
-    # What a card holds beside the above (SPEC §8, migration 0010; app/cards/content.py).
-    name: StructuredName
-    pronouns: str | None
-    headline: str | None
-    department: str | None
-    phones: list[PhoneEntry]
-    emails: list[EmailEntry]
-    addresses: list[Address]
-    links: list[Link]
-    socials: list[Social]
-    accent_color: str | None
-    # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
-    photo_hash: str | None = None
-    logo_hash: str | None = None
-
-    def vcard(self, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> str:
-        return vcard.vcard(self, version, photo_jpeg)
-
-
-class CreateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """`fullName` or `name` is required, and `email` or `emails`; see docs/api.md for how
-    the single fields and the lists mirror each other."""
-
-    full_name: Name | msgspec.UnsetType = msgspec.UNSET
-    email: Email | msgspec.UnsetType = msgspec.UNSET
-    organization: ShortText | None = None
-    title: ShortText | None = None
-    phone: Phone | None | msgspec.UnsetType = msgspec.UNSET
-    website: Website | None | msgspec.UnsetType = msgspec.UNSET
-    slug: Slug | None = None
-    qr_error_correction: qr.Ecc = "M"
-    qr_size: QrSize = 512
-    name: StructuredName | msgspec.UnsetType = msgspec.UNSET
-    pronouns: Pronouns | None = None
-    headline: Headline | None = None
-    department: ShortText | None = None
-    phones: Phones | msgspec.UnsetType = msgspec.UNSET
-    emails: Emails | msgspec.UnsetType = msgspec.UNSET
-    addresses: Addresses = []
-    links: Links | msgspec.UnsetType = msgspec.UNSET
-    socials: Socials = []
-    accent_color: AccentColor | None = None
-
-
-class UpdateCardRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """Fields left out stay as they are; null clears an optional field."""
-
-    full_name: Name | msgspec.UnsetType = msgspec.UNSET
-    email: Email | msgspec.UnsetType = msgspec.UNSET
-    organization: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    title: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    phone: Phone | None | msgspec.UnsetType = msgspec.UNSET
-    website: Website | None | msgspec.UnsetType = msgspec.UNSET
-    qr_error_correction: qr.Ecc | msgspec.UnsetType = msgspec.UNSET
-    qr_size: QrSize | msgspec.UnsetType = msgspec.UNSET
-    # Accepted only to refuse a change with a clear message (slugs are permanent).
-    slug: Slug | msgspec.UnsetType = msgspec.UNSET
-    name: StructuredName | msgspec.UnsetType = msgspec.UNSET
-    pronouns: Pronouns | None | msgspec.UnsetType = msgspec.UNSET
-    headline: Headline | None | msgspec.UnsetType = msgspec.UNSET
-    department: ShortText | None | msgspec.UnsetType = msgspec.UNSET
-    phones: Phones | msgspec.UnsetType = msgspec.UNSET
-    emails: Emails | msgspec.UnsetType = msgspec.UNSET
-    addresses: Addresses | msgspec.UnsetType = msgspec.UNSET
-    links: Links | msgspec.UnsetType = msgspec.UNSET
-    socials: Socials | msgspec.UnsetType = msgspec.UNSET
-    accent_color: AccentColor | None | msgspec.UnsetType = msgspec.UNSET
-
-
-class ContactCard(msgspec.Struct, rename="camel"):
-    card_id: str
-    slug: str
-    full_name: str
-    organization: str | None
-    title: str | None
-    email: str
-    phone: str | None
-    website: str | None
-    qr_error_correction: str
-    qr_size: int
-    created_at: str
-    updated_at: str
-    view_count: int
-    scan_count: int
-    save_count: int  # downloads of its vCard (/p/{slug}.vcf), bots and HEAD left out
-    short_url: str
-    card_url: str
-    vcard_url: str
-    qr_code_url: str
-    name: StructuredName
-    pronouns: str | None
-    headline: str | None
-    department: str | None
-    phones: list[PhoneEntry]
-    emails: list[EmailEntry]
-    addresses: list[Address]
-    links: list[Link]
-    socials: list[Social]
-    accent_color: str | None
-    photo_url: str | None = None  # a square JPEG of at most 512 px; the URL changes with the image
-    logo_url: str | None = None
-
-
-class CardPage(msgspec.Struct, rename="camel"):
-    items: list[ContactCard]
-    next_cursor: str | None
-
-
-# --- SQL -----------------------------------------------------------------------------
-
-CARD_COLUMNS = (
-    "id, card_id, user_id, slug, full_name, organization, title, email, phone, website, "
-    "qr_error_correction, qr_size, created_at, updated_at, view_count, scan_count, save_count, photo_hash, logo_hash, "
-    "name, pronouns, headline, department, phones, emails, addresses, links, socials, accent_color"
-)
-# The columns a card's content is written to (what `settle` returns keys of).
-CONTENT_COLUMNS = (
-    "full_name", "email", "organization", "title", "phone", "website", "qr_error_correction", "qr_size",
-    "name", "pronouns", "headline", "department", "phones", "emails", "addresses", "links", "socials", "accent_color",
-)
-
-
-def card_from_row(row: Any) -> Card:
-    """A Card of a row of CARD_COLUMNS (from aiosqlite, or sqlite3 at an edge)."""
-    fields = dict(row)
-    for column, kind in LIST_TYPES.items():
-        fields[column] = from_json(fields[column], kind)
-    name = fields["name"]
-    fields["name"] = split_full_name(fields["full_name"]) if name is None else msgspec.json.decode(name, type=StructuredName)
-    return Card(**fields)
-
-
-
-
-async def get_card(conn: aiosqlite.Connection, user_id: str, card_id: str) -> Card | None:
-    row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE card_id = ? AND user_id = ?", (card_id, user_id))
-    return card_from_row(row) if row else None
-
-
-async def get_card_by_slug(conn: aiosqlite.Connection, slug: str) -> Card | None:
-    row = await fetch_one(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,))
-    return card_from_row(row) if row else None
-
-
-async def slug_is_retired(conn: aiosqlite.Connection, slug: str) -> bool:
-    return await fetch_one(conn, "SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)) is not None
-
-
-async def list_cards(conn: aiosqlite.Connection, user_id: str, limit: int, before_id: int) -> list[Card]:
-    rows = await fetch_all(
-        conn,
-        f"""SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? AND id < ?
-        ORDER BY id DESC LIMIT ?""",
-        (user_id, before_id, limit),
-    )
-    return [card_from_row(r) for r in rows]
-
-
-async def list_all_cards(conn: aiosqlite.Connection, user_id: str) -> list[Card]:
-    rows = await fetch_all(conn, f"SELECT {CARD_COLUMNS} FROM cards WHERE user_id = ? ORDER BY id DESC", (user_id,))
-    return [card_from_row(r) for r in rows]
-
-
-async def insert_card(conn: aiosqlite.Connection, user_id: str, slug: str, columns: dict[str, Any], now: str) -> Card:
-    """A new card of `columns` (every one of CONTENT_COLUMNS, as `settle` gives them). Raises
-    Conflict when the slug is taken or retired."""
-    if await get_card_by_slug(conn, slug) or await slug_is_retired(conn, slug):
-        raise Conflict(f"the slug {slug!r} is taken", errors=[{"field": "slug", "message": "taken"}], code="slug_taken")
-    names = ", ".join(CONTENT_COLUMNS)
-    values = ", ".join(f":{name}" for name in CONTENT_COLUMNS)
-    row = await fetch_one(
-        conn,
-        f"""INSERT INTO cards (card_id, user_id, slug, created_at, updated_at, {names})
-        VALUES (:card_id, :user_id, :slug, :now, :now, {values}) RETURNING {CARD_COLUMNS}""",
-        {**{name: columns[name] for name in CONTENT_COLUMNS}, "card_id": uuid.uuid4().hex, "user_id": user_id,
-         "slug": slug, "now": now},
-    )
-    return card_from_row(row)
-
-
-async def update_card(conn: aiosqlite.Connection, card: Card, changes: dict[str, Any], now: str) -> Card:
-    """Write `changes` (columns of CONTENT_COLUMNS, as `settle` gives them) to the card."""
-    assignments = ", ".join(f"{name} = :{name}" for name in changes if name in CONTENT_COLUMNS)
-    row = await fetch_one(
-        conn,
-        f"UPDATE cards SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING {CARD_COLUMNS}",
-        {**changes, "updated_at": now, "id": card.id},
-    )
-    return card_from_row(row)
-
-
-async def retire_card(conn: aiosqlite.Connection, card: Card, now: str) -> None:
-    """Delete a card and retire its slug for good."""
-    await conn.execute("INSERT OR IGNORE INTO retired_slugs (slug, retired_at) VALUES (?, ?)", (card.slug, now))
-    await conn.execute("DELETE FROM cards WHERE id = ?", (card.id,))
-
-
-async def record_changes(conn: aiosqlite.Connection, slugs: list[str], now: str) -> None:
-    """Move each slug to the end of the card change sequence (migration 0005): the edges
-    follow it to know which of their copy's cards are out of date. Called in the same
-    transaction as the change itself, by every operation that changes a public card."""
-    await conn.executemany(
-        # REPLACE deletes the slug's row and inserts it anew: AUTOINCREMENT gives it a seq
-        # above every seq ever used, the one just deleted included.
-        "INSERT OR REPLACE INTO card_changes (slug, changed_at) VALUES (?, ?)",
-        [(slug, now) for slug in slugs],
-    )
 
 
 # --- responses -----------------------------------------------------------------------
@@ -344,7 +99,6 @@ async def to_response(card: Card, state: State, settings: Settings) -> ContactCa
     )
 
 
-ImageKind = Literal["photo", "logo"]
 THUMBNAIL_SUFFIX = "-96"
 
 
@@ -499,18 +253,6 @@ async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> No
     async with db.write() as tx:
         await retire_card(tx.conn, card, tx.now_text)
         await changed(tx, public_cards, [card.slug])
-
-
-class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
-    """How to draw a card's code for download (the API's query parameters, the console's download form)."""
-
-    format: qr.Format = "png"
-    size: QrSize | None = None  # the card's qrSize
-    ecc: qr.Ecc | None = None  # the card's level
-    mode: qr.Mode = "dynamic"
-    dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#000000"
-    light: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#ffffff"
-    border: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
 
 
 def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:

@@ -1,5 +1,5 @@
 """Finding an account's cards: the searchable, paged list the console shows (the API lists
-by cursor, `cards.list_cards`), and the scans of the week beside each card."""
+by cursor, `store.list_cards`), and the scans of the week beside each card."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from litestar.params import FromPath, QueryParameter
 from app.api.openapi import TEXT, media_types
 from app.api.problems import AUTHENTICATED, problems
 from app.cards import cards
+from app.cards.types import Card
 from app.db import Database, DatabaseDep, fetch_all
 from app.public.counters import SOURCES
 
@@ -119,7 +120,7 @@ async def list_user_events(conn: aiosqlite.Connection, user_id: str) -> list[Sca
 # --- the report ----------------------------------------------------------------------
 
 
-def build_stats(card: cards.Card, days: int, today: date, rows: list[Any]) -> CardStats:
+def build_stats(card: Card, days: int, today: date, rows: list[Any]) -> CardStats:
     first = today - timedelta(days=days - 1)
     # Each day's name made once: for a year's report this runs on the event loop between scans.
     names = [(first + timedelta(days=n)).isoformat() for n in range(days)]
@@ -173,7 +174,7 @@ def to_csv(stats: CardStats) -> str:
     return out.getvalue()
 
 
-async def card_report(db: Database, card: cards.Card, days: int) -> CardStats:
+async def card_report(db: Database, card: Card, days: int) -> CardStats:
     """The card's report over the last `days` UTC days, today included (the API and the console read it here)."""
     today = db.now().date()
     since = (today - timedelta(days=days - 1)).isoformat()
@@ -182,7 +183,7 @@ async def card_report(db: Database, card: cards.Card, days: int) -> CardStats:
     return build_stats(card, days, today, rows)
 
 
-def csv_download(card: cards.Card, stats: CardStats) -> Response[str]:
+def csv_download(card: Card, stats: CardStats) -> Response[str]:
     """The report as a CSV attachment named after the card."""
     return Response(
         to_csv(stats),

@@ -28,7 +28,7 @@ import msgspec
 from app.cards.content import PhoneEntry
 
 if TYPE_CHECKING:
-    from app.cards.cards import Card  # which imports this module
+    from app.cards.types import Card  # which imports this module
 
 Version = Literal[3, 4]
 

@@ -7,7 +7,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from app.api import pagination
-from app.cards import cards
+from app.cards import cards, store
 from app.console.web import page
 from app.db import DatabaseDep
 from app.sharing import sharing
@@ -24,7 +24,7 @@ def _paged(rows: list, path: str) -> tuple[list[dict], str | None]:
 async def all_invitations(request: Request, db: DatabaseDep, cursor: pagination.Cursor = None) -> Response:
     async with db.read() as conn:
         rows = await sharing.list_sender_invitations(conn, request.user.user_id, PER_PAGE + 1, pagination.before(cursor))
-        has_cards = bool(rows) or bool(await cards.list_cards(conn, request.user.user_id, 1, pagination.before(None)))
+        has_cards = bool(rows) or bool(await store.list_cards(conn, request.user.user_id, 1, pagination.before(None)))
     invitations, older = _paged(rows, "/app/invitations")
     return page(
         request, "console/invitations/list.html", section="invitations", card=None, invitations=invitations,

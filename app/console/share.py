@@ -20,6 +20,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.cards import cards
+from app.cards.types import Card
 from app.config import SettingsDep
 from app.console.web import field_error, form_of, page, see_other, sentence
 from app.db import DatabaseDep
@@ -80,7 +81,7 @@ def _invalid_recipients(exc: Invalid, recipients: list[sharing.ShareRecipient], 
     return {field: f"Not valid: {', '.join(items)}. Use {advice[field]}" for field, items in bad.items()}
 
 
-def _share_page(request: Request, card: cards.Card, *, status: int = 200, values: dict, errors: dict | None = None) -> Response:
+def _share_page(request: Request, card: Card, *, status: int = 200, values: dict, errors: dict | None = None) -> Response:
     return page(
         request, "console/share/form.html", status=status, section="cards", card=card, values=values,
         errors=errors or {}, labels=LABELS, max_recipients=MAX_RECIPIENTS, emails_per_day=sharing.EMAILS_PER_DAY,

@@ -1,7 +1,7 @@
 """The card change sequence, the primary's side: what changed after a given point.
 
 Every operation that changes a public card writes its slug to `card_changes` in its own
-transaction (cards.record_changes; migration 0005). An edge asks for the slugs changed
+transaction (app.cards.store.record_changes; migration 0005). An edge asks for the slugs changed
 after the newest change its copy holds, over the private network, on the primary's
 internal port (`GET /internal/changes`, bearer EDGE_TOKEN): a slug changed after its copy
 is sent to the primary rather than answered from the copy, and the edge follows the

@@ -28,7 +28,7 @@ from litestar.params import FromPath, JSONBody
 from prometheus_client import Counter
 
 from app.api.problems import BODY, problems
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.config import Settings
 from app.db import DatabaseDep, isoformat, utc_clock
 from app.edge.outbox import EdgeOutbox, backoff

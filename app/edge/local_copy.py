@@ -49,7 +49,8 @@ from pathlib import Path
 import httpx
 from prometheus_client import Counter, Gauge
 
-from app.cards.cards import CARD_COLUMNS, Card, ImageKind, card_from_row
+from app.cards.store import CARD_COLUMNS, card_from_row
+from app.cards.types import Card, ImageKind
 from app.config import Settings
 from app.edge.follower import Follower, die_with_parent, discard, use_rollback_journal
 from app.ops.replication import CONFIG, ReplicationError, binary, environment

@@ -16,7 +16,7 @@ from litestar import Request, Response, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.config import Settings
 from app.errors import Limited, NotFound
 from app.leads import form

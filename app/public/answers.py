@@ -35,7 +35,8 @@ from app.api.limits import network_of
 from app.api.openapi import BINARY, TEXT, media_types
 from app.api.problems import problems
 from app.cards import vcard
-from app.cards.cards import THUMBNAIL_SUFFIX, Card, ImageKind, dynamic_drawing, image_hash, short_url
+from app.cards.cards import THUMBNAIL_SUFFIX, dynamic_drawing, image_hash, short_url
+from app.cards.types import Card, ImageKind
 from app.config import Settings
 from app.db import Database
 from app.leads import form as lead_form

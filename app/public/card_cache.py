@@ -15,7 +15,8 @@ from prometheus_client import Gauge
 
 from app import qr
 from app.cards.card_images import image_bytes
-from app.cards.cards import Card, ImageKind, get_card_by_slug, slug_is_retired
+from app.cards.store import get_card_by_slug, slug_is_retired
+from app.cards.types import Card, ImageKind
 from app.db import Database
 from app.ops import tally
 

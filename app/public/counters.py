@@ -22,7 +22,7 @@ import aiosqlite
 from litestar import Request
 from prometheus_client import Counter, Histogram
 
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.config import Settings
 from app.db import Database
 

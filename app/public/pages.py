@@ -14,7 +14,8 @@ from urllib.parse import quote
 import jinja2
 from litestar import Response
 
-from app.cards.cards import Card, image_path
+from app.cards.cards import image_path
+from app.cards.types import Card
 from app.leads import form as lead_form
 from app.public.card_cache import Gone
 from app.public.og_image import hex_rgb, initials

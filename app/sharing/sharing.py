@@ -38,7 +38,7 @@ import msgspec
 from prometheus_client import Counter
 
 from app import mail
-from app.cards import cards
+from app.cards.types import Card
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
@@ -130,7 +130,7 @@ class Redeemable:
 # --- recipients, links and the email -------------------------------------------------
 
 
-def check_recipients(card: cards.Card, recipients: list[ShareRecipient]) -> list[Target]:
+def check_recipients(card: Card, recipients: list[ShareRecipient]) -> list[Target]:
     """Validate each recipient for its channel. Raises Invalid naming every bad one."""
     targets, errors = [], []
     for index, item in enumerate(recipients):
@@ -165,7 +165,7 @@ def tracked_link(settings: Settings, token: str) -> str:
     return f"{settings.public_base_url}/i/{token}"
 
 
-def deep_link(target: Target, card: cards.Card, link: str, message: str | None) -> str:
+def deep_link(target: Target, card: Card, link: str, message: str | None) -> str:
     """The ready-to-open link for a channel that has no provider behind it."""
     text = f"{message} {link}" if message else f"{card.full_name} shared a contact card with you: {link}"
     if target.channel == "sms":
@@ -175,7 +175,7 @@ def deep_link(target: Target, card: cards.Card, link: str, message: str | None) 
     return f"https://www.linkedin.com/sharing/share-offsite/?url={quote(link, safe='')}"
 
 
-def invitation_email(settings: Settings, card: cards.Card, to: str, token: str, message: str | None) -> EmailMessage:
+def invitation_email(settings: Settings, card: Card, to: str, token: str, message: str | None) -> EmailMessage:
     link = tracked_link(settings, token)
     role = ", ".join(part for part in (card.title, card.organization) if part)
     who = f"{card.full_name} ({role})" if role else card.full_name
@@ -206,7 +206,7 @@ INVITATION_COLUMNS = (
 
 
 async def insert_invitation(
-    conn: aiosqlite.Connection, card: cards.Card, sender_id: str, target: Target, message: str | None, token: str, now: datetime
+    conn: aiosqlite.Connection, card: Card, sender_id: str, target: Target, message: str | None, token: str, now: datetime
 ) -> tuple[int, str] | None:
     """Insert an invitation; returns (row id, invitation id), or None when it is a duplicate."""
     stamp = isoformat(now)
@@ -240,7 +240,7 @@ async def emails_on(conn: aiosqlite.Connection, sender_id: str, day: str) -> int
     return row["n"]
 
 
-async def list_invitations(conn: aiosqlite.Connection, card: cards.Card, limit: int, before: int) -> list[Any]:
+async def list_invitations(conn: aiosqlite.Connection, card: Card, limit: int, before: int) -> list[Any]:
     return await fetch_all(
         conn,
         f"""SELECT i.id, {INVITATION_COLUMNS} FROM invitations i JOIN cards c ON c.id = i.card_id
@@ -367,7 +367,7 @@ def _seconds_to_midnight(now: datetime) -> int:
 
 
 async def share(
-    db: Database, outbox: mail.Outbox, settings: Settings, card: cards.Card, sender_id: str,
+    db: Database, outbox: mail.Outbox, settings: Settings, card: Card, sender_id: str,
     recipients: list[ShareRecipient], message: str | None,
 ) -> list[SharedInvitation]:
     """One invitation per recipient: emails queued, deep links for the other channels.

@@ -25,7 +25,7 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.config import Settings
 from app.edge.internal import MAX_BODY_BYTES, InternalServer, create_internal_app
 from app.edge.outbox import OUTBOX_NAME, EdgeOutbox, ShipFailed, Shipper
@@ -453,7 +453,7 @@ def test_a_large_flush_ships_as_several_batches_in_order(primary, owner, tmp_pat
 
 EDGE_SCRIPT = """
 import asyncio, sys
-from app.cards.cards import get_card_by_slug
+from app.cards.store import get_card_by_slug
 from app.public.counters import Counters
 from app.edge.outbox import EdgeOutbox
 from app.sqlite import sqlite3

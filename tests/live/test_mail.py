@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from app import mail
 from app.accounts import emails
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.main import create_app
 from app.sharing import sharing
 from tests.support.app import PASSWORD, assert_problem, create_card, make_settings, register, unique_email

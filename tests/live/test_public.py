@@ -19,7 +19,7 @@ import vobject
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
 
-from app.cards.cards import Card
+from app.cards.types import Card
 from app.edge import local_copy
 from app.edge import main as edge_main
 from app.ops import tally

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from app.cards.cards import get_card_by_slug
+from app.cards.store import get_card_by_slug
 from app.edge.outbox import EdgeOutbox, Shipper
 from app.public.counters import Counters
 from app.sqlite import sqlite3

@@ -86,7 +86,7 @@ class LiveClient(httpx.Client):
 async def cache_for_scanners(public, path: str) -> None:
     """What a scan of /c/{slug} or /q/{slug}.{png,svg} reads from memory, read or drawn now."""
     from app import qr
-    from app.cards.cards import Card
+    from app.cards.types import Card
     from app.public.answers import qr_of
     from app.public.card_cache import SLUG_SHAPE
 

@@ -14,8 +14,8 @@ import vobject
 
 from app import db as dbmodule
 from app.cards import vcard
-from app.cards.cards import card_from_row
 from app.cards.content import StructuredName, join_name, split_full_name
+from app.cards.store import card_from_row
 from app.db import migrate
 from app.sqlite import sqlite3
 from tests.support.app import assert_problem, create_card, make_settings
@@ -203,7 +203,7 @@ def test_migration_0010_carries_every_existing_card_over(tmp_path, monkeypatch):
     assert "0010_card_content.sql" in migrate(path)
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
-    from app.cards.cards import CARD_COLUMNS
+    from app.cards.store import CARD_COLUMNS
 
     rows = conn.execute(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY id").fetchall()
     conn.close()
@@ -291,7 +291,7 @@ def test_a_photo_is_written_as_base64_jpeg(client, user, settings, version):
     card = _rich_card(client, user)
     conn = sqlite3.connect(settings.database_path)
     conn.row_factory = sqlite3.Row
-    from app.cards.cards import CARD_COLUMNS
+    from app.cards.store import CARD_COLUMNS
 
     row = conn.execute(f"SELECT {CARD_COLUMNS} FROM cards WHERE card_id = ?", (card["cardId"],)).fetchone()
     conn.close()

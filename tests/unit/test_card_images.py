@@ -11,7 +11,8 @@ from PIL import Image
 
 from app import qr
 from app.cards import card_images
-from app.cards.cards import Card, get_card_by_slug
+from app.cards.store import get_card_by_slug
+from app.cards.types import Card
 from app.edge import local_copy
 from app.public import answers
 from app.public.counters import Counters
