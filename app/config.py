@@ -58,6 +58,7 @@ class Settings:
     # Seconds of restorable history the replica keeps, and between the service's own
     # restore-and-check of it (0: never).
     backup_retention: int = 30 * DAY
+    events_retention: int = 90 * DAY  # how long the events table keeps an event (SPEC §9)
     backup_verify_interval: int = DAY
     registration: RegistrationMode = "open"
     metrics_token: str | None = None
@@ -147,6 +148,7 @@ class Settings:
             trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             backup_retention=_duration(env, "BACKUP_RETENTION", 30 * DAY, low=60),
+            events_retention=_duration(env, "EVENTS_RETENTION", 90 * DAY, low=60),
             backup_verify_interval=_duration(env, "BACKUP_VERIFY_INTERVAL", DAY, low=0),
             registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
             metrics_token=env.get("METRICS_TOKEN") or None,

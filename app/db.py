@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +31,7 @@ from litestar.di import NamedDependency
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.db")
+events_log = logging.getLogger("app.events")  # a JSON line for each event recorded (SPEC §9)
 HERE = Path(__file__).parent
 # Installed wheels carry the migrations inside the package; a source checkout has them
 # at the top level.
@@ -39,6 +42,7 @@ READERS = 4
 # than COMMIT_LOG entries (over an hour of steady writes without a confirmation).
 COMMIT_GRAIN = 0.05
 COMMIT_LOG = 100_000
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def pragmas(replicated: bool) -> list[str]:
@@ -125,24 +129,50 @@ class Tx:
 
     `now` is read once from the database's clock when the transaction begins, so every
     row an operation writes carries the same time, and `now_text` is that time in the
-    stored form. `after_commit(fn)` registers a plain function (forget a cached card,
-    wake the outbox, count a metric) to call once COMMIT has succeeded, in the order
-    registered, and never after a rollback. The transaction is the place for whatever
-    else an operation must do atomically or afterwards (the event rows of SPEC §9 will
-    be written through it, on `conn`, inside the transaction).
+    stored form. `emit(type, data, ...)` writes an event row (SPEC §9) inside the
+    transaction, so a change and its event exist together or not at all; once committed,
+    the events are logged and the database's event listeners (the live stream, the
+    webhook sender) are woken. `after_commit(fn)` registers a plain function (forget a
+    cached card, wake the outbox, count a metric) to call once COMMIT has succeeded, in
+    the order registered, and never after a rollback.
     """
 
-    __slots__ = ("conn", "now", "now_text", "_after_commit")
+    __slots__ = ("conn", "now", "now_text", "_after_commit", "_db", "_emitted")
 
-    def __init__(self, conn: aiosqlite.Connection, now: datetime) -> None:
+    def __init__(self, conn: aiosqlite.Connection, now: datetime, db: Database | None = None) -> None:
         self.conn = conn
         self.now = now
         self.now_text = isoformat(now)
         self._after_commit: list[Callable[[], object]] = []
+        self._db = db
+        self._emitted: list[tuple[str, str, str | None, str | None]] = []
 
     def after_commit(self, fn: Callable[[], object]) -> None:
         """Call `fn()` once this transaction has committed (not if it rolls back)."""
         self._after_commit.append(fn)
+
+    async def emit(self, type: str, data: dict, *, actor_id: str | None = None, user_id: str | None = None) -> str:
+        """Record an event of `type` about `data` (its public shape: JSON, never a secret),
+        done by `actor_id` (None: the system or a visitor) and belonging to `user_id` (who
+        may see it besides admins). Returns its eventId."""
+        assert self._db is not None, "events are written through Database.write()"
+        event_id = self._db.next_event_id(self.now)
+        await self.conn.execute(
+            "INSERT INTO events (event_id, type, occurred_at, actor_id, user_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, type, self.now_text, actor_id, user_id, json.dumps(data, separators=(",", ":"), ensure_ascii=False)),
+        )
+        if not self._emitted:
+            self._after_commit.append(self._announce)
+        self._emitted.append((event_id, type, actor_id, user_id))
+        return event_id
+
+    def _announce(self) -> None:
+        for event_id, type, actor_id, user_id in self._emitted:
+            events_log.info("event %s", type, extra={"fields": {"event": type, "event_id": event_id, "actor_id": actor_id,
+                                                                "user_id": user_id}})
+        assert self._db is not None
+        for listener in self._db.event_listeners:
+            listener()
 
     def _committed(self) -> None:
         for fn in self._after_commit:
@@ -169,6 +199,23 @@ class Database:
         # Wall-clock times of recent commits, oldest first; see `oldest_commit_after`.
         self.commit_times: collections.deque[float] = collections.deque()
         self.last_commit_at: float | None = None  # None until this process commits
+        # Called after each commit that recorded events (the live stream, the webhook sender).
+        self.event_listeners: list[Callable[[], None]] = []
+        self._last_event: tuple[int, int] = (0, 0)  # (milliseconds, randomness) of the last eventId
+
+    def next_event_id(self, now: datetime) -> str:
+        """A ULID for an event: 48 bits of milliseconds and 80 of randomness, in Crockford's
+        base32, increasing (within a millisecond, and when the clock steps back, the last
+        one plus one): events are written by the one writer, so text order is commit order."""
+        millis = int(now.timestamp() * 1000)
+        last_millis, last_random = self._last_event
+        if millis <= last_millis:
+            millis, randomness = last_millis, last_random + 1
+        else:
+            randomness = secrets.randbits(79)  # room to count up within the millisecond
+        self._last_event = (millis, randomness)
+        value = (millis << 80) | randomness
+        return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
     async def open(self) -> None:
         """Migrate, then open the connections. Raises sqlite3.Error.
@@ -220,7 +267,7 @@ class Database:
             try:
                 await writer.execute("BEGIN IMMEDIATE")
                 # Read once the lock is held, so the times written follow the commit order.
-                tx = Tx(writer, self.clock())
+                tx = Tx(writer, self.clock(), self)
                 yield tx
                 # COMMIT can fail too (a full disk when the WAL grows): it must roll back
                 # like any other failure, or the writer would stay inside a dead transaction

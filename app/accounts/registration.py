@@ -86,6 +86,9 @@ async def _insert_account(
     if invitation is not None:
         await sharing.mark_converted(conn, invitation, user.user_id, now)
         sharing.count_after_commit(tx, "converted", invitation.channel)
+    await tx.emit("user.registered", {"userId": user.user_id, "email": user.email, "isAdmin": user.is_admin,
+                                      "viaTeamInvitation": team_invitation is not None},
+                  actor_id=user.user_id, user_id=user.user_id)
     return user
 
 

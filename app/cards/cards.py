@@ -231,6 +231,7 @@ async def create_card(db: Database, public_cards: PublicCards, user_id: str, dat
                     break
             card = await insert_card(tx.conn, user_id, slug, columns, tx.now_text)
         await changed(tx, public_cards, [card.slug])
+        await tx.emit("card.created", event_data(card), actor_id=user_id, user_id=user_id)
     return card
 
 
@@ -245,6 +246,8 @@ async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: U
     async with db.write() as tx:
         card = await update_card(tx.conn, card, changes, tx.now_text)
         await changed(tx, public_cards, [card.slug])
+        asked = sorted(_camel(name) for name, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET)
+        await tx.emit("card.updated", {**event_data(card), "changed": asked}, actor_id=card.user_id, user_id=card.user_id)
     return card
 
 
@@ -253,6 +256,18 @@ async def delete_card(db: Database, public_cards: PublicCards, card: Card) -> No
     async with db.write() as tx:
         await retire_card(tx.conn, card, tx.now_text)
         await changed(tx, public_cards, [card.slug])
+        await tx.emit("card.deleted", event_data(card), actor_id=card.user_id, user_id=card.user_id)
+
+
+def event_data(card: Card) -> dict:
+    """A card in its events (SPEC §9): who owns it and what identifies it, nothing more."""
+    return {"cardId": card.card_id, "userId": card.user_id, "slug": card.slug, "fullName": card.full_name,
+            "email": card.email, "organization": card.organization, "title": card.title}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
