@@ -44,6 +44,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from litestar import Litestar, Request, Response, Router
@@ -62,6 +63,7 @@ from app.cards import api as cards_api
 from app.cards import images_api, stats
 from app.config import Settings
 from app.db import Database
+from app.events import events
 from app.leads import api as leads_api
 from app.leads import exchange
 from app.ops import backups, monitoring
@@ -93,6 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         "outbox": outbox,
         "replication": monitor,
         "started_at": time.monotonic(),
+        "event_bell": events.EventBell(db),  # rung after each commit that recorded events
         "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
         **answers.make_state(db, settings),
     })
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> Litestar:
         tasks = [
             asyncio.create_task(state.counters.run()),
             asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
+            asyncio.create_task(events.keep_pruning(db, timedelta(seconds=settings.events_retention))),
         ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 PRUNE_BATCH = 500
+log = logging.getLogger("app.events")
 
 
 class Event(msgspec.Struct, rename="camel"):
@@ -91,6 +93,16 @@ async def prune(db: Database, retention: timedelta) -> int:
         gone += cursor.rowcount
         if cursor.rowcount < PRUNE_BATCH:
             return gone
+
+
+async def keep_pruning(db: Database, retention: timedelta, interval: float = 3600.0) -> None:
+    """`prune` now and every `interval` seconds until cancelled; a failure is logged and tried again."""
+    while True:
+        try:
+            await prune(db, retention)
+        except Exception:
+            log.exception("pruning old events failed")
+        await asyncio.sleep(interval)
 
 
 class EventBell:
