@@ -189,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     restore_parser = commands.add_parser("restore", help="restore the database from the replica")
     restore_parser.add_argument("--timestamp", help="point in time, RFC 3339 (e.g. 2026-01-02T15:04:05Z)")
     commands.add_parser("verify-backup", help="restore the replica to a temp file and check its integrity")
+    probe_parser = commands.add_parser("probe", help="smoke-test a running service: health, a card's link, page and vCard, the docs")
+    probe_parser.add_argument("url", help="the service's base URL, e.g. https://cards.example.com")
+    probe_parser.add_argument("--slug", help="a card to check: its short link, page and vCard (HEAD only: nothing counted)")
     args = parser.parse_args(argv)
+    if args.command == "probe":  # a client of a service, maybe on another host: no settings, no data folder
+        from app.ops import probe  # httpx, which `serve` itself does not need
+
+        return probe.run(args.url, args.slug)
 
     # Whatever the caller's umask, every file this process and its children (Litestream,
     # the app under it) create is the service user's alone: the database, its WAL and
