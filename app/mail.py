@@ -111,33 +111,36 @@ def address(addr: str, display_name: str = "") -> Address:
     return Address(display_name=display_name, username=local, domain=domain)
 
 
-def named(policy: Policy, plain: Address, display_name: str) -> Address:
+def named(policy: Policy, plain: Address, display_name: str, header: str = "Reply-To") -> Address:
     """`plain` with `display_name`, when the header fits on one line; else `plain` alone.
 
     CPython's header folding (both SMTP policies) can drop the quotes around a display
     name it splits over lines, so a long name with a comma ("Doe, Jane …") would turn
-    Reply-To into two addresses. A header that fits is written as it is, quoted; a longer
-    one goes without its name rather than with a wrong address.
+    Reply-To (or From) into two addresses. A header that fits is written as it is, quoted;
+    a longer one goes without its name rather than with a wrong address.
     """
     with_name = Address(display_name=display_name, username=plain.username, domain=plain.domain)
-    folded = policy.fold("Reply-To", policy.header_factory("Reply-To", with_name))
+    folded = policy.fold(header, policy.header_factory(header, with_name))
     return with_name if folded.count(policy.linesep) == 1 else plain
 
 
 def compose(
-    settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: tuple[str, str] | None = None
+    settings: Settings, *, to: str, subject: str, text: str, html: str, reply_to: tuple[str, str] | None = None,
+    from_name: str | None = None,
 ) -> EmailMessage:
     """A message with a plain-text part and an HTML alternative, From MAIL_FROM (`enqueue` dates it).
 
     `to` and the address of `reply_to` (display name, address) must be plain addresses
-    (app.fields.Email). Headers go through email.headerregistry, which refuses line
-    breaks (ValueError), so no value can add a header or a recipient.
+    (app.fields.Email). `from_name` replaces MAIL_FROM's display name (a message sent on
+    someone's behalf comes from their name, at the service's own address, which is the
+    one its SPF and DKIM vouch for). Headers go through email.headerregistry, which
+    refuses line breaks (ValueError), so no value can add a header or a recipient.
     """
     recipient = address(to)
     answer = address(reply_to[1]) if reply_to else None
     utf8 = not all(a.addr_spec.isascii() for a in (recipient, answer) if a is not None)
     message = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
-    message["From"] = settings.mail_from
+    message["From"] = settings.mail_from if from_name is None else named(message.policy, sender(settings), from_name, "From")
     message["To"] = recipient
     if answer is not None:
         message["Reply-To"] = named(message.policy, answer, reply_to[0])

@@ -1,5 +1,6 @@
 """The cards pages: the list with search, create and edit with a live preview (and the
-photo and logo uploads), the card with its QR downloads, and delete with a confirmation.
+photo and logo uploads), the card with its QR downloads, the card's code full screen for
+showing it in person, and delete with a confirmation.
 Writes go through the same operations as the API (cards.create_card, edit_card,
 delete_card, qr_download; card_images.set_image, delete_image). The card form's fields
 and how a submitted form is read (its rows of phones, emails, ...) are
@@ -176,6 +177,30 @@ async def card_page(request: Request, cardId: FromPath[str], db: DatabaseDep, se
     return _card_page(request, settings, card, download=_download_defaults(card), errors={})
 
 
+# The code as the "Show it in person" page draws it: the dynamic code (the short link), dark on
+# white whatever the card's download colours, large enough for a phone's screen at 3x.
+PRESENT_QR = "format=png&size=1024&border=4&dark=%23000000&light=%23ffffff"
+# Where the page's "Done" goes back to: the cards list (from its tiles), or the card's page.
+PRESENT_FROM = {"list": "/app/cards", "card": "/app/cards/{card_id}"}
+
+
+@get("/cards/{cardId:str}/show")
+async def present_card(
+    request: Request,
+    cardId: FromPath[str],
+    db: DatabaseDep,
+    settings: SettingsDep,
+    came_from: Annotated[str, QueryParameter(name="from", max_length=1000)] = "list",
+) -> Response:
+    """SPEC §8 "Show it in person": the card's code full screen, for a phone held up to another."""
+    card = await cards.card_of(db, request.user.user_id, cardId)
+    back = PRESENT_FROM.get(came_from, PRESENT_FROM["list"]).format(card_id=card.card_id)
+    return page(
+        request, "console/cards/present.html", section="cards", card=card, short_url=cards.short_url(settings, card.slug),
+        qr_url=f"/app/cards/{card.card_id}/qr?{PRESENT_QR}", back=back,
+    )
+
+
 @get("/cards/{cardId:str}/qr")
 async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
     """The download panel's GET form: the card's code drawn as asked, through the API's own code path."""
@@ -262,6 +287,6 @@ def _image_handlers(kind: ImageKind) -> list:
 
 
 handlers = [
-    cards_list, new_card_form, new_card, edit_card_form, edit_card, card_page, card_qr, delete_card_form, delete_card,
+    cards_list, new_card_form, new_card, edit_card_form, edit_card, card_page, present_card, card_qr, delete_card_form, delete_card,
     *_image_handlers("photo"), *_image_handlers("logo"),
 ]

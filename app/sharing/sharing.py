@@ -38,7 +38,10 @@ import msgspec
 from prometheus_client import Counter
 
 from app import mail
+from app.accounts import users
+from app.cards.cards import image_url
 from app.cards.types import Card
+from app.cards.vcard import vcard
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
@@ -175,26 +178,36 @@ def deep_link(target: Target, card: Card, link: str, message: str | None) -> str
     return f"https://www.linkedin.com/sharing/share-offsite/?url={quote(link, safe='')}"
 
 
-def invitation_email(settings: Settings, card: Card, to: str, token: str, message: str | None) -> EmailMessage:
+def invitation_email(
+    settings: Settings, card: Card, to: str, token: str, message: str | None, owner_email: str
+) -> EmailMessage:
+    """The email of a share (SPEC §8 "Show it in person"): from the sender's name at the
+    service's address, Reply-To the card owner's account email, with their photo, title and
+    organization, and the card's vCard attached (saved without opening a page)."""
     link = tracked_link(settings, token)
     role = ", ".join(part for part in (card.title, card.organization) if part)
     who = f"{card.full_name} ({role})" if role else card.full_name
     text = [f"{who} shared their contact card with you."]
     if message:
         text += ["", f"“{message}”"]
-    text += ["", f"Open the card and save the contact: {link}", "", "Sent by QR Contact on their behalf."]
+    text += ["", f"Open the card and save the contact: {link}", "Their vCard is attached too: open it to save the contact.",
+             "", "Sent by QR Contact on their behalf."]
     body = mail.render_html(
-        "invitation.html", name=card.full_name, role=role, message=message, link=link,
+        "invitation.html", name=card.full_name, title=card.title, organization=card.organization, message=message,
+        link=link, photo=image_url(settings.public_base_url, card, "photo"),
         button="Open the card", footer="Sent by QR Contact on their behalf.",
     )
-    return mail.compose(
+    email = mail.compose(
         settings,
         to=to,
         subject=f"{card.full_name} shared their contact card with you",
         text="\n".join(text) + "\n",
         html=body,
-        reply_to=(card.full_name, card.email),
+        reply_to=(card.full_name, owner_email),
+        from_name=card.full_name,
     )
+    email.add_attachment(vcard(card, 3).encode(), maintype="text", subtype="vcard", filename=f"{card.slug}.vcf")
+    return email
 
 
 # --- SQL -----------------------------------------------------------------------------
@@ -376,6 +389,7 @@ async def share(
     shared: list[SharedInvitation] = []
     async with db.write() as tx:
         conn, now = tx.conn, tx.now
+        owner = await users.get_user(conn, card.user_id)
         for target in targets:
             token = secrets.token_urlsafe(24)
             inserted = await insert_invitation(conn, card, sender_id, target, message, token, now)
@@ -383,7 +397,7 @@ async def share(
                 existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
                 shared.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
             elif target.channel == "email":
-                email = invitation_email(settings, card, target.recipient, token, message)
+                email = invitation_email(settings, card, target.recipient, token, message, owner.email)
                 await mail.enqueue(tx, outbox, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
                 shared.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
             else:

@@ -1,5 +1,6 @@
-// The console's only script: copy buttons and the live card preview. Every page works
-// without it (the copy target is selectable text; the preview is drawn by the server).
+// The console's only script: copy buttons, the live card preview, and keeping the screen on
+// while a code is shown in person. Every page works without it (the copy target is
+// selectable text; the preview is drawn by the server; the screen may dim).
 "use strict";
 
 document.querySelectorAll("[data-copy]").forEach(function (button) {
@@ -41,3 +42,13 @@ document.querySelectorAll("form[data-preview]").forEach(function (form) {
   }
   form.addEventListener("input", update);
 });
+
+// "Show it in person": keep the phone's screen on while the code is held up (where the
+// browser offers a wake lock; it is released when the page is hidden, so ask again on return).
+if (document.querySelector("[data-wake-lock]") && navigator.wakeLock) {
+  var keepAwake = function () { navigator.wakeLock.request("screen").catch(function () {}); };
+  keepAwake();
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") keepAwake();
+  });
+}

@@ -154,7 +154,7 @@ def test_create_a_card_then_download_png_and_svg(browser, console_server):
     page.get_by_role("searchbox").fill("acme")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_text("1 card matches")).to_be_visible()
-    page.get_by_role("link", name=re.compile("Jane Doe")).click()
+    page.get_by_role("link", name=re.compile("^Jane Doe")).click()
     page.get_by_role("link", name="Delete").click()
     expect(page.get_by_text("Printed codes for this card will stop working.")).to_be_visible()
     check_page(page, "card-delete")

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from app import mail
 from app.accounts import emails
+from app.cards.content import StructuredName
 from app.cards.types import Card
 from app.main import create_app
 from app.sharing import sharing
@@ -112,11 +113,16 @@ def test_the_emails_html_parts_escape_every_value(settings):
     card = Card(
         id=1, card_id="c", user_id="u", slug="ann-lee", full_name="Ann <b>Lee</b>", organization="O'Reilly & <i>Co</i>",
         title=None, email="ann@example.com", phone=None, website=None, qr_error_correction="M", qr_size=10,
-        created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z", view_count=0, scan_count=0,
+        created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z", view_count=0, scan_count=0, save_count=0,
+        name=StructuredName(given="Ann", family="Lee"), pronouns=None, headline=None, department=None, phones=[], emails=[],
+        addresses=[], links=[], socials=[], accent_color=None,
     )
-    shared = html_part(sharing.invitation_email(settings, card, "bo@example.com", "tok", 'Hi <script>x</script> "you"'))
+    shared = html_part(
+        sharing.invitation_email(settings, card, "bo@example.com", "tok", 'Hi <script>x</script> "you"', "ann@example.com")
+    )
     assert "<b>" not in shared and "<i>" not in shared and "<script>" not in shared
-    assert "<strong>Ann &lt;b&gt;Lee&lt;/b&gt;</strong> (O&#39;Reilly &amp; &lt;i&gt;Co&lt;/i&gt;)" in shared
+    assert "<strong>Ann &lt;b&gt;Lee&lt;/b&gt;</strong> shared" in shared
+    assert ">O&#39;Reilly &amp; &lt;i&gt;Co&lt;/i&gt;</p>" in shared
     assert "Hi &lt;script&gt;x&lt;/script&gt; &#34;you&#34;</blockquote>" in shared
     assert '<a href="https://qr.example.test/i/tok"' in shared and 'src="https://qr.example.test/i/tok/open.gif"' in shared
     linked = emails.link_email(
@@ -141,7 +147,9 @@ def test_invitation_email_headers_cannot_be_bent_by_the_card(mail_client, mail_s
     message = smtp.wait_for(2)[1]
     assert smtp.received[1][2] == ["friend@example.com"]
     assert message["To"].addresses[0].addr_spec == "friend@example.com" and len(message["To"].addresses) == 1
-    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["jane@example.com"]
+    # Reply-To is the owner's account address; From is the service's address, under the card's name or none.
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == [user["user"]["email"]]
+    assert [a.addr_spec for a in message["From"].addresses] == [mail.sender(mail_settings).addr_spec]
     assert message["Bcc"] is None and message["Cc"] is None
     assert message["Message-ID"] == query(mail_settings, "SELECT message_id FROM email_outbox WHERE kind = 'invitation'")[0][0]
     assert "Bcc: everyone@example.com" in text_part(message)

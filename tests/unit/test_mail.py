@@ -55,7 +55,9 @@ def test_an_invitation_has_one_reply_to_address(client, settings, to):
     files = wait_until(lambda: len(found := sorted(settings.outbox_dir.glob("*.eml"))) == 2 and found, what="two .eml files")
     messages = [email.message_from_string(file.read_text(), policy=email.policy.default) for file in files]
     [invitation] = [m for m in messages if m["Reply-To"] is not None]
-    assert [a.addr_spec for a in invitation["Reply-To"].addresses] == ["jane@example.com"]
+    # Reply-To is the owner's account address (SPEC §8); From stays the service's one address under any name.
+    assert [a.addr_spec for a in invitation["Reply-To"].addresses] == [user["user"]["email"]]
+    assert [a.addr_spec for a in invitation["From"].addresses] == [mail.sender(settings).addr_spec]
 
 
 def test_the_backoff_grows_and_is_bounded():
