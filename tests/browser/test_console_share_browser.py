@@ -94,7 +94,7 @@ def test_share_follow_and_stats(browser, console_server):
         page.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename == f"{card['slug']}-stats.csv"
     csv = download.value.path().read_bytes().decode()
-    assert "total,,1,2\r\n" in csv  # the scan and two views (the recipient's click, the scan's page)
+    assert "total,,1,2,0\r\n" in csv  # the scan, two views (the recipient's click, the scan's page), no save
     page.context.close()
 
 
