@@ -55,6 +55,8 @@ class Settings:
     # CIDRs of the peers whose X-Forwarded-For / Forwarded the limits believe (app/proxies.py).
     # Text, checked at start: Litestar's signature models cannot hold network objects.
     trusted_proxies: tuple[str, ...] = ()
+    # A MaxMind or DB-IP .mmdb for visitors' countries; None: the table iptocc ships (app/public/countries.py).
+    geoip_database_path: Path | None = None
     # Seconds of restorable history the replica keeps, and between the service's own
     # restore-and-check of it (0: never).
     backup_retention: int = 30 * DAY
@@ -147,6 +149,7 @@ class Settings:
             leads_per_card_hour=_int(env, "LEADS_PER_CARD_HOUR", 200, 1, 1_000_000),
             trust_proxy_headers=_bool(env, "TRUST_PROXY_HEADERS"),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            geoip_database_path=_readable_file(env, "GEOIP_DATABASE_PATH"),
             backup_retention=_duration(env, "BACKUP_RETENTION", 30 * DAY, low=60),
             events_retention=_duration(env, "EVENTS_RETENTION", 90 * DAY, low=60),
             backup_verify_interval=_duration(env, "BACKUP_VERIFY_INTERVAL", DAY, low=0),
@@ -213,6 +216,17 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _readable_file(env: Mapping[str, str], name: str) -> Path | None:
+    """A path to a file that exists (checked at start, not at the first visit), or None when unset."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"{name} must name a readable file, got {raw!r}")
+    return path
 
 
 def _duration(env: Mapping[str, str], name: str, default: int, low: int) -> int:

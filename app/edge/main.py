@@ -39,6 +39,7 @@ from app.edge.outbox import EdgeOutbox, Shipper
 from app.ops import monitoring, tally
 from app.public import answers, pages
 from app.public.counters import Counters
+from app.public.countries import Countries
 from app.public.fast_path import FastPath
 from app.public.scanner_limit import ScannerLimit
 
@@ -276,7 +277,8 @@ def create_edge_app(settings: Settings) -> Litestar:
     shipper = Shipper(outbox, settings)
     lead_shipper = LeadShipper(outbox, settings)
     public = answers.Public(
-        settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute)
+        settings, copy.cards, Counters(outbox), qr.QrCache(), ScannerLimit(settings.scanner_rate_limit_per_minute),
+        countries=Countries(settings),
     )
     state = State({
         "settings": settings,

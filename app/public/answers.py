@@ -42,10 +42,11 @@ from app.db import Database
 from app.leads import form as lead_form
 from app.ops import tally
 from app.proxies import client_of
-from app.public import og_image
+from app.public import card_files
 from app.public.bots import is_bot
 from app.public.card_cache import NOT_CACHED, ChangeBell, Gone, PublicCards
-from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, Source, country_for, source_named
+from app.public.counters import COUNTRY_HEADER, Counters, DatabaseSink, Source, source_named
+from app.public.countries import CLOUDFLARE_HEADER, Countries
 from app.public.image_cache import ImageCache
 from app.public.pages import NOT_FOUND, PAGE_HEADERS, Answer, card_page, not_found, too_many_requests
 from app.public.scanner_limit import ScannerLimit
@@ -70,7 +71,7 @@ class Visit(NamedTuple):
     client: str  # the address the scanner limit counts
     user_agent: str | None = None
     referer: str | None = None
-    country: str | None = None  # only from a trusted proxy header, see country_for
+    country: str | None = None  # see app/public/countries.py
     source: Source | None = None  # named by the query's `src`; None without one (see counters.source_in_query)
 
     @property
@@ -78,18 +79,22 @@ class Visit(NamedTuple):
         return self.method == "GET" and not is_bot(self.user_agent)
 
     @classmethod
-    def of(cls, request: Request, settings: Settings) -> Visit:
+    def of(cls, request: Request, settings: Settings, countries: Countries | None = None) -> Visit:
+        """The visit of a Litestar request; its country only when `countries` is given (the
+        counted public pages: the limits and the exchange form have no use for it)."""
         headers = request.headers
         peer = request.client.host if request.client else None
+        client = client_address(
+            settings, headers.get("fly-client-ip"), peer, headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
+        )
         return cls(
             method=request.method,
-            client=client_address(
-                settings, headers.get("fly-client-ip"), peer,
-                headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
-            ),
+            client=client,
             user_agent=headers.get("user-agent"),
             referer=headers.get("referer"),
-            country=country_for(headers.get(COUNTRY_HEADER), settings),
+            country=None if countries is None else countries.of(
+                client, peer, headers.get(CLOUDFLARE_HEADER), headers.get(COUNTRY_HEADER)
+            ),
             source=source_named(request.query_params.get("src")) if request.scope["query_string"] else None,
         )
 
@@ -121,6 +126,7 @@ class Public:
     qr_cache: qr.QrCache
     limit: ScannerLimit
     images: ImageCache = field(default_factory=ImageCache)
+    countries: Countries | None = None  # None: no country for any visit (built by make_state and the edge)
 
 
 _REDIRECT_HEADERS = [(b"cache-control", b"no-store")]
@@ -257,7 +263,7 @@ async def answer_page(public: Public, name: str, visit: Visit, version: vcard.Ve
         return NOT_FOUND
     found = await public.cards.get(slug)
     if extension == "vcf" and isinstance(found, Card):
-        await photo_of(public, found)  # the vCard carries it: in memory before the answer is made
+        await card_files.photo_of(public, found)  # the vCard carries it: in memory before the answer is made
     return card_page_of(public, found, extension, visit, version)
 
 
@@ -283,7 +289,7 @@ def card_page_of(public: Public, found: Card | Gone | None, extension: str, visi
     if extension == "vcf":
         if visit.countable:
             public.counters.save(found, visit.user_agent, visit.referer, visit.country, source)
-        return vcard_of(public, found, version)
+        return card_files.vcard_of(public, found, version)
     if visit.countable:
         public.counters.view(found, visit.user_agent, visit.referer, visit.country, source)
     return page_of(found, public.settings, public.counters.seconds(), source)
@@ -321,43 +327,6 @@ PAGES_KEPT = 256
 _pages: dict[str | tuple[str, str], tuple[Card, int, Answer]] = {}
 
 
-def vcard_of(public: Public, card: Card, version: vcard.Version) -> Answer:
-    """The card's vCard, made once for each state of the card and version, with the photo
-    (which `photo_of` has put in memory: answer_page awaits it, answer_page_now waits for it)."""
-    kept = _vcards.get((card.slug, version))
-    if kept is not None and kept[0] is card:
-        return kept[1]
-    photo = public.images.cached(card.photo_hash, False) if card.photo_hash else None
-    answer = vcard_answer(card, version, photo.body if photo is not None else None)
-    if len(_vcards) >= PAGES_KEPT:
-        del _vcards[next(iter(_vcards))]
-    _vcards[(card.slug, version)] = (card, answer)
-    return answer
-
-
-_vcards: dict[tuple[str, int], tuple[Card, Answer]] = {}
-
-
-def vcard_answer(card: Card, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> Answer:
-    return Answer(200, [
-        (b"content-type", b"text/vcard; charset=utf-8"),
-        (b"content-disposition", f'attachment; filename="{card.slug}.vcf"'.encode()),
-        (b"cache-control", b"no-cache"),
-    ], card.vcard(version, photo_jpeg).encode())
-
-
-async def photo_of(public: Public, card: Card) -> bytes | None:
-    """The card's photo (512 px JPEG), from memory or else read once and kept; None without one."""
-    if not card.photo_hash:
-        return None
-    if (answer := public.images.cached(card.photo_hash, False)) is not None:
-        return answer.body
-    stored = await public.cards.load_image(card, "photo", False)
-    if stored is None or stored[0] != card.photo_hash:  # changed since the card was cached
-        return None
-    return public.images.put(stored[0], False, stored[1]).body
-
-
 def image_name(file: str) -> tuple[ImageKind, str, bool] | None:
     """(kind, hash, thumbnail) of an image's file name, `{kind}-{hash}[-96].jpg`; None for any other name."""
     stem, dot, extension = file.partition(".")
@@ -380,7 +349,7 @@ async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> An
     if not isinstance(found, Card):
         return not_found(found)
     if file == "og.png":
-        return await og_image_of(public, found)
+        return await card_files.og_image_of(public, found)
     named = image_name(file)
     if named is None or image_hash(found, named[0]) != named[1]:
         return NOT_FOUND
@@ -391,29 +360,6 @@ async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> An
     if stored is None or stored[0] != content_hash:  # changed since the card was cached
         return NOT_FOUND
     return public.images.put(content_hash, thumbnail, stored[1])
-
-
-async def og_image_of(public: Public, card: Card) -> Answer:
-    """/p/{slug}/og.png, the link preview: drawn off the loop once for each state of the card."""
-    kept = _og_images.get(card.slug)
-    if kept is not None and kept[0] is card:
-        return kept[1]
-    photo = await photo_of(public, card)
-    subtitle = " · ".join(part for part in (card.title, card.organization) if part)
-    png = await asyncio.to_thread(
-        og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=card.accent_color, photo_jpeg=photo
-    )
-    answer = Answer(200, _OG_HEADERS, png)
-    if len(_og_images) >= OG_IMAGES_KEPT:
-        del _og_images[next(iter(_og_images))]
-    _og_images[card.slug] = (card, answer)
-    return answer
-
-
-# Link previews fetch it once; the page names it with the card's state (?v=), so a day's cache is safe.
-_OG_HEADERS = [(b"content-type", b"image/png"), (b"cache-control", b"public, max-age=86400"), (b"x-content-type-options", b"nosniff")]
-OG_IMAGES_KEPT = 64  # about 30 KB each
-_og_images: dict[str, tuple[Card, Answer]] = {}
 
 
 def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
@@ -447,7 +393,7 @@ def operation_ids(name: str):
 )
 async def scan(request: Request, slug: FromPath[str]) -> Response:
     public = request.app.state.public
-    return (await answer_scan(public, slug, Visit.of(request, public.settings))).response()
+    return (await answer_scan(public, slug, Visit.of(request, public.settings, public.countries))).response()
 
 
 @route(
@@ -461,7 +407,7 @@ async def page(
     v: Annotated[str | None, QueryParameter(description="with .vcf: 4 for a vCard 4.0 (RFC 6350); 3.0 otherwise")] = None,
 ) -> Response:
     public = request.app.state.public
-    return (await answer_page(public, name, Visit.of(request, public.settings), 4 if v == "4" else 3)).response()
+    return (await answer_page(public, name, Visit.of(request, public.settings, public.countries), 4 if v == "4" else 3)).response()
 
 
 @route(
@@ -471,7 +417,7 @@ async def page(
 )
 async def public_qr(request: Request, name: FromPath[str]) -> Response:
     public = request.app.state.public
-    return (await answer_qr(public, name, Visit.of(request, public.settings))).response()
+    return (await answer_qr(public, name, Visit.of(request, public.settings, public.countries))).response()
 
 
 @route(
@@ -482,7 +428,7 @@ async def public_qr(request: Request, name: FromPath[str]) -> Response:
 )
 async def card_image(request: Request, slug: FromPath[str], file: FromPath[str]) -> Response:
     public = request.app.state.public
-    return (await answer_image(public, slug, file, Visit.of(request, public.settings))).response()
+    return (await answer_image(public, slug, file, Visit.of(request, public.settings, public.countries))).response()
 
 
 handlers = [scan, page, public_qr, card_image]
@@ -492,7 +438,10 @@ def make_state(db: Database, settings: Settings) -> dict:
     # The primary's: counts go to its database (an edge builds its own, app/edge/main.py).
     limit = ScannerLimit(settings.scanner_rate_limit_per_minute)
     bell = ChangeBell()  # rung by every card change's commit; the internal port's long polls wait on it
-    public = Public(settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db), seconds=db.seconds), qr.QrCache(), limit)
+    public = Public(
+        settings, PublicCards(db, bell=bell), Counters(DatabaseSink(db), seconds=db.seconds), qr.QrCache(), limit,
+        countries=Countries(settings),
+    )
     # The other modules reach the parts they share by these names.
     return {
         "public": public, "public_cards": public.cards, "counters": public.counters, "qr_cache": public.qr_cache,

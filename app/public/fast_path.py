@@ -61,7 +61,6 @@ from app.public.answers import (
     answer_qr_now,
     answer_scan_now,
     client_address,
-    country_for,
     network_of_peer,
 )
 from app.public.counters import Source, source_in_query
@@ -157,12 +156,14 @@ class FastPath:
         else:  # what client_address comes to with no proxy to believe: the peer's network
             address = network_of_peer(peer) if peer else "unknown"
         agent, referer, region = given.get(b"user-agent"), given.get(b"referer"), given.get(COUNTRY_HEADER_BYTES)
+        cloudflare = given.get(b"cf-ipcountry")
+        countries = self.public.countries
         return Visit(
             method,
             address,
             None if agent is None else agent.decode("latin-1"),
             None if referer is None else referer.decode("latin-1"),
-            country_for(region.decode("latin-1"), settings) if region else None,
+            None if countries is None else countries.of(address, peer, text(cloudflare), text(region)),
             source,
         )
 

@@ -1,0 +1,79 @@
+"""A card's files beside its page: the vCard (with the photo) and the link preview image
+(og.png), each made once per state of the card and answered from memory after, like the
+page (app/public/answers.py, which serves them)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from app.cards import vcard
+from app.cards.cards import short_url
+from app.cards.types import Card
+from app.public import og_image
+from app.public.pages import Answer
+
+if TYPE_CHECKING:
+    from app.public.answers import Public  # which imports this module
+
+PAGES_KEPT = 256
+
+
+def vcard_of(public: Public, card: Card, version: vcard.Version) -> Answer:
+    """The card's vCard, made once for each state of the card and version, with the photo
+    (which `photo_of` has put in memory: answer_page awaits it, answer_page_now waits for it)."""
+    kept = _vcards.get((card.slug, version))
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    photo = public.images.cached(card.photo_hash, False) if card.photo_hash else None
+    answer = vcard_answer(card, version, photo.body if photo is not None else None)
+    if len(_vcards) >= PAGES_KEPT:
+        del _vcards[next(iter(_vcards))]
+    _vcards[(card.slug, version)] = (card, answer)
+    return answer
+
+
+_vcards: dict[tuple[str, int], tuple[Card, Answer]] = {}
+
+
+def vcard_answer(card: Card, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> Answer:
+    return Answer(200, [
+        (b"content-type", b"text/vcard; charset=utf-8"),
+        (b"content-disposition", f'attachment; filename="{card.slug}.vcf"'.encode()),
+        (b"cache-control", b"no-cache"),
+    ], card.vcard(version, photo_jpeg).encode())
+
+
+async def photo_of(public: Public, card: Card) -> bytes | None:
+    """The card's photo (512 px JPEG), from memory or else read once and kept; None without one."""
+    if not card.photo_hash:
+        return None
+    if (answer := public.images.cached(card.photo_hash, False)) is not None:
+        return answer.body
+    stored = await public.cards.load_image(card, "photo", False)
+    if stored is None or stored[0] != card.photo_hash:  # changed since the card was cached
+        return None
+    return public.images.put(stored[0], False, stored[1]).body
+
+
+async def og_image_of(public: Public, card: Card) -> Answer:
+    """/p/{slug}/og.png, the link preview: drawn off the loop once for each state of the card."""
+    kept = _og_images.get(card.slug)
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    photo = await photo_of(public, card)
+    subtitle = " · ".join(part for part in (card.title, card.organization) if part)
+    png = await asyncio.to_thread(
+        og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=card.accent_color, photo_jpeg=photo
+    )
+    answer = Answer(200, _OG_HEADERS, png)
+    if len(_og_images) >= OG_IMAGES_KEPT:
+        del _og_images[next(iter(_og_images))]
+    _og_images[card.slug] = (card, answer)
+    return answer
+
+
+# Link previews fetch it once; the page names it with the card's state (?v=), so a day's cache is safe.
+_OG_HEADERS = [(b"content-type", b"image/png"), (b"cache-control", b"public, max-age=86400"), (b"x-content-type-options", b"nosniff")]
+OG_IMAGES_KEPT = 64  # about 30 KB each
+_og_images: dict[str, tuple[Card, Answer]] = {}
