@@ -103,9 +103,10 @@ async def card_qr(
     dark: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the dark modules")] = "#000000",
     light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
+    logo: Annotated[bool, QueryParameter(description="the card's logo in the centre, at error correction H (PNG, SVG)")] = False,
 ) -> Response[bytes]:
     card = await owned_card(db, request, cardId)
-    options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border)
+    options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border, logo=logo)
     image, media_type, filename, left_out = await qr_download(request.app.state, settings, card, options)
     headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=60"}
     if left_out:

@@ -13,6 +13,7 @@ app/cards/types.py, the SQL app/cards/store.py.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from litestar import Request
 from litestar.datastructures import State
 
 from app import qr
-from app.cards import vcard
+from app.cards import logo_codes, vcard
 from app.cards.content import (
     LIST_TYPES,
     EmailEntry,
@@ -276,6 +277,18 @@ def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
     return vcard.static_text(card, ecc)  # LEAVE_OUT_ORDER's names are one word: the API's too
 
 
+async def _logo_of(state: State, card: Card, options: QrOptions) -> bytes:
+    """The card's logo for a code with the logo. Raises Invalid (no logo, or a format drawn without one)."""
+    if options.format not in logo_codes.LOGO_FORMATS:
+        raise Invalid("a code with the logo comes as PNG or SVG", errors=[{"field": "logo", "message": "PNG or SVG only"}],
+                      code="logo_format")
+    stored = await state.public.cards.load_image(card, "logo", False) if card.logo_hash else None
+    if stored is None:
+        raise Invalid("this card has no logo: upload one first", errors=[{"field": "logo", "message": "the card has no logo"}],
+                      code="no_logo")
+    return stored[1]
+
+
 async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str, list[str]]:
     """The card's code drawn as asked: (image, media type, file name, the fields a static code
     left out). Raises Invalid (colours without contrast, a payload too large for the level)."""
@@ -298,9 +311,15 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         light="#{:02x}{:02x}{:02x}".format(*light_rgb),
         border=options.border,
     )
+    if options.logo:
+        drawing = qr.Drawing(drawing.format, drawing.size, "H", drawing.dark, drawing.light, drawing.border)
     payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
-        image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)
+        if options.logo:
+            logo = await _logo_of(state, card, options)
+            image = await asyncio.to_thread(logo_codes.render, payload, drawing, logo)  # downloads, not scans: not cached
+        else:
+            image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)
     except qr.QrTooLarge as exc:
         raise Invalid(str(exc)) from None
     return image, qr.MEDIA_TYPES[options.format], f"{card.slug}-{options.mode}.{options.format}", left_out

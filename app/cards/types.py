@@ -173,3 +173,4 @@ class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
     dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#000000"
     light: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#ffffff"
     border: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
+    logo: bool = False  # the card's logo in the centre, at level H (PNG and SVG; app/cards/logo_codes.py)

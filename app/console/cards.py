@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -158,7 +159,7 @@ async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) ->
 
 def _download_defaults(card: Card) -> dict[str, str]:
     return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
-            "dark": "#000000", "light": "#ffffff", "border": "4"}
+            "dark": "#000000", "light": "#ffffff", "border": "4", "logo": ""}
 
 
 def _card_page(request: Request, settings: Settings, card: Card, *, download: dict, errors: dict, status: int = 200) -> Response:
@@ -168,6 +169,7 @@ def _card_page(request: Request, settings: Settings, card: Card, *, download: di
         short_url=cards.short_url(settings, card.slug), card_url=f"{settings.public_base_url}/p/{card.slug}",
         scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES, left_out=left_out(card),
+        preview_query=urlencode({k: v for k, v in download.items() if v} | {"format": "png", "size": "256"}),
     )
 
 

@@ -52,3 +52,20 @@ if (document.querySelector("[data-wake-lock]") && navigator.wakeLock) {
     if (document.visibilityState === "visible") keepAwake();
   });
 }
+
+// The download panel's preview: the code as the form's choices would draw it (at most
+// 256 px), redrawn by the server as they change. Without the script it shows the defaults.
+document.querySelectorAll("form[data-qr-preview]").forEach(function (form) {
+  var image = document.getElementById(form.getAttribute("data-qr-preview"));
+  if (!image) return;
+  var timer = null;
+  function update() {
+    var params = new URLSearchParams(new FormData(form));
+    params.set("format", "png");
+    params.set("size", String(Math.min(256, Number(params.get("size")) || 256)));
+    clearTimeout(timer);
+    timer = setTimeout(function () { image.src = form.getAttribute("action").split("#")[0] + "?" + params.toString(); }, 250);
+  }
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+});
