@@ -167,6 +167,7 @@ def _card_page(request: Request, settings: Settings, card: Card, *, download: di
     return page(
         request, "console/cards/show.html", status=status, section="cards", card=card,
         short_url=cards.short_url(settings, card.slug), card_url=f"{settings.public_base_url}/p/{card.slug}",
+        nfc_url=cards.short_url(settings, card.slug) + "?src=nfc",
         scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES, left_out=left_out(card),
         preview_query=urlencode({k: v for k, v in download.items() if v} | {"format": "png", "size": "256"}),

@@ -11,7 +11,7 @@ import vobject
 from litestar.testing import TestClient
 
 from app import mail
-from tests.support.app import create_card, register, unique_email
+from tests.support.app import PHONE_UA, create_card, flush_counters, register, unique_email
 from tests.support.console import log_in
 from tests.support.images import jpeg
 from tests.support.mail import html_part, messages_to, text_part
@@ -135,3 +135,16 @@ def test_a_name_too_long_for_one_header_line_falls_back_to_the_services_own_from
     message = _shared_email(client, user, card, unique_email())
     assert [a.addr_spec for a in message["From"].addresses] == [mail.sender(settings).addr_spec]
     assert message["From"].addresses[0].display_name == mail.sender(settings).display_name
+
+
+def test_the_card_page_gives_its_nfc_link_and_a_tap_counts_as_nfc(client, user):
+    card = create_card(client, user["headers"])
+    log_in(client, user["user"]["email"])
+    page = client.get(f"/app/cards/{card['cardId']}").text
+    nfc = re.search(r'<code id="nfc-url">([^<]+)</code>', page).group(1)
+    assert nfc == card["shortUrl"] + "?src=nfc" and "How to write it to a tag" in page
+    tapped = client.get(nfc.removeprefix("https://qr.example.test"), headers={"User-Agent": PHONE_UA}, follow_redirects=False)
+    assert tapped.status_code == 302 and tapped.headers["location"].endswith("?src=nfc")
+    flush_counters(client)
+    sources = client.get(f"/v1/cards/{card['cardId']}/stats", headers=user["headers"]).json()["sources"]
+    assert {row["name"]: row["scans"] for row in sources}["nfc"] == 1

@@ -105,3 +105,4 @@ def test_the_panel_offers_no_logo_to_a_card_without_one(client, user):
     card = create_card(client, user["headers"])
     log_in(client, user["user"]["email"])
     assert 'name="logo"' not in client.get(f"/app/cards/{card['cardId']}").text
+
