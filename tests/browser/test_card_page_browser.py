@@ -13,11 +13,13 @@ from playwright.sync_api import expect
 from tests.support import images
 from tests.support.app import PHONE_UA
 from tests.support.browser import check_page, log_in, new_page, register_account
+from tests.support.waiting import wait_until
 
 
 def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path):
     owner = new_page(browser, console_server)
-    log_in(owner, register_account(console_server))
+    owner_email = register_account(console_server)
+    log_in(owner, owner_email)
     owner.get_by_role("link", name="Create your first card").click()
     owner.get_by_label("Full name").fill("Dr. Robert de la Cruz Jr.")
     owner.get_by_label("Email", exact=True).fill("rob@example.com")
@@ -64,3 +66,11 @@ def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path
     owner.goto("/app/leads")
     expect(owner.get_by_text("Grace Hopper")).to_be_visible()
     assert time.monotonic() - sent_at < 2  # the lead is there at once, not after a batch
+
+    # The owner's email about the lead (no SMTP_URL here: the outbox writes .eml files).
+    def owner_told() -> bool:
+        outbox = console_server.data_dir / "outbox"
+        return any(owner_email in text and "Grace Hopper" in text
+                   for text in (path.read_text(errors="replace") for path in outbox.glob("*.eml")))
+
+    wait_until(owner_told, timeout=30, what="the owner's email about the lead")
