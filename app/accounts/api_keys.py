@@ -72,9 +72,14 @@ async def list_api_keys(conn: aiosqlite.Connection, user_id: str) -> list[ApiKey
     return [ApiKey(**dict(r)) for r in rows]
 
 
-async def delete_api_key(conn: aiosqlite.Connection, user_id: str, key_id: str) -> bool:
-    cursor = await conn.execute("DELETE FROM api_keys WHERE key_id = ? AND user_id = ?", (key_id, user_id))
-    return cursor.rowcount == 1
+async def delete_api_key(conn: aiosqlite.Connection, user_id: str, key_id: str) -> ApiKey | None:
+    """Delete the key; returns what it was (None when the account has no such key)."""
+    row = await fetch_one(
+        conn,
+        "DELETE FROM api_keys WHERE key_id = ? AND user_id = ? RETURNING key_id, name, prefix, created_at, last_used_at",
+        (key_id, user_id),
+    )
+    return None if row is None else ApiKey(**dict(row))
 
 
 async def user_for_api_key(conn: aiosqlite.Connection, key: str) -> tuple[User, str, str | None] | None:
@@ -97,7 +102,14 @@ async def touch_api_key(conn: aiosqlite.Connection, key_id: str, now: datetime) 
 async def create_api_key(db: Database, user_id: str, name: str) -> CreatedApiKey:
     """A new API key; the key itself is in the answer only."""
     async with db.write() as tx:
-        return await insert_api_key(tx.conn, user_id, name, tx.now)
+        created = await insert_api_key(tx.conn, user_id, name, tx.now)
+        await tx.emit("apikey.created", key_event_data(created), actor_id=user_id, user_id=user_id)
+        return created
+
+
+def key_event_data(key: ApiKey | CreatedApiKey) -> dict:
+    """A key in its events (SPEC §9): its id, name and shown prefix; never the key nor its hash."""
+    return {"keyId": key.key_id, "name": key.name, "prefix": key.prefix, "createdAt": key.created_at}
 
 
 async def record_api_key_use(db: Database, key_id: str, last_used_at: str | None) -> None:
@@ -117,8 +129,9 @@ async def revoke_api_key(db: Database, user_id: str, key_id: str) -> None:
     """Raises NotFound when the account has no such key."""
     async with db.write() as tx:
         deleted = await delete_api_key(tx.conn, user_id, key_id)
-    if not deleted:
-        raise NotFound("no such API key")
+        if deleted is None:
+            raise NotFound("no such API key")
+        await tx.emit("apikey.revoked", key_event_data(deleted), actor_id=user_id, user_id=user_id)
 
 
 # --- handlers ------------------------------------------------------------------------

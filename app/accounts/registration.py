@@ -83,12 +83,12 @@ async def _insert_account(
         token = await insert_verification(conn, user.user_id, now)
         message = verification_email(settings, user.email, token)
         await mail.enqueue(tx, outbox, message, kind="verification", user_id=user.user_id)
-    if invitation is not None:
-        await sharing.mark_converted(conn, invitation, user.user_id, now)
-        sharing.count_after_commit(tx, "converted", invitation.channel)
     await tx.emit("user.registered", {"userId": user.user_id, "email": user.email, "isAdmin": user.is_admin,
                                       "viaTeamInvitation": team_invitation is not None},
                   actor_id=user.user_id, user_id=user.user_id)
+    if invitation is not None and await sharing.mark_converted(conn, invitation, user.user_id, now):
+        sharing.count_after_commit(tx, "converted", invitation.channel)
+        await sharing.emit_funnel(tx, "invitation.converted", invitation.id, actor_id=user.user_id)
     return user
 
 

@@ -19,6 +19,7 @@ from litestar import Request, Router, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app import mail
+from app.accounts.api_keys import ApiKey, key_event_data
 from app.accounts.emails import link_email
 from app.accounts.sessions import revoke_sessions
 from app.accounts.users import User, email_taken, is_last_active_admin
@@ -200,6 +201,9 @@ async def invite_user(db: Database, outbox: mail.Outbox, settings: Settings, adm
         invitation, token = await insert_team_invitation(tx.conn, email, admin_id, tx.now)
         message = team_invitation_email(settings, email, admin["email"] if admin else "Your team", token)
         await mail.enqueue(tx, outbox, message, kind="team_invitation")
+        # No account exists yet: the event is the admins' (user_id None), never the token.
+        await tx.emit("user.invited", {"invitationId": invitation.invitation_id, "email": email,
+                                       "expiresAt": invitation.expires_at}, actor_id=admin_id)
     return invitation
 
 
@@ -213,12 +217,25 @@ async def update_user(
     async with db.write() as tx:
         member = await get_member(tx.conn, user_id)
         if deactivated is True and member.status != "deactivated":
-            await _deactivate(tx, user_id)
+            await _deactivate(tx, admin_id, user_id)
         if is_admin is not None:
             await _set_admin(tx, user_id, is_admin)
         if deactivated is False:
             await tx.conn.execute("UPDATE users SET deactivated_at = NULL WHERE user_id = ?", (user_id,))
-        return await get_member(tx.conn, user_id)
+        after = await get_member(tx.conn, user_id)
+        # One event per change that happened (asking for what already is records nothing).
+        if member.status != after.status:
+            kind = "user.deactivated" if after.status == "deactivated" else "user.reactivated"
+            await tx.emit(kind, member_event_data(after), actor_id=admin_id, user_id=user_id)
+        if member.is_admin != after.is_admin:
+            await tx.emit("user.role_changed", {**member_event_data(after), "wasAdmin": member.is_admin},
+                          actor_id=admin_id, user_id=user_id)
+        return after
+
+
+def member_event_data(member: TeamMember) -> dict:
+    """An account in its events (SPEC §9): who it is and its standing, nothing secret."""
+    return {"userId": member.user_id, "email": member.email, "isAdmin": member.is_admin, "status": member.status}
 
 
 async def _set_admin(tx: Tx, user_id: str, is_admin: bool) -> None:
@@ -227,7 +244,7 @@ async def _set_admin(tx: Tx, user_id: str, is_admin: bool) -> None:
     await tx.conn.execute("UPDATE users SET is_admin = ? WHERE user_id = ?", (is_admin, user_id))
 
 
-async def _deactivate(tx: Tx, user_id: str) -> None:
+async def _deactivate(tx: Tx, admin_id: str, user_id: str) -> None:
     """It cannot log in; its console sessions and pending links are deleted, its refresh
     tokens revoked, its API keys deleted, its access tokens refused for good (their version
     is left behind); its cards keep answering scans. Reactivated, it logs in with its old
@@ -240,7 +257,12 @@ async def _deactivate(tx: Tx, user_id: str) -> None:
         (tx.now_text, user_id),
     )
     await revoke_sessions(conn, user_id, tx.now)
-    await conn.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,))
+    keys = await fetch_all(
+        conn, "DELETE FROM api_keys WHERE user_id = ? RETURNING key_id, name, prefix, created_at, last_used_at", (user_id,)
+    )
+    for key in keys:
+        await tx.emit("apikey.revoked", {**key_event_data(ApiKey(**dict(key))), "reason": "deactivated"},
+                      actor_id=admin_id, user_id=user_id)
     await conn.execute("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL", (user_id,))
     await conn.execute("DELETE FROM email_changes WHERE user_id = ? AND used_at IS NULL", (user_id,))
 
@@ -255,16 +277,21 @@ async def transfer_cards(
         raise Invalid("the cards already belong to this account", errors=[{"field": "toUserId", "message": "is the same account"}])
     async with db.write() as tx:
         conn = tx.conn
-        await get_member(conn, from_user_id)
+        giver = await get_member(conn, from_user_id)
         recipient = await get_member(conn, to_user_id)
         if recipient.status == "deactivated":
             raise Invalid("a deactivated account cannot take cards", errors=[{"field": "toUserId", "message": "is deactivated"}])
         rows = await fetch_all(
-            conn, "UPDATE cards SET user_id = ? WHERE user_id = ? RETURNING slug", (to_user_id, from_user_id)
+            conn, "UPDATE cards SET user_id = ? WHERE user_id = ? RETURNING slug, card_id, full_name", (to_user_id, from_user_id)
         )
         slugs = [row["slug"] for row in rows]
         # The caches hold whole card rows, owner included: the edges' too, through the change sequence.
         await cards.changed(tx, public_cards, slugs)
+        # One event per card, the new owner's (whose card it now is); the data names both sides.
+        for row in rows:
+            data = {"cardId": row["card_id"], "slug": row["slug"], "fullName": row["full_name"],
+                    "fromUserId": giver.user_id, "toUserId": recipient.user_id}
+            await tx.emit("card.transferred", data, actor_id=admin_id, user_id=recipient.user_id)
     return len(rows)
 
 

@@ -263,8 +263,12 @@ async def capture_lead(
         await mail.enqueue(tx, outbox, owner_email(settings, owner[1], card, lead), kind="lead", user_id=owner[0])
         if lead.wants_card:
             await mail.enqueue(tx, outbox, card_email(settings, card, lead), kind="lead_card", user_id=owner[0])
-        # The events issue (SPEC §9) records the lead here, in this transaction:
-        # tx.emit("lead.captured", {"leadId": lead.lead_id, "cardId": card.card_id, "userId": owner[0]})
+        # Here, after the insert that happens once per lead_id, so a lead an edge ships
+        # again records no second event. Its public shape only: no contact details beyond
+        # name and company (the lead itself holds those), never the client key.
+        await tx.emit("lead.captured", {"leadId": lead.lead_id, "cardId": card.card_id, "cardSlug": card.slug,
+                                        "userId": owner[0], "name": lead.name, "company": lead.company},
+                      user_id=owner[0])
     return True
 
 

@@ -328,11 +328,13 @@ async def usable_invitation(conn: aiosqlite.Connection, token: str, now: datetim
     return Redeemable(row["id"], row["channel"]) if row else None
 
 
-async def mark_converted(conn: aiosqlite.Connection, invitation: Redeemable, user_id: str, now: datetime) -> None:
-    await conn.execute(
+async def mark_converted(conn: aiosqlite.Connection, invitation: Redeemable, user_id: str, now: datetime) -> bool:
+    """Whether this converted it now (False: it was converted before)."""
+    cursor = await conn.execute(
         "UPDATE invitations SET converted_at = ?, converted_user_id = ?, status = 'converted' WHERE id = ? AND converted_at IS NULL",
         (isoformat(now), user_id, invitation.id),
     )
+    return cursor.rowcount == 1
 
 
 async def mark_email_outcome(conn: aiosqlite.Connection, invitation_id: int, outcome: mail.Outcome, now: str) -> None:
@@ -410,7 +412,23 @@ async def share(
                 f"at most {EMAILS_PER_DAY} email invitations a day; try again tomorrow (UTC)",
                 retry_after=_seconds_to_midnight(now),
             )
+        await tx.emit("share.created", share_event_data(card, shared), actor_id=sender_id, user_id=sender_id)
     return shared
+
+
+def share_event_data(card: Card, shared: list[SharedInvitation]) -> dict:
+    """One share request in its event: the card, and each recipient as the sender was
+    answered (the addresses are the sender's own data, seen by them and admins only);
+    never the tokens nor the tracked or deep links that carry them."""
+    channels: dict[str, int] = {}
+    for item in shared:
+        channels[item.channel] = channels.get(item.channel, 0) + 1
+    return {
+        "cardId": card.card_id, "slug": card.slug, "count": len(shared),
+        "new": sum(item.status != "duplicate" for item in shared), "channels": channels,
+        "recipients": [{"invitationId": item.invitation_id, "channel": item.channel, "recipient": item.recipient,
+                        "status": item.status} for item in shared],
+    }
 
 
 async def record_click(db: Database, invitation: Any) -> None:
@@ -418,6 +436,7 @@ async def record_click(db: Database, invitation: Any) -> None:
     async with db.write() as tx:
         if await mark_clicked(tx.conn, invitation["id"], tx.now_text):
             count_after_commit(tx, "clicked", invitation["channel"])
+            await emit_funnel(tx, "invitation.clicked", invitation["id"])
 
 
 async def record_open(db: Database, invitation: Any) -> None:
@@ -425,3 +444,18 @@ async def record_open(db: Database, invitation: Any) -> None:
     async with db.write() as tx:
         if await mark_opened(tx.conn, invitation["id"], tx.now_text):
             count_after_commit(tx, "opened", invitation["channel"])
+            await emit_funnel(tx, "invitation.opened", invitation["id"])
+
+
+async def emit_funnel(tx: Tx, type: str, invitation_row_id: int, actor_id: str | None = None) -> None:
+    """Record an invitation's step (opened, clicked, converted) as the sender's event, done
+    by a visitor (None) or the account it became; called only when the step was counted, so once each."""
+    row = await fetch_one(
+        tx.conn,
+        """SELECT i.invitation_id, i.sender_id, i.channel, i.status, c.card_id, c.slug
+        FROM invitations i JOIN cards c ON c.id = i.card_id WHERE i.id = ?""",
+        (invitation_row_id,),
+    )
+    data = {"invitationId": row["invitation_id"], "cardId": row["card_id"], "slug": row["slug"],
+            "channel": row["channel"], "status": row["status"]}
+    await tx.emit(type, data, actor_id=actor_id, user_id=row["sender_id"])
