@@ -34,7 +34,7 @@ from prometheus_client import Counter
 from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
-from app.public.counters import DeviceClass, Source, write_counts
+from app.public.counters import DeviceClass, Source, emit_scanned, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -141,14 +141,14 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
             cursor = await conn.execute(_RECORD_BATCH, params)
             new = cursor.rowcount == 1
             if new:
-                await write_counts(
-                    conn,
-                    [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts],
-                    [
-                        (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source)
-                        for e in batch.events
-                    ],
-                )
+                counts = [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts]
+                events = [
+                    (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source)
+                    for e in batch.events
+                ]
+                await write_counts(conn, counts, events)
+                # Once per batch applied (a batch sent again is not new: no second event).
+                await emit_scanned(tx, counts, events)
             tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
         # Counted although nothing commits: the refusal is what the edge is answered.

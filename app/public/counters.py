@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 
 from app.cards.types import Card
 from app.config import Settings
-from app.db import Database
+from app.db import Database, Tx, fetch_all
 
 # Logged as app.scans, the module these lines came from before the split, so log filters still match.
 log = logging.getLogger("app.scans")
@@ -160,6 +160,7 @@ class DatabaseSink:
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
         async with self.db.write() as tx:
             await write_counts(tx.conn, counts, events)
+            await emit_scanned(tx, counts, events)
 
 
 class Counters:
@@ -303,6 +304,47 @@ async def write_counts(conn: aiosqlite.Connection, counts: Sequence[CardCount], 
     for first in range(0, len(events), FLUSH_SLICE):
         chunk = events[first:first + FLUSH_SLICE]
         await conn.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
+        await asyncio.sleep(0)
+
+
+_KIND_COUNT = {"scan": "scans", "view": "views", "save": "saves"}
+
+
+def scanned_data(counts: Sequence[CardCount], events: Sequence[EventRow]) -> dict[str, dict]:
+    """The `card.scanned` data of each card in a flush (SPEC §9), by card_id: its scans, views
+    and saves, and the same by source, device class and country (from the scan_events rows:
+    a dimension a row lacks, such as a country without a trusted proxy, is left out)."""
+    data: dict[str, dict] = {
+        card_id: {"cardId": card_id, "scans": scans, "views": views, "saves": saves,
+                  "bySource": {}, "byDevice": {}, "byCountry": {}}
+        for card_id, scans, views, saves in counts
+    }
+    for card_id, kind, _occurred, device, _referrer, country, hits, source in events:
+        if (item := data.get(card_id)) is None:
+            continue
+        name = _KIND_COUNT[kind]
+        for dimension, value in (("bySource", source), ("byDevice", device), ("byCountry", country)):
+            if value is not None:
+                tally = item[dimension].setdefault(value, {})
+                tally[name] = tally.get(name, 0) + hits
+    return data
+
+
+async def emit_scanned(tx: Tx, counts: Sequence[CardCount], events: Sequence[EventRow]) -> None:
+    """One `card.scanned` event per card of a flush or an edge's batch, in its transaction,
+    the card's owner's. The scan path adds nothing: this runs once per flush (once a
+    second), so a card has at most one a second from the primary's own counting. Cards
+    deleted since (no such card_id) get none, as their counts are skipped."""
+    data = scanned_data(counts, events)
+    ids = list(data)
+    for first in range(0, len(ids), FLUSH_SLICE):
+        chunk = ids[first:first + FLUSH_SLICE]
+        rows = await fetch_all(
+            tx.conn, f"SELECT card_id, user_id, slug FROM cards WHERE card_id IN ({', '.join('?' * len(chunk))})", chunk
+        )
+        for row in rows:
+            data[row["card_id"]]["slug"] = row["slug"]
+        await tx.emit_many("card.scanned", [(data[row["card_id"]], row["user_id"]) for row in rows])
         await asyncio.sleep(0)
 
 
