@@ -30,7 +30,8 @@ Route table (each handler lives in the module named, under app/):
   /schema                    api.openapi  OpenAPI document and interactive docs
 HEAD answers wherever GET does (app/api/methods.py), with the GET's status and headers.
 Background work, started and stopped by the lifespan: public.counters.Counters (flushes counts and
-scan events every second to the database) and mail.Outbox (sends queued email). On the
+scan events every second to the database), mail.Outbox (sends queued email) and
+ops.alerts.AlertWatch (system.alert events when an alert's condition starts). On the
 primary with EDGE_TOKEN set, a second server answers the internal port (app/edge/internal.py):
   POST /internal/scan-batches  edge.scan_batches   batches of scans counted at edges
   GET /internal/changes        edge.card_changes  the card change sequence edges follow
@@ -67,6 +68,7 @@ from app.events import events
 from app.leads import api as leads_api
 from app.leads import exchange
 from app.ops import backups, monitoring
+from app.ops.alerts import Alerts, AlertWatch
 from app.ops.replication import LagMonitor, start_replicating
 from app.public import answers
 from app.public.fast_path import FastPath
@@ -122,7 +124,9 @@ def create_app(settings: Settings) -> Litestar:
             tasks.append(asyncio.create_task(monitor.run()))
         if still_waiting is not None:
             tasks.append(still_waiting)
-        tasks += backups.start_verification(settings)
+        alerts = Alerts(db)  # system.alert events, once per episode (app/ops/alerts.py)
+        tasks.append(asyncio.create_task(AlertWatch(alerts, monitor if settings.replication_enabled else None).run()))
+        tasks += backups.start_verification(settings, alerts)
         outbox.start(db)
         try:
             yield

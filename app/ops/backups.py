@@ -15,6 +15,7 @@ import time
 
 from app.config import Settings
 from app.ops import replication
+from app.ops.alerts import Alerts
 from app.ops.monitoring import BACKUP_LAST_VERIFIED, BACKUP_VERIFY_FAILURES
 
 log = logging.getLogger("app.backups")
@@ -26,22 +27,25 @@ FIRST_CHECK_AFTER = 60.0
 RETRY_AFTER = 3600.0
 
 
-def start_verification(settings: Settings) -> list[asyncio.Task]:
-    """The verification task, when replication is on and BACKUP_VERIFY_INTERVAL is not 0."""
+def start_verification(settings: Settings, alerts: Alerts | None = None) -> list[asyncio.Task]:
+    """The verification task, when replication is on and BACKUP_VERIFY_INTERVAL is not 0;
+    a failed check starts a `backup_verify_failed` system.alert, a good one ends it."""
     if not settings.replication_enabled or settings.backup_verify_interval == 0:
         BACKUP_LAST_VERIFIED.set(math.nan)  # no check: the age alert has nothing to say
         return []
     BACKUP_LAST_VERIFIED.set(0)  # not yet verified by this process
-    return [asyncio.create_task(run(settings))]
+    return [asyncio.create_task(run(settings, alerts))]
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, alerts: Alerts | None = None) -> None:
     """Verify the replica, then again every interval, until cancelled."""
     interval = float(settings.backup_verify_interval)
     delay = min(interval, FIRST_CHECK_AFTER)
     while True:
         await asyncio.sleep(delay)
         ok = await verify(settings)
+        if alerts is not None:
+            await report(alerts, ok)
         delay = interval if ok else min(interval, RETRY_AFTER)
 
 
@@ -61,3 +65,14 @@ async def verify(settings: Settings) -> bool:
     BACKUP_LAST_VERIFIED.set(time.time())
     log.info("backup verified: restored and intact in %.1f s", time.monotonic() - started)
     return True
+
+
+async def report(alerts: Alerts, ok: bool) -> None:
+    """The outcome of a check, as the alert's episode: started by a failure, ended by a good one."""
+    try:
+        await alerts.observe(
+            "backup_verify_failed", not ok,
+            "restoring the replica failed or gave a damaged database; the app.backups log says why", "page",
+        )
+    except Exception:
+        log.exception("could not record the backup alert")
