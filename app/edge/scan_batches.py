@@ -34,7 +34,7 @@ from prometheus_client import Counter
 from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
-from app.public.counters import DeviceClass, Source, emit_scanned, write_counts
+from app.public.counters import DeviceClass, Source, emit_scanned, scanned_data, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -133,6 +133,11 @@ async def refuse_a_gap(conn: aiosqlite.Connection, batch: ScanBatch) -> None:
 async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
     """Apply an edge's batch once: True if applied now, False if it had been. Raises
     Conflict (a batch more than one past the last applied) and sqlite3.Error."""
+    counts = [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts]
+    events = [
+        (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source) for e in batch.events
+    ]
+    scanned = scanned_data(counts, events)  # worked out before taking the writer
     try:
         async with db.write() as tx:
             conn = tx.conn
@@ -141,14 +146,9 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
             cursor = await conn.execute(_RECORD_BATCH, params)
             new = cursor.rowcount == 1
             if new:
-                counts = [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts]
-                events = [
-                    (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source)
-                    for e in batch.events
-                ]
                 await write_counts(conn, counts, events)
                 # Once per batch applied (a batch sent again is not new: no second event).
-                await emit_scanned(tx, counts, events)
+                await emit_scanned(tx, scanned)
             tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
         # Counted although nothing commits: the refusal is what the edge is answered.

@@ -158,9 +158,10 @@ class DatabaseSink:
         self.db = db
 
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
+        scanned = scanned_data(counts, events)  # worked out before taking the writer
         async with self.db.write() as tx:
             await write_counts(tx.conn, counts, events)
-            await emit_scanned(tx, counts, events)
+            await emit_scanned(tx, scanned)
 
 
 class Counters:
@@ -330,12 +331,11 @@ def scanned_data(counts: Sequence[CardCount], events: Sequence[EventRow]) -> dic
     return data
 
 
-async def emit_scanned(tx: Tx, counts: Sequence[CardCount], events: Sequence[EventRow]) -> None:
-    """One `card.scanned` event per card of a flush or an edge's batch, in its transaction,
-    the card's owner's. The scan path adds nothing: this runs once per flush (once a
-    second), so a card has at most one a second from the primary's own counting. Cards
-    deleted since (no such card_id) get none, as their counts are skipped."""
-    data = scanned_data(counts, events)
+async def emit_scanned(tx: Tx, data: dict[str, dict]) -> None:
+    """One `card.scanned` event per card of a flush or an edge's batch (`scanned_data`), in
+    its transaction, the card's owner's. The scan path adds nothing: this runs once per
+    flush (once a second), so a card has at most one a second from the primary's own
+    counting. Cards deleted since (no such card_id) get none, as their counts are skipped."""
     ids = list(data)
     for first in range(0, len(ids), FLUSH_SLICE):
         chunk = ids[first:first + FLUSH_SLICE]
