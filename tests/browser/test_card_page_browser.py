@@ -27,6 +27,7 @@ def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path
     owner.get_by_label("Organization").fill("Acme")
     owner.get_by_label("Phone").fill("+1 555 010 2030")
     owner.get_by_label("Card address").fill("rob-cruz")
+    owner.get_by_label("Accent colour").fill("#0f766e")
     owner.get_by_role("button", name="Create card").click()
     expect(owner.get_by_role("status")).to_have_text("Card created.")
     owner.get_by_role("link", name="Edit").first.click()
@@ -45,6 +46,9 @@ def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path
     expect(visitor.get_by_alt_text("Photo of Dr. Robert de la Cruz Jr.")).to_be_visible()
     visitor.get_by_text("Show QR").click()
     expect(visitor.get_by_alt_text("QR code of Dr. Robert de la Cruz Jr.'s card")).to_be_visible()
+    # The card's accent colour, not the default blue: its stylesheet comes after the page's.
+    save = visitor.get_by_role("link", name="Save contact")
+    assert save.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(15, 118, 110)"
     check_page(visitor, "public-card")
 
     with visitor.expect_download() as download:
