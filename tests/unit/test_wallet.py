@@ -232,3 +232,14 @@ def test_bad_wallet_settings_stop_the_start_naming_the_setting(tmp_path, wallet_
         env = {key: value for key, value in env.items() if value is not None}
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env)
+
+
+def test_the_fast_path_leaves_the_pass_to_litestar_and_head_answers_it(wallet_client):
+    user = register(wallet_client)
+    card = create_card(wallet_client, user["headers"], slug="fast-wallet")
+    wallet_client.blocking_portal.call(wallet_client.app.state.public_cards.get, "fast-wallet")  # cached: the fast path may answer
+    fast_path = wallet_client.app.state.fast_path
+    assert fast_path.answer(b"GET", b"/p/fast-wallet.pkpass", [], ("127.0.0.1", 5000), []) is None
+    assert fast_path.answer(b"GET", b"/p/fast-wallet", [], ("127.0.0.1", 5000), []) is not None
+    head = wallet_client.head(f"/p/{card['slug']}.pkpass")
+    assert head.status_code == 200 and head.headers["content-type"] == "application/vnd.apple.pkpass" and not head.content
