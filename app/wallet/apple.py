@@ -95,9 +95,8 @@ def pass_json(settings: Settings, card: Card) -> dict:
         "teamIdentifier": settings.apple_team_id,
         "organizationName": card.organization or card.full_name,
         "description": f"Contact card of {card.full_name}",
-        "logoText": card.organization or "",
+        **({"logoText": card.organization} if card.organization else {}),
         **{name: css_rgb(rgb) for name, rgb in colours(card.accent_color).items()},
-        "sharingProhibited": False,
         "generic": fields,
         "barcodes": [{"format": "PKBarcodeFormatQR", "message": url, "messageEncoding": "iso-8859-1", "altText": url.split("?")[0]}],
     }
