@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 from litestar.di import NamedDependency
 
+from app.wallet import keys
+
 RegistrationMode = Literal["open", "invite", "closed"]
 Role = Literal["primary", "edge"]
 DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
@@ -78,6 +80,26 @@ class Settings:
     # Fly's region names (FLY_REGION, PRIMARY_REGION), None elsewhere.
     fly_region: str | None = None
     primary_region: str | None = None
+    # Wallet passes (SPEC §10, app/wallet): each kind is offered only when all its settings
+    # are given; the files are checked to exist and parse at start (check_wallet).
+    apple_pass_type_id: str | None = None
+    apple_team_id: str | None = None
+    apple_pass_cert: Path | None = None  # the Pass Type ID certificate, PEM
+    apple_pass_key: Path | None = None  # its private key, PEM (encrypted with APPLE_PASS_KEY_PASSWORD, or not)
+    apple_pass_key_password: str | None = None
+    apple_wwdr_cert: Path | None = None  # Apple's WWDR intermediate (G4), PEM
+    google_wallet_issuer_id: str | None = None
+    google_wallet_service_account: Path | None = None  # the service account's JSON key file
+
+    @property
+    def apple_wallet(self) -> bool:
+        """Apple Wallet passes are offered (GET /p/{slug}.pkpass answers)."""
+        return self.apple_pass_type_id is not None
+
+    @property
+    def google_wallet(self) -> bool:
+        """Google Wallet passes are offered (GET /p/{slug}/google-wallet answers)."""
+        return self.google_wallet_issuer_id is not None
 
     @property
     def replication_enabled(self) -> bool:
@@ -163,6 +185,7 @@ class Settings:
             edge_token=edge_token,
             fly_region=env.get("FLY_REGION") or None,
             primary_region=env.get("PRIMARY_REGION") or None,
+            **_wallet(env),
         )
 
 
@@ -194,6 +217,54 @@ def _regions(env: Mapping[str, str]) -> tuple[Role, str | None, str | None, int,
         if (env.get("REPLICA_URL") or "") in ("", "off"):
             raise ConfigError("ROLE=edge needs REPLICA_URL, the primary's replica")
     return role, primary_url, primary_internal_url, internal_port, edge_token
+
+
+APPLE_WALLET = ("APPLE_PASS_TYPE_ID", "APPLE_TEAM_ID", "APPLE_PASS_CERT", "APPLE_PASS_KEY", "APPLE_WWDR_CERT")
+GOOGLE_WALLET = ("GOOGLE_WALLET_ISSUER_ID", "GOOGLE_WALLET_SERVICE_ACCOUNT")
+PASS_TYPE_ID = re.compile(r"^pass\.[A-Za-z0-9.-]{1,200}$")
+TEAM_ID = re.compile(r"^[A-Z0-9]{10}$")
+ISSUER_ID = re.compile(r"^[0-9]{1,30}$")
+
+
+def _wallet(env: Mapping[str, str]) -> dict:
+    """The wallet settings: each kind all given or none (a half-configured kind would
+    offer a button that fails), its files readable, then parsed by check_wallet."""
+    values: dict = {}
+    for names in (APPLE_WALLET, GOOGLE_WALLET):
+        given = [name for name in names if (env.get(name) or "").strip()]
+        if given and len(given) < len(names):
+            missing = [name for name in names if name not in given]
+            raise ConfigError(f"{given[0]} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                              "set all of them or none")
+    if (raw := (env.get("APPLE_PASS_TYPE_ID") or "").strip()):
+        if not PASS_TYPE_ID.match(raw):
+            raise ConfigError(f"APPLE_PASS_TYPE_ID must be a Pass Type ID like pass.com.example.contact, got {raw!r}")
+        team = env["APPLE_TEAM_ID"].strip()
+        if not TEAM_ID.match(team):
+            raise ConfigError(f"APPLE_TEAM_ID must be the ten letters and digits of your Apple team, got {team!r}")
+        values.update(
+            apple_pass_type_id=raw, apple_team_id=team,
+            apple_pass_cert=_readable_file(env, "APPLE_PASS_CERT"), apple_pass_key=_readable_file(env, "APPLE_PASS_KEY"),
+            apple_pass_key_password=env.get("APPLE_PASS_KEY_PASSWORD") or None,
+            apple_wwdr_cert=_readable_file(env, "APPLE_WWDR_CERT"),
+        )
+    if (raw := (env.get("GOOGLE_WALLET_ISSUER_ID") or "").strip()):
+        if not ISSUER_ID.match(raw):
+            raise ConfigError(f"GOOGLE_WALLET_ISSUER_ID must be the issuer's number from the Google Pay & Wallet Console, got {raw!r}")
+        values.update(
+            google_wallet_issuer_id=raw,
+            google_wallet_service_account=_readable_file(env, "GOOGLE_WALLET_SERVICE_ACCOUNT"),
+        )
+    try:  # parsed now, so a bad file stops the start naming its setting
+        if "apple_pass_cert" in values:
+            keys.read_apple_keys(
+                values["apple_pass_cert"], values["apple_pass_key"], values["apple_pass_key_password"], values["apple_wwdr_cert"]
+            )
+        if "google_wallet_service_account" in values:
+            keys.read_google_account(values["google_wallet_service_account"])
+    except keys.Unusable as exc:
+        raise ConfigError(str(exc)) from None
+    return values
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

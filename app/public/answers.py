@@ -255,13 +255,16 @@ def answer_qr_now(public: Public, name: str, visit: Visit) -> Answer | None:
 
 
 async def answer_page(public: Public, name: str, visit: Visit, version: vcard.Version = 3) -> Answer:
-    """GET/HEAD /p/{slug} (the card page, a view counted) or /p/{slug}.vcf (its vCard, of `version`)."""
+    """GET/HEAD /p/{slug} (the card page, a view counted), /p/{slug}.vcf (its vCard, of `version`)
+    or /p/{slug}.pkpass (its Apple Wallet pass)."""
     if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after)
     slug, dot, extension = name.partition(".")
-    if dot and extension != "vcf":
+    if dot and extension not in ("vcf", "pkpass"):
         return NOT_FOUND
     found = await public.cards.get(slug)
+    if extension == "pkpass" and isinstance(found, Card):
+        return await card_files.apple_pass_of(public, found)  # not counted: the page that offers it is
     if extension == "vcf" and isinstance(found, Card):
         await card_files.photo_of(public, found)  # the vCard carries it: in memory before the answer is made
     return card_page_of(public, found, extension, visit, version)
@@ -271,7 +274,7 @@ def answer_page_now(public: Public, name: str, visit: Visit) -> Answer | None:
     """answer_page when the card is in memory; None when it must be read from the database."""
     slug, dot, extension = name.partition(".")
     found = public.cards.cached(slug)
-    if found is NOT_CACHED:
+    if found is NOT_CACHED or extension == "pkpass":  # a pass may have to be built: answer_page
         return None
     if retry_after := public.limit.retry_after(visit.client):
         return too_many_requests(retry_after)
@@ -314,7 +317,7 @@ def page_of(card: Card, settings: Settings, now: float, source: Source = "link")
         return kept[2]
     token = lead_form.issue_token(settings.jwt_secret, card.slug, window)
     vcard_href = f"/p/{card.slug}.vcf" if source == "link" else f"/p/{card.slug}.vcf?src={source}"
-    html, csp = card_page(card, settings.public_base_url, token, vcard_href)
+    html, csp = card_page(card, settings.public_base_url, token, vcard_href, wallets=(settings.apple_wallet, settings.google_wallet))
     headers = [(name, csp.encode() if name == b"content-security-policy" else value) for name, value in _PAGE_ANSWER_HEADERS]
     answer = Answer(200, headers, html.encode())
     if len(_pages) >= PAGES_KEPT:
@@ -350,6 +353,8 @@ async def answer_image(public: Public, slug: str, file: str, visit: Visit) -> An
         return not_found(found)
     if file == "og.png":
         return await card_files.og_image_of(public, found)
+    if file == "google-wallet":
+        return card_files.google_wallet_of(public, found)
     named = image_name(file)
     if named is None or image_hash(found, named[0]) != named[1]:
         return NOT_FOUND
@@ -398,8 +403,10 @@ async def scan(request: Request, slug: FromPath[str]) -> Response:
 
 @route(
     "/p/{name:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardPage"),
-    summary="The card page, or its vCard with .vcf", tags=["public"],
-    operation_class=media_types(200, {"text/html": TEXT, "text/vcard": TEXT}), responses=MISSING,
+    summary="The card page, its vCard with .vcf, or its Apple Wallet pass with .pkpass (404 when not configured)",
+    tags=["public"],
+    operation_class=media_types(200, {"text/html": TEXT, "text/vcard": TEXT, "application/vnd.apple.pkpass": BINARY}),
+    responses=MISSING,
 )
 async def page(
     request: Request,
@@ -422,9 +429,12 @@ async def public_qr(request: Request, name: FromPath[str]) -> Response:
 
 @route(
     "/p/{slug:str}/{file:str}", http_method=["GET", "HEAD"], operation_id=operation_ids("cardImage"),
-    summary="The card's photo or logo, photo-{hash}.jpg (512 px) or photo-{hash}-96.jpg (immutable), or og.png (preview)",
+    summary="The card's photo or logo, photo-{hash}.jpg (512 px) or photo-{hash}-96.jpg (immutable), og.png (preview), "
+    "or google-wallet (a 302 to Google Wallet's save link; 404 when not configured)",
     tags=["public"],
-    operation_class=media_types(200, {"image/jpeg": BINARY, "image/png": BINARY}), responses=MISSING,
+    operation_class=media_types(200, {"image/jpeg": BINARY, "image/png": BINARY}), responses={
+        **MISSING, 302: ResponseSpec(None, description="google-wallet: to https://pay.google.com/gp/v/save/{jwt}"),
+    },
 )
 async def card_image(request: Request, slug: FromPath[str], file: FromPath[str]) -> Response:
     public = request.app.state.public

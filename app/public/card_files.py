@@ -1,6 +1,7 @@
-"""A card's files beside its page: the vCard (with the photo) and the link preview image
-(og.png), each made once per state of the card and answered from memory after, like the
-page (app/public/answers.py, which serves them)."""
+"""A card's files beside its page: the vCard (with the photo), the link preview image
+(og.png) and the Apple Wallet pass (.pkpass), each made once per state of the card and
+answered from memory after, like the page; and the Google Wallet save link (app/public/answers.py
+serves them all)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from app.cards import vcard
 from app.cards.cards import short_url
-from app.cards.types import Card
+from app.cards.types import Card, ImageKind
 from app.public import og_image
-from app.public.pages import Answer
+from app.public.pages import NOT_FOUND, Answer
+from app.wallet import apple, google
 
 if TYPE_CHECKING:
     from app.public.answers import Public  # which imports this module
@@ -46,12 +48,18 @@ def vcard_answer(card: Card, version: vcard.Version = 3, photo_jpeg: bytes | Non
 
 async def photo_of(public: Public, card: Card) -> bytes | None:
     """The card's photo (512 px JPEG), from memory or else read once and kept; None without one."""
-    if not card.photo_hash:
+    return await image_of(public, card, "photo")
+
+
+async def image_of(public: Public, card: Card, kind: ImageKind) -> bytes | None:
+    """The card's photo or logo (JPEG), from memory or else read once and kept; None without one."""
+    content_hash = card.photo_hash if kind == "photo" else card.logo_hash
+    if not content_hash:
         return None
-    if (answer := public.images.cached(card.photo_hash, False)) is not None:
+    if (answer := public.images.cached(content_hash, False)) is not None:
         return answer.body
-    stored = await public.cards.load_image(card, "photo", False)
-    if stored is None or stored[0] != card.photo_hash:  # changed since the card was cached
+    stored = await public.cards.load_image(card, kind, False)
+    if stored is None or stored[0] != content_hash:  # changed since the card was cached
         return None
     return public.images.put(stored[0], False, stored[1]).body
 
@@ -77,3 +85,38 @@ async def og_image_of(public: Public, card: Card) -> Answer:
 _OG_HEADERS = [(b"content-type", b"image/png"), (b"cache-control", b"public, max-age=86400"), (b"x-content-type-options", b"nosniff")]
 OG_IMAGES_KEPT = 64  # about 30 KB each
 _og_images: dict[str, tuple[Card, Answer]] = {}
+
+
+async def apple_pass_of(public: Public, card: Card) -> Answer:
+    """/p/{slug}.pkpass, the card's Apple Wallet pass (app/wallet/apple.py): built and signed
+    off the loop once for each state of the card; 404 when Apple Wallet is not configured."""
+    if not public.settings.apple_wallet:
+        return NOT_FOUND
+    kept = _passes.get(card.slug)
+    if kept is not None and kept[0] is card:
+        return kept[1]
+    photo, logo = await photo_of(public, card), await image_of(public, card, "logo")
+    body = await asyncio.to_thread(apple.build, public.settings, card, photo, logo)
+    answer = Answer(200, [
+        (b"content-type", apple.MEDIA_TYPE.encode()),
+        (b"content-disposition", f'attachment; filename="{card.slug}.pkpass"'.encode()),
+        (b"cache-control", b"no-cache"),
+        (b"x-content-type-options", b"nosniff"),
+    ], body)
+    if len(_passes) >= PASSES_KEPT:
+        del _passes[next(iter(_passes))]
+    _passes[card.slug] = (card, answer)
+    return answer
+
+
+PASSES_KEPT = 64  # 10 to 100 KB each, with the photo
+_passes: dict[str, tuple[Card, Answer]] = {}
+
+
+def google_wallet_of(public: Public, card: Card) -> Answer:
+    """/p/{slug}/google-wallet: a redirect to Google's save link of the card's pass
+    (app/wallet/google.py), signed now; 404 when Google Wallet is not configured."""
+    if not public.settings.google_wallet:
+        return NOT_FOUND
+    location = google.save_url(public.settings, card, int(public.counters.seconds()))
+    return Answer(302, [(b"location", location.encode()), (b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")])

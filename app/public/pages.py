@@ -94,8 +94,9 @@ def card_rows(card: Card) -> list[dict]:
     return rows
 
 
-def card_view(card: Card, base_url: str, vcard_href: str) -> dict:
-    """What app/templates/public/card.html draws, as plain data."""
+def card_view(card: Card, base_url: str, vcard_href: str, wallets: tuple[bool, bool] = (False, False)) -> dict:
+    """What app/templates/public/card.html draws, as plain data; `wallets` says whether the
+    Apple and the Google Wallet passes are configured (their links shown)."""
     name = card.name
     return {
         "name": card.full_name,
@@ -117,6 +118,8 @@ def card_view(card: Card, base_url: str, vcard_href: str) -> dict:
         "qr_url": f"/q/{card.slug}.svg",
         "page_url": f"{base_url}/p/{card.slug}",
         "og_image_url": f"{base_url}/p/{card.slug}/og.png?v={og_version(card)}",
+        "apple_wallet_url": f"/p/{card.slug}.pkpass" if wallets[0] else None,
+        "google_wallet_url": f"/p/{card.slug}/google-wallet" if wallets[1] else None,
     }
 
 
@@ -150,13 +153,16 @@ def page_csp(accent: str) -> str:
     return CSP.replace(f"style-src {style_source(PAGE_STYLE)}", f"style-src {style_source(PAGE_STYLE)} {style_source(accent)}")
 
 
-def card_page(card: Card, base_url: str, token: str, vcard_href: str | None = None) -> tuple[str, str]:
+def card_page(
+    card: Card, base_url: str, token: str, vcard_href: str | None = None, wallets: tuple[bool, bool] = (False, False),
+) -> tuple[str, str]:
     """The card page and its CSP; `base_url` (PUBLIC_BASE_URL) makes the Open Graph links
     absolute, as link previews need; `token` is the exchange form's (app/leads/form.py);
-    `vcard_href` is its Save link (answers.page_of: the visit's source in it)."""
+    `vcard_href` is its Save link (answers.page_of: the visit's source in it); `wallets`
+    (Apple, Google) whether the wallet passes are configured (settings.apple_wallet, .google_wallet)."""
     accent = accent_style(card)
     html = TEMPLATES.get_template("card.html").render(
-        view=card_view(card, base_url, vcard_href or f"/p/{card.slug}.vcf"),
+        view=card_view(card, base_url, vcard_href or f"/p/{card.slug}.vcf", wallets),
         exchange=exchange_form(card, token),
         accent_style=accent,
         favicon=static_url("favicon.svg"),
