@@ -20,8 +20,6 @@ from urllib.parse import urlsplit
 
 from litestar.di import NamedDependency
 
-from app.wallet import keys
-
 RegistrationMode = Literal["open", "invite", "closed"]
 Role = Literal["primary", "edge"]
 DEFAULT_MAIL_FROM = "QR Contact <noreply@localhost>"
@@ -255,6 +253,12 @@ def _wallet(env: Mapping[str, str]) -> dict:
             google_wallet_issuer_id=raw,
             google_wallet_service_account=_readable_file(env, "GOOGLE_WALLET_SERVICE_ACCOUNT"),
         )
+    if not values:
+        return values
+    try:  # the wallet extra (pyproject.toml), needed only once a wallet is configured
+        from app.wallet import keys
+    except ImportError:
+        raise ConfigError("wallet passes need the wallet extra: pip install 'qrcontact[wallet]'") from None
     try:  # parsed now, so a bad file stops the start naming its setting
         if "apple_pass_cert" in values:
             keys.read_apple_keys(

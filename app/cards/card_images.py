@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from app.cards.cards import changed, image_hash
-from app.cards.images import Processed, process
 from app.cards.store import CARD_COLUMNS
 from app.cards.types import Card
 from app.cards.types import ImageKind as Kind
 from app.db import Database, fetch_one
 
 if TYPE_CHECKING:
+    from app.cards.images import Processed
     from app.public.card_cache import PublicCards
 
 # At most two uploads decoded at once: each may hold 150 MB while it is (images.MAX_PIXELS),
@@ -76,6 +76,8 @@ async def image_bytes(conn: aiosqlite.Connection, card_row_id: int, kind: Kind, 
 async def set_image(db: Database, public_cards: PublicCards, card: Card, kind: Kind, upload: bytes) -> Card:
     """Make the upload the card's photo or logo; the card as it is now. Raises TooLarge,
     Unsupported and Invalid (app/cards/images.py), storing nothing then."""
+    from app.cards.images import process  # Pillow: loaded by the first upload, not by every install at start
+
     processed = await asyncio.get_running_loop().run_in_executor(PROCESSOR, process, upload)
     async with db.write() as tx:
         card = await put_image(tx.conn, card, kind, processed, tx.now_text)

@@ -23,7 +23,7 @@ from litestar import Request
 from litestar.datastructures import State
 
 from app import qr
-from app.cards import logo_codes, vcard
+from app.cards import vcard
 from app.cards.content import (
     LIST_TYPES,
     EmailEntry,
@@ -279,7 +279,7 @@ def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
 
 async def _logo_of(state: State, card: Card, options: QrOptions) -> bytes:
     """The card's logo for a code with the logo. Raises Invalid (no logo, or a format drawn without one)."""
-    if options.format not in logo_codes.LOGO_FORMATS:
+    if options.format not in ("png", "svg"):  # logo_codes.LOGO_FORMATS
         raise Invalid("a code with the logo comes as PNG or SVG", errors=[{"field": "logo", "message": "PNG or SVG only"}],
                       code="logo_format")
     stored = await state.public.cards.load_image(card, "logo", False) if card.logo_hash else None
@@ -316,6 +316,8 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
     payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
         if options.logo:
+            from app.cards import logo_codes  # Pillow: loaded by the first such download, not at start
+
             logo = await _logo_of(state, card, options)
             image = await asyncio.to_thread(logo_codes.render, payload, drawing, logo)  # downloads, not scans: not cached
         else:

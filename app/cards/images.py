@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
 
+from app.cards.types import IMAGE_MAX_BYTES, IMAGE_MEDIA_TYPES
 from app.errors import Invalid, TooLarge, Unsupported
 
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
-MAX_BYTES = 10 * 1024 * 1024
+MEDIA_TYPES, MAX_BYTES = IMAGE_MEDIA_TYPES, IMAGE_MAX_BYTES
 # Phones take 12 to 50 MP photos; 50 MP of RGB is 150 MB while decoding (a JPEG far less:
 # it is decoded at a reduced scale, see `_decode`). Anything larger is refused unread.
 MAX_PIXELS = 50_000_000

@@ -15,7 +15,8 @@ from app.api.openapi import BINARY
 from app.api.problems import AUTHENTICATED, PROBLEM_MEDIA_TYPE, WRITE, Problem, problems
 from app.cards.card_images import delete_image, set_image
 from app.cards.cards import owned_card, to_response
-from app.cards.images import MAX_BYTES, MEDIA_TYPES
+from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
+from app.cards.types import IMAGE_MEDIA_TYPES as MEDIA_TYPES
 from app.cards.types import ContactCard, ImageKind
 from app.config import SettingsDep
 from app.db import DatabaseDep

@@ -33,6 +33,9 @@ from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, lim
 COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
 QR_SIZES = limits_of(QrSize)
 ImageKind = Literal["photo", "logo"]
+# What a photo or logo upload may be (app/cards/images.py decodes it).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
 
 
 class Card(msgspec.Struct):

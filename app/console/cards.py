@@ -21,7 +21,7 @@ from litestar.exceptions import ClientException
 from litestar.params import FromPath, QueryParameter
 
 from app.cards import card_images, cards, search
-from app.cards.images import MAX_BYTES
+from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
 from app.cards.types import Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings, SettingsDep
 from app.console.card_form import (

@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 from app.cards import vcard
 from app.cards.cards import short_url
 from app.cards.types import Card, ImageKind
-from app.public import og_image
 from app.public.pages import NOT_FOUND, Answer
-from app.wallet import apple, google
 
 if TYPE_CHECKING:
     from app.public.answers import Public  # which imports this module
@@ -69,6 +67,8 @@ async def og_image_of(public: Public, card: Card) -> Answer:
     kept = _og_images.get(card.slug)
     if kept is not None and kept[0] is card:
         return kept[1]
+    from app.public import og_image  # Pillow: loaded on the first preview, not by every install at start
+
     photo = await photo_of(public, card)
     subtitle = " · ".join(part for part in (card.title, card.organization) if part)
     png = await asyncio.to_thread(
@@ -92,6 +92,8 @@ async def apple_pass_of(public: Public, card: Card) -> Answer:
     off the loop once for each state of the card; 404 when Apple Wallet is not configured."""
     if not public.settings.apple_wallet:
         return NOT_FOUND
+    from app.wallet import apple  # the wallet extra, present when a wallet is configured (app/config.py)
+
     kept = _passes.get(card.slug)
     if kept is not None and kept[0] is card:
         return kept[1]
@@ -118,5 +120,7 @@ def google_wallet_of(public: Public, card: Card) -> Answer:
     (app/wallet/google.py), signed now; 404 when Google Wallet is not configured."""
     if not public.settings.google_wallet:
         return NOT_FOUND
+    from app.wallet import google  # the wallet extra, as above
+
     location = google.save_url(public.settings, card, int(public.counters.seconds()))
     return Answer(302, [(b"location", location.encode()), (b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")])

@@ -15,6 +15,8 @@ import io
 import segno
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from app.public.looks import hex_rgb, initials
+
 WIDTH, HEIGHT = 1200, 630
 MARGIN = 64
 PHOTO = 200  # the photo's or initials' circle, in pixels
@@ -22,34 +24,6 @@ QR_SIDE = 360
 INK = (17, 24, 39)
 MUTED = (75, 85, 99)
 PAPER = (255, 255, 255)
-DEFAULT_ACCENT = "#2563eb"
-SUFFIXES = frozenset("ii iii iv v jr sr phd md dds esq mba cpa".split())
-
-
-def initials(name: str) -> str:
-    """Up to two letters: of the first and the last word that are names, leaving out
-    titles, suffixes and lowercase particles ("Dr. Robert de la Cruz Jr." → "RC")."""
-    words = [
-        word for word in name.split()
-        if word[:1].isupper() and not word.endswith(".") and word.strip(",.").lower() not in SUFFIXES
-    ]
-    words = words or [word for word in name.split() if word[:1].isalpha()]
-    if not words:
-        return "?"
-    first, last = words[0], words[-1]
-    return (first[0] + (last[0] if len(words) > 1 else "")).upper()
-
-
-def hex_rgb(colour: str | None) -> tuple[int, int, int]:
-    """`#rgb` or `#rrggbb` (with or without the #) as an RGB triple; the default accent otherwise."""
-    text = (colour or DEFAULT_ACCENT).lstrip("#")
-    if len(text) == 3:
-        text = "".join(ch * 2 for ch in text)
-    try:
-        value = int(text, 16)
-    except ValueError:
-        return hex_rgb(DEFAULT_ACCENT)
-    return (value >> 16) & 255, (value >> 8) & 255, value & 255
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, size: int, smallest: int) -> tuple[str, ImageFont.FreeTypeFont]:

@@ -18,7 +18,7 @@ from app.cards.cards import image_path
 from app.cards.types import Card
 from app.leads import form as lead_form
 from app.public.card_cache import Gone
-from app.public.og_image import hex_rgb, initials
+from app.public.looks import hex_rgb, initials
 from app.static_files import static_url
 
 TEMPLATES = jinja2.Environment(

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from app.cards.cards import short_url
 from app.cards.types import Card
 from app.config import Settings
-from app.public.og_image import hex_rgb, initials
+from app.public.looks import hex_rgb, initials
 from app.public.pages import contrast
 from app.wallet import keys
 

@@ -16,7 +16,7 @@ import jwt
 from app.cards.cards import image_path
 from app.cards.types import Card
 from app.config import Settings
-from app.public.og_image import hex_rgb
+from app.public.looks import hex_rgb
 from app.wallet import keys
 from app.wallet.apple import scan_url
 

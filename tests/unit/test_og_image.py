@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from app.public import og_image
+from app.public import looks, og_image
 from tests.support.qr import decode_png
 
 URL = "https://qr.example.test/c/abc234"
@@ -55,7 +55,7 @@ def test_a_name_too_long_for_a_line_is_cut_and_the_code_still_reads():
     ],
 )
 def test_initials_leave_out_titles_suffixes_and_particles(name, expected):
-    assert og_image.initials(name) == expected
+    assert looks.initials(name) == expected
 
 
 @pytest.mark.parametrize(
@@ -63,4 +63,4 @@ def test_initials_leave_out_titles_suffixes_and_particles(name, expected):
     [("#fff", (255, 255, 255)), ("0f766e", (15, 118, 110)), ("nonsense", (37, 99, 235)), (None, (37, 99, 235))],
 )
 def test_accent_colours_are_read_in_both_hex_forms(colour, rgb):
-    assert og_image.hex_rgb(colour) == rgb
+    assert looks.hex_rgb(colour) == rgb
