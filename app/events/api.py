@@ -17,6 +17,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from app.accounts.users import User
+from app.api.methods import HEAD_ONLY
 from app.api.openapi import media_types
 from app.api.problems import AUTHENTICATED, problems
 from app.db import DatabaseDep
@@ -86,7 +87,9 @@ def stream_response(
     Raises Invalid (a type) and Limited (too many streams)."""
     streams: EventStreams = request.app.state.event_streams
     wanted = parse_types(types)
-    return streams.response(user.user_id, admin=user.is_admin, after=last_event_id or after, types=wanted)
+    return streams.response(
+        user.user_id, admin=user.is_admin, after=last_event_id or after, types=wanted, head=bool(request.scope.get(HEAD_ONLY)),
+    )
 
 
 SSE_SCHEMA = Schema(

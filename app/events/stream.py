@@ -84,10 +84,16 @@ class EventStreams:
             self.closing = True
             self.bell.ring()  # wakes every stream, which then sees `closing`
 
-    def response(self, user_id: str, *, admin: bool, after: str | None, types: list[str] | None) -> ServerSentEvent:
+    def response(
+        self, user_id: str, *, admin: bool, after: str | None, types: list[str] | None, head: bool = False,
+    ) -> ServerSentEvent:
         """The SSE response of one stream for this viewer (all events for an admin, their own
-        for a member), starting after the eventId `after` (from now when None). Raises Limited."""
+        for a member), starting after the eventId `after` (from now when None); for a HEAD,
+        the same status and headers with no stream. Raises Limited."""
         slot = self.acquire(user_id)
+        if head:
+            slot.release()
+            return ServerSentEvent((), headers={"Cache-Control": "no-store"})
         messages = self.messages(slot, viewer=None if admin else user_id, after=after, types=types)
         # Should the response never start iterating (the client gone at once), the generator
         # is dropped without running its `finally`: the slot is given back when it is collected.

@@ -39,7 +39,7 @@ def scan(server, slug: str) -> None:
     assert response.status_code == 302
 
 
-@pytest.mark.skipif(not hasattr(counters, "emit_scanned"), reason="card.scanned is emitted by the counters' flush from the ev-emits work on")
+@pytest.mark.skipif(not hasattr(counters, "emit_scanned"), reason="card.scanned comes from the counters' flush (the ev-emits work)")
 def test_a_scan_shows_on_the_owners_card_page_within_a_second(browser, console_server):
     api, card, page = owner_with_card(browser, console_server, "Ada Live")
     scans = page.locator('[data-live-count="scans"]')
