@@ -111,8 +111,9 @@ def server_options(app: Litestar) -> dict:
     from app.public.door import protocol
 
     return {
-        # httptools, with the scanner fast path asked first (app/public/door.py).
-        "http": protocol(app.state.fast_path),
+        # httptools, with the scanner fast path asked first (app/public/door.py); the event
+        # streams ended when shutdown begins, or uvicorn would wait for them (app/events/stream.py).
+        "http": protocol(app.state.fast_path, streams.close_all if (streams := app.state.get("event_streams")) else None),
         "log_config": None,
         "access_log": False,
         "server_header": False,

@@ -20,6 +20,7 @@ Route table (each handler lives in the module named, under app/):
   /p/{slug}/{kind}-{hash}[-96].jpg  public.answers  the card's photo and logo, immutable
   /p/{slug}/exchange         leads.exchange  the card page's contact exchange form (POST)
   /v1/leads...               leads.api  the owner's leads: list, get, delete, CSV export
+  /v1/events[/stream]        events.api  the events the caller may see: a page after a cursor, or live (SSE)
   /v1/admin/diagnostics      ops.monitoring  database, replica, queue and cache state (admin)
   /i/{token}[/open.gif]      sharing.api  tracked invitation links
   /verify-email              accounts   the page the verification email links to
@@ -64,7 +65,9 @@ from app.cards import api as cards_api
 from app.cards import images_api, stats
 from app.config import Settings
 from app.db import Database
+from app.events import api as events_api
 from app.events import events
+from app.events.stream import EventStreams
 from app.leads import api as leads_api
 from app.leads import exchange
 from app.ops import backups, monitoring
@@ -91,13 +94,16 @@ def create_app(settings: Settings) -> Litestar:
     active_users = monitoring.ActiveUsers()
     stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
     outbox = mail.Outbox(settings, listeners={"invitation": sharing.record_email_outcome})
+    bell = events.EventBell(db)  # rung after each commit that recorded events
     state = State({
         "settings": settings,
         "db": db,
         "outbox": outbox,
         "replication": monitor,
         "started_at": time.monotonic(),
-        "event_bell": events.EventBell(db),  # rung after each commit that recorded events
+        "event_bell": bell,
+        # The live streams; the HTTP server ends them when it begins to shut down (cli.server_options).
+        "event_streams": EventStreams(db, bell),
         "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
         **answers.make_state(db, settings),
     })
@@ -131,6 +137,8 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            # Under uvicorn the streams were ended when its shutdown began; elsewhere (tests), here.
+            state.event_streams.close_all()
             # Batches being applied finish; an edge sends again what was not acknowledged.
             if internal is not None:
                 await internal.stop()
@@ -153,7 +161,7 @@ def create_app(settings: Settings) -> Litestar:
         "/v1",
         route_handlers=[
             accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
-            sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router,
+            sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router, events_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],

@@ -10,6 +10,10 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils import normalize_path
 
+# Set in the scope of a HEAD answered by the GET handler (head_like_get): a handler whose body
+# never ends by itself (the event stream) reads it and sends none.
+HEAD_ONLY = "qrcontact.head_only"
+
 
 def with_head(methods) -> set[str]:
     """A path's methods as it answers them: HEAD wherever GET (head_like_get)."""
@@ -81,6 +85,7 @@ def head_like_get(app: Litestar, handler: ASGIApp) -> ASGIApp:
         # The same scope, not a copy: the access log reads the route's template and the
         # user from it, as for any other request.
         scope["method"] = "GET"
+        scope[HEAD_ONLY] = True  # type: ignore[literal-required]
         try:
             await handler(scope, receive, send_head)
         finally:

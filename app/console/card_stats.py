@@ -14,6 +14,7 @@ from app.cards import cards, stats
 from app.console import charts
 from app.console.web import off_loop, page_off_loop
 from app.db import DatabaseDep
+from app.events.events import latest_event
 
 PERIODS = (7, 30, 90, 365)  # days
 SOURCE_LABELS = {
@@ -23,7 +24,7 @@ SOURCE_LABELS = {
 DEFAULT_PERIOD = 30
 
 
-def _period(days: int | None) -> int:
+def period(days: int | None) -> int:
     return days if days in PERIODS else DEFAULT_PERIOD
 
 
@@ -41,20 +42,21 @@ def _drawings(report: stats.CardStats) -> dict[str, Any]:
 
 @get("/cards/{cardId:str}/stats")
 async def stats_page(request: Request, cardId: FromPath[str], db: DatabaseDep, days: FromQuery[int | None] = None) -> Response:
+    live_after = await latest_event(db)  # before the report: the page's script follows the events after it
     card = await cards.card_of(db, request.user.user_id, cardId)
-    days = _period(days)
+    days = period(days)
     report = await stats.card_report(db, card, days)
     drawings = await off_loop(_drawings, report)
     return await page_off_loop(
         request, "console/stats/card.html", section="cards", card=card, report=report, days=days, periods=PERIODS,
-        source_labels=SOURCE_LABELS, **drawings,
+        source_labels=SOURCE_LABELS, live_after=live_after, **drawings,
     )
 
 
 @get("/cards/{cardId:str}/stats.csv")
 async def stats_csv(request: Request, cardId: FromPath[str], db: DatabaseDep, days: FromQuery[int | None] = None) -> Response:
     card = await cards.card_of(db, request.user.user_id, cardId)
-    return stats.csv_download(card, await stats.card_report(db, card, _period(days)))
+    return stats.csv_download(card, await stats.card_report(db, card, period(days)))
 
 
 handlers = [stats_page, stats_csv]

@@ -46,6 +46,7 @@ from app.console.card_form import (
 from app.console.web import form_of, page, page_off_loop, see_other, sentence
 from app.db import DatabaseDep, isoformat
 from app.errors import Conflict, Invalid, TooLarge, Unsupported
+from app.events.events import latest_event
 
 PER_PAGE = 24
 
@@ -162,7 +163,10 @@ def _download_defaults(card: Card) -> dict[str, str]:
             "dark": "#000000", "light": "#ffffff", "border": "4", "logo": ""}
 
 
-def _card_page(request: Request, settings: Settings, card: Card, *, download: dict, errors: dict, status: int = 200) -> Response:
+def _card_page(
+    request: Request, settings: Settings, card: Card, *, download: dict, errors: dict, status: int = 200,
+    live_after: str | None = None,
+) -> Response:
     scans, views, saves = request.app.state.counters.pending(card.card_id)
     return page(
         request, "console/cards/show.html", status=status, section="cards", card=card,
@@ -171,13 +175,15 @@ def _card_page(request: Request, settings: Settings, card: Card, *, download: di
         scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES, left_out=left_out(card),
         preview_query=urlencode({k: v for k, v in download.items() if v} | {"format": "png", "size": "256"}),
+        live_after=live_after,
     )
 
 
 @get("/cards/{cardId:str}")
 async def card_page(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
+    live_after = await latest_event(db)  # before the counts: the page's script follows the events after it
     card = await cards.card_of(db, request.user.user_id, cardId)
-    return _card_page(request, settings, card, download=_download_defaults(card), errors={})
+    return _card_page(request, settings, card, download=_download_defaults(card), errors={}, live_after=live_after)
 
 
 # The code as the "Show it in person" page draws it: the dynamic code (the short link), dark on

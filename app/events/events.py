@@ -80,6 +80,12 @@ async def latest_event_id(conn: aiosqlite.Connection) -> str | None:
     return row[0] if row else None
 
 
+async def latest_event(db: Database) -> str | None:
+    """The newest eventId (None when there is none): where a page's live updates start."""
+    async with db.read() as conn:
+        return await latest_event_id(conn)
+
+
 async def prune(db: Database, retention: timedelta) -> int:
     """Delete events older than `retention`, PRUNE_BATCH at a time (each its own short
     transaction, so the writer is never held long). Returns how many went."""

@@ -99,9 +99,12 @@ class ScannerProtocol(HttpToolsProtocol):
     nothing is due yet (uvicorn arms and cancels a keep-alive timer for every request).
     """
 
-    def __init__(self, *args: Any, fast_path: FastPath | None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fast_path: FastPath | None, on_shutdown: Callable[[], None] | None = None, **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = fast_path
+        self.on_shutdown = on_shutdown
         self.answered_early = False  # whether the request being parsed was answered by the fast path
         self.in_head = False  # between a request's first byte and the end of its head
         self.idle = True  # between two requests (or before the first)
@@ -124,6 +127,14 @@ class ScannerProtocol(HttpToolsProtocol):
         self.flow = QueueFlow(transport, self.schedule_parse)
         self.waiting_since = self.loop.time()  # the first request's head is due too
         self.rearm(self.waiting_since + HEAD_TIMEOUT)
+
+    def shutdown(self) -> None:
+        # uvicorn asks each connection to finish when it begins to shut down, and waits for
+        # responses in flight before the app's lifespan hears of it: a response that never
+        # ends by itself (an event stream) is told here.
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -383,11 +394,12 @@ class ScannerProtocol(HttpToolsProtocol):
                 self.rearm(now + self.timeout_keep_alive)
 
 
-def protocol(fast_path: FastPath | None) -> Callable[..., ScannerProtocol]:
+def protocol(fast_path: FastPath | None, on_shutdown: Callable[[], None] | None = None) -> Callable[..., ScannerProtocol]:
     """The `http` protocol for uvicorn's Config: ScannerProtocol answering with this fast
-    path, or with none (the internal port: the same limits, every request to its app)."""
+    path, or with none (the internal port: the same limits, every request to its app);
+    `on_shutdown` is called when the server begins to shut down (with connections open)."""
 
     def make(*args: Any, **kwargs: Any) -> ScannerProtocol:
-        return ScannerProtocol(*args, fast_path=fast_path, **kwargs)
+        return ScannerProtocol(*args, fast_path=fast_path, on_shutdown=on_shutdown, **kwargs)
 
     return make

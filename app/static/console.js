@@ -69,3 +69,52 @@ document.querySelectorAll("form[data-qr-preview]").forEach(function (form) {
   form.addEventListener("input", update);
   form.addEventListener("change", update);
 });
+
+// Live counts (SPEC §9): on a card's page and its stats, the element marked data-live-card
+// follows the console's event stream (/app/events/stream, the session cookie, as
+// EventSource sends no headers) from the event the page was drawn after, and when a
+// card.scanned or card.updated event about this card arrives it asks data-live-counts for
+// the numbers the server would draw now and shows them in its [data-live-count] elements.
+// Without the script the numbers are as drawn.
+document.querySelectorAll("[data-live-card]").forEach(function (box) {
+  if (!window.EventSource || !window.fetch) return;
+  var cardId = box.getAttribute("data-live-card");
+  var countsUrl = box.getAttribute("data-live-counts");
+  var after = box.getAttribute("data-live-after");
+  var url = "/app/events/stream?type=card.scanned,card.updated" + (after ? "&after=" + encodeURIComponent(after) : "");
+  var source = new EventSource(url);
+  var busy = false, again = false;
+  function show(counts) {
+    Object.keys(counts).forEach(function (kind) {
+      box.querySelectorAll("[data-live-count='" + kind + "']").forEach(function (el) {
+        var text = Number(counts[kind]).toLocaleString("en-US");
+        if (el.textContent.trim() === text) return;
+        el.textContent = text;
+        el.classList.remove("live-changed");
+        void el.offsetWidth;  // restart the glow
+        el.classList.add("live-changed");
+      });
+    });
+  }
+  function refresh() {
+    if (busy) { again = true; return; }  // one request at a time; one more after it if asked meanwhile
+    busy = true;
+    fetch(countsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (counts) { if (counts) show(counts); })
+      .catch(function () {})
+      .then(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+  function arrived(message) {
+    var event;
+    try { event = JSON.parse(message.data); } catch (e) { return; }
+    if (event && event.data && event.data.cardId === cardId) refresh();
+  }
+  source.addEventListener("card.scanned", arrived);
+  source.addEventListener("card.updated", arrived);
+  source.addEventListener("open", function () { box.setAttribute("data-live", "on"); });  // following the stream
+  window.addEventListener("pagehide", function () { source.close(); });
+});

@@ -115,7 +115,7 @@ def test_create_a_card_then_download_png_and_svg(browser, console_server):
     expect(page.get_by_role("status")).to_have_text("Card created.")
     short_url = f"{console_server.url}/c/jane-doe"
     expect(page.locator("#short-url")).to_have_text(short_url)
-    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copy", exact=True).click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == short_url
     check_page(page, "card")

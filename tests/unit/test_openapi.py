@@ -21,6 +21,8 @@ SPEC_OPERATIONS = {
     # photo and logo
     ("put", "/v1/cards/{cardId}/photo"), ("delete", "/v1/cards/{cardId}/photo"), ("put", "/v1/cards/{cardId}/logo"),
     ("delete", "/v1/cards/{cardId}/logo"), ("get", "/p/{slug}/{file}"), ("head", "/p/{slug}/{file}"),
+    # events
+    ("get", "/v1/events"), ("get", "/v1/events/stream"),
 }
 
 
