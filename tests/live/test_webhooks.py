@@ -1,0 +1,110 @@
+"""Webhooks over real sockets (SPEC §9): the service (LiveServer, or `qrcontact serve` for a
+kill -9) and a real receiver on loopback (tests/support/webhooks.py). Retry waits are
+short through WEBHOOK_RETRY_SCHEDULE; nothing waits with a sleep, only for the receiver."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+import pytest
+from standardwebhooks import Webhook as StandardWebhook
+
+from app.sqlite import sqlite3
+from tests.support.app import create_card, make_settings, register
+from tests.support.live_server import LiveServer
+from tests.support.service import Service, sign_up
+from tests.support.waiting import wait_until
+from tests.support.webhooks import Receiver
+
+QUICK = (1,) * 20  # a second between attempts, twenty times
+
+
+def rows(database, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = sqlite3.connect(database, timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = LiveServer(make_settings(tmp_path, webhook_allow_private=True, webhook_retry_schedule=QUICK))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+def add_webhook(http, headers, url: str, events=("card.created",)) -> dict:
+    response = http.post("/v1/webhooks", json={"url": url, "events": list(events)}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_receiver_answering_500_then_200_gets_the_event_on_the_retry(server, receiver):
+    receiver.answer(500).serve()
+    owner = register(server.http)
+    hook = add_webhook(server.http, owner["headers"], receiver.url)
+    card = create_card(server.http, owner["headers"], fullName="Retry Me")
+    first, second = receiver.wait_for(2)
+    assert first.id == second.id and first.body == second.body
+    payload = StandardWebhook(hook["secret"]).verify(second.body, second.headers)
+    assert payload["type"] == "card.created" and payload["data"]["cardId"] == card["cardId"]
+    log = wait_until(lambda: (items := server.http.get(f"/v1/webhooks/{hook['webhookId']}/deliveries", headers=owner["headers"])
+                              .json()["items"]) and items[0]["status"] == "succeeded" and items, what="the delivery logged")
+    assert log[0]["attempts"] == 2 and log[0]["responseStatus"] == 200
+
+
+def test_a_receiver_down_for_a_while_gets_everything_once_it_is_up(server, receiver):
+    owner = register(server.http)
+    add_webhook(server.http, owner["headers"], receiver.url)  # nothing listens there yet
+    names = [f"Card {n}" for n in range(12)]
+    for name in names:
+        create_card(server.http, owner["headers"], fullName=name)
+    database = server.app.state.settings.database_path
+    wait_until(lambda: rows(database, "SELECT count(*) FROM webhook_deliveries WHERE attempts >= 1 AND status = 'pending'")
+               == [(len(names),)], what="every delivery to have failed an attempt")
+    receiver.serve()
+    messages = receiver.wait_for(len(names), ids=True)
+    assert sorted({m.id: m.json()["data"]["fullName"] for m in messages}.values()) == sorted(names)
+    wait_until(lambda: rows(database, "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'") == [(len(names),)],
+               what="every delivery marked succeeded")
+
+
+def test_kill_9_mid_delivery_then_restart_every_event_still_arrives(tmp_path, receiver):
+    """At least once: what was in flight at the kill is sent again; the receiver dedupes by webhook-id."""
+    data = tmp_path / "data"
+    service = Service(data, WEBHOOK_ALLOW_PRIVATE="true", WEBHOOK_RETRY_SCHEDULE=",".join(["1s"] * 20))
+    gate = receiver.serve().hold()  # answers wait: the first deliveries are in flight when the process dies
+    try:
+        service.start()
+        headers = sign_up(service)
+        response = httpx.post(f"{service.url}/v1/webhooks", json={"url": receiver.url, "events": ["card.created"]}, headers=headers)
+        assert response.status_code == 201, response.text
+        names = [f"Card {n}" for n in range(10)]
+        for name in names:
+            created = httpx.post(f"{service.url}/v1/cards", json={"fullName": name, "email": "a@example.com"}, headers=headers)
+            assert created.status_code == 201, created.text
+        receiver.wait_for(1)  # a delivery is in flight, its answer held
+        service.stop(signal.SIGKILL)
+        in_flight_at_kill = {m.id for m in receiver.received}
+        gate.set()
+        service.start()
+        messages = receiver.wait_for(len(names), ids=True)
+        assert sorted({m.id: m.json()["data"]["fullName"] for m in messages}.values()) == sorted(names)
+        assert in_flight_at_kill <= {m.id for m in messages}
+        database = data / "qrcontact.db"
+        wait_until(lambda: rows(database, "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'") == [(len(names),)],
+                   what="every delivery marked succeeded")
+        assert service.stop() == 0
+    finally:
+        gate.set()
+        if service.process and service.process.poll() is None:
+            service.stop(signal.SIGKILL)
