@@ -43,6 +43,8 @@ TIMEOUT = 10.0
 FAN_OUT_BATCH = 500
 GIVE_UP_AFTER = timedelta(days=5)  # of failures since the last success: the endpoint is disabled
 IDLE = 3600.0  # nothing due: look again after this long anyway (a clock that jumped, a lost wake)
+TIDY_EVERY = 3600.0  # seconds between deletions of old finished deliveries
+TIDY_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,16 @@ async def select_due(conn, now: str, skip_ids: list[int], per_endpoint: int, lim
     return [Due(**{key: row[key] for key in Due.__slots__}) for row in rows]
 
 
+async def delete_finished(conn, before: str) -> int:
+    """Delete up to TIDY_BATCH finished deliveries made before `before` (ids follow creation)."""
+    cursor = await conn.execute(
+        """DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+        WHERE created_at < ? AND status != 'pending' ORDER BY id LIMIT ?)""",
+        (before, TIDY_BATCH),
+    )
+    return cursor.rowcount
+
+
 async def next_due_at(conn, now: str) -> str | None:
     row = await fetch_one(
         conn,
@@ -163,6 +175,7 @@ class WebhookSender:
         self._task: asyncio.Task | None = None
         self._in_flight: dict[int, tuple[int, asyncio.Task]] = {}  # delivery row id -> (webhook row id, task)
         self._client: httpx.AsyncClient | None = None
+        self._tidied_at = -TIDY_EVERY
 
     def start(self) -> None:
         self._stopping = False
@@ -208,6 +221,9 @@ class WebhookSender:
             try:
                 await self.fan_out()
                 delay = await self._dispatch()
+                if time.monotonic() - self._tidied_at >= TIDY_EVERY:
+                    self._tidied_at = time.monotonic()
+                    await self.tidy()
             except Exception:
                 log.exception("webhook sender: unexpected error; looking again in 5 s")
                 delay = 5.0
@@ -238,6 +254,14 @@ class WebhookSender:
                 handed = await fan_out_batch(tx)
             if handed < FAN_OUT_BATCH:
                 return
+
+    async def tidy(self) -> None:
+        """The delivery log keeps finished deliveries as long as events are kept (EVENTS_RETENTION)."""
+        before = isoformat(self.db.now() - timedelta(seconds=self.settings.events_retention))
+        while True:
+            async with self.db.write() as tx:
+                if await delete_finished(tx.conn, before) < TIDY_BATCH:
+                    return
 
     async def _dispatch(self) -> float:
         """Start attempts for due deliveries while slots are free; seconds until the next is due."""

@@ -110,3 +110,23 @@ def test_kill_9_mid_delivery_then_restart_every_event_still_arrives(tmp_path, re
         gate.set()
         if service.process and service.process.poll() is None:
             service.stop(signal.SIGKILL)
+
+
+def test_a_slow_receiver_holds_only_its_own_slots(server, receiver):
+    """Bounded per endpoint: a receiver that does not answer has two messages in flight, and
+    another endpoint gets all of its messages meanwhile."""
+    slow = Receiver()
+    gate = slow.serve().hold()
+    try:
+        receiver.serve()
+        owner = register(server.http)
+        add_webhook(server.http, owner["headers"], slow.url)
+        add_webhook(server.http, owner["headers"], receiver.url)
+        for n in range(8):
+            create_card(server.http, owner["headers"], fullName=f"Card {n}")
+        receiver.wait_for(8, ids=True)
+        assert len(slow.wait_for(2)) == 2  # exactly its two slots, none past them
+    finally:
+        gate.set()
+        slow.wait_for(8, ids=True)
+        slow.stop()

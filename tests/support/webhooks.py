@@ -16,10 +16,11 @@ from tests.support.net import free_port
 
 
 class Message:
-    def __init__(self, headers: dict[str, str], body: bytes, url: str) -> None:
+    def __init__(self, headers: dict[str, str], body: bytes, url: str, extensions: dict | None = None) -> None:
         self.headers = {key.lower(): value for key, value in headers.items()}
         self.body = body
         self.url = url
+        self.extensions = extensions or {}  # in process only: what the sender asked of the connection (sni_hostname)
 
     @property
     def id(self) -> str:
@@ -46,13 +47,15 @@ class Receiver:
         return self
 
     def hold(self) -> threading.Event:
-        """Keep the next answers waiting until the returned event is set (a slow receiver)."""
+        """Keep the next answers waiting until the returned event is set (a slow receiver).
+        Over loopback only: in process it would block the app's event loop."""
         self._gate = threading.Event()
         return self._gate
 
-    def _record(self, headers: dict[str, str], body: bytes, url: str) -> tuple[int, dict[str, str], bytes]:
+    def _record(self, headers: dict[str, str], body: bytes, url: str,
+                extensions: dict | None = None) -> tuple[int, dict[str, str], bytes]:
         with self._changed:
-            self.received.append(Message(headers, body, url))
+            self.received.append(Message(headers, body, url, extensions))
             self._changed.notify_all()
             answer = self.script.popleft() if self.script else 200
         if self._gate is not None:
@@ -73,7 +76,7 @@ class Receiver:
 
     def transport(self) -> httpx.MockTransport:
         def handle(request: httpx.Request) -> httpx.Response:
-            status, headers, body = self._record(dict(request.headers), request.read(), str(request.url))
+            status, headers, body = self._record(dict(request.headers), request.read(), str(request.url), request.extensions)
             # A stream, as from the network: the sender reads only the first kilobyte.
             return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body))
 

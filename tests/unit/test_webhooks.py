@@ -174,6 +174,17 @@ def test_the_sender_connects_to_the_checked_address_keeping_the_host_name(client
     [message] = receiver.wait_for(1)
     assert message.url in (f"http://127.0.0.1:{receiver.port}/hook?x=1", f"http://[::1]:{receiver.port}/hook?x=1")
     assert message.headers["host"] == f"localhost:{receiver.port}"
+    assert "sni_hostname" not in message.extensions
+
+
+def test_over_https_the_host_name_is_the_tls_server_name(client, user, receiver):
+    """httpcore uses `sni_hostname` for SNI and for checking the certificate, so the checked address is
+    reached and the certificate must still be the host name's."""
+    hook = add_webhook(client, user["headers"], "https://localhost/hook")
+    client.post(f"/v1/webhooks/{hook['webhookId']}/test", headers=user["headers"])
+    [message] = receiver.wait_for(1)
+    assert message.url in ("https://127.0.0.1/hook", "https://[::1]/hook")
+    assert message.headers["host"] == "localhost" and message.extensions["sni_hostname"] == "localhost"
 
 
 # --- what is sent, and signed --------------------------------------------------------
@@ -358,3 +369,19 @@ def test_events_before_the_first_webhook_are_not_replayed_and_none_is_handed_out
     receiver.wait_for(3)
     assert sorted(m.json()["data"]["fullName"] for m in receiver.received) == ["One", "Three", "Two"]
     assert len(deliveries(client, user["headers"], hook["webhookId"])) == 3
+
+
+def test_finished_deliveries_are_kept_as_long_as_events(client, user, receiver):
+    hook = add_webhook(client, user["headers"], receiver.url)
+    for _ in range(2):
+        client.post(f"/v1/webhooks/{hook['webhookId']}/test", headers=user["headers"])
+    receiver.wait_for(2)
+    wait_until(lambda: all(d["status"] == "succeeded" for d in deliveries(client, user["headers"], hook["webhookId"])),
+               what="both delivered")
+    settings = client.app.state.settings
+    old = (datetime.now() - timedelta(days=91)).isoformat() + "Z"
+    execute(settings, "UPDATE webhook_deliveries SET created_at = ? WHERE id = (SELECT min(id) FROM webhook_deliveries)", (old,))
+    execute(settings, "INSERT INTO webhook_deliveries (delivery_id, webhook, message_id, type, body, next_attempt_at, created_at) "
+                      "SELECT 'old-pending', webhook, 'msg_x', type, body, ?, ? FROM webhook_deliveries LIMIT 1", (old, old))
+    client.blocking_portal.call(client.app.state.webhook_sender.tidy)
+    assert query(settings, "SELECT count(*), sum(delivery_id = 'old-pending') FROM webhook_deliveries") == [(2, 1)]
