@@ -293,6 +293,7 @@ class WebhookSender:
             await self._finish(delivery, *outcome)
         except Exception:
             log.exception("webhook sender: delivery %s could not be recorded; it stays pending", delivery.message_id)
+            await asyncio.sleep(5)  # its slot stays taken a while: no tight loop of resending while the database fails
         finally:
             self._in_flight.pop(delivery.id, None)
             self._wake.set()  # a slot is free
@@ -374,8 +375,12 @@ class WebhookSender:
         log.warning("webhook %s disabled: %s", row["webhook_id"], reason)
         await mail.enqueue(tx, self.outbox, disabled_email(self.settings, row["email"], row["url"], row["webhook_id"], reason),
                            kind="webhook_disabled", user_id=row["user_id"])
-        await tx.emit("system.alert", {"alert": "webhook_disabled", "webhookId": row["webhook_id"], "url": row["url"],
-                                       "reason": reason}, user_id=row["user_id"])
+        # The shape of app/ops/alerts.py's alerts, with the webhook named; it belongs to the
+        # webhook's owner (admins see it too), so their own webhooks and event feed tell them.
+        await tx.emit("system.alert", {
+            "alert": "webhook_disabled", "message": f"the webhook to {row['url']} is disabled: {reason}", "severity": "warning",
+            "webhookId": row["webhook_id"], "url": row["url"], "reason": reason,
+        }, user_id=row["user_id"])
 
 
 async def _first_bytes(response: httpx.Response) -> str:

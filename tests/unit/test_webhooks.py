@@ -306,8 +306,9 @@ def test_a_410_disables_the_endpoint_with_an_email_and_a_system_alert(client, us
     assert delivery["status"] == "failed" and delivery["attempts"] == 1
     settings = client.app.state.settings
     assert query(settings, "SELECT kind FROM email_outbox WHERE kind = 'webhook_disabled'") == [("webhook_disabled",)]
-    [(data,)] = query(settings, "SELECT data FROM events WHERE type = 'system.alert'")
-    assert json.loads(data)["webhookId"] == hook["webhookId"]
+    [(data,)] = query(settings, "SELECT data FROM events WHERE type = 'system.alert' AND data ->> 'alert' = 'webhook_disabled'")
+    alert = json.loads(data)
+    assert alert["webhookId"] == hook["webhookId"] and alert["severity"] == "warning" and "410" in alert["message"]
     # Events while it is disabled are not sent to it; once enabled, the next ones are.
     create_card(client, user["headers"], fullName="While disabled")
     enabled = client.patch(f"/v1/webhooks/{hook['webhookId']}", json={"enabled": True}, headers=user["headers"]).json()
@@ -327,7 +328,8 @@ def test_five_days_of_failures_disable_the_endpoint(client, user, receiver):
     assert "5 days" in webhook["disabledReason"]
     settings = client.app.state.settings
     assert query(settings, "SELECT count(*) FROM email_outbox WHERE kind = 'webhook_disabled'") == [(1,)]
-    assert query(settings, "SELECT count(*) FROM events WHERE type = 'system.alert'") == [(1,)]
+    assert query(settings, "SELECT count(*) FROM events WHERE type = 'system.alert' AND data ->> 'alert' = 'webhook_disabled'") \
+        == [(1,)]
 
 
 def test_the_log_keeps_the_first_kilobyte_pages_and_a_failed_delivery_can_be_retried(tmp_path, receiver):
