@@ -49,6 +49,8 @@ CREATE TABLE webhook_deliveries (
     created_at TEXT NOT NULL
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- The sender's look for each endpoint's oldest due deliveries (a seek, not a scan of the backlog).
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook, next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook, id);
 
 -- The last events.id fanned out into deliveries: advanced in the same transaction that

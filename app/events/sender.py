@@ -114,20 +114,18 @@ def _delivery_id() -> str:
     return uuid.uuid4().hex
 
 
-async def select_due(conn, now: str, skip_ids: list[int], per_endpoint: int, limit: int) -> list[Due]:
-    """Due deliveries of enabled endpoints, oldest first, at most `per_endpoint` of each,
-    leaving out those in `skip_ids` (in flight)."""
-    # Never `NOT IN (NULL)`: that is NULL, and would leave out every row.
-    skip = ", ".join("?" * len(skip_ids)) or "-1"
+async def select_due(conn, now: str, per_endpoint: int) -> list[Due]:
+    """The oldest due deliveries of each enabled endpoint, at most 2 × `per_endpoint` of each
+    (those in flight among them): one index seek per endpoint, however long a backlog is
+    (CROSS JOIN keeps the webhooks outside; the planner would otherwise scan every delivery)."""
     rows = await fetch_all(
         conn,
-        f"""SELECT * FROM (
-            SELECT d.id, d.webhook, w.url, d.message_id, d.body, d.attempts, w.secret, w.previous_secret,
-                w.previous_secret_until, row_number() OVER (PARTITION BY d.webhook ORDER BY d.next_attempt_at, d.id) AS rank
-            FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook
-            WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled = 1 AND d.id NOT IN ({skip})
-        ) WHERE rank <= ? ORDER BY rank, id LIMIT ?""",  # placeholders only
-        (now, *skip_ids, per_endpoint, limit),
+        """SELECT d.id, d.webhook, w.url, d.message_id, d.body, d.attempts, w.secret, w.previous_secret, w.previous_secret_until
+        FROM webhooks w CROSS JOIN webhook_deliveries d ON d.id IN (
+            SELECT id FROM webhook_deliveries WHERE webhook = w.id AND status = 'pending' AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :each)
+        WHERE w.enabled = 1 ORDER BY d.next_attempt_at, d.id""",
+        {"now": now, "each": 2 * per_endpoint},
     )
     return [Due(**{key: row[key] for key in Due.__slots__}) for row in rows]
 
@@ -143,10 +141,11 @@ async def delete_finished(conn, before: str) -> int:
 
 
 async def next_due_at(conn, now: str) -> str | None:
+    """When the next delivery waiting for a retry of an enabled endpoint is due (the index in time order)."""
     row = await fetch_one(
         conn,
-        """SELECT min(d.next_attempt_at) AS due FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook
-        WHERE d.status = 'pending' AND d.next_attempt_at > ? AND w.enabled = 1""",
+        """SELECT d.next_attempt_at AS due FROM webhook_deliveries d CROSS JOIN webhooks w ON w.id = d.webhook
+        WHERE d.status = 'pending' AND d.next_attempt_at > ? AND w.enabled = 1 ORDER BY d.next_attempt_at LIMIT 1""",
         (now,),
     )
     return row["due"] if row else None
@@ -269,14 +268,14 @@ class WebhookSender:
         now = self.db.now()
         if free > 0:
             async with self.db.read() as conn:
-                due = await select_due(conn, isoformat(now), list(self._in_flight), self.per_endpoint, free * self.per_endpoint)
+                due = await select_due(conn, isoformat(now), self.per_endpoint)
             busy: dict[int, int] = {}
             for webhook, _ in self._in_flight.values():
                 busy[webhook] = busy.get(webhook, 0) + 1
-            for delivery in due:
+            for delivery in due:  # oldest first, across endpoints
                 if len(self._in_flight) >= self.in_all:
                     break
-                if busy.get(delivery.webhook, 0) >= self.per_endpoint:
+                if delivery.id in self._in_flight or busy.get(delivery.webhook, 0) >= self.per_endpoint:
                     continue
                 busy[delivery.webhook] = busy.get(delivery.webhook, 0) + 1
                 task = asyncio.create_task(self._attempt(delivery), name=f"webhook-delivery-{delivery.id}")

@@ -286,13 +286,14 @@ def test_a_receiver_answering_500_then_200_gets_the_message_on_the_retry_with_th
 
 
 def test_a_redirect_is_a_failed_attempt_and_is_not_followed(client, user, receiver):
-    receiver.answer((302, {"location": "http://169.254.169.254/latest/meta-data/"}, b""))
+    receiver.answer(*[(302, {"location": "http://169.254.169.254/latest/meta-data/"}, b"")] * 8)
     hook = add_webhook(client, user["headers"], receiver.url)
     client.post(f"/v1/webhooks/{hook['webhookId']}/test", headers=user["headers"])
-    receiver.wait_for(2)  # the retry, to the same URL
-    assert {m.url for m in receiver.received} == {receiver.url}
-    first = query(client.app.state.settings, "SELECT attempts, status FROM webhook_deliveries")
-    assert first[0][0] >= 1
+    [delivery] = wait_until(lambda: [d for d in deliveries(client, user["headers"], hook["webhookId"]) if d["status"] == "failed"],
+                            what="every attempt to fail")
+    assert delivery["attempts"] == 8 and delivery["responseStatus"] == 302
+    assert "redirects are not followed" in delivery["lastError"]
+    assert [m.url for m in receiver.received] == [receiver.url] * 8  # the Location was never asked for
 
 
 def test_a_410_disables_the_endpoint_with_an_email_and_a_system_alert(client, user, receiver):
