@@ -61,6 +61,10 @@ class Settings:
     # restore-and-check of it (0: never).
     backup_retention: int = 30 * DAY
     events_retention: int = 90 * DAY  # how long the events table keeps an event (SPEC §9)
+    # Webhooks (app/events/webhooks.py): whether an endpoint may be on a loopback or private
+    # address (a CRM on the team's own network), and the waits before each retry (seconds).
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     backup_verify_interval: int = DAY
     registration: RegistrationMode = "open"
     metrics_token: str | None = None
@@ -173,6 +177,8 @@ class Settings:
             backup_retention=_duration(env, "BACKUP_RETENTION", 30 * DAY, low=60),
             events_retention=_duration(env, "EVENTS_RETENTION", 90 * DAY, low=60),
             backup_verify_interval=_duration(env, "BACKUP_VERIFY_INTERVAL", DAY, low=0),
+            webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE"),
+            webhook_retry_schedule=_durations(env, "WEBHOOK_RETRY_SCHEDULE", (5, 300, 1800, 7200, 18000, 36000, 36000)),
             registration=_choice(env, "REGISTRATION", ("open", "invite", "closed"), "open"),
             metrics_token=env.get("METRICS_TOKEN") or None,
             log_level=_choice(env, "LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
@@ -318,6 +324,17 @@ def _duration(env: Mapping[str, str], name: str, default: int, low: int) -> int:
     if seconds < max(low, 1):
         raise ConfigError(f"{name} must be at least {low} seconds, got {raw!r}")
     return seconds
+
+
+def _durations(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of durations (`5s,5m,30m`), in seconds; 1 to 20 of them."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    parts = [part.strip() for part in raw.split(",")]
+    if not 1 <= len(parts) <= 20:
+        raise ConfigError(f"{name} must list 1 to 20 durations, got {len(parts)}")
+    return tuple(_duration({name: part}, name, 0, low=0) for part in parts)
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -174,7 +174,9 @@ async def enqueue(
     outbox: Outbox,
     message: EmailMessage,
     *,
-    kind: Literal["verification", "invitation", "password_reset", "email_change", "team_invitation", "lead", "lead_card"],
+    kind: Literal[
+        "verification", "invitation", "password_reset", "email_change", "team_invitation", "lead", "lead_card", "webhook_disabled"
+    ],
     user_id: str | None = None,
     invitation_id: int | None = None,
 ) -> str:

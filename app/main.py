@@ -21,6 +21,7 @@ Route table (each handler lives in the module named, under app/):
   /p/{slug}/exchange         leads.exchange  the card page's contact exchange form (POST)
   /v1/leads...               leads.api  the owner's leads: list, get, delete, CSV export
   /v1/events[/stream]        events.api  the events the caller may see: a page after a cursor, or live (SSE)
+  /v1/webhooks...            events.webhooks_api  webhooks: CRUD, test, rotate-secret, deliveries, retry
   /v1/admin/diagnostics      ops.monitoring  database, replica, queue and cache state (admin)
   /i/{token}[/open.gif]      sharing.api  tracked invitation links
   /verify-email              accounts   the page the verification email links to
@@ -31,8 +32,9 @@ Route table (each handler lives in the module named, under app/):
   /schema                    api.openapi  OpenAPI document and interactive docs
 HEAD answers wherever GET does (app/api/methods.py), with the GET's status and headers.
 Background work, started and stopped by the lifespan: public.counters.Counters (flushes counts and
-scan events every second to the database), mail.Outbox (sends queued email) and
-ops.alerts.AlertWatch (system.alert events when an alert's condition starts). On the
+scan events every second to the database), mail.Outbox (sends queued email),
+ops.alerts.AlertWatch (system.alert events when an alert's condition starts) and
+events.sender.WebhookSender (turns events into webhook deliveries and sends them). On the
 primary with EDGE_TOKEN set, a second server answers the internal port (app/edge/internal.py):
   POST /internal/scan-batches  edge.scan_batches   batches of scans counted at edges
   GET /internal/changes        edge.card_changes  the card change sequence edges follow
@@ -66,7 +68,8 @@ from app.cards import images_api, stats
 from app.config import Settings
 from app.db import Database
 from app.events import api as events_api
-from app.events import events
+from app.events import events, webhooks_api
+from app.events.sender import WebhookSender
 from app.events.stream import EventStreams
 from app.leads import api as leads_api
 from app.leads import exchange
@@ -95,6 +98,7 @@ def create_app(settings: Settings) -> Litestar:
     stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
     outbox = mail.Outbox(settings, listeners={"invitation": sharing.record_email_outcome})
     bell = events.EventBell(db)  # rung after each commit that recorded events
+    webhook_sender = WebhookSender(settings, db, bell, outbox)
     state = State({
         "settings": settings,
         "db": db,
@@ -104,6 +108,7 @@ def create_app(settings: Settings) -> Litestar:
         "event_bell": bell,
         # The live streams; the HTTP server ends them when it begins to shut down (cli.server_options).
         "event_streams": EventStreams(db, bell),
+        "webhook_sender": webhook_sender,
         "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
         **answers.make_state(db, settings),
     })
@@ -134,6 +139,7 @@ def create_app(settings: Settings) -> Litestar:
         tasks.append(asyncio.create_task(AlertWatch(alerts, monitor if settings.replication_enabled else None).run()))
         tasks += backups.start_verification(settings, alerts)
         outbox.start(db)
+        webhook_sender.start()
         try:
             yield
         finally:
@@ -142,6 +148,8 @@ def create_app(settings: Settings) -> Litestar:
             # Batches being applied finish; an edge sends again what was not acknowledged.
             if internal is not None:
                 await internal.stop()
+            # Webhook attempts in flight may finish; the rest stay pending for the next start.
+            await webhook_sender.stop()
             # The delivery in progress may finish; queued mail waits in the table for the next start.
             await outbox.stop()
             for task in tasks:
@@ -162,6 +170,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
             sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router, events_api.router,
+            webhooks_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],

@@ -138,6 +138,11 @@ FLASHES = {
     "shared-none": "Nothing new was sent: everyone here already had an invitation from you today.",
     "lead-deleted": "Lead deleted.",
     "key-revoked": "API key revoked. Programs using it can no longer sign in with it.",
+    "webhook-test-sent": "Test message queued: it appears in the deliveries below once sent.",
+    "webhook-retried": "The delivery is being tried again now.",
+    "webhook-enabled": "Webhook turned on.",
+    "webhook-disabled": "Webhook turned off: events are not sent to it until you turn it on again.",
+    "webhook-deleted": "Webhook deleted.",
     # account and team pages (console/account.py, console/team.py)
     "reset-sent": "If an account has this address, a link to choose a new password is on its way. It works once, within an hour.",
     "password-reset": "Your new password is set, and every other session is logged out. Log in with it.",

@@ -23,6 +23,11 @@ SPEC_OPERATIONS = {
     ("delete", "/v1/cards/{cardId}/logo"), ("get", "/p/{slug}/{file}"), ("head", "/p/{slug}/{file}"),
     # events
     ("get", "/v1/events"), ("get", "/v1/events/stream"),
+    # webhooks (SPEC §9)
+    ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("get", "/v1/webhooks/{webhookId}"),
+    ("patch", "/v1/webhooks/{webhookId}"), ("delete", "/v1/webhooks/{webhookId}"), ("post", "/v1/webhooks/{webhookId}/test"),
+    ("post", "/v1/webhooks/{webhookId}/rotate-secret"), ("get", "/v1/webhooks/{webhookId}/deliveries"),
+    ("post", "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry"),
 }
 
 
