@@ -92,9 +92,18 @@ def stream_response(
     )
 
 
+# One event of the stream, as an SSE parser hands it over (the `itemSchema` convention of
+# OpenAPI 3.2, which readers such as schemathesis apply to text/event-stream): its fields
+# are text, `data` the event as JSON. Comment lines (the heartbeat) carry no event.
 SSE_SCHEMA = Schema(
-    type=OpenAPIType.STRING,
+    type=OpenAPIType.OBJECT,
     description="Server-Sent Events: `id:` the eventId, `event:` the type, `data:` the event as JSON; a comment line every 15 s",
+    properties={
+        "id": Schema(type=OpenAPIType.STRING, description="the eventId"),
+        "event": Schema(type=OpenAPIType.STRING, description="the event's type"),
+        "data": Schema(type=OpenAPIType.STRING, description="the event as JSON: eventId, type, occurredAt, actorId, data"),
+        "retry": Schema(type=OpenAPIType.STRING, description="how long a client waits before reconnecting, in ms"),
+    },
 )
 
 
