@@ -1,6 +1,7 @@
 """How long a card photo takes to process (app/cards/images.py `process`): a 12 MP JPEG
 (4000×3000, a phone's photo, drawn here with Pillow) and a 12 MP PNG, each decoded,
-turned upright, cropped, scaled to 512 px and a 96 px thumbnail, and re-encoded.
+turned upright, cropped, scaled to 512 px and a 96 px thumbnail, and re-encoded; and how
+long the link preview (app/public/og_image.py, og.png) takes to draw with that photo.
 
     .venv/bin/python bench/image_upload.py [rounds]
 
@@ -46,6 +47,20 @@ def main() -> None:
             f"slowest {max(times) * 1000:.0f} ms over {rounds} runs; stored {len(processed.image) / 1024:.0f} KiB "
             f"+ {len(processed.thumbnail) / 1024:.1f} KiB thumbnail"
         )
+    preview(rounds, processed.image)
+
+
+def preview(rounds: int, photo_jpeg: bytes) -> None:
+    from app.public import og_image
+
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        og_image.draw("Dr. Robert de la Cruz Jr.", "Head of Partnerships · Acme Corporation", "https://qr.example.com/c/abc234x",
+                      accent="#0f766e", photo_jpeg=photo_jpeg)
+        times.append(time.perf_counter() - started)
+    print(f"og.png (1200×630, with the photo): median {statistics.median(times) * 1000:.0f} ms, "
+          f"slowest {max(times) * 1000:.0f} ms over {rounds} runs (the first includes loading the font)")
 
 
 if __name__ == "__main__":

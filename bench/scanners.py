@@ -275,7 +275,7 @@ def wrk(url: str, seconds: float, connections: int, *script: str, server: list[i
 
 
 class Service:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = root / "data"
@@ -283,7 +283,7 @@ class Service:
         self.env = {
             **os.environ, "DATA_DIR": str(self.data), "HOST": "127.0.0.1", "PORT": str(self.port),
             "PUBLIC_BASE_URL": self.url,
-            "SCANNER_RATE_LIMIT_PER_MINUTE": SCANNER_LIMIT_FOR_BENCH,
+            "SCANNER_RATE_LIMIT_PER_MINUTE": SCANNER_LIMIT_FOR_BENCH, **env,
         }
         self.env.pop("REPLICA_URL", None)  # the default: a file:// replica in DATA_DIR
         self.process = start([QRCONTACT, "serve"], self.env, self.log)
@@ -413,6 +413,32 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+class WebhookReceiver:
+    """A receiver on loopback that answers 200 to every delivery and counts them (its thread
+    runs in this process, which wrk's core shares, not the server's)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+        self.received = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                receiver.received += 1
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5, help="seconds per measured wrk run (5)")
@@ -422,6 +448,7 @@ def main() -> int:
     parser.add_argument("--counted", type=int, default=50_000, help="requests in the exact scan-count run (50,000)")
     parser.add_argument("--images", type=int, default=10_000, help="distinct images cached for the RSS figure (10,000)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder and logs")
+    parser.add_argument("--webhook", action="store_true", help="a webhook for every event delivering to a local receiver meanwhile")
     parser.add_argument("--render-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -439,7 +466,15 @@ def main() -> int:
     try:
         print(f"server on CPU {SERVER_CPU}, wrk -t1 -c{args.connections} on CPU {LOAD_CPU}, "
               f"{args.duration:g} s per run after {args.warmup:g} s of warm-up; data in {root}", flush=True)
-        service = Service(root)
+        # --webhook: every event (card.scanned each second under load) delivered to a receiver
+        # on loopback while the scanner paths are measured (SPEC §9: their ratios unchanged).
+        receiver = WebhookReceiver() if args.webhook else None
+        if receiver is not None:
+            os.sched_setaffinity(0, {int(LOAD_CPU)})  # the receiver's thread stays off the server's core
+        service = Service(root, **({"WEBHOOK_ALLOW_PRIVATE": "true"} if receiver else {}))
+        if receiver is not None:
+            hook = service.http.post("/v1/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=service.headers)
+            hook.raise_for_status()
         card = service.create_card("bench", organization="Acme Corporation", title="Head of Partnerships",
                                    phone="+1 555 123 4567", website="https://www.example.com")
         service.create_card("bench-spare")
@@ -510,6 +545,8 @@ def main() -> int:
         rss_images = rss_mib(service.app_pid)
         litestream_images = rss_mib(service.process.pid)
         errors_logged = sum('"level": "ERROR"' in line for line in service.log.read_text().splitlines())
+        if receiver is not None:
+            print(f"webhook deliveries received during the bench: {receiver.received:,}")
     finally:
         for process in (bare, service and service.process):
             if process is not None:
