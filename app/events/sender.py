@@ -173,6 +173,7 @@ class WebhookSender:
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._in_flight: dict[int, tuple[int, asyncio.Task]] = {}  # delivery row id -> (webhook row id, task)
+        self._ended: set[int] = set()  # attempts ended since the due deliveries were last read
         self._client: httpx.AsyncClient | None = None
         self._tidied_at = -TIDY_EVERY
 
@@ -267,8 +268,12 @@ class WebhookSender:
         free = self.in_all - len(self._in_flight)
         now = self.db.now()
         if free > 0:
+            # An attempt that ends while the due ones are read may have been read as still due:
+            # it committed its outcome after the read began, and has left _in_flight since.
+            self._ended.clear()
             async with self.db.read() as conn:
                 due = await select_due(conn, isoformat(now), self.per_endpoint)
+            due = [delivery for delivery in due if delivery.id not in self._ended]
             busy: dict[int, int] = {}
             for webhook, _ in self._in_flight.values():
                 busy[webhook] = busy.get(webhook, 0) + 1
@@ -295,6 +300,7 @@ class WebhookSender:
             await asyncio.sleep(5)  # its slot stays taken a while: no tight loop of resending while the database fails
         finally:
             self._in_flight.pop(delivery.id, None)
+            self._ended.add(delivery.id)
             self._wake.set()  # a slot is free
 
     async def send(self, delivery: Due) -> tuple[int | None, str | None, str | None, int]:
