@@ -25,8 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import httpx
+from typing import TYPE_CHECKING
 
 from app import __version__, mail
 from app.config import Settings
@@ -35,6 +34,9 @@ from app.errors import Invalid
 from app.events import url_guard
 from app.events.events import EventBell
 from app.events.webhooks import RESPONSE_KEPT, retry_delay, signed_headers, signing_secrets
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("app.events.webhooks")
 PER_ENDPOINT = 2
@@ -179,13 +181,21 @@ class WebhookSender:
 
     def start(self) -> None:
         self._stopping = False
-        # No proxies from the environment (they would bypass the checked address), no redirects.
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=self.timeout, transport=self.transport,
-            limits=httpx.Limits(max_connections=self.in_all, max_keepalive_connections=self.in_all),
-            headers={"user-agent": f"QR-Contact-Webhooks/{__version__}"},
-        )
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
+
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first attempt: httpx (and what it loads) stays out of
+        the memory of an install without webhooks."""
+        if self._client is None:
+            import httpx
+
+            # No proxies from the environment (they would bypass the checked address), no redirects.
+            self._client = httpx.AsyncClient(
+                follow_redirects=False, trust_env=False, timeout=self.timeout, transport=self.transport,
+                limits=httpx.Limits(max_connections=self.in_all, max_keepalive_connections=self.in_all),
+                headers={"user-agent": f"QR-Contact-Webhooks/{__version__}"},
+            )
+        return self._client
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop fanning out, let attempts in flight finish for `grace` seconds, cancel the rest
@@ -305,7 +315,7 @@ class WebhookSender:
 
     async def send(self, delivery: Due) -> tuple[int | None, str | None, str | None, int]:
         """One attempt: (response status, first 1 KB of the answer, error, latency in ms)."""
-        assert self._client is not None
+        client = self.client()
         started = time.monotonic()
         status = answer = error = None
         try:
@@ -317,7 +327,7 @@ class WebhookSender:
                 headers = {**signed_headers(keys, delivery.message_id, int(now.timestamp()), body), "host": target.host_header}
                 # The checked address is what we connect to; the name stays in Host and in TLS (SNI and the certificate check).
                 extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-                async with self._client.stream("POST", target.connect_url, content=body, headers=headers,
+                async with client.stream("POST", target.connect_url, content=body, headers=headers,
                                                extensions=extensions) as response:
                     status = response.status_code
                     answer = await _first_bytes(response)
@@ -325,10 +335,11 @@ class WebhookSender:
             error = f"refused by the SSRF guard: {exc.message}"
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
-        except httpx.TimeoutException:
-            error = f"no answer within {self.timeout:g} s"
         except Exception as exc:  # any failure is a failed attempt, retried on the schedule, never a hot loop
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            import httpx  # loaded by client() already
+
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            error = f"no answer within {self.timeout:g} s" if timed_out else f"{type(exc).__name__}: {exc}"[:500]
         if status is not None and 300 <= status < 400:
             error = f"answered {status}: redirects are not followed"
         return status, answer, error, round((time.monotonic() - started) * 1000)
