@@ -13,7 +13,7 @@ import aiosqlite
 import msgspec
 
 from app.db import fetch_all
-from app.events.events import Event, event_of
+from app.events.events import Event, select_events
 
 # What each type means, said for people ("<who> <label>").
 LABELS = {
@@ -41,22 +41,8 @@ async def events_before(
 ) -> list[Event]:
     """Events before the eventId `before` (the newest when None), newest first, of `viewer`'s
     user id or all when None (an admin)."""
-    where, params = ["1"], []
-    if before is not None:
-        where.append("event_id < ?")
-        params.append(before)
-    if viewer is not None:
-        where.append("user_id = ?")
-        params.append(viewer)
-    if types:
-        where.append(f"type IN ({', '.join('?' * len(types))})")
-        params += types
-    rows = await fetch_all(
-        conn,
-        f"SELECT id, event_id, type, occurred_at, actor_id, data FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-        (*params, limit),
-    )
-    return [event_of(row) for row in rows]
+    return await select_events(conn, viewer=viewer, types=types, bound=None if before is None else ("event_id < ?", before),
+                               order="id DESC", limit=limit)
 
 
 async def emails_of(conn: aiosqlite.Connection, user_ids: set[str]) -> dict[str, str]:

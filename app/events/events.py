@@ -59,10 +59,21 @@ async def events_after(
 ) -> list[Event]:
     """Events after the eventId `after` (all when None), oldest first: those of `viewer`'s
     user id, or all of them when `viewer` is None (an admin)."""
+    return await select_events(conn, viewer=viewer, types=types, bound=None if after is None else ("event_id > ?", after),
+                               order="id", limit=limit)
+
+
+async def select_events(
+    conn: aiosqlite.Connection, *, viewer: str | None, types: list[str] | None, bound: tuple[str, str] | None,
+    order: str, limit: int,
+) -> list[Event]:
+    """The events `viewer` may see (all when None: an admin), of `types` (all when empty),
+    within `bound` (an eventId condition and its value), in `order`: the one query behind the
+    event API, the stream and the Activity page."""
     where, params = ["1"], []
-    if after is not None:
-        where.append("event_id > ?")
-        params.append(after)
+    if bound is not None:
+        where.append(bound[0])
+        params.append(bound[1])
     if viewer is not None:
         where.append("user_id = ?")
         params.append(viewer)
@@ -70,7 +81,7 @@ async def events_after(
         where.append(f"type IN ({', '.join('?' * len(types))})")
         params += types
     rows = await fetch_all(
-        conn, f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*params, limit)
+        conn, f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?", (*params, limit)
     )
     return [event_of(row) for row in rows]
 
