@@ -42,7 +42,10 @@ def router(settings: Settings) -> Router:
         ],
         before_request=web.session_hook,
         # The rate limit first: a request past it costs no CSRF check, session lookup or form parsing.
-        middleware=[limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings)],
+        middleware=[
+            web.one_page_at_a_time,
+            limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings),
+        ],
         exception_handlers=web.EXCEPTION_HANDLERS,
         include_in_schema=False,
     )
