@@ -186,9 +186,10 @@ async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) ->
     return await _form_page(request, card=card, values={**values, "slug": card.slug}, errors=errors, status=422)
 
 
-def _download_defaults(card: Card) -> dict[str, str]:
+def _download_defaults(card: Card, team: Stored) -> dict[str, str]:
+    """The download panel as it starts: the card's size and level, the team's code colours."""
     return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
-            "dark": "#000000", "light": "#ffffff", "border": "4", "logo": ""}
+            "dark": team.qr_dark, "light": team.qr_light, "border": "4", "logo": ""}
 
 
 def _card_page(
@@ -211,7 +212,8 @@ def _card_page(
 async def card_page(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
     live_after = await latest_event(db)  # before the counts: the page's script follows the events after it
     card = await cards.card_of(db, request.user.user_id, cardId)
-    return _card_page(request, settings, card, download=_download_defaults(card), errors={}, live_after=live_after)
+    download = _download_defaults(card, await brand.current(db))
+    return _card_page(request, settings, card, download=download, errors={}, live_after=live_after)
 
 
 # The code as the "Show it in person" page draws it: the dynamic code (the short link), dark on
@@ -242,8 +244,9 @@ async def present_card(
 async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
     """The download panel's GET form: the card's code drawn as asked, through the API's own code path."""
     card = await cards.card_of(db, request.user.user_id, cardId)
-    asked = {key: value.strip() for key, value in request.query_params.items() if key in _download_defaults(card)}
-    download = _download_defaults(card) | asked
+    defaults = _download_defaults(card, await brand.current(db))
+    asked = {key: value.strip() for key, value in request.query_params.items() if key in defaults}
+    download = defaults | asked
     errors: dict[str, str] = {}
     try:
         options = msgspec.convert({k: v for k, v in asked.items() if v != ""}, QrOptions, strict=False)

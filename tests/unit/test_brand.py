@@ -11,9 +11,12 @@ import zxingcpp
 from PIL import Image
 
 from app.edge import local_copy
+from app.sharing import sharing
+from app.wallet import apple, google
 from tests.support import images
 from tests.support.app import assert_problem, create_card, register
 from tests.support.console import csrf_of, errors_of, log_in, post_form
+from tests.support.db import query
 
 BRAND = {
     "name": "Acme Studio", "accentColor": "#b4231a", "qrDark": "#1f2a44", "qrLight": "#fffdf5", "logoOnCodes": True,
@@ -132,13 +135,25 @@ def test_public_page_code_cache_and_copy_wear_it_at_once(client, team, settings)
     assert picture.getpixel((2, 2)) == (0xff, 0xfd, 0xf5)  # qrLight
     assert client.get(f"/v1/cards/{card['cardId']}/qr", params={"size": 512, "logo": "false"},
                       headers=member["headers"]).content != code.content
-    # An edge's copy (the same file here) serves the brand with the card, and every card moved
-    # in the change sequence the edges follow.
+    # An edge's copy (the same file here) serves the brand with the card, and a brand change
+    # moves every card in the change sequence the edges follow.
     found = local_copy.read_card(settings.database_path, "mia-card")
     assert found.brand.name == "Acme Studio" and found.brand.accent_locked
     assert local_copy.read_image(settings.database_path, found.id, "logo", False, team=True)[0] == found.brand.logo_hash
-    changes = client.get("/internal/changes")  # not on the public port
-    assert changes.status_code == 404
+    create_card(client, admin["headers"], slug="admin-card")
+    before = local_copy.copy_position(settings.database_path)
+    put_brand(client, admin, name="Acme", lockedFields=["accentColor"])
+    assert sorted(slug for (slug,) in query(settings, "SELECT slug FROM card_changes WHERE seq > ?", (before,))) == [
+        "admin-card", "mia-card"]
+    assert '<p class="team">Acme</p>' in client.get("/p/admin-card").text
+    # Wallet passes and share emails wear it too.
+    found = local_copy.read_card(settings.database_path, "mia-card")
+    assert apple.pass_json(settings, found)["backgroundColor"] == "rgb(180, 35, 26)"
+    assert apple.pass_json(settings, found)["logoText"] == "Acme"
+    assert google.generic_object(settings, found)["hexBackgroundColor"] == "#b4231a"
+    email = sharing.invitation_email(settings, found, "bo@example.com", "token", None, "mia@example.com")
+    html = email.get_body(("html",)).get_content()
+    assert "background:#b4231a" in html and f"/p/mia-card/logo-{found.brand.logo_hash}.jpg" in html
 
 
 def test_console_brand_page(client, team):
