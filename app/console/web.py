@@ -161,6 +161,9 @@ FLASHES = {
     "deactivated": "Account deactivated. Their cards keep working.",
     "reactivated": "Account reactivated. They can log in again.",
     "cards-moved": "Cards handed over: {count}.",
+    "brand-saved": "Brand saved. Every card shows it now.",
+    "brand-logo-saved": "Team logo saved.",
+    "brand-logo-removed": "Team logo removed.",
 }
 
 
