@@ -76,6 +76,7 @@ class Lease(msgspec.Struct, rename="camel", forbid_unknown_fields=False):
     internal_url: str | None = None  # where edges reach its internal port
     public_url: str | None = None  # where edges proxy what they cannot answer (not on Fly)
     region: str | None = None  # its Fly region (edges answer fly-replay to it)
+    machine: str | None = None  # its Fly Machine id
     promoted_at: str = ""
 
 
@@ -272,6 +273,14 @@ def resolve(settings: Settings) -> tuple[Settings, Lease | None]:
         write_held(settings, None)
     if lease is None:
         return settings, None
+    if is_me(settings, lease):
+        # The lease's primary at this address lost its data folder (a new volume, a new
+        # host at the same address): it is still the primary, restored from its replica.
+        # As an edge it would send every request to itself.
+        log.warning("the lease names this node's address the primary (epoch %d) but its data folder has no claim: "
+                    "taking the claim again", lease.epoch)
+        write_held(settings, lease)
+        return as_primary(settings, lease.epoch), lease
     if not settings.is_edge:
         log.error("the primary role was taken over at epoch %d by %s (%s); this node starts as an edge of it",
                   lease.epoch, lease.internal_url, lease.promoted_at)
@@ -309,13 +318,13 @@ def promote(settings: Settings, public_url: str | None, internal_url: str | None
     if lease is not None and held is not None and (lease.epoch, lease.node) == (held.epoch, held.node):
         return lease  # already the primary
     epoch = (lease.epoch if lease else 0) + 1
-    if settings.on_fly:
-        internal_url = internal_url or _fly_internal(settings)
+    if internal_url is None and not settings.on_fly and wildcard(settings.host):
+        raise LeaseError(f"HOST={settings.host} is no address the edges can reach: give --internal-url (and --public-url)")
     claim = Lease(
-        epoch=epoch, node=secrets.token_hex(8),
-        internal_url=internal_url or f"http://{settings.host}:{settings.internal_port}",
+        epoch=epoch, node=secrets.token_hex(8), internal_url=internal_url or own_internal_url(settings),
         public_url=public_url or (None if settings.on_fly else f"http://{settings.host}:{settings.port}"),
-        region=settings.fly_region, promoted_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        region=settings.fly_region, machine=os.environ.get("FLY_MACHINE_ID"),
+        promoted_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     set_aside_database(settings, epoch)
     write_held(settings, claim)
@@ -327,10 +336,26 @@ def promote(settings: Settings, public_url: str | None, internal_url: str | None
     return claim
 
 
-def _fly_internal(settings: Settings) -> str | None:
-    """The internal URL of this Machine's region on Fly's private network (as config derives the primary's)."""
+def is_me(settings: Settings, lease: Lease) -> bool:
+    """Whether the lease names this node by its address although its data folder holds no
+    claim: on Fly its Machine id, elsewhere its default internal URL (never a wildcard
+    address, which every node shares; promote refuses to advertise one)."""
+    if settings.on_fly:
+        return lease.machine is not None and lease.machine == os.environ.get("FLY_MACHINE_ID")
+    return not wildcard(settings.host) and lease.internal_url == own_internal_url(settings)
+
+
+def wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, not bound
+
+
+def own_internal_url(settings: Settings) -> str:
+    """This node's internal port as the edges reach it, by default: on Fly its region's
+    name on the private network (as config derives the primary's), elsewhere HOST:INTERNAL_PORT."""
     app = os.environ.get("FLY_APP_NAME")
-    return f"http://{settings.fly_region}.{app}.internal:{settings.internal_port}" if app else None
+    if settings.on_fly and app:
+        return f"http://{settings.fly_region}.{app}.internal:{settings.internal_port}"
+    return f"http://{settings.host}:{settings.internal_port}"
 
 
 def set_aside_database(settings: Settings, epoch: int) -> None:
@@ -371,6 +396,7 @@ async def watch(settings: Settings, on_lease: Callable[[Lease | None], None], ev
     store = store_for(settings)
     if store is None:
         return
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # else a line per look at the lease
     failing = False
     while True:
         await asyncio.sleep(every)
