@@ -105,11 +105,14 @@ def held_path(settings: Settings) -> Path:
 
 
 def read_held(settings: Settings) -> Lease | None:
-    """The lease this node claimed (None when it never did)."""
+    """The lease this node claimed (None when it never did). Raises LeaseError when it
+    cannot be read (promote run as another user than the service's)."""
     try:
         return msgspec.json.decode(held_path(settings).read_bytes(), type=Lease)
     except (FileNotFoundError, msgspec.DecodeError):
         return None
+    except OSError as exc:
+        raise LeaseError(f"cannot read this node's claim ({exc}): run promote as the service's user") from exc
 
 
 def write_held(settings: Settings, lease: Lease | None) -> None:
@@ -408,7 +411,10 @@ async def watch(settings: Settings, on_lease: Callable[[Lease | None], None], ev
             failing = True
             continue
         failing = False
-        on_lease(lease)
+        try:
+            on_lease(lease)
+        except Exception:
+            log.exception("acting on the lease failed; will look again")
 
 
 def deposed(held: Lease | None, lease: Lease | None) -> bool:

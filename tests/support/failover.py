@@ -111,6 +111,7 @@ def write_once(url: str, headers: dict[str, str]) -> httpx.Response | None:
 
 def drill(root: Path, s3_endpoint: str, bucket: str, old_primary_back: bool = True) -> Figures:
     """Run the drill once under `root` with a new bucket; every server it started is stopped on return."""
+    root.mkdir(parents=True, exist_ok=True)
     make_bucket(s3_endpoint, bucket)
     replica = replica_url(s3_endpoint, bucket)
     internal = free_port()
