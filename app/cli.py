@@ -1,11 +1,12 @@
-"""The `qrcontact` command: serve, migrate, restore, verify-backup.
+"""The `qrcontact` command: serve, migrate, restore, verify-backup, promote, probe.
 
 `serve` on an edge (ROLE=edge) runs the app alone: it keeps a read-only copy of the
 primary's replica itself (app/edge/local_copy.py). On the primary, `serve` restores a missing
 database from the replica and migrates it, then replaces
 itself with `litestream replicate -exec "qrcontact run-app"`: Litestream replicates while
 the app runs (the app serves only once Litestream has the database open), and makes a
-last sync after the app has drained and exited on SIGTERM.
+last sync after the app has drained and exited on SIGTERM. Which of the two a node is, once
+an edge has been promoted (`promote`), is the replica's lease's to say (app/ops/failover.py).
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def run_app(settings: Settings) -> int:
     # uvicorn drains on SIGTERM (and SIGINT, Fly's default kill signal) and then re-raises
     # the signal to whatever handler was here before; a drained shutdown is a success,
     # so that handler exits 0.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, drained)
+    signal.signal(signal.SIGINT, drained)
     app = create_app(settings)
     # Everything built so far (modules, routes, the app) lives as long as the process.
     # Frozen, the garbage collector stops walking it: a full collection walked some
@@ -104,6 +105,16 @@ def run_app(settings: Settings) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL)
     uvicorn.run(app, host=settings.host, port=settings.port, **server_options(app))
     return 0
+
+
+def drained(*_) -> None:
+    """After uvicorn has drained: exit 0, or, at an edge `promote` named the primary
+    (app/ops/failover.py), become `qrcontact serve` again in this process, as the primary."""
+    from app.ops import failover
+
+    if failover.Restart.wanted:
+        os.execv(sys.executable, [sys.executable, "-m", "app.cli", "serve"])
+    sys.exit(0)
 
 
 def server_options(app: Litestar) -> dict:
@@ -124,10 +135,17 @@ def server_options(app: Litestar) -> dict:
 
 
 def serve(settings: Settings) -> int:
-    from app.ops import replication
+    from app.ops import failover, replication
 
     if not settings.replication_enabled:
         return run_app(settings)  # the app migrates as it opens the database
+    # Who is the primary is the lease's to say, not ROLE's, once an edge has been promoted.
+    os.environ[failover.BASE_VARIABLE] = settings.replica_url
+    try:
+        settings, held = failover.resolve(settings)
+    except failover.LeaseError as exc:
+        print(f"qrcontact: {exc}", file=sys.stderr)
+        return 1
     if settings.is_edge:
         # An edge writes nothing to replicate: it restores and follows its own read-only
         # copy of the primary's replica (app/edge/local_copy.py), and migrates nothing.
@@ -138,6 +156,8 @@ def serve(settings: Settings) -> int:
         print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
         return 1
     try:
+        if held is not None:  # a promoted primary: the newest epoch's replica, into a new history
+            failover.restore_newest(settings, replication.restore_if_replica_exists)
         applied = replication.prepare(settings)
     except (replication.ReplicationError, sqlite3.Error) as exc:
         print(f"qrcontact: {exc}", file=sys.stderr)
@@ -147,8 +167,35 @@ def serve(settings: Settings) -> int:
     os.close(lock)
     command = replication.replicate_command(settings, [sys.executable, "-m", "app.cli", "run-app"])
     # exec: Litestream becomes this process, so the container's signals reach it directly.
-    os.execve(command[0], command, replication.environment(settings))
+    env = replication.environment(settings)
+    if held is not None:  # the app under Litestream: the primary of this epoch, at its path
+        env.update(ROLE="primary", REPLICA_URL=settings.replica_url)
+        if settings.fly_region:
+            env["PRIMARY_REGION"] = settings.fly_region
+    os.execve(command[0], command, env)
     return 1  # not reached
+
+
+def promote(settings: Settings, public_url: str | None, internal_url: str | None) -> int:
+    """Make this node the primary (app/ops/failover.py): claim the next epoch, then either
+    the running service restarts itself as the primary, or this command becomes it."""
+    from app.ops import failover
+
+    os.environ[failover.BASE_VARIABLE] = settings.replica_url
+    try:
+        lease = failover.promote(settings, public_url, internal_url)
+    except failover.LeaseError as exc:
+        print(f"qrcontact: {exc}", file=sys.stderr)
+        return 1
+    print(f"this node is the primary of epoch {lease.epoch}: {failover.describe(lease)}")
+    try:
+        fd = hold_lock(settings)
+    except BlockingIOError:
+        print(f"the service running here restarts as the primary within {failover.LEASE_EVERY:.0f} s")
+        return 0
+    os.close(fd)
+    print("no service runs here: serving as the primary now")
+    return serve(settings)
 
 
 def restore(settings: Settings, timestamp: str | None) -> int:
@@ -191,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     restore_parser = commands.add_parser("restore", help="restore the database from the replica")
     restore_parser.add_argument("--timestamp", help="point in time, RFC 3339 (e.g. 2026-01-02T15:04:05Z)")
     commands.add_parser("verify-backup", help="restore the replica to a temp file and check its integrity")
+    promote_parser = commands.add_parser("promote", help="make this edge the primary (failover; docs/operations.md)")
+    promote_parser.add_argument("--public-url", help="this node's public origin, for the edges' proxy (default http://HOST:PORT)")
+    promote_parser.add_argument("--internal-url", help="this node's internal port as edges reach it (default http://HOST:INTERNAL_PORT)")
     probe_parser = commands.add_parser("probe", help="smoke-test a running service: health, a card's link, page and vCard, the docs")
     probe_parser.add_argument("url", help="the service's base URL, e.g. https://cards.example.com")
     probe_parser.add_argument("--slug", help="a card to check: its short link, page and vCard (HEAD only: nothing counted)")
@@ -224,8 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         applied = migrate(settings.database_path)
         print("applied: " + (", ".join(applied) if applied else "nothing pending"))
         return 0
+    if args.command in ("restore", "verify-backup"):  # the current primary's replica (app/ops/failover.py)
+        from app.ops import failover
+
+        try:
+            settings = failover.current(settings)
+        except failover.LeaseError as exc:
+            print(f"qrcontact: {exc}", file=sys.stderr)
+            return 1
     if args.command == "restore":
         return restore(settings, args.timestamp)
+    if args.command == "promote":
+        return promote(settings, args.public_url, args.internal_url)
     return verify_backup(settings)
 
 

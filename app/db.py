@@ -28,6 +28,7 @@ from pathlib import Path
 import aiosqlite
 from litestar.di import NamedDependency
 
+from app.errors import Unavailable
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.db")
@@ -37,6 +38,8 @@ HERE = Path(__file__).parent
 # at the top level.
 MIGRATIONS_DIR = next(p for p in (HERE / "migrations", HERE.parent / "migrations") if p.is_dir())
 READERS = 4
+# Seconds a client refused by a primary that lost its role waits before trying again.
+REFUSED_RETRY_AFTER = 5
 # Commit times kept for the replication-lag measurement (see app.ops.replication.LagMonitor):
 # one entry per COMMIT_GRAIN-second slot holding that slot's newest commit, and no more
 # than COMMIT_LOG entries (over an hour of steady writes without a confirmation).
@@ -220,6 +223,9 @@ class Database:
         # Called after each commit that recorded events (the live stream, the webhook sender).
         self.event_listeners: list[Callable[[], None]] = []
         self._last_event: tuple[int, int] = (0, 0)  # (milliseconds, randomness) of the last eventId
+        # Set when this primary lost its role to another (app/ops/failover.py): every write
+        # is refused with errors.Unavailable from then on.
+        self.refuse_writes: str | None = None
 
     def next_event_id(self, now: datetime) -> str:
         """A ULID for an event: 48 bits of milliseconds and 80 of randomness, in Crockford's
@@ -277,8 +283,11 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:
         """A `BEGIN IMMEDIATE` transaction on the one writer, committed on exit, rolled back on
-        error; its after-commit steps run once it has committed."""
+        error; its after-commit steps run once it has committed. Raises errors.Unavailable
+        when this primary lost its role (`refuse_writes`)."""
         assert self._writer is not None, "database is not open"
+        if self.refuse_writes is not None:
+            raise Unavailable(self.refuse_writes, retry_after=REFUSED_RETRY_AFTER)
         writer = self._writer
         async with self._write_lock:
             changes = writer.total_changes

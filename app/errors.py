@@ -53,3 +53,12 @@ class TooLarge(DomainError):
 
 class Unsupported(DomainError):
     """Of a kind the service does not take (an image format)."""
+
+
+class Unavailable(DomainError):
+    """The service cannot carry it out now (a primary that lost its role to another); try
+    again after `retry_after` seconds, when the client's requests reach the new one."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -74,7 +74,7 @@ from app.events.sender import WebhookSender
 from app.events.stream import EventStreams
 from app.leads import api as leads_api
 from app.leads import exchange
-from app.ops import backups, monitoring
+from app.ops import backups, failover, monitoring
 from app.ops.alerts import Alerts, AlertWatch
 from app.ops.replication import LagMonitor, start_replicating
 from app.public import answers
@@ -134,6 +134,9 @@ def create_app(settings: Settings) -> Litestar:
         ]
         if settings.replication_enabled:
             tasks.append(asyncio.create_task(monitor.run()))
+            # Another node promoted (app/ops/failover.py): this one refuses writes from then on.
+            held = failover.read_held(settings)
+            tasks.append(asyncio.create_task(failover.watch(settings, failover.refuse_when_deposed(db, held))))
         if still_waiting is not None:
             tasks.append(still_waiting)
         alerts = Alerts(db)  # system.alert events, once per episode (app/ops/alerts.py)

@@ -18,7 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from prometheus_client import Counter
 
-from app.errors import Conflict, DomainError, Forbidden, Invalid, Limited, NotFound, TooLarge, Unauthenticated, Unsupported
+from app.errors import Conflict, DomainError, Forbidden, Invalid, Limited, NotFound, TooLarge, Unauthenticated, Unavailable, Unsupported
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.errors")
@@ -110,14 +110,14 @@ def _field_error(item: dict) -> dict:
 
 DOMAIN_STATUS = {
     NotFound: 404, Conflict: 409, Invalid: 422, Forbidden: 403, Unauthenticated: 401, Limited: 429,
-    TooLarge: 413, Unsupported: 415,
+    TooLarge: 413, Unsupported: 415, Unavailable: 503,
 }
 
 
 def domain_to_problem(exc: DomainError) -> ProblemDetailsException:
     """A domain error as the problem document of its status, through `to_problem` like any other."""
     status = next(DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited | Unavailable) else None
     extra = {"errors": exc.errors} if exc.errors else None
     return to_problem(HTTPException(detail=exc.message, status_code=status, headers=headers, extra=extra))
 

@@ -40,7 +40,7 @@ from litestar.types import Message as ASGIMessage
 from app.api import problems
 from app.config import Settings
 from app.console.sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
-from app.errors import DomainError, Limited
+from app.errors import DomainError, Limited, Unavailable
 from app.fields import Label, Message, Password, limits_of
 from app.sqlite import sqlite3
 from app.static_files import ASSETS, static_url
@@ -412,7 +412,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 def domain_error(request: Request, exc: DomainError) -> Response:
     status = next(problems.DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in problems.DOMAIN_STATUS)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Limited | Unavailable) else None
     return error_page(request, status, sentence(exc.message), headers)
 
 

@@ -105,6 +105,10 @@ class LeadShipper:
         self._task: asyncio.Task | None = None
         self.failures = 0
 
+    def retarget(self, settings: Settings) -> None:
+        """Ship to another primary from the next attempt on (app/ops/failover.py)."""
+        self._client.base_url = settings.primary_internal_url or ""
+
     async def ship_waiting(self) -> int:
         """Ship every kept lead; returns how many. Raises httpx.HTTPError or RuntimeError (non-2xx),
         leaving that lead and those after it kept."""

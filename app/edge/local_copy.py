@@ -362,8 +362,7 @@ class EdgeCopy:
     async def hear_changes(self) -> None:
         """Long-poll the primary's card changes after the newest one heard of, until cancelled."""
         headers = {"Authorization": f"Bearer {self.settings.edge_token}"}
-        base = self.settings.primary_internal_url
-        async with httpx.AsyncClient(base_url=base or "", headers=headers, timeout=LONG_POLL + 10) as client:
+        async with httpx.AsyncClient(headers=headers, timeout=LONG_POLL + 10) as client:
             while not self.ready:
                 await asyncio.sleep(0.05)
             self.changes.heard = max(self.changes.heard, self.position)
@@ -375,7 +374,8 @@ class EdgeCopy:
                     params = {"after": self.changes.heard, "wait": wait}
                     if self.history is not None:
                         params["history"] = self.history  # another one at the primary: answered at once
-                    response = await client.get("/internal/changes", params=params)
+                    # Read each time: a promote elsewhere moves the primary (app/ops/failover.py).
+                    response = await client.get(f"{self.settings.primary_internal_url}/internal/changes", params=params)
                     response.raise_for_status()
                     answer = response.json()
                 except (httpx.HTTPError, ValueError) as exc:

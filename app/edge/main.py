@@ -36,7 +36,7 @@ from app.config import Settings
 from app.edge.leads import LeadShipper, exchange_at_edge
 from app.edge.local_copy import AskPrimary, EdgeCopy, running
 from app.edge.outbox import EdgeOutbox, Shipper
-from app.ops import monitoring, tally
+from app.ops import failover, monitoring, tally
 from app.public import answers, pages
 from app.public.counters import Counters
 from app.public.countries import Countries
@@ -66,12 +66,16 @@ class Primary:
     """Sends a request to the primary: `fly-replay` on Fly, a streaming proxy elsewhere."""
 
     def __init__(self, settings: Settings) -> None:
-        self.replay = f"region={settings.primary_region}".encode() if settings.on_fly and settings.primary_region else None
-        self.origin = settings.primary_url or ""
+        self.retarget(settings)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(60.0, connect=5.0),
             limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
         )
+
+    def retarget(self, settings: Settings) -> None:
+        """Send to the primary these settings name (a promote moves it: app/ops/failover.py)."""
+        self.replay = f"region={settings.primary_region}".encode() if settings.on_fly and settings.primary_region else None
+        self.origin = settings.primary_url or ""
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -291,19 +295,32 @@ def create_edge_app(settings: Settings) -> Litestar:
         "qr_cache": public.qr_cache,
     })
 
+    def follow(lease: failover.Lease) -> None:
+        """Another primary from now on: its replica path, its internal port, its origin."""
+        moved = failover.as_edge_of(settings, lease)
+        log.warning("following the primary of epoch %d at %s", lease.epoch, moved.primary_internal_url)
+        copy.settings = moved
+        primary.retarget(moved)
+        shipper.retarget(moved)
+        lead_shipper.retarget(moved)
+        state.settings = moved
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await outbox.open()
         shipper.start()
         lead_shipper.start()
         counting = asyncio.create_task(public.counters.run())
+        # The lease (app/ops/failover.py): a new primary is followed; promoted here, the edge restarts as the primary.
+        leasing = asyncio.create_task(failover.watch(settings, failover.restart_when_named(settings, follow)))
         async with running(copy):
             try:
                 yield
             finally:
-                counting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await counting
+                for task in (counting, leasing):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 # The last second's counts into the outbox, then one last try to ship them.
                 await public.counters.flush()
                 await shipper.stop()

@@ -232,6 +232,10 @@ class Shipper:
             shipped += 1
         return shipped
 
+    def retarget(self, settings: Settings) -> None:
+        """Ship to another primary from the next attempt on (app/ops/failover.py)."""
+        self._client.base_url = settings.primary_internal_url or ""
+
     def _failed(self) -> None:
         FAILED.inc()
         self.failures += 1
