@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from app.console import first_run
 from app.main import create_app
-from tests.support.app import make_settings, register
+from tests.support.app import create_card, make_settings, register
 from tests.support.console import ORIGIN, log_in
 
 BANNER = 'id="first-run-title"'
@@ -44,6 +44,10 @@ def test_the_admin_sees_the_banner_with_the_fix_a_member_does_not_and_it_goes_on
             assert "SMTP_URL" in page and str(settings.outbox_dir) in page
         system = client.get("/app/team/system").text
         assert "This machine only" in system and "Not sent" in system
+        # The code shown full screen, for a phone held up to another, stays bare.
+        card = create_card(client, admin["headers"])
+        shown = client.get(f"/app/cards/{card['cardId']}/show")
+        assert shown.status_code == 200 and BANNER not in shown.text
         # Restarted with both set (the pages read the app's settings): gone; with one of them, still there.
         client.app.state.settings = dataclasses.replace(
             settings, public_base_url="https://cards.example.com", smtp_url="smtp://127.0.0.1:9")
