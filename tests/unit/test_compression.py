@@ -30,7 +30,7 @@ async def answer(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def small_app():
-    app = Litestar([answer])
+    app = Litestar([answer], logging_config=None)  # as the service: logging is the command line's
     app.asgi_handler = compress(app.asgi_handler)
     with TestClient(app) as client:
         yield client
