@@ -31,6 +31,7 @@ Route table (each handler lives in the module named, under app/):
                                         CSRF check and HTML error pages
   /schema                    api.openapi  OpenAPI document and interactive docs
 HEAD answers wherever GET does (app/api/methods.py), with the GET's status and headers.
+JSON, HTML, SVG, CSS and JS answers of 1 KB and more are gzipped (app/api/compression.py).
 Background work, started and stopped by the lifespan: public.counters.Counters (flushes counts and
 scan events every second to the database), mail.Outbox (sends queued email),
 ops.alerts.AlertWatch (system.alert events when an alert's condition starts) and
@@ -61,6 +62,7 @@ from litestar.stores.registry import StoreRegistry
 
 from app import __version__, accounts, console, mail
 from app.api import limits, problems
+from app.api.compression import compress
 from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.brand import api as brand_api
@@ -230,8 +232,9 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
     )
     # Litestar's middleware runs only on requests that matched a route; the request id
-    # and access log wrap the whole handler, so 404s and 405s get them too.
-    app.asgi_handler = monitoring.request_context(head_like_get(app, app.asgi_handler), active_users)
+    # and access log wrap the whole handler, so 404s and 405s get them too. Text answers of
+    # 1 KB and more are gzipped for clients that take it (app/api/compression.py).
+    app.asgi_handler = monitoring.request_context(head_like_get(app, compress(app.asgi_handler)), active_users)
     app.before_send.append(allow_header(app))
     # The scanner fast path runs in the HTTP server, in front of all of this (app/public/fast_path.py).
     state.fast_path = FastPath(state.public, prometheus)

@@ -16,7 +16,7 @@ from litestar.params import FromPath, QueryParameter
 from app.accounts import team
 from app.api import pagination
 from app.config import SettingsDep
-from app.console import charts
+from app.console import charts, first_run
 from app.console.account import BAD_EMAIL
 from app.console.web import ADMINS_ONLY, field_error, form_of, page, see_other, when
 from app.db import Database, DatabaseDep
@@ -254,6 +254,8 @@ async def system(request: Request, db: DatabaseDep, settings: SettingsDep) -> Re
         lag=None if replication.lag_seconds is None else f"{replication.lag_seconds:.1f} s",
         checked=when(replication.replica_checked_at),
         caches=[(name, c.hits, c.misses, None if c.hit_rate is None else f"{c.hit_rate:.1%}") for name, c in d.caches.items()],
+        public_base_url=settings.public_base_url, smtp_set=bool(settings.smtp_url),
+        unset={gap.setting for gap in first_run.gaps(settings)},
     )
 
 

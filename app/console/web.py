@@ -39,6 +39,7 @@ from litestar.types import Message as ASGIMessage
 
 from app.api import problems
 from app.config import Settings
+from app.console import first_run
 from app.console.sessions import COOKIE, COOKIE_PATH, cookie_is_secure, user_for_web_session
 from app.errors import DomainError, Limited, Unavailable
 from app.fields import Label, Message, Password, limits_of
@@ -182,12 +183,15 @@ def page(request: Request, template: str, *, status: int = 200, section: str | N
     """A console page: the template with the signed-in user, the nav section and any flash message."""
     flash = request.cookies.get(FLASH_COOKIE)
     cookies = [Cookie(key=FLASH_COOKIE, value="", path=COOKIE_PATH, max_age=0)] if flash else []
+    viewer = request.scope.get("user")
     return Template(
         template,
         context={
-            "viewer": request.scope.get("user"),
+            "viewer": viewer,
             "section": section,
             "flash": _flash_text(flash) if flash else None,
+            # The admins' first-run banner (app/console/first_run.py).
+            "setup_gaps": first_run.gaps(request.app.state.settings) if viewer is not None and viewer.is_admin else [],
             "errors": {},
             **context,
         },

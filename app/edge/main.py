@@ -31,6 +31,7 @@ from litestar.types import Receive, Scope, Send
 
 from app import qr
 from app.api import problems
+from app.api.compression import compress
 from app.api.methods import head_like_get
 from app.config import Settings
 from app.edge.leads import LeadShipper, exchange_at_edge
@@ -340,6 +341,8 @@ def create_edge_app(settings: Settings) -> Litestar:
         logging_config=None,
         openapi_config=None,
     )
-    app.asgi_handler = monitoring.request_context(send_the_rest(head_like_get(app, app.asgi_handler), primary), monitoring.ActiveUsers())
+    # What the edge answers itself is gzipped as at the primary (app/api/compression.py).
+    answered_here = head_like_get(app, compress(app.asgi_handler))
+    app.asgi_handler = monitoring.request_context(send_the_rest(answered_here, primary), monitoring.ActiveUsers())
     state.fast_path = FastPath(public, prometheus)
     return app

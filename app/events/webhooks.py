@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 import aiosqlite
 import msgspec
+from prometheus_client import Gauge
 
 from app.db import Database, fetch_all, fetch_one, isoformat
 from app.errors import Conflict, Invalid, NotFound
@@ -160,6 +161,13 @@ def checked_events(events: list[str]) -> list[str]:
 
 def _invalid(field: str, message: str) -> Invalid:
     return Invalid(f"{field} {message}", [{"field": field, "message": message, "source": "body"}])
+
+
+# Read when /metrics is scraped (app/ops/monitoring.py), for the QRContactWebhookDisabled alert.
+DISABLED = Gauge(
+    "webhooks_disabled",
+    "Webhook endpoints the service disabled (410 Gone, or every delivery failed for 5 days) and nobody has enabled or deleted since",
+)
 
 
 # --- SQL -----------------------------------------------------------------------------
@@ -380,3 +388,14 @@ async def deliveries_of(db: Database, user_id: str, webhook_id: str, limit: int,
 def signing_secrets(secret: str, previous: str | None, previous_until: str | None, now: datetime) -> list[str]:
     """The secrets that sign now: the current one, and the previous one within its 24 h."""
     return [secret, previous] if previous and previous_until and previous_until > isoformat(now) else [secret]
+
+
+async def count_disabled(conn: aiosqlite.Connection) -> int:
+    """Endpoints the sender disabled (it gives a reason; an owner's own switch-off does not)."""
+    row = await fetch_one(conn, "SELECT count(*) FROM webhooks WHERE enabled = 0 AND disabled_reason IS NOT NULL")
+    return int(row[0]) if row else 0
+
+
+async def refresh_gauges(db: Database) -> None:
+    async with db.read() as conn:
+        DISABLED.set(await count_disabled(conn))

@@ -9,7 +9,7 @@ The events are nobody's in particular (user_id None): admins see them.
 
 Watched: replication lag past its threshold (the QRContactReplicationLag rule), a failed
 backup verification (QRContactBackupVerifyFailed; reported by app/ops/backups.py),
-the database's disk nearly full (no Prometheus rule: the gauge is the host's), and the
+the database's disk nearly full (at 90 %; QRContactDataVolumeFull warns at 80 %), and the
 7-day k-factor below its alert threshold for a day (QRContactLowKFactor; read hourly).
 """
 

@@ -16,6 +16,7 @@ import hmac
 import logging
 import math
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from app.api.guards import require_admin
 from app.api.problems import AUTHENTICATED, problems
 from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, fetch_all, fetch_one
+from app.events import webhooks
 from app.ops import tally
 from app.ops.replication import LagMonitor, ReplicationState
 from app.sharing import kfactor
@@ -59,6 +61,9 @@ REPLICATION_LAG = Gauge(
 )
 DATABASE_BYTES = Gauge("sqlite_database_bytes", "Size of the SQLite database file")
 WAL_BYTES = Gauge("sqlite_wal_bytes", "Size of the SQLite write-ahead log")
+# The file system the data folder is on (Fly's volume, a disk): the QRContactDataVolumeFull alert.
+DATA_VOLUME_USED = Gauge("data_volume_used_bytes", "Bytes used on the file system that holds the data folder")
+DATA_VOLUME_SIZE = Gauge("data_volume_size_bytes", "Size of the file system that holds the data folder")
 ACTIVE_USERS = Gauge("active_users", "Distinct users who made an authenticated request in the last 15 minutes")
 BACKUP_LAST_VERIFIED = Gauge(
     "backup_last_verified_timestamp_seconds",
@@ -77,6 +82,15 @@ def file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def volume_usage(folder: Path) -> tuple[int, int]:
+    """Bytes used and the size of the file system holding the folder ((0, 0) when it is not there yet)."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except FileNotFoundError:
+        return 0, 0
+    return usage.total - usage.free, usage.total
 
 
 def wal_path(db: Database) -> Path:
@@ -114,6 +128,8 @@ def bind_gauges(db: Database, monitor: LagMonitor, active: ActiveUsers) -> None:
     """
     DATABASE_BYTES.set_function(lambda: file_size(db.path))
     WAL_BYTES.set_function(lambda: file_size(wal_path(db)))
+    DATA_VOLUME_USED.set_function(lambda: volume_usage(db.path.parent)[0])
+    DATA_VOLUME_SIZE.set_function(lambda: volume_usage(db.path.parent)[1])
     ACTIVE_USERS.set_function(active.count)
 
     def lag() -> float:
@@ -389,6 +405,7 @@ async def refresh_gauges(request: Request) -> None:
     try:
         await mail.refresh_gauges(db)
         await kfactor.refresh_gauges(db)
+        await webhooks.refresh_gauges(db)
     except Exception:
         log.exception("metrics: could not refresh the database gauges")
 

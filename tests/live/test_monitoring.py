@@ -78,6 +78,27 @@ ALERT_CASES = [
     ("QRContactEdgeCopyBehind", {'edge_replica_lag_seconds{instance="e"}': "0+60x20"},
      "12m", {"severity": "warning", "instance": "e"}),
     ("QRContactEdgeCopyBehind", {'edge_replica_lag_seconds{instance="e"}': "0 60 120 180 0x20"}, "15m", None),
+    # SPEC §11: 15 errors a minute; 5 a minute, or one burst of 40, is silent.
+    ("QRContactErrors", {'errors_total{instance="a",kind="http"}': "0+15x20"}, "10m", {"severity": "page", "instance": "a"}),
+    ("QRContactErrors", {'errors_total{instance="a",kind="http"}': "0x5 40x20"}, "10m", None),
+    # 85 % full for 10 minutes; 75 % is silent.
+    ("QRContactDataVolumeFull", {'data_volume_used_bytes{instance="a"}': "85x20", 'data_volume_size_bytes{instance="a"}': "100x20"},
+     "10m", {"severity": "warning", "instance": "a"}),
+    ("QRContactDataVolumeFull", {'data_volume_used_bytes{instance="a"}': "75x20", 'data_volume_size_bytes{instance="a"}': "100x20"},
+     "10m", None),
+    ("QRContactWebhookDisabled", {'webhooks_disabled{instance="a"}': "0x5 1x10"}, "8m", {"severity": "warning", "instance": "a"}),
+    ("QRContactWebhookDisabled", {'webhooks_disabled{instance="a"}': "0x20"}, "8m", None),
+    # 60 lookups a minute, 80 % hits, for 75 minutes: fires; for 50 minutes: not yet; 95 % hits,
+    # or 80 % of 2 lookups a minute (a quiet instance): silent.
+    ("QRContactCardCacheMisses", {'cache_hits_total{instance="a",cache="slug"}': "0+48x80",
+                                  'cache_misses_total{instance="a",cache="slug"}': "0+12x80"},
+     "75m", {"severity": "warning", "instance": "a"}),
+    ("QRContactCardCacheMisses", {'cache_hits_total{instance="a",cache="slug"}': "0+48x80",
+                                  'cache_misses_total{instance="a",cache="slug"}': "0+12x80"}, "50m", None),
+    ("QRContactCardCacheMisses", {'cache_hits_total{instance="a",cache="slug"}': "0+57x80",
+                                  'cache_misses_total{instance="a",cache="slug"}': "0+3x80"}, "75m", None),
+    ("QRContactCardCacheMisses", {'cache_hits_total{instance="a",cache="slug"}': "0+1.6x80",
+                                  'cache_misses_total{instance="a",cache="slug"}': "0+0.4x80"}, "75m", None),
 ]
 
 
@@ -167,6 +188,7 @@ def test_the_spec_metrics_are_exported(exported_metric_names) -> None:
         "sqlite_database_bytes", "sqlite_wal_bytes", "sqlite_info", "active_users",
         "viral_events_total", "viral_k_factor", "queue_depth", "queue_jobs_failed_total",
         "backup_last_verified_timestamp_seconds", "backup_verify_failures_total",
+        "data_volume_used_bytes", "data_volume_size_bytes", "webhooks_disabled",
     }
     assert spec <= exported_metric_names, sorted(spec - exported_metric_names)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 
 import pytest
 from litestar.testing import TestClient
@@ -63,6 +64,10 @@ def test_database_gauges_and_sqlite_version(client, user):
     assert metric(client, "sqlite_info", version=sqlite3.sqlite_version) == 1
     # Without replication there is no lag to speak of, rather than a reassuring 0.
     assert math.isnan(metric(client, "replication_lag_seconds"))
+    # The data folder's file system, as df sees it (used or reserved: what the service cannot write).
+    usage = shutil.disk_usage(db_path.parent)
+    assert metric(client, "data_volume_size_bytes") == usage.total
+    assert 0 < metric(client, "data_volume_used_bytes") <= usage.total
 
 
 def test_active_users_counts_distinct_users_of_authenticated_requests(client):

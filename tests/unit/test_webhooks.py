@@ -16,7 +16,7 @@ from standardwebhooks import Webhook as StandardWebhook
 
 from app.events import webhooks
 from app.main import create_app
-from tests.support.app import assert_problem, create_card, make_settings, register
+from tests.support.app import assert_problem, create_card, make_settings, metric, register
 from tests.support.db import execute, query
 from tests.support.waiting import wait_until
 from tests.support.webhooks import Receiver
@@ -310,10 +310,12 @@ def test_a_410_disables_the_endpoint_with_an_email_and_a_system_alert(client, us
     [(data,)] = query(settings, "SELECT data FROM events WHERE type = 'system.alert' AND data ->> 'alert' = 'webhook_disabled'")
     alert = json.loads(data)
     assert alert["webhookId"] == hook["webhookId"] and alert["severity"] == "warning" and "410" in alert["message"]
+    assert metric(client, "webhooks_disabled") == 1  # the QRContactWebhookDisabled alert's gauge
     # Events while it is disabled are not sent to it; once enabled, the next ones are.
     create_card(client, user["headers"], fullName="While disabled")
     enabled = client.patch(f"/v1/webhooks/{hook['webhookId']}", json={"enabled": True}, headers=user["headers"]).json()
     assert enabled["enabled"] and enabled["disabledReason"] is None
+    assert metric(client, "webhooks_disabled") == 0
     create_card(client, user["headers"], fullName="After")
     message = receiver.wait_for(2)[1]
     assert message.json()["data"]["fullName"] == "After" and len(receiver.received) == 2
