@@ -80,6 +80,7 @@ from app.ops import backups, failover, monitoring
 from app.ops.alerts import Alerts, AlertWatch
 from app.ops.replication import LagMonitor, start_replicating
 from app.public import answers
+from app.public.counters import any_held_scans
 from app.public.fast_path import FastPath
 from app.sharing import api as sharing_api
 from app.sharing import kfactor, sharing
@@ -122,6 +123,8 @@ def create_app(settings: Settings) -> Litestar:
         # Litestream makes its last sync only once this process has exited, so
         # everything written here (the counters) reaches the replica.
         await db.open()
+        if await any_held_scans(db):  # edges' scans a stop came between holding and announcing
+            state.counters.announce_held()
         # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
         # has the database open: from then on its shutdown syncs every commit. Unless the
         # object store is unreachable: then the service starts anyway, after a grace.

@@ -158,7 +158,8 @@ async def make_cards(url: str, headers: dict, count: int, concurrency: int) -> l
 
         async def one(n: int) -> str:
             async with gate:
-                response = await client.post("/v1/cards", json={"fullName": f"Bench {n}", "email": "bench@example.com", "slug": f"bench-{n}"})
+                card = {"fullName": f"Bench {n}", "email": "bench@example.com", "slug": f"bench-{n}"}
+                response = await client.post("/v1/cards", json=card)
             assert response.status_code == 201, response.text
             return response.json()["slug"]
 

@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 import aiosqlite
 import msgspec
 from litestar import post
+from litestar.datastructures import State
 from litestar.params import JSONBody
 from msgspec import Meta
 from prometheus_client import Counter
@@ -34,7 +35,7 @@ from prometheus_client import Counter
 from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
-from app.public.counters import DeviceClass, Source, hold_scans, scanned_data, write_counts
+from app.public.counters import Counters, DeviceClass, Source, hold_scans, scanned_data, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -130,9 +131,10 @@ async def refuse_a_gap(conn: aiosqlite.Connection, batch: ScanBatch) -> None:
         )
 
 
-async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
-    """Apply an edge's batch once: True if applied now, False if it had been. Raises
-    Conflict (a batch more than one past the last applied) and sqlite3.Error."""
+async def apply_scan_batch(db: Database, batch: ScanBatch, counters: Counters) -> bool:
+    """Apply an edge's batch once: True if applied now, False if it had been; `counters`
+    (the primary's) announce its scans at their next flush. Raises Conflict (a batch more
+    than one past the last applied) and sqlite3.Error."""
     counts = [(c.card_id, c.scans, c.views, c.saves) for c in batch.counts]
     events = [
         (e.card_id, e.kind, e.occurred_at, e.device_class, e.referrer_host, e.country, e.hits, e.source) for e in batch.events
@@ -150,6 +152,7 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
                 # Announced by the primary's next flush, with whatever else reached the card
                 # that second (a batch sent again is not new: nothing held twice).
                 await hold_scans(tx, scanned)
+                tx.after_commit(counters.announce_held)
             tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
         # Counted although nothing commits: the refusal is what the edge is answered.
@@ -162,6 +165,6 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
     "/internal/scan-batches", operation_id="applyScanBatch", status_code=200,
     summary="Apply a batch of scans, views and saves counted at an edge, once", responses=problems(401, 409, *BODY, 503),
 )
-async def receive_scan_batch(data: JSONBody[ScanBatch], db: DatabaseDep) -> BatchResult:
+async def receive_scan_batch(data: JSONBody[ScanBatch], db: DatabaseDep, state: State) -> BatchResult:
     # 200 for a new and an already-applied batch alike: either way the edge may forget it.
-    return BatchResult(applied=await apply_scan_batch(db, data))
+    return BatchResult(applied=await apply_scan_batch(db, data, state.counters))

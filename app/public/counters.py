@@ -151,9 +151,6 @@ class CountSink(Protocol):
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
         """Keep the counts and events durably, or raise (the Counters keep them for the next flush)."""
 
-    async def holds_more(self) -> bool:
-        """Whether a flush with no new counts still has something to write (held_scans)."""
-
 
 class DatabaseSink:
     """The primary's flush: one transaction on the database."""
@@ -167,11 +164,11 @@ class DatabaseSink:
             await write_counts(tx.conn, counts, events)
             await emit_scanned(tx, merge_scanned(scanned, await take_held_scans(tx)))
 
-    async def holds_more(self) -> bool:
-        """Whether edges' batches left card.scanned data to announce (held_scans): one
-        read a second, on a table empty but for the second after a batch."""
-        async with self.db.read() as conn:
-            return await fetch_one(conn, "SELECT 1 FROM held_scans LIMIT 1") is not None
+
+async def any_held_scans(db: Database) -> bool:
+    """Whether edges' batches left card.scanned data to announce (held_scans), as after a restart."""
+    async with db.read() as conn:
+        return await fetch_one(conn, "SELECT 1 FROM held_scans LIMIT 1") is not None
 
 
 class Counters:
@@ -202,6 +199,7 @@ class Counters:
         self._events: dict[tuple[int, str, str, str | None, str | None, str | None, str], int] = {}
         self._events_text = 0  # characters of user agent and referrer held in `_events`' keys
         self.dropped_events = 0
+        self._held = False  # the sink holds something to write even without counts (announce_held)
 
     def scan(
         self, card: Card, user_agent: str | None, referer: str | None, country: str | None, source: Source = "qr",
@@ -241,6 +239,11 @@ class Counters:
         else:
             self.dropped_events += 1
 
+    def announce_held(self) -> None:
+        """An edge's batch was held in held_scans (hold_scans): the next flush writes, and
+        so announces it, even with no counts of its own."""
+        self._held = True
+
     def pending(self, card_id: str) -> tuple[int, int, int]:
         """The scans, views and saves of a card (by its public card_id) not written yet. Raises
         TypeError for an integer id: counts were keyed by it once, and a caller still
@@ -253,8 +256,9 @@ class Counters:
     async def flush(self) -> int:
         """Write what is pending to the sink; returns how many events were written. Raises
         what the sink raises (sqlite3.Error), keeping everything for the next flush."""
-        if not self._pending and not self._events and not await self.sink.holds_more():
+        if not self._pending and not self._events and not self._held:
             return 0
+        held, self._held = self._held, False
         batch, self._pending = self._pending, {}
         events, self._events = self._events, {}
         events_text, self._events_text = self._events_text, 0
@@ -274,6 +278,7 @@ class Counters:
             await self.sink.write([(card_id, *counts) for card_id, counts in batch.items()], event_rows)
         except BaseException:
             # Put everything back so the next flush writes it.
+            self._held = self._held or held
             for card_id, (scans, views, saves) in batch.items():
                 counts = self._pending.setdefault(card_id, [0, 0, 0])
                 counts[0] += scans

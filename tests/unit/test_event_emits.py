@@ -262,19 +262,25 @@ def test_edge_batches_and_own_scans_of_a_second_are_one_scanned_event(world, set
         db = Database(settings.database_path)
         await db.open()
         try:
-            applied = [await apply_scan_batch(db, b) for b in (batch(1, 2, "DE"), batch(1, 2, "DE"), batch(2, 3, "FR"))]
-            assert recorded(settings, "card.scanned") == []  # held until the flush
             counters = Counters(DatabaseSink(db))
+            applied = [
+                await apply_scan_batch(db, b, counters) for b in (batch(1, 2, "DE"), batch(1, 2, "DE"), batch(2, 3, "FR"))
+            ]
+            assert recorded(settings, "card.scanned") == []  # held until the flush
             counters.scan(card, PHONE_UA, None, "DE", "nfc")
             await counters.flush()
             await counters.flush()  # nothing new: no second event
+            assert len(recorded(settings, "card.scanned")) == 1
+            applied.append(await apply_scan_batch(db, batch(3, 1, "DE"), counters))
+            await counters.flush()  # no counts of its own: the held batch alone is announced
             return applied
         finally:
             await db.close()
 
-    assert asyncio.run(second()) == [True, False, True]  # the batch sent again is applied once
+    assert asyncio.run(second()) == [True, False, True, True]  # the batch sent again is applied once
     events = recorded(settings, "card.scanned")
-    assert len(events) == 1  # the unknown card has none
+    assert len(events) == 2  # the unknown card has none
+    assert (events[1]["data"]["scans"], events[1]["data"]["byCountry"]) == (1, {"DE": {"scans": 1}})
     assert events[0]["user_id"] == _id(world, "member")
     assert events[0]["data"] == {
         "cardId": card_id, "slug": "ev-card", "scans": 6, "views": 2, "saves": 0,
@@ -282,7 +288,7 @@ def test_edge_batches_and_own_scans_of_a_second_are_one_scanned_event(world, set
         "byDevice": {"mobile": {"scans": 6}, "desktop": {"views": 2}},
         "byCountry": {"DE": {"scans": 3}, "FR": {"scans": 3}},
     }
-    assert query(settings, "SELECT scan_count, view_count FROM cards WHERE slug = 'ev-card'") == [(6, 2)]
+    assert query(settings, "SELECT scan_count, view_count FROM cards WHERE slug = 'ev-card'") == [(7, 3)]
     assert query(settings, "SELECT count(*) FROM held_scans") == [(0,)]
 
 
