@@ -8,6 +8,7 @@ Route table (each handler lives in the module named, under app/):
                                         transfer-cards (accounts.team)
   /v1/cards...               cards.api  CRUD and QR downloads
   /v1/cards/{id}/photo|logo  cards.images_api  PUT the image, DELETE it
+  /v1/cards/{id}/signature, background.png, print.pdf  cards.carry_api  the card carried everywhere
   /v1/cards/{id}/stats       cards.stats  scan statistics, JSON or CSV
   /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing.api
   /v1/viral/k-factor         sharing.kfactor  weekly cohorts and the k-factor (admin)
@@ -64,7 +65,7 @@ from app.api import limits, problems
 from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.cards import api as cards_api
-from app.cards import images_api, stats
+from app.cards import carry_api, images_api, stats
 from app.config import Settings
 from app.db import Database
 from app.events import api as events_api
@@ -171,6 +172,7 @@ def create_app(settings: Settings) -> Litestar:
             accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
             sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router, events_api.router,
             webhooks_api.router,
+            carry_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],

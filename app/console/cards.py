@@ -24,6 +24,7 @@ from app.cards import card_images, cards, search
 from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
 from app.cards.types import Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings, SettingsDep
+from app.console import carried
 from app.console.card_form import (
     ECC_CHOICES,
     FIELDS,
@@ -175,7 +176,7 @@ def _card_page(
         scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES, left_out=left_out(card),
         preview_query=urlencode({k: v for k, v in download.items() if v} | {"format": "png", "size": "256"}),
-        live_after=live_after,
+        live_after=live_after, carry=carried.links_of(settings, card),
     )
 
 
