@@ -22,7 +22,7 @@ from litestar.params import FromPath, QueryParameter
 
 from app.cards import card_images, cards, search
 from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
-from app.cards.types import Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
+from app.cards.types import PRINT_MM, Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings, SettingsDep
 from app.console import carried
 from app.console.card_form import (
@@ -161,7 +161,7 @@ async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) ->
 
 def _download_defaults(card: Card) -> dict[str, str]:
     return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
-            "dark": "#000000", "light": "#ffffff", "border": "4", "logo": ""}
+            "dark": "#000000", "light": "#ffffff", "border": "4", "logo": "", "mm": str(PRINT_MM)}
 
 
 def _card_page(
@@ -226,6 +226,7 @@ async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, sett
         errors[field] = {
             "size": WHOLE_PIXELS,
             "border": "Enter a whole number of modules from 0 to 32",
+            "mm": "Enter a whole number of millimetres from 10 to 1000",
             "dark": "Choose a colour like #1a2b3c", "light": "Choose a colour like #ffffff",
         }.get(field, "Choose one of the options")
     except Invalid as exc:

@@ -48,7 +48,7 @@ def preview_policy(base_url: str) -> str:
     parts = urlsplit(base_url)
     return (
         f"default-src 'none'; img-src {parts.scheme}://{parts.netloc}; style-src 'unsafe-inline'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+        "form-action 'none'; frame-ancestors 'self'; sandbox"
     )
 
 
