@@ -59,7 +59,7 @@ def build(card: Card, base_url: str, *, photo_path: str | None, accent: str | No
         lines.append(
             f'<tr><td style="padding:0;font-family:{FONT};font-size:13px;line-height:20px;color:{MUTED};">'
             f"{escape(label)}: "
-            f'<a href="{escape(href)}" style="color:{colour};text-decoration:none;">{escape(shown)}</a></td></tr>'
+            f'<a href="{escape(href)}" style="color:{colour};text-decoration:none;white-space:nowrap;">{escape(shown)}</a></td></tr>'
         )
     lines.append(
         f'<tr><td style="padding:6px 0 0 0;font-family:{FONT};font-size:13px;line-height:20px;">'
