@@ -1,6 +1,6 @@
 """A card drawn for elsewhere (SPEC §10): the video-call background (PNG) and the printed
 business card (PDF: one card with bleed, or an A4 sheet of ten), by Pillow. Pure
-functions, no I/O; CPU-heavy (tens of milliseconds, an A4 sheet a few hundred), so callers
+functions, no I/O; CPU-heavy (40 ms for a card to 300 ms for a 1920×1080 background), so callers
 run them off the event loop (app/cards/carried.py) and import this module at first use.
 
 The PDFs are written by Pillow's PDF writer: one image per page, whose page size is its
