@@ -1,6 +1,7 @@
 // The console's only script: copy buttons (the email signature's as rich text), the live card
-// preview, and keeping the screen on while a code is shown in person. Every page works without it (the copy target is
-// selectable text; the preview is drawn by the server; the screen may dim).
+// preview, and keeping the screen on while a code is shown in person. Every page works
+// without it (the copy target is selectable text; the preview is drawn by the server; the
+// screen may dim).
 "use strict";
 
 document.querySelectorAll("[data-copy]").forEach(function (button) {
