@@ -114,6 +114,7 @@ def server_options(app: Litestar) -> dict:
         # httptools, with the scanner fast path asked first (app/public/door.py); the event
         # streams ended when shutdown begins, or uvicorn would wait for them (app/events/stream.py).
         "http": protocol(app.state.fast_path, streams.close_all if (streams := app.state.get("event_streams")) else None),
+        "ws": "none",  # no WebSocket route: uvicorn would import a WebSocket library for nothing
         "log_config": None,
         "access_log": False,
         "server_header": False,

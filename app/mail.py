@@ -37,7 +37,7 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
@@ -169,19 +169,28 @@ def render_html(template: str, **values: object) -> str:
 JOB_COLUMNS = "id, message_id, kind, recipient, message, attempts, created_at, invitation_id"
 
 
+# Every kind of mail the outbox sends; a module adding one names it here (the table
+# keeps the kind as text, migration 0022).
+MailKind = Literal[
+    "verification", "invitation", "password_reset", "email_change", "team_invitation", "lead", "lead_card", "webhook_disabled"
+]
+MAIL_KINDS: frozenset[str] = frozenset(get_args(MailKind))
+
+
 async def enqueue(
     tx: Tx,
     outbox: Outbox,
     message: EmailMessage,
     *,
-    kind: Literal[
-        "verification", "invitation", "password_reset", "email_change", "team_invitation", "lead", "lead_card", "webhook_disabled"
-    ],
+    kind: MailKind,
     user_id: str | None = None,
     invitation_id: int | None = None,
 ) -> str:
     """Queue a message in the caller's transaction, dated with its time; returns its
-    Message-ID. The outbox is woken once the transaction commits, to send it at once."""
+    Message-ID. The outbox is woken once the transaction commits, to send it at once.
+    Raises ValueError for a kind not in MailKind."""
+    if kind not in MAIL_KINDS:
+        raise ValueError(f"unknown kind of mail: {kind!r}")
     message["Date"] = format_datetime(tx.now, usegmt=True)
     now = tx.now_text
     await tx.conn.execute(

@@ -64,6 +64,7 @@ from app import __version__, accounts, console, mail
 from app.api import limits, problems
 from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
+from app.brand import api as brand_api
 from app.cards import api as cards_api
 from app.cards import carry_api, images_api, stats
 from app.config import Settings
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> Litestar:
             accounts.me_router, accounts.admin_router, cards_api.router, images_api.router, stats.router,
             sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router, events_api.router,
             webhooks_api.router,
+            brand_api.router,
             carry_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],

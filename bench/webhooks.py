@@ -4,14 +4,18 @@ delivered, each once (duplicates counted: delivery is at least once).
 
 Run from the repository (needs the test extras: httpx):
 
-    .venv/bin/python bench/webhooks.py                          # 50 events/s for 10 s
-    .venv/bin/python bench/webhooks.py --rate 1000 --seconds 60 # the SPEC's figure (long: not on a shared machine)
+    .venv/bin/python bench/webhooks.py                                  # 50 events/s for 10 s
+    .venv/bin/python bench/webhooks.py --source scans --rate 1000 --seconds 60   # the SPEC's figure
 
 It starts `qrcontact serve` in a temporary data folder with WEBHOOK_ALLOW_PRIVATE=true (the
-receiver is on 127.0.0.1) and a threaded HTTP receiver, registers an account and a webhook
-for `card.created`, creates cards at the given rate (each is one event), waits until every
-event has arrived (or --drain seconds), prints the figures and stops the service by its
-process group.
+receiver is on 127.0.0.1) and a threaded HTTP receiver, registers an account and a webhook,
+produces events at the given rate, waits until every event has arrived (or --drain
+seconds), prints the figures and stops the service by its process group. The events:
+* `--source cards` (default): `card.created`, one card created through the API per event.
+  API card creation tops out near 110 a second on a 2-core machine.
+* `--source scans`: `card.scanned`. `--rate` cards are created first, then each is
+  scanned once a second (its redirect, a phone's user agent): the counter flush writes one
+  event per card scanned that second, so `--rate` events a second whatever the API's speed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Receiver:
         self.port = free_port()
         self.latencies: dict[str, float] = {}
         self.duplicates = 0
+        self.scans = 0  # card.scanned events' scans, each message counted once
         self.lock = threading.Lock()
         receiver = self
 
@@ -68,6 +73,7 @@ class Receiver:
                         receiver.duplicates += 1
                     else:
                         receiver.latencies[message_id] = arrived - occurred
+                        receiver.scans += json.loads(body)["data"].get("scans", 0)
                 self.send_response(204)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -130,8 +136,62 @@ async def drive(url: str, headers: dict, rate: int, seconds: float, concurrency:
     return created, failed
 
 
+def count_events(url: str, headers: dict, event: str) -> int:
+    """How many events of this type the service recorded (the event API, page by page)."""
+    count, cursor = 0, None
+    while True:
+        params = {"type": event, "limit": 100, **({"after": cursor} if cursor else {})}
+        page = httpx.get(f"{url}/v1/events", params=params, headers=headers, timeout=30).json()
+        count += len(page["items"])
+        if not (cursor := page.get("nextCursor")):
+            return count
+
+
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+
+
+async def make_cards(url: str, headers: dict, count: int, concurrency: int) -> list[str]:
+    """`count` cards through the API; returns their slugs."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def one(n: int) -> str:
+            async with gate:
+                response = await client.post("/v1/cards", json={"fullName": f"Bench {n}", "email": "bench@example.com", "slug": f"bench-{n}"})
+            assert response.status_code == 201, response.text
+            return response.json()["slug"]
+
+        return list(await asyncio.gather(*(one(n) for n in range(count))))
+
+
+async def scan_each_second(url: str, slugs: list[str], seconds: float, concurrency: int) -> tuple[int, int]:
+    """Scan every card once a second for `seconds`; returns (seconds with all scans answered, failed scans)."""
+    failed = rounds = 0
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"User-Agent": PHONE}, timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        async def one(slug: str) -> None:
+            nonlocal failed
+            async with gate:
+                response = await client.get(f"/c/{slug}")
+            if response.status_code != 302:
+                failed += 1
+
+        started = time.monotonic()
+        for second in range(int(seconds)):
+            await asyncio.gather(*(one(slug) for slug in slugs))
+            rounds += 1
+            delay = started + second + 1 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+    return rounds, failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", choices=("cards", "scans"), default="cards", help="what makes the events (see above)")
     parser.add_argument("--rate", type=int, default=50, help="events a second (default 50)")
     parser.add_argument("--seconds", type=float, default=10, help="how long to produce them (default 10)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight creating cards")
@@ -147,12 +207,27 @@ def main() -> None:
         auth = httpx.post(f"{url}/v1/auth/register", json={"email": "bench@example.com", "password": PASSWORD,
                                                            "marketingConsent": False}).json()
         headers = {"Authorization": f"Bearer {auth['accessToken']}"}
-        hook = httpx.post(f"{url}/v1/webhooks", json={"url": f"http://127.0.0.1:{receiver.port}/hook", "events": ["card.created"]},
+        slugs = asyncio.run(make_cards(url, headers, args.rate, args.concurrency)) if args.source == "scans" else []
+        event = "card.scanned" if args.source == "scans" else "card.created"
+        hook = httpx.post(f"{url}/v1/webhooks", json={"url": f"http://127.0.0.1:{receiver.port}/hook", "events": [event]},
                           headers=headers)
         assert hook.status_code == 201, hook.text
         started = time.monotonic()
-        created, failed = asyncio.run(drive(url, headers, args.rate, args.seconds, args.concurrency))
-        produced_in = time.monotonic() - started
+        if args.source == "scans":
+            rounds, failed = asyncio.run(scan_each_second(url, slugs, args.seconds, args.concurrency))
+            produced_in = time.monotonic() - started
+            # One event per card per flush, and a second's scans may straddle two flushes: the
+            # events are done when the deliveries' scans add up to every scan answered.
+            expected = rounds * len(slugs) - failed
+            deadline = time.monotonic() + args.drain
+            while receiver.scans < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            created = count_events(url, headers, "card.scanned")
+            print(f"scans: {rounds} rounds of {len(slugs)} cards, {failed} failed; "
+                  f"{receiver.scans} of {expected} scans in the events delivered")
+        else:
+            created, failed = asyncio.run(drive(url, headers, args.rate, args.seconds, args.concurrency))
+            produced_in = time.monotonic() - started
         deadline = time.monotonic() + args.drain
         while receiver.count < created and time.monotonic() < deadline:
             time.sleep(0.05)

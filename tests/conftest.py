@@ -12,14 +12,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from app.accounts import hashing
 from app.config import Settings
 from app.main import create_app
 from tests.support.app import make_settings, register
 
 TIERS = ("unit", "live", "browser")
+
+
+# The in-process app hashes passwords with argon2id's smallest parameters: with OWASP's
+# (19 MiB, 2 passes) each account a test registers cost 35 ms of CPU, about a minute of a
+# full run. The OWASP parameters are what `qrcontact serve` uses (every live and browser
+# test) and what test_accounts checks a stored hash for, through `owasp_hasher`.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    production, hashing.HASHER = hashing.HASHER, FAST_HASHER
+    yield
+    hashing.HASHER = production
+
+
+@pytest.fixture
+def owasp_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production parameters (app/accounts/hashing.py) for this test."""
+    monkeypatch.setattr(hashing, "HASHER", hashing.PRODUCTION_HASHER)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from app.cards.types import COLOUR, PRINT_MM, QR_SIZES, CardPage, ContactCard, C
 async def create_card_handler(
     request: Request, data: JSONBody[CreateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
-    card = await create_card(db, request.app.state.public_cards, request.user.user_id, data)
+    card = await create_card(db, request.app.state.public_cards, request.user.user_id, data, admin=request.user.is_admin)
     return await to_response(card, request.app.state, settings)
 
 
@@ -65,7 +65,7 @@ async def edit_card_handler(
     request: Request, cardId: FromPath[str], data: JSONBody[UpdateCardRequest], db: DatabaseDep, settings: SettingsDep
 ) -> ContactCard:
     card = await owned_card(db, request, cardId)
-    card = await edit_card(db, request.app.state.public_cards, card, data)
+    card = await edit_card(db, request.app.state.public_cards, card, data, admin=request.user.is_admin)
     return await to_response(card, request.app.state, settings)
 
 
@@ -100,10 +100,16 @@ async def card_qr(
     ] = None,
     ecc: Annotated[qr.Ecc | None, QueryParameter(description="error correction; the card's level by default")] = None,
     mode: FromQuery[qr.Mode] = "dynamic",
-    dark: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the dark modules")] = "#000000",
-    light: Annotated[str, QueryParameter(pattern=COLOUR, description="hex colour of the light modules")] = "#ffffff",
+    dark: Annotated[
+        str | None, QueryParameter(pattern=COLOUR, description="hex colour of the dark modules; the team's qrDark, else black")
+    ] = None,
+    light: Annotated[
+        str | None, QueryParameter(pattern=COLOUR, description="hex colour of the light modules; the team's qrLight, else white")
+    ] = None,
     border: Annotated[int, QueryParameter(ge=0, le=32, description="minimum quiet zone, in modules")] = 4,
-    logo: Annotated[bool, QueryParameter(description="the card's logo in the centre, at error correction H (PNG, SVG)")] = False,
+    logo: Annotated[bool | None, QueryParameter(
+        description="the card's logo (else the team's) in the centre, at error correction H (PNG, SVG); the team's logoOnCodes by default"
+    )] = None,
     mm: Annotated[
         int | None, QueryParameter(ge=10, le=1000, description=f"PDF and EPS: the printed side in millimetres, {PRINT_MM} by default")
     ] = None,

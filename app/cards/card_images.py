@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from app.cards.cards import changed, image_hash
+from app.brand import store as brand_store
+from app.cards.cards import changed, image_hash, refuse_locked_logo
 from app.cards.store import CARD_COLUMNS
 from app.cards.types import Card
 from app.cards.types import ImageKind as Kind
@@ -73,23 +74,32 @@ async def image_bytes(conn: aiosqlite.Connection, card_row_id: int, kind: Kind, 
 # --- operations ----------------------------------------------------------------------
 
 
-async def set_image(db: Database, public_cards: PublicCards, card: Card, kind: Kind, upload: bytes) -> Card:
+async def set_image(db: Database, public_cards: PublicCards, card: Card, kind: Kind, upload: bytes, *, admin: bool = False) -> Card:
     """Make the upload the card's photo or logo; the card as it is now. Raises TooLarge,
-    Unsupported and Invalid (app/cards/images.py), storing nothing then."""
+    Unsupported and Invalid (app/cards/images.py; unless `admin`, a logo the team has
+    locked), storing nothing then."""
     from app.cards.images import process  # Pillow: loaded by the first upload, not by every install at start
 
+    if kind == "logo" and not admin:
+        async with db.read() as conn:
+            refuse_locked_logo(await brand_store.get_stored(conn))
     processed = await asyncio.get_running_loop().run_in_executor(PROCESSOR, process, upload)
     async with db.write() as tx:
+        if kind == "logo" and not admin:
+            refuse_locked_logo(await brand_store.get_stored(tx.conn))
         card = await put_image(tx.conn, card, kind, processed, tx.now_text)
         await changed(tx, public_cards, [card.slug])
     return card
 
 
-async def delete_image(db: Database, public_cards: PublicCards, card: Card, kind: Kind) -> Card:
-    """Remove the card's photo or logo (nothing to do when it has none); the card as it is now."""
+async def delete_image(db: Database, public_cards: PublicCards, card: Card, kind: Kind, *, admin: bool = False) -> Card:
+    """Remove the card's photo or logo (nothing to do when it has none); the card as it is
+    now. Raises Invalid (unless `admin`, a logo the team has locked)."""
     if image_hash(card, kind) is None:
         return card
     async with db.write() as tx:
+        if kind == "logo" and not admin:
+            refuse_locked_logo(await brand_store.get_stored(tx.conn))
         card = await remove_image(tx.conn, card, kind, tx.now_text)
         await changed(tx, public_cards, [card.slug])
     return card

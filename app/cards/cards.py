@@ -24,6 +24,8 @@ from litestar import Request
 from litestar.datastructures import State
 
 from app import qr
+from app.brand import store as brand_store
+from app.brand.types import LOCKABLE, BrandDefaults, Stored
 from app.cards import vcard
 from app.cards.content import (
     LIST_TYPES,
@@ -59,7 +61,11 @@ def short_url(settings: Settings, slug: str) -> str:
 
 
 def dynamic_drawing(card: Card) -> qr.Drawing:
-    """How a card's own dynamic code is drawn: PNG at the card's size and level."""
+    """How a card's own dynamic code is drawn: PNG at the card's size and level, in the
+    team's code colours on a public card."""
+    if card.brand is not None:
+        return qr.Drawing(format="png", size=card.qr_size, ecc=card.qr_error_correction,
+                          dark=card.brand.qr_dark, light=card.brand.qr_light)
     return qr.Drawing(format="png", size=card.qr_size, ecc=card.qr_error_correction)
 
 
@@ -105,7 +111,18 @@ THUMBNAIL_SUFFIX = "-96"
 
 
 def image_hash(card: Card, kind: ImageKind) -> str | None:
-    return card.photo_hash if kind == "photo" else card.logo_hash
+    """The hash of the image the card shows: for a public card (one that wears the team's
+    look) without a logo of its own, or with the logo locked by the team, the team logo's."""
+    if kind == "photo":
+        return card.photo_hash
+    if shows_team_logo(card):
+        return card.brand.logo_hash  # type: ignore[union-attr]
+    return card.logo_hash
+
+
+def shows_team_logo(card: Card) -> bool:
+    look = card.brand
+    return look is not None and look.logo_hash is not None and (look.logo_locked or card.logo_hash is None)
 
 
 def image_path(card: Card, kind: ImageKind, thumbnail: bool = False) -> str | None:
@@ -217,13 +234,59 @@ def _refuse_reserved(slug: str) -> None:
         raise Invalid(f"{slug!r} is a reserved word", errors=[{"field": "slug", "message": "reserved word"}], code="slug_reserved")
 
 
-async def create_card(db: Database, public_cards: PublicCards, user_id: str, data: CreateCardRequest) -> Card:
-    """A new card for the account, with the asked slug or a random one. Raises Invalid (a
-    reserved slug) and Conflict (a taken or retired one)."""
+def with_defaults(data: CreateCardRequest, defaults: BrandDefaults) -> CreateCardRequest:
+    """A new card's request with the team's defaults (SPEC §10) in the fields it leaves out."""
+    changes: dict[str, Any] = {}
+    if data.organization is None and defaults.organization:
+        changes["organization"] = defaults.organization
+    if data.website is msgspec.UNSET and data.links is msgspec.UNSET and defaults.website:
+        changes["website"] = defaults.website
+    if data.phone is msgspec.UNSET and data.phones is msgspec.UNSET and defaults.phone:
+        changes["phones"] = [PhoneEntry(number=defaults.phone, type="work")]
+    if not data.addresses and defaults.address is not None:
+        changes["addresses"] = [defaults.address]
+    return msgspec.structs.replace(data, **changes) if changes else data
+
+
+def _refuse_locked(brand: Stored, columns: dict[str, Any], before: dict[str, Any]) -> None:
+    """Raises Invalid naming the first field locked by the team whose column `columns`
+    changes from `before`."""
+    for field in brand.locked_fields:
+        column = LOCKABLE.get(field)
+        if column is not None and column in columns and columns[column] != before.get(column):
+            raise Invalid(
+                f"{field} is set by the team and cannot be changed",
+                errors=[{"field": field, "message": "locked by the team"}], code="locked_field",
+            )
+
+
+def lockable_columns(card: Card) -> dict[str, Any]:
+    """The card's lockable columns as `settle` writes them."""
+    return {column: to_json(getattr(card, column)) if column in LIST_TYPES else getattr(card, column)
+            for column in LOCKABLE.values() if column is not None}
+
+
+def refuse_locked_logo(brand: Stored) -> None:
+    """Raises Invalid when the team has locked the logo (members keep the team's)."""
+    if brand.locks("logo"):
+        raise Invalid("the logo is set by the team and cannot be changed",
+                      errors=[{"field": "logo", "message": "locked by the team"}], code="locked_field")
+
+
+async def create_card(
+    db: Database, public_cards: PublicCards, user_id: str, data: CreateCardRequest, *, admin: bool = False,
+) -> Card:
+    """A new card for the account, with the asked slug or a random one, starting with the
+    team's defaults. Raises Invalid (a reserved slug; unless `admin`, a field the team has
+    locked set otherwise) and Conflict (a taken or retired one)."""
     if data.slug is not None:
         _refuse_reserved(data.slug)
-    columns = settle(data, None)
     async with db.write() as tx:
+        brand = await brand_store.get_stored(tx.conn)
+        columns = settle(with_defaults(data, brand.defaults), None)
+        if not admin and brand.locked_fields:
+            bare = CreateCardRequest(full_name=columns["full_name"], email=columns["email"])
+            _refuse_locked(brand, columns, settle(with_defaults(bare, brand.defaults), None))
         if data.slug is not None:
             card = await insert_card(tx.conn, user_id, data.slug, columns, tx.now_text)
         else:
@@ -237,15 +300,19 @@ async def create_card(db: Database, public_cards: PublicCards, user_id: str, dat
     return card
 
 
-async def edit_card(db: Database, public_cards: PublicCards, card: Card, data: UpdateCardRequest) -> Card:
+async def edit_card(
+    db: Database, public_cards: PublicCards, card: Card, data: UpdateCardRequest, *, admin: bool = False,
+) -> Card:
     """Change the fields `data` sets; the card as it is now. Raises Invalid (a new slug, what
-    `settle` refuses)."""
+    `settle` refuses; unless `admin`, a change of a field the team has locked)."""
     if data.slug is not msgspec.UNSET and data.slug != card.slug:
         raise Invalid("a slug is permanent: printed codes carry it", errors=[{"field": "slug", "message": "cannot be changed"}])
     changes = settle(data, card)
     if not changes:
         return card
     async with db.write() as tx:
+        if not admin:
+            _refuse_locked(await brand_store.get_stored(tx.conn), changes, lockable_columns(card))
         card = await update_card(tx.conn, card, changes, tx.now_text)
         await changed(tx, public_cards, [card.slug])
         asked = sorted(_camel(name) for name, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET)
@@ -278,23 +345,39 @@ def static_payload(card: Card, ecc: qr.Ecc) -> tuple[str, list[str]]:
     return vcard.static_text(card, ecc)  # LEAVE_OUT_ORDER's names are one word: the API's too
 
 
-async def _logo_of(state: State, card: Card, options: QrOptions) -> bytes:
-    """The card's logo for a code with the logo. Raises Invalid (no logo, or a format drawn without one)."""
+async def _logo_of(state: State, card: Card, brand: Stored, options: QrOptions) -> bytes | None:
+    """The logo for a code with the logo: the card's, else the team's (the team's first when
+    it locks the logo). None when there is none and the code was not asked for one (the
+    team's logoOnCodes). Raises Invalid (no logo, or a format drawn without one, when asked)."""
+    asked = options.logo is True
     if options.format not in ("png", "svg"):  # logo_codes.LOGO_FORMATS
+        if not asked:
+            return None
         raise Invalid("a code with the logo comes as PNG or SVG", errors=[{"field": "logo", "message": "PNG or SVG only"}],
                       code="logo_format")
-    stored = await state.public.cards.load_image(card, "logo", False) if card.logo_hash else None
+    stored = None
+    if card.logo_hash and not (brand.locks("logo") and brand.logo_hash):
+        stored = await state.public.cards.load_image(card, "logo", False)
+    elif brand.logo_hash:
+        async with state.db.read() as conn:
+            stored = await brand_store.logo_bytes(conn, False)
     if stored is None:
+        if not asked:
+            return None
         raise Invalid("this card has no logo: upload one first", errors=[{"field": "logo", "message": "the card has no logo"}],
                       code="no_logo")
     return stored[1]
 
 
 async def qr_download(state: State, settings: Settings, card: Card, options: QrOptions) -> tuple[bytes, str, str, list[str]]:
-    """The card's code drawn as asked: (image, media type, file name, the fields a static code
-    left out). Raises Invalid (colours without contrast, a payload too large for the level)."""
+    """The card's code drawn as asked, the team's qrDark, qrLight and logoOnCodes where the
+    options leave them out: (image, media type, file name, the fields a static code left
+    out). Raises Invalid (colours without contrast, a payload too large for the level)."""
+    async with state.db.read() as conn:
+        brand = await brand_store.get_stored(conn)
     try:
-        dark_rgb, light_rgb = qr.parse_colour(options.dark), qr.parse_colour(options.light)
+        dark_rgb = qr.parse_colour(options.dark or brand.qr_dark)
+        light_rgb = qr.parse_colour(options.light or brand.qr_light)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     # Below 3:1 (or inverted) many phone scanners fail; refuse rather than print a dud.
@@ -314,14 +397,16 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         # Print formats are sized in millimetres, not in pixels.
         mm=(options.mm or PRINT_MM) if options.format in ("pdf", "eps") else None,
     )
-    if options.logo:
+    logo = None
+    if options.logo is True or (options.logo is None and brand.logo_on_codes):
+        logo = await _logo_of(state, card, brand, options)
+    if logo is not None:
         drawing = dataclasses.replace(drawing, ecc="H")
     payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
-        if options.logo:
+        if logo is not None:
             from app.cards import logo_codes  # Pillow: loaded by the first such download, not at start
 
-            logo = await _logo_of(state, card, options)
             image = await asyncio.to_thread(logo_codes.render, payload, drawing, logo)  # downloads, not scans: not cached
         else:
             image = await qr.cached_image(state.qr_cache, payload, drawing, options.mode)

@@ -18,11 +18,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from app.cards.cards import image_path, short_url
+import msgspec
+
+from app.brand import store as brand_store
+from app.cards.cards import image_path, short_url, shows_team_logo
 from app.cards.signature import Signature
 from app.cards.signature import build as build_signature
 from app.cards.types import Card
 from app.config import Settings
+from app.public.looks import accent_of
 
 if TYPE_CHECKING:
     from litestar.datastructures import State
@@ -46,17 +50,25 @@ class Look:
 
 
 async def look_of(state: State, card: Card, with_logo: bool = True) -> Look:
-    """The card's accent and logo.
-
-    Hook for the team brand (SPEC §10, "Team brand"): when the team has a brand, its
-    accent and logo take the place of the card's here, and `logo_key` names the team
-    logo's version, so every carried picture follows a brand change at once.
-    """
-    logo = None
-    if card.logo_hash and with_logo:
-        stored = await state.public.cards.load_image(card, "logo", False)
-        logo = stored[1] if stored is not None and stored[0] == card.logo_hash else None
-    return Look(card.accent_color, logo, card.logo_hash if logo else None)
+    """The card's accent and logo as its public page wears them (SPEC §10, team brand): its
+    own, else the team's, the team's first where the team locks them (looks.accent_of,
+    cards.shows_team_logo); `logo_key` names the logo's version, so every carried picture
+    follows a brand change at once."""
+    async with state.db.read() as conn:
+        team = await brand_store.get_stored(conn)
+    worn = msgspec.structs.replace(card, brand=team.look())
+    logo, key = None, None
+    if with_logo:
+        if shows_team_logo(worn):
+            async with state.db.read() as conn:
+                stored = await brand_store.logo_bytes(conn, False)
+        elif card.logo_hash:
+            stored = await state.public.cards.load_image(card, "logo", False)
+        else:
+            stored = None
+        if stored is not None:
+            key, logo = stored
+    return Look(accent_of(worn), logo, key)
 
 
 def signature_of(settings: Settings, card: Card, look: Look | None = None) -> Signature:

@@ -32,7 +32,8 @@ UPLOAD_PROBLEMS = {
         Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
         description="Not sent as image/jpeg, image/png or image/webp, or not really one of them (SVG, GIF, HEIC, text)",
     ),
-    422: ResponseSpec(Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False, description="The image is truncated or damaged"),
+    422: ResponseSpec(Problem, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False,
+                      description="The image is truncated or damaged, or the team has locked the logo"),
 }
 
 
@@ -63,15 +64,17 @@ def handlers_for(kind: ImageKind) -> list:
         if length.isdigit() and int(length) > MAX_BYTES:  # said before any of it is read
             raise TooLarge("the image is larger than 10 MB", code="image_too_large")
         upload = await request.body()  # 413 past request_max_body_size (a chunked body)
-        card = await set_image(db, request.app.state.public_cards, card, kind, upload)
+        card = await set_image(db, request.app.state.public_cards, card, kind, upload, admin=request.user.is_admin)
         return await to_response(card, request.app.state, settings)
 
     @delete(
         f"/{{cardId:str}}/{kind}", operation_id=f"delete{title}", summary=f"Remove the card's {kind}",
-        status_code=200, responses=problems(*AUTHENTICATED, *WRITE, 400, 404),
+        status_code=200, responses=problems(*AUTHENTICATED, *WRITE, 400, 404, 422),
     )
     async def delete_image_handler(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
-        card = await delete_image(db, request.app.state.public_cards, await owned_card(db, request, cardId), kind)
+        card = await delete_image(
+            db, request.app.state.public_cards, await owned_card(db, request, cardId), kind, admin=request.user.is_admin
+        )
         return await to_response(card, request.app.state, settings)
 
     return [put_image, delete_image_handler]

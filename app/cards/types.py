@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from app import qr
+from app.brand.types import Look
 from app.cards import vcard
 from app.cards.content import (
     AccentColor,
@@ -76,6 +77,8 @@ class Card(msgspec.Struct):
     # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
     photo_hash: str | None = None
     logo_hash: str | None = None
+    # The team brand as the public pages show it (app/public/card_cache.py sets it; None elsewhere).
+    brand: Look | None = None
 
     def vcard(self, version: vcard.Version = 3, photo_jpeg: bytes | None = None) -> str:
         return vcard.vcard(self, version, photo_jpeg)
@@ -177,8 +180,10 @@ class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
     size: QrSize | None = None  # the card's qrSize
     ecc: qr.Ecc | None = None  # the card's level
     mode: qr.Mode = "dynamic"
-    dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#000000"
-    light: Annotated[str, msgspec.Meta(pattern=COLOUR)] = "#ffffff"
+    dark: Annotated[str, msgspec.Meta(pattern=COLOUR)] | None = None  # None: the team's qrDark, else black
+    light: Annotated[str, msgspec.Meta(pattern=COLOUR)] | None = None  # None: the team's qrLight, else white
     border: Annotated[int, msgspec.Meta(ge=0, le=32)] = 4
-    logo: bool = False  # the card's logo in the centre, at level H (PNG and SVG; app/cards/logo_codes.py)
+    # The card's logo (else the team's) in the centre, at level H (PNG and SVG; app/cards/logo_codes.py);
+    # None: the team's logoOnCodes, when there is a logo to put there.
+    logo: bool | None = None
     mm: PrintMm | None = None  # PDF and EPS: the printed side in millimetres (PRINT_MM by default)

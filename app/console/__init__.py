@@ -18,7 +18,7 @@ from litestar.response import Redirect
 
 from app.api import limits
 from app.config import Settings
-from app.console import account, activity, auth, card_stats, cards, carried, invitations, keys, leads, share, team, web, webhooks
+from app.console import account, activity, auth, brand, card_stats, cards, carried, invitations, keys, leads, share, team, web, webhooks
 
 
 @get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -38,11 +38,14 @@ def router(settings: Settings) -> Router:
         route_handlers=[
             console_home, web.static_file, *auth.handlers, *cards.handlers, *carried.handlers, *share.handlers, *invitations.handlers,
             *card_stats.handlers, *leads.handlers, *activity.handlers, *keys.handlers, *webhooks.handlers, *account.handlers,
-            *team.handlers, web.not_found,
+            *team.handlers, *brand.handlers, web.not_found,
         ],
         before_request=web.session_hook,
         # The rate limit first: a request past it costs no CSRF check, session lookup or form parsing.
-        middleware=[limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings)],
+        middleware=[
+            web.one_page_at_a_time,
+            limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings),
+        ],
         exception_handlers=web.EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -20,6 +20,8 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, QueryParameter
 
+from app.brand import brand
+from app.brand.types import Stored
 from app.cards import card_images, cards, search
 from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
 from app.cards.types import PRINT_MM, Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
@@ -55,9 +57,14 @@ PER_PAGE = 24
 # --- the card form's page ------------------------------------------------------------
 
 
-def _form_page(
+async def _form_page(
     request: Request, *, card: Card | None, values: dict, errors: dict, status: int = 200, image_errors: dict | None = None,
 ) -> Response:
+    team = await brand.current(request.app.state.db)
+    # What the team locks is read-only for members (SPEC §10): the inputs by name, the lists whole.
+    locked = set() if request.user.is_admin else {field for field in team.locked_fields if field != "addresses"}
+    if card is None and not values.get("organization") and not values.get("fullName"):
+        values = with_team_defaults(values, team)
     images = {
         kind: {"label": kind.title(), "thumbnail": cards.image_path(card, kind, thumbnail=True)} for kind in IMAGE_KINDS
     } if card else {}
@@ -66,8 +73,25 @@ def _form_page(
         errors=errors, fields=FIELDS, more_fields=MORE_FIELDS, headline=HEADLINE, name_parts=NAME_PARTS, lists=LISTS,
         slug_field=SLUG, ecc_choices=ECC_CHOICES, labels=LABELS,
         name_open=any(values.get(f.name) or f.name in errors for f in NAME_PARTS),
-        images=images, image_errors=image_errors or {},
+        images=images, image_errors=image_errors or {}, locked=locked,
+        locked_lists={"addresses"} if "addresses" in team.locked_fields and not request.user.is_admin else set(),
+        team_logo="/app/team/brand/logo.jpg" if team.logo_hash else None,
     )
+
+
+def with_team_defaults(values: dict, team: Stored) -> dict:
+    """A new card's form filled with what the team's defaults give it."""
+    defaults, filled = team.defaults, dict(values)
+    filled["organization"] = defaults.organization or ""
+    if defaults.phone:
+        filled["phones"] = [{"number": defaults.phone, "type": "work", "ext": ""}]
+    if defaults.website:
+        filled["links"] = [{"url": defaults.website, "label": "Website"}]
+    if defaults.address is not None:
+        address = defaults.address
+        filled["addresses"] = [{"type": address.type, "street": address.street, "locality": address.locality,
+                                "region": address.region, "postalCode": address.postal_code, "country": address.country}]
+    return filled
 
 
 IMAGE_KINDS: tuple[ImageKind, ...] = ("photo", "logo")
@@ -78,6 +102,7 @@ IMAGE_SAID = {
     "image_too_large": "That picture is larger than 10 MB. Choose a smaller one.",
     "image_too_many_pixels": "That picture has too many pixels (over 50 million). Choose a smaller one.",
     "image_damaged": "That picture could not be read: it may be incomplete or damaged. Try another.",
+    "locked_field": "Your team sets the logo (Team › Brand): it cannot be changed here.",
 }
 
 
@@ -115,7 +140,7 @@ async def new_card_form(request: Request) -> Response:
     values = {f.name: "" for f in (*SINGLE, *MORE_FIELDS, HEADLINE, *NAME_PARTS)} | {
         "slug": "", "qrErrorCorrection": "M", "qrSize": "512",
     } | {listed.name: [] for listed in LISTS}
-    return _form_page(request, card=None, values=values, errors={})
+    return await _form_page(request, card=None, values=values, errors={})
 
 
 @post("/cards/new")
@@ -123,23 +148,24 @@ async def new_card(request: Request, db: DatabaseDep) -> Response:
     form = await form_of(request)
     values, errors = read_card_form(form, with_slug=True)
     if rows_changed(form, values):
-        return _form_page(request, card=None, values=values, errors={})
+        return await _form_page(request, card=None, values=values, errors={})
     if not errors:
         try:
             card = await cards.create_card(
-                db, request.app.state.public_cards, request.user.user_id, request_body(values, None, CreateCardRequest)
+                db, request.app.state.public_cards, request.user.user_id, request_body(values, None, CreateCardRequest),
+                admin=request.user.is_admin,
             )
         except (Invalid, Conflict) as exc:
             errors = domain_errors(exc)
         else:
             return see_other(f"/app/cards/{card.card_id}", flash="card-created")
-    return _form_page(request, card=None, values=values, errors=errors, status=422)
+    return await _form_page(request, card=None, values=values, errors=errors, status=422)
 
 
 @get("/cards/{cardId:str}/edit")
 async def edit_card_form(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
     card = await cards.card_of(db, request.user.user_id, cardId)
-    return _form_page(request, card=card, values=values_of(card), errors={})
+    return await _form_page(request, card=card, values=values_of(card), errors={})
 
 
 @post("/cards/{cardId:str}/edit")
@@ -148,20 +174,23 @@ async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) ->
     form = await form_of(request)
     values, errors = read_card_form(form, with_slug=False)
     if rows_changed(form, values):
-        return _form_page(request, card=card, values={**values, "slug": card.slug}, errors={})
+        return await _form_page(request, card=card, values={**values, "slug": card.slug}, errors={})
     if not errors:
         try:
-            await cards.edit_card(db, request.app.state.public_cards, card, request_body(values, card, UpdateCardRequest))
+            await cards.edit_card(
+                db, request.app.state.public_cards, card, request_body(values, card, UpdateCardRequest), admin=request.user.is_admin
+            )
         except (Invalid, Conflict) as exc:
             errors = domain_errors(exc)
         else:
             return see_other(f"/app/cards/{card.card_id}", flash="card-saved")
-    return _form_page(request, card=card, values={**values, "slug": card.slug}, errors=errors, status=422)
+    return await _form_page(request, card=card, values={**values, "slug": card.slug}, errors=errors, status=422)
 
 
-def _download_defaults(card: Card) -> dict[str, str]:
+def _download_defaults(card: Card, team: Stored) -> dict[str, str]:
+    """The download panel as it starts: the card's size and level, the team's code colours."""
     return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
-            "dark": "#000000", "light": "#ffffff", "border": "4", "logo": "", "mm": str(PRINT_MM)}
+            "dark": team.qr_dark, "light": team.qr_light, "border": "4", "logo": "", "mm": str(PRINT_MM)}
 
 
 def _card_page(
@@ -184,7 +213,8 @@ def _card_page(
 async def card_page(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
     live_after = await latest_event(db)  # before the counts: the page's script follows the events after it
     card = await cards.card_of(db, request.user.user_id, cardId)
-    return _card_page(request, settings, card, download=_download_defaults(card), errors={}, live_after=live_after)
+    download = _download_defaults(card, await brand.current(db))
+    return _card_page(request, settings, card, download=download, errors={}, live_after=live_after)
 
 
 # The code as the "Show it in person" page draws it: the dynamic code (the short link), dark on
@@ -215,8 +245,9 @@ async def present_card(
 async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> Response:
     """The download panel's GET form: the card's code drawn as asked, through the API's own code path."""
     card = await cards.card_of(db, request.user.user_id, cardId)
-    asked = {key: value.strip() for key, value in request.query_params.items() if key in _download_defaults(card)}
-    download = _download_defaults(card) | asked
+    defaults = _download_defaults(card, await brand.current(db))
+    asked = {key: value.strip() for key, value in request.query_params.items() if key in defaults}
+    download = defaults | asked
     errors: dict[str, str] = {}
     try:
         options = msgspec.convert({k: v for k, v in asked.items() if v != ""}, QrOptions, strict=False)
@@ -282,16 +313,20 @@ def _image_handlers(kind: ImageKind) -> list:
             if data is None:
                 message = "Choose a picture to upload first."
             else:
-                await card_images.set_image(db, request.app.state.public_cards, card, kind, data)
+                await card_images.set_image(db, request.app.state.public_cards, card, kind, data, admin=request.user.is_admin)
                 return see_other(f"/app/cards/{card.card_id}/edit", flash=f"{kind}-saved")
         except (TooLarge, Unsupported, Invalid) as exc:
             message = IMAGE_SAID.get(exc.code or "", sentence(exc.message))
-        return _form_page(request, card=card, values=values_of(card), errors={}, image_errors={kind: message}, status=422)
+        return await _form_page(request, card=card, values=values_of(card), errors={}, image_errors={kind: message}, status=422)
 
     @post(f"/cards/{{cardId:str}}/{kind}/delete", name=f"remove-{kind}")
     async def remove_image(request: Request, cardId: FromPath[str], db: DatabaseDep) -> Response:
         card = await cards.card_of(db, request.user.user_id, cardId)
-        await card_images.delete_image(db, request.app.state.public_cards, card, kind)
+        try:
+            await card_images.delete_image(db, request.app.state.public_cards, card, kind, admin=request.user.is_admin)
+        except Invalid as exc:
+            message = IMAGE_SAID.get(exc.code or "", sentence(exc.message))
+            return await _form_page(request, card=card, values=values_of(card), errors={}, image_errors={kind: message}, status=422)
         return see_other(f"/app/cards/{card.card_id}/edit", flash=f"{kind}-removed")
 
     return [upload_image, remove_image]

@@ -34,6 +34,8 @@ from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Message as ASGIMessage
 
 from app.api import problems
 from app.config import Settings
@@ -159,6 +161,9 @@ FLASHES = {
     "deactivated": "Account deactivated. Their cards keep working.",
     "reactivated": "Account reactivated. They can log in again.",
     "cards-moved": "Cards handed over: {count}.",
+    "brand-saved": "Brand saved. Every card shows it now.",
+    "brand-logo-saved": "Team logo saved.",
+    "brand-logo-removed": "Team logo removed.",
 }
 
 
@@ -295,6 +300,48 @@ def session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
     return Cookie(
         key=COOKIE, value=token, path=COOKIE_PATH, max_age=max_age, httponly=True, secure=cookie_is_secure(settings), samesite="lax"
     )
+
+
+def one_page_at_a_time(app: ASGIApp) -> ASGIApp:
+    """The console's pages drawn one after another, never side by side.
+
+    Pages are drawn by the process that answers scans, on its event loop and in its
+    drawing thread (DRAWER). Four people loading a year of stats at once kept the loop
+    busy with four pages' database round trips, Litestar handling and writes, and scans
+    waited behind them (docs/performance.md, "Console and scans on one machine"). In
+    turn, one page at a time, the loop is free between the steps of the one page being
+    drawn, and the console's throughput is what it was (the drawing thread and the GIL
+    were its bound already).
+
+    Only GET and HEAD wait their turn (forms and uploads do not queue behind reports),
+    and only until the answer starts: sending it to a slow phone holds no one up.
+    """
+    gate = asyncio.Semaphore(1)
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await app(scope, receive, send)
+            return
+        await gate.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                gate.release()
+
+        async def send_and_let_the_next_in(message: ASGIMessage) -> None:
+            if message["type"] == "http.response.start":
+                release()  # drawn: writing it out waits on the client alone
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_let_the_next_in)
+        finally:
+            release()
+
+    return handle
 
 
 def csrf_middleware(settings: Settings) -> DefineMiddleware:

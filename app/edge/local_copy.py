@@ -49,12 +49,14 @@ from pathlib import Path
 import httpx
 from prometheus_client import Counter, Gauge
 
+from app.brand import store as brand_store
+from app.cards.cards import shows_team_logo
 from app.cards.store import CARD_COLUMNS, card_from_row
 from app.cards.types import Card, ImageKind
 from app.config import Settings
 from app.edge.follower import Follower, die_with_parent, discard, use_rollback_journal
 from app.ops.replication import CONFIG, ReplicationError, binary, environment
-from app.public.card_cache import Gone, PublicCards
+from app.public.card_cache import Gone, PublicCards, wearing
 from app.sqlite import sqlite3
 
 log = logging.getLogger("app.edge")
@@ -94,18 +96,21 @@ def read_card(path: Path, slug: str) -> Card | Gone | None:
         conn.row_factory = sqlite3.Row
         row = conn.execute(f"SELECT {CARD_COLUMNS} FROM cards WHERE slug = ?", (slug,)).fetchone()
         if row is not None:
-            return card_from_row(row)
+            return wearing(card_from_row(row), brand_store.read_stored(conn))
         retired = conn.execute("SELECT 1 FROM retired_slugs WHERE slug = ?", (slug,)).fetchone()
         return "gone" if retired else None
     finally:
         conn.close()
 
 
-def read_image(path: Path, card_row_id: int, kind: ImageKind, thumbnail: bool) -> tuple[str, bytes] | None:
-    """The (hash, JPEG) of a card's image or thumbnail in the copy at `path`, None when it has
-    none, on a connection opened for this lookup only. Raises sqlite3.Error."""
+def read_image(path: Path, card_row_id: int, kind: ImageKind, thumbnail: bool, team: bool = False) -> tuple[str, bytes] | None:
+    """The (hash, JPEG) of a card's image or thumbnail in the copy at `path` (`team`: the team
+    logo the card shows), None when it has none, on a connection opened for this lookup
+    only. Raises sqlite3.Error."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=READ_TIMEOUT, isolation_level=None)
     try:
+        if team:
+            return brand_store.read_logo(conn, thumbnail)
         column = "thumbnail" if thumbnail else "image"
         row = conn.execute(
             f"SELECT content_hash, {column} FROM card_images WHERE card_id = ? AND kind = ?", (card_row_id, kind)
@@ -217,7 +222,8 @@ class EdgeCards(PublicCards):
         if path is None or self._copy.outdated_since is not None or card.slug in self._copy.changes.pending:
             raise AskPrimary(card.slug)
         try:
-            found = await asyncio.to_thread(read_image, path, card.id, kind, thumbnail)
+            team = kind == "logo" and shows_team_logo(card)
+            found = await asyncio.to_thread(read_image, path, card.id, kind, thumbnail, team)
         except sqlite3.Error as exc:
             log.warning("reading the copy's image for %r failed (%s); asking the primary", card.slug, exc)
             raise AskPrimary(card.slug) from exc

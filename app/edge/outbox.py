@@ -129,6 +129,10 @@ class EdgeOutbox:
                     await self._conn.execute("ROLLBACK")
                 raise
 
+    async def holds_more(self) -> bool:
+        """An edge announces nothing itself: its batches become events at the primary."""
+        return False
+
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
         """Keep a flush as batches of at most MAX_BATCH_ROWS rows each, in one transaction. Raises sqlite3.Error."""
         pieces = max(1, -(-max(len(counts), len(events)) // MAX_BATCH_ROWS))

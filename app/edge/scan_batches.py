@@ -34,7 +34,7 @@ from prometheus_client import Counter
 from app.api.problems import BODY, problems
 from app.db import Database, DatabaseDep, fetch_one
 from app.errors import Conflict
-from app.public.counters import DeviceClass, Source, emit_scanned, scanned_data, write_counts
+from app.public.counters import DeviceClass, Source, hold_scans, scanned_data, write_counts
 
 # Rows of either kind in one batch; an edge splits a larger flush into several batches.
 # At most a few hundred bytes a row (a referrer host is at most 253 characters), so a
@@ -147,8 +147,9 @@ async def apply_scan_batch(db: Database, batch: ScanBatch) -> bool:
             new = cursor.rowcount == 1
             if new:
                 await write_counts(conn, counts, events)
-                # Once per batch applied (a batch sent again is not new: no second event).
-                await emit_scanned(tx, scanned)
+                # Announced by the primary's next flush, with whatever else reached the card
+                # that second (a batch sent again is not new: nothing held twice).
+                await hold_scans(tx, scanned)
             tx.after_commit(APPLIED.labels("applied" if new else "duplicate").inc)
     except Conflict:
         # Counted although nothing commits: the refusal is what the edge is answered.

@@ -371,7 +371,7 @@ def qr_of(public: Public, card: Card, extension: str) -> tuple[str, qr.Drawing]:
     """The payload and drawing of a card's dynamic code as /q/{slug}.{extension} serves it."""
     drawing = dynamic_drawing(card)
     if extension == "svg":
-        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc)
+        drawing = qr.Drawing(format="svg", size=drawing.size, ecc=drawing.ecc, dark=drawing.dark, light=drawing.light)
     return short_url(public.settings, card.slug), drawing
 
 

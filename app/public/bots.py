@@ -6,9 +6,11 @@ and the invitation funnel (app.sharing.sharing).
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import re
+from pathlib import Path
 
-import crawleruseragents
 from litestar import Request
 
 # Crawlers, link-preview fetchers, mail security scanners and HTTP libraries fetch links
@@ -56,6 +58,17 @@ def _any_of(literals: list[str]) -> str:
     return branch(trie)
 
 
+def _crawler_list() -> list[dict]:
+    """The crawler-user-agents project's list, read from the JSON file its package ships.
+    Not through `import crawleruseragents`, whose module keeps the whole list (1.4 MB with
+    its example agents) for the life of the process; only the patterns built here stay."""
+    spec = importlib.util.find_spec("crawleruseragents")  # finds the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the crawler-user-agents package is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return json.loads((folder / "crawler-user-agents.json").read_text(encoding="utf-8"))
+
+
 def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
     """The crawler list and LOCAL_FETCHERS, for lower-cased user agents: one regex of the
     names, and the list's few real regexes, each searched on its own.
@@ -69,7 +82,7 @@ def _bot_patterns() -> tuple[re.Pattern[str], tuple[re.Pattern[str], ...]]:
     """
     escaped = re.compile(r"\\([^A-Za-z0-9])")  # \/ \. \- \( …: a punctuation mark as itself
     names, regexes = list(LOCAL_FETCHERS), []
-    for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA:
+    for entry in _crawler_list():
         pattern = entry["pattern"]
         if re.search(r"[\\^$.|?*+()\[\]{}]", escaped.sub("", pattern)):
             lowered = re.sub(r"\\.|[^\\]+", lambda part: part[0] if part[0][0] == "\\" else part[0].lower(), pattern)

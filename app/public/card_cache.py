@@ -10,11 +10,15 @@ import asyncio
 import re
 from typing import Literal
 
+import msgspec
 from cachetools import LRUCache
 from prometheus_client import Gauge
 
 from app import qr
+from app.brand import store as brand_store
+from app.brand.types import Stored
 from app.cards.card_images import image_bytes
+from app.cards.cards import shows_team_logo
 from app.cards.store import get_card_by_slug, slug_is_retired
 from app.cards.types import Card, ImageKind
 from app.db import Database
@@ -61,6 +65,12 @@ class ChangeBell:
             pass
         finally:
             POLLS_WAITING.dec()
+
+
+def wearing(card: Card, brand: Stored) -> Card:
+    """The card as the public pages show it: with the team's look (a brand never set: none)."""
+    look = brand.look()
+    return card if look is None else msgspec.structs.replace(card, brand=look)
 
 
 class PublicCards:
@@ -112,12 +122,16 @@ class PublicCards:
             found = await get_card_by_slug(conn, slug)
             if found is None and await slug_is_retired(conn, slug):
                 found = "gone"
+            if isinstance(found, Card):
+                found = wearing(found, await brand_store.get_stored(conn))
         return found
 
     async def load_image(self, card: Card, kind: ImageKind, thumbnail: bool) -> tuple[str, bytes] | None:
         """The (hash, JPEG) of the card's photo or logo (or its thumbnail) where the cards are,
         here the database; None when it has none. Caches nothing (app/public/image_cache.py does)."""
         async with self._db.read() as conn:
+            if kind == "logo" and shows_team_logo(card):
+                return await brand_store.logo_bytes(conn, thumbnail)
             return await image_bytes(conn, card.id, kind, thumbnail)
 
     def forget(self, *slugs: str) -> None:

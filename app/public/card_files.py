@@ -9,8 +9,9 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from app.cards import vcard
-from app.cards.cards import short_url
+from app.cards.cards import image_hash, short_url
 from app.cards.types import Card, ImageKind
+from app.public.looks import accent_of
 from app.public.pages import NOT_FOUND, Answer
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ async def photo_of(public: Public, card: Card) -> bytes | None:
 
 async def image_of(public: Public, card: Card, kind: ImageKind) -> bytes | None:
     """The card's photo or logo (JPEG), from memory or else read once and kept; None without one."""
-    content_hash = card.photo_hash if kind == "photo" else card.logo_hash
+    content_hash = image_hash(card, kind)
     if not content_hash:
         return None
     if (answer := public.images.cached(content_hash, False)) is not None:
@@ -72,7 +73,7 @@ async def og_image_of(public: Public, card: Card) -> Answer:
     photo = await photo_of(public, card)
     subtitle = " · ".join(part for part in (card.title, card.organization) if part)
     png = await asyncio.to_thread(
-        og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=card.accent_color, photo_jpeg=photo
+        og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=accent_of(card), photo_jpeg=photo
     )
     answer = Answer(200, _OG_HEADERS, png)
     if len(_og_images) >= OG_IMAGES_KEPT:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import json
 import logging
 import re
 import time
@@ -24,7 +25,7 @@ from prometheus_client import Counter, Histogram
 
 from app.cards.types import Card
 from app.config import Settings
-from app.db import Database, Tx, fetch_all
+from app.db import Database, Tx, fetch_all, fetch_one
 
 # Logged as app.scans, the module these lines came from before the split, so log filters still match.
 log = logging.getLogger("app.scans")
@@ -150,6 +151,9 @@ class CountSink(Protocol):
     async def write(self, counts: list[CardCount], events: list[EventRow]) -> None:
         """Keep the counts and events durably, or raise (the Counters keep them for the next flush)."""
 
+    async def holds_more(self) -> bool:
+        """Whether a flush with no new counts still has something to write (held_scans)."""
+
 
 class DatabaseSink:
     """The primary's flush: one transaction on the database."""
@@ -161,7 +165,13 @@ class DatabaseSink:
         scanned = scanned_data(counts, events)  # worked out before taking the writer
         async with self.db.write() as tx:
             await write_counts(tx.conn, counts, events)
-            await emit_scanned(tx, scanned)
+            await emit_scanned(tx, merge_scanned(scanned, await take_held_scans(tx)))
+
+    async def holds_more(self) -> bool:
+        """Whether edges' batches left card.scanned data to announce (held_scans): one
+        read a second, on a table empty but for the second after a batch."""
+        async with self.db.read() as conn:
+            return await fetch_one(conn, "SELECT 1 FROM held_scans LIMIT 1") is not None
 
 
 class Counters:
@@ -243,7 +253,7 @@ class Counters:
     async def flush(self) -> int:
         """Write what is pending to the sink; returns how many events were written. Raises
         what the sink raises (sqlite3.Error), keeping everything for the next flush."""
-        if not self._pending and not self._events:
+        if not self._pending and not self._events and not await self.sink.holds_more():
             return 0
         batch, self._pending = self._pending, {}
         events, self._events = self._events, {}
@@ -331,11 +341,49 @@ def scanned_data(counts: Sequence[CardCount], events: Sequence[EventRow]) -> dic
     return data
 
 
+def merge_scanned(data: dict[str, dict], more: dict[str, dict]) -> dict[str, dict]:
+    """`data` with the `card.scanned` data of `more` added in, card by card (`scanned_data`'s shape)."""
+    for card_id, item in more.items():
+        if (mine := data.get(card_id)) is None:
+            data[card_id] = item
+            continue
+        for name in ("scans", "views", "saves"):
+            mine[name] += item[name]
+        for dimension in ("bySource", "byDevice", "byCountry"):
+            for value, tally in item[dimension].items():
+                into = mine[dimension].setdefault(value, {})
+                for name, hits in tally.items():
+                    into[name] = into.get(name, 0) + hits
+    return data
+
+
+async def hold_scans(tx: Tx, data: dict[str, dict]) -> None:
+    """Keep an edge batch's `card.scanned` data (`scanned_data`) in held_scans, merged per
+    card with what waits there, for the primary's next flush to announce: a card gets at
+    most one event a second however many batches reach it."""
+    if not data:
+        return
+    held = await fetch_all(
+        tx.conn, f"SELECT card_id, data FROM held_scans WHERE card_id IN ({', '.join('?' * len(data))})", list(data)
+    )
+    merge_scanned(data, {row["card_id"]: json.loads(row["data"]) for row in held})
+    await tx.conn.executemany(
+        "INSERT INTO held_scans (card_id, data) VALUES (?, ?) ON CONFLICT (card_id) DO UPDATE SET data = excluded.data",
+        [(card_id, json.dumps(item)) for card_id, item in data.items()],
+    )
+
+
+async def take_held_scans(tx: Tx) -> dict[str, dict]:
+    """What held_scans holds, emptied in `tx` (a flush's, which announces it)."""
+    rows = await fetch_all(tx.conn, "DELETE FROM held_scans RETURNING card_id, data")
+    return {row["card_id"]: json.loads(row["data"]) for row in rows}
+
+
 async def emit_scanned(tx: Tx, data: dict[str, dict]) -> None:
-    """One `card.scanned` event per card of a flush or an edge's batch (`scanned_data`), in
-    its transaction, the card's owner's. The scan path adds nothing: this runs once per
-    flush (once a second), so a card has at most one a second from the primary's own
-    counting. Cards deleted since (no such card_id) get none, as their counts are skipped."""
+    """One `card.scanned` event per card of a flush, in its transaction, the card's
+    owner's. The scan path adds nothing: this runs once per flush (once a second), with
+    the edges' batches of that second merged in (hold_scans), so a card has at most one
+    a second. Cards deleted since (no such card_id) get none, as their counts are skipped."""
     ids = list(data)
     for first in range(0, len(ids), FLUSH_SLICE):
         chunk = ids[first:first + FLUSH_SLICE]

@@ -3,6 +3,11 @@ drawn when it has no photo, and its accent colour (no drawing library needed her
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.cards.types import Card
+
 DEFAULT_ACCENT = "#2563eb"
 SUFFIXES = frozenset("ii iii iv v jr sr phd md dds esq mba cpa".split())
 
@@ -31,3 +36,16 @@ def hex_rgb(colour: str | None) -> tuple[int, int, int]:
     except ValueError:
         return hex_rgb(DEFAULT_ACCENT)
     return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
+def accent_of(card: Card) -> str | None:
+    """The card's accent colour as shown: its own, else the team's (the team's first when the
+    team locks it); None for the default."""
+    look = card.brand
+    if look is not None and look.accent_color and (look.accent_locked or not card.accent_color):
+        return look.accent_color
+    return card.accent_color
+
+
+def team_name(card: Card) -> str | None:
+    return card.brand.name if card.brand is not None else None

@@ -18,7 +18,7 @@ from app.cards.cards import image_path
 from app.cards.types import Card
 from app.leads import form as lead_form
 from app.public.card_cache import Gone
-from app.public.looks import hex_rgb, initials
+from app.public.looks import accent_of, hex_rgb, initials, team_name
 from app.static_files import static_url
 
 TEMPLATES = jinja2.Environment(
@@ -103,6 +103,7 @@ def card_view(card: Card, base_url: str, vcard_href: str, wallets: tuple[bool, b
         "initials": initials(" ".join(part for part in (name.given, name.family) if part) or card.full_name),
         "photo_url": image_path(card, "photo"),
         "logo_url": image_path(card, "logo"),
+        "team_name": team_name(card),
         "pronouns": card.pronouns,
         "role": " · ".join(part for part in (card.title, card.department, card.organization) if part),
         "headline": card.headline,
@@ -126,13 +127,13 @@ def card_view(card: Card, base_url: str, vcard_href: str, wallets: tuple[bool, b
 def og_version(card: Card) -> str:
     """A short mark of the card's state in the preview image's URL, so link previews that
     cache images by URL fetch the new one after an edit."""
-    return hashlib.sha256(f"{card.updated_at}{card.photo_hash}".encode()).hexdigest()[:10]
+    return hashlib.sha256(f"{card.updated_at}{card.photo_hash}{accent_of(card)}".encode()).hexdigest()[:10]
 
 
 def accent_style(card: Card) -> str:
     """The page's second inline stylesheet: the card's accent colour, and the text colour
     that reads best on it (black or white, whichever contrasts more)."""
-    red, green, blue = hex_rgb(card.accent_color)
+    red, green, blue = hex_rgb(accent_of(card))
     on_accent = "#000" if contrast((red, green, blue), (0, 0, 0)) >= contrast((red, green, blue), (255, 255, 255)) else "#fff"
     return f":root{{--accent:#{red:02x}{green:02x}{blue:02x};--on-accent:{on_accent}}}"
 

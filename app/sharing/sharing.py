@@ -39,13 +39,15 @@ from prometheus_client import Counter
 
 from app import mail
 from app.accounts import users
-from app.cards.cards import image_url
+from app.brand import store as brand_store
+from app.cards.cards import image_url, shows_team_logo
 from app.cards.types import Card
 from app.cards.vcard import vcard
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Invalid, Limited
 from app.fields import EMAIL_PATTERN, Message, Recipient
+from app.public.looks import accent_of
 from app.tokens import token_hash
 
 RECIPIENTS_MOST = 50  # in one share
@@ -196,6 +198,9 @@ def invitation_email(
         "invitation.html", name=card.full_name, title=card.title, organization=card.organization, message=message,
         link=link, photo=image_url(settings.public_base_url, card, "photo"),
         button="Open the card", footer="Sent by QR Contact on their behalf.",
+        # The team's look (SPEC §10) when the card wears it: its accent on the button, its logo and name on top.
+        accent=accent_of(card), team_logo=image_url(settings.public_base_url, card, "logo") if shows_team_logo(card) else None,
+        team_name=card.brand.name if card.brand else None,
     )
     email = mail.compose(
         settings,
@@ -392,6 +397,8 @@ async def share(
     async with db.write() as tx:
         conn, now = tx.conn, tx.now
         owner = await users.get_user(conn, card.user_id)
+        look = (await brand_store.get_stored(conn)).look()
+        branded = card if look is None else msgspec.structs.replace(card, brand=look)
         for target in targets:
             token = secrets.token_urlsafe(24)
             inserted = await insert_invitation(conn, card, sender_id, target, message, token, now)
@@ -399,7 +406,7 @@ async def share(
                 existing = await existing_invitation_id(conn, sender_id, target.key, now.date().isoformat())
                 shared.append(SharedInvitation(existing, target.channel, target.recipient, "duplicate", None))
             elif target.channel == "email":
-                email = invitation_email(settings, card, target.recipient, token, message, owner.email)
+                email = invitation_email(settings, branded, target.recipient, token, message, owner.email)
                 await mail.enqueue(tx, outbox, email, kind="invitation", user_id=sender_id, invitation_id=inserted[0])
                 shared.append(SharedInvitation(inserted[1], "email", target.recipient, "queued", None))
             else:

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from app.cards.cards import short_url
 from app.cards.types import Card
 from app.config import Settings
-from app.public.looks import hex_rgb, initials
+from app.public.looks import accent_of, hex_rgb, initials, team_name
 from app.public.pages import contrast
 from app.wallet import keys
 
@@ -95,8 +95,8 @@ def pass_json(settings: Settings, card: Card) -> dict:
         "teamIdentifier": settings.apple_team_id,
         "organizationName": card.organization or card.full_name,
         "description": f"Contact card of {card.full_name}",
-        **({"logoText": card.organization} if card.organization else {}),
-        **{name: css_rgb(rgb) for name, rgb in colours(card.accent_color).items()},
+        **({"logoText": logo_text} if (logo_text := team_name(card) or card.organization) else {}),
+        **{name: css_rgb(rgb) for name, rgb in colours(accent_of(card)).items()},
         "generic": fields,
         "barcodes": [{"format": "PKBarcodeFormatQR", "message": url, "messageEncoding": "iso-8859-1", "altText": url.split("?")[0]}],
     }
@@ -126,7 +126,7 @@ def _fit_inside(jpeg: bytes, box: tuple[int, int]) -> Image.Image:
 
 def images(card: Card, photo_jpeg: bytes | None, logo_jpeg: bytes | None) -> dict[str, bytes]:
     """The pass's images, at 1x and 2x: icon (required), logo (the card's logo), thumbnail (its photo)."""
-    palette = colours(card.accent_color)
+    palette = colours(accent_of(card))
     files: dict[str, bytes] = {}
     for scale, suffix in ((1, ""), (2, "@2x")):
         side = ICON[0] * scale

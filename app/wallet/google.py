@@ -16,7 +16,7 @@ import jwt
 from app.cards.cards import image_path
 from app.cards.types import Card
 from app.config import Settings
-from app.public.looks import hex_rgb
+from app.public.looks import accent_of, hex_rgb
 from app.wallet import keys
 from app.wallet.apple import scan_url
 
@@ -48,13 +48,13 @@ def generic_object(settings: Settings, card: Card) -> dict:
         )
         if value
     ]
-    red, green, blue = hex_rgb(card.accent_color)
+    red, green, blue = hex_rgb(accent_of(card))
     url = scan_url(settings, card)
     found = {
         "id": f"{issuer}.{card.card_id}",
         "classId": f"{issuer}.{CLASS_SUFFIX}",
         "state": "ACTIVE",
-        "cardTitle": _text(card.organization or "Contact card"),
+        "cardTitle": _text((card.brand.name if card.brand else None) or card.organization or "Contact card"),
         "header": _text(card.full_name),
         "textModulesData": modules,
         "barcode": {"type": "QR_CODE", "value": url, "alternateText": url.split("?")[0]},

@@ -131,6 +131,21 @@ def test_an_edit_and_a_delete_show_at_the_edges_within_2_s(regions):
                    timeout=60, what="the copy to have the deletion")
 
 
+def test_a_brand_change_shows_on_every_card_at_the_edges_within_2_s(regions):
+    regions.create("branded")
+    for edge in regions.edges:
+        wait_until(lambda edge=edge: served_by_the_edge(r := httpx.get(f"{edge.url}/p/branded")) and r.status_code == 200,
+                   timeout=60, what="the copy to have the card")
+    brand = {"name": "Edge Team", "accentColor": "#b4231a"}
+    saved = httpx.put(f"{regions.primary.url}/v1/team/brand", json=brand, headers=regions.headers)  # the first account: the admin
+    assert saved.status_code == 200, saved.text
+    for edge in regions.edges:
+        until_within(lambda edge=edge: "Edge Team" in httpx.get(f"{edge.url}/p/branded").text, "the brand at an edge")
+    # Then from the copy, which holds the brand with the cards.
+    wait_until(lambda: served_by_the_edge(r := httpx.get(f"{regions.edges[0].url}/p/branded")) and "--accent:#b4231a" in r.text,
+               timeout=60, what="the copy to have the brand")
+
+
 def test_scans_answered_at_the_edges_are_counted_once_at_the_primary(regions):
     card = regions.create("counted")
     url = f"{regions.primary.url}/v1/cards/{card['cardId']}"

@@ -30,7 +30,7 @@ def test_register_answers_tokens_and_user(client, settings):
     assert claims["exp"] - claims["iat"] == settings.jwt_expiry_minutes * 60
 
 
-def test_password_is_stored_as_argon2id_with_owasp_parameters(client, settings):
+def test_password_is_stored_as_argon2id_with_owasp_parameters(client, settings, owasp_hasher):
     from app.sqlite import sqlite3
 
     register(client, "hash@example.com")

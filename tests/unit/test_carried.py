@@ -212,6 +212,27 @@ def test_the_console_shows_the_signature_in_a_sandboxed_frame_and_links_everythi
     assert refused.status_code == 422 and errors_of(refused.text) == {"mm": "Enter a whole number of millimetres from 10 to 1000"}
 
 
+def test_a_member_card_wears_the_team_brand_when_carried(world):
+    """Last in the module: it sets the team's brand. The stranger is a member (the owner, the
+    first account, is the admin); their card has no accent or logo of its own."""
+    client, admin, member, _ = world
+    card = create_card(client, member["headers"], fullName="Grace Hopper", email="grace@example.com")
+    path = f"/v1/cards/{card['cardId']}"
+    plain = client.get(f"{path}/background.png", params={"size": "1280x720"}, headers=member["headers"]).content
+    assert "#2563eb" in client.get(f"{path}/signature", headers=member["headers"]).json()["html"]  # the default accent
+    assert client.put("/v1/team/brand", json={"accentColor": "#b4231a"}, headers=admin["headers"]).status_code == 200
+    logo = client.put("/v1/team/brand/logo", content=images.jpeg((200, 200), colour=(20, 20, 160)),
+                      headers={**admin["headers"], "Content-Type": "image/jpeg"})
+    assert logo.status_code == 200, logo.text
+    html = client.get(f"{path}/signature", headers=member["headers"]).json()["html"]
+    assert "#b4231a" in html and "#2563eb" not in html
+    branded = client.get(f"{path}/background.png", params={"size": "1280x720"}, headers=member["headers"]).content
+    image = Image.open(io.BytesIO(branded)).convert("RGB")
+    blue = [n for n, (r, g, b) in image.getcolors(1 << 16) if abs(r - 20) + abs(g - 20) + abs(b - 160) < 16]
+    assert branded != plain and sum(blue) > 1000  # the team logo, drawn (a JPEG's colours, give or take)
+    assert [result.text for result in zxingcpp.read_barcodes(image.convert("L"))] == [card["shortUrl"]]
+
+
 def test_the_card_page_offers_the_wallets_when_they_are_configured(tmp_path):
     settings = wallet_settings(tmp_path / "data", write_wallet_files(tmp_path / "keys"))
     with TestClient(create_app(settings), base_url=ORIGIN) as client:

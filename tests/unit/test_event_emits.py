@@ -242,24 +242,48 @@ def test_scans_through_the_door_are_in_the_events_and_bots_are_not(world, settin
     assert query(settings, "SELECT scan_count FROM cards WHERE slug = 'ev-card'") == [(2,)]
 
 
-def test_an_edge_batch_records_its_scans_once(world, settings):
+def test_edge_batches_and_own_scans_of_a_second_are_one_scanned_event(world, settings):
+    """Batches are held (held_scans) and announced by the primary's next flush, merged with
+    its own counting: at most one card.scanned a card a second, however many edges."""
     client = world["client"]
     card_id = world["card"]["cardId"]
-    batch = msgspec.convert({
-        "outboxId": "a" * 32, "seq": 1, "edge": "fra", "counts": [[card_id, 2, 1, 0], ["b" * 32, 5, 0, 0]], "events": [
-            [card_id, "scan", "2026-12-07T12:00:00Z", "mobile", None, "DE", 2, "qr"],
-            [card_id, "view", "2026-12-07T12:00:01Z", "desktop", "example.com", None, 1, None],
-        ]}, ScanBatch)
-    db = client.app.state.db
-    assert [client.blocking_portal.call(apply_scan_batch, db, batch) for _ in range(2)] == [True, False]
+    card = client.blocking_portal.call(client.app.state.public_cards.get, "ev-card")
+    client.__exit__(None, None, None)  # the app stopped: no flush of its own from here on
+
+    def batch(seq: int, scans: int, country: str) -> ScanBatch:
+        return msgspec.convert({
+            "outboxId": "a" * 32, "seq": seq, "edge": "fra", "counts": [[card_id, scans, 1, 0], ["b" * 32, 5, 0, 0]],
+            "events": [
+                [card_id, "scan", "2026-12-07T12:00:00Z", "mobile", None, country, scans, "qr"],
+                [card_id, "view", "2026-12-07T12:00:01Z", "desktop", "example.com", None, 1, None],
+            ]}, ScanBatch)
+
+    async def second() -> list[bool]:
+        db = Database(settings.database_path)
+        await db.open()
+        try:
+            applied = [await apply_scan_batch(db, b) for b in (batch(1, 2, "DE"), batch(1, 2, "DE"), batch(2, 3, "FR"))]
+            assert recorded(settings, "card.scanned") == []  # held until the flush
+            counters = Counters(DatabaseSink(db))
+            counters.scan(card, PHONE_UA, None, "DE", "nfc")
+            await counters.flush()
+            await counters.flush()  # nothing new: no second event
+            return applied
+        finally:
+            await db.close()
+
+    assert asyncio.run(second()) == [True, False, True]  # the batch sent again is applied once
     events = recorded(settings, "card.scanned")
-    assert len(events) == 1  # the unknown card has none, the batch sent again none
+    assert len(events) == 1  # the unknown card has none
     assert events[0]["user_id"] == _id(world, "member")
     assert events[0]["data"] == {
-        "cardId": card_id, "slug": "ev-card", "scans": 2, "views": 1, "saves": 0,
-        "bySource": {"qr": {"scans": 2}}, "byDevice": {"mobile": {"scans": 2}, "desktop": {"views": 1}},
-        "byCountry": {"DE": {"scans": 2}},
+        "cardId": card_id, "slug": "ev-card", "scans": 6, "views": 2, "saves": 0,
+        "bySource": {"qr": {"scans": 5}, "nfc": {"scans": 1}},
+        "byDevice": {"mobile": {"scans": 6}, "desktop": {"views": 2}},
+        "byCountry": {"DE": {"scans": 3}, "FR": {"scans": 3}},
     }
+    assert query(settings, "SELECT scan_count, view_count FROM cards WHERE slug = 'ev-card'") == [(6, 2)]
+    assert query(settings, "SELECT count(*) FROM held_scans") == [(0,)]
 
 
 # --- system.alert ------------------------------------------------------------------------

@@ -106,3 +106,19 @@ def test_odd_but_accepted_addresses_get_their_mail(client, settings, address, he
     assert query(settings, "SELECT DISTINCT recipient FROM email_outbox") == [(header,)]
 
 
+
+
+def test_a_kind_of_mail_not_named_in_the_code_is_refused_and_nothing_queued(client, settings):
+    message = mail.EmailMessage()
+    message["To"] = "someone@example.com"
+    message["Message-ID"] = "<x@example.test>"
+    db = client.app.state.db
+
+    async def queue() -> None:
+        async with db.write() as tx:
+            await mail.enqueue(tx, client.app.state.outbox, message, kind="newsletter")
+
+    with pytest.raises(ValueError, match="newsletter"):
+        client.blocking_portal.call(queue)
+    assert query(settings, "SELECT count(*) FROM email_outbox") == [(0,)]
+    assert mail.MAIL_KINDS >= {"verification", "team_invitation", "webhook_disabled"}

@@ -1,0 +1,1 @@
+"""The team's brand (SPEC §10): its types, SQL, operations and API."""
