@@ -8,6 +8,7 @@ Route table (each handler lives in the module named, under app/):
                                         transfer-cards (accounts.team)
   /v1/cards...               cards.api  CRUD and QR downloads
   /v1/cards/{id}/photo|logo  cards.images_api  PUT the image, DELETE it
+  /v1/cards/{id}/signature, background.png, print.pdf  cards.carry_api  the card carried everywhere
   /v1/cards/{id}/stats       cards.stats  scan statistics, JSON or CSV
   /v1/cards/{id}/share, /v1/cards/{id}/invitations   sharing.api
   /v1/viral/k-factor         sharing.kfactor  weekly cohorts and the k-factor (admin)
@@ -67,7 +68,7 @@ from app.api.methods import allow_header, head_like_get
 from app.api.openapi import OfflineSwagger, StrictStructSchemaPlugin, docs_router
 from app.brand import api as brand_api
 from app.cards import api as cards_api
-from app.cards import images_api, stats
+from app.cards import carry_api, images_api, stats
 from app.config import Settings
 from app.db import Database
 from app.events import api as events_api
@@ -181,6 +182,7 @@ def create_app(settings: Settings) -> Litestar:
             sharing_api.router, kfactor.router, monitoring.admin_router, leads_api.router, events_api.router,
             webhooks_api.router,
             brand_api.router,
+            carry_api.router,
         ],
         middleware=[rate_limit.middleware, auth.middleware],
         security=[{"BearerToken": []}, {"ApiKey": []}],

@@ -66,6 +66,9 @@ class Drawing:
     dark: str = "#000000"
     light: str = "#ffffff"
     border: int = 4
+    # PDF and EPS: the code's printed side in millimetres, quiet zone included (size is then
+    # not used). Without it a PDF page was `size` points wide: 512 px made an 18 cm page.
+    mm: float | None = None
 
 
 # --- drawing -------------------------------------------------------------------------
@@ -155,9 +158,10 @@ def render(payload: str, drawing: Drawing) -> bytes:
     style = {"border": drawing.border, "dark": drawing.dark, "light": drawing.light}
     if drawing.format == "svg":
         return _svg(code, drawing.size, style)
-    # PDF and EPS take fractional scales; size is then points. EPS is written as text.
+    # PDF and EPS take fractional scales, in points (1/72 inch). EPS is written as text.
+    side = drawing.mm * 72 / 25.4 if drawing.mm else drawing.size
     out = io.StringIO() if drawing.format == "eps" else io.BytesIO()
-    code.save(out, kind=drawing.format, scale=drawing.size / (len(symbol.matrix) + 2 * drawing.border), **style)
+    code.save(out, kind=drawing.format, scale=side / (len(symbol.matrix) + 2 * drawing.border), **style)
     image = out.getvalue()
     return image.encode("ascii") if isinstance(image, str) else image
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     pass  # which imports this module
 from app.cards.cards import create_card, delete_card, edit_card, owned_card, qr_download, to_response
 from app.cards.store import list_cards
-from app.cards.types import COLOUR, QR_SIZES, CardPage, ContactCard, CreateCardRequest, QrOptions, UpdateCardRequest
+from app.cards.types import COLOUR, PRINT_MM, QR_SIZES, CardPage, ContactCard, CreateCardRequest, QrOptions, UpdateCardRequest
 
 
 @post(
@@ -96,7 +96,7 @@ async def card_qr(
     settings: SettingsDep,
     format: FromQuery[qr.Format] = "png",
     size: Annotated[
-        int | None, QueryParameter(ge=QR_SIZES.ge, le=QR_SIZES.le, description="pixels; the card's qrSize by default")
+        int | None, QueryParameter(ge=QR_SIZES.ge, le=QR_SIZES.le, description="pixels (PNG, SVG); the card's qrSize by default")
     ] = None,
     ecc: Annotated[qr.Ecc | None, QueryParameter(description="error correction; the card's level by default")] = None,
     mode: FromQuery[qr.Mode] = "dynamic",
@@ -110,9 +110,12 @@ async def card_qr(
     logo: Annotated[bool | None, QueryParameter(
         description="the card's logo (else the team's) in the centre, at error correction H (PNG, SVG); the team's logoOnCodes by default"
     )] = None,
+    mm: Annotated[
+        int | None, QueryParameter(ge=10, le=1000, description=f"PDF and EPS: the printed side in millimetres, {PRINT_MM} by default")
+    ] = None,
 ) -> Response[bytes]:
     card = await owned_card(db, request, cardId)
-    options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border, logo=logo)
+    options = QrOptions(format=format, size=size, ecc=ecc, mode=mode, dark=dark, light=light, border=border, logo=logo, mm=mm)
     image, media_type, filename, left_out = await qr_download(request.app.state, settings, card, options)
     headers = {"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "private, max-age=60"}
     if left_out:

@@ -14,6 +14,7 @@ app/cards/types.py, the SQL app/cards/store.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from app.cards.content import (
     to_json,
 )
 from app.cards.store import get_card, get_card_by_slug, insert_card, record_changes, retire_card, update_card
-from app.cards.types import Card, ContactCard, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
+from app.cards.types import PRINT_MM, Card, ContactCard, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings
 from app.db import Database, Tx
 from app.errors import Invalid, NotFound
@@ -393,12 +394,14 @@ async def qr_download(state: State, settings: Settings, card: Card, options: QrO
         dark="#{:02x}{:02x}{:02x}".format(*dark_rgb),
         light="#{:02x}{:02x}{:02x}".format(*light_rgb),
         border=options.border,
+        # Print formats are sized in millimetres, not in pixels.
+        mm=(options.mm or PRINT_MM) if options.format in ("pdf", "eps") else None,
     )
     logo = None
     if options.logo is True or (options.logo is None and brand.logo_on_codes):
         logo = await _logo_of(state, card, brand, options)
     if logo is not None:
-        drawing = qr.Drawing(drawing.format, drawing.size, "H", drawing.dark, drawing.light, drawing.border)
+        drawing = dataclasses.replace(drawing, ecc="H")
     payload, left_out = (short_url(settings, card.slug), []) if options.mode == "dynamic" else static_payload(card, drawing.ecc)
     try:
         if logo is not None:

@@ -33,6 +33,10 @@ from app.fields import Email, Name, Phone, QrSize, ShortText, Slug, Website, lim
 
 COLOUR = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
 QR_SIZES = limits_of(QrSize)
+# The printed side of a PDF or EPS code, in millimetres: 30 suits a business card or a flyer
+# (scanned from 10 to 30 cm); a poster read from 3 m wants about 300.
+PRINT_MM = 30
+PrintMm = Annotated[int, msgspec.Meta(ge=10, le=1000)]
 ImageKind = Literal["photo", "logo"]
 # What a photo or logo upload may be (app/cards/images.py decodes it).
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -182,3 +186,4 @@ class QrOptions(msgspec.Struct, forbid_unknown_fields=True):
     # The card's logo (else the team's) in the centre, at level H (PNG and SVG; app/cards/logo_codes.py);
     # None: the team's logoOnCodes, when there is a logo to put there.
     logo: bool | None = None
+    mm: PrintMm | None = None  # PDF and EPS: the printed side in millimetres (PRINT_MM by default)

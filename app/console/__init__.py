@@ -18,7 +18,7 @@ from litestar.response import Redirect
 
 from app.api import limits
 from app.config import Settings
-from app.console import account, activity, auth, brand, card_stats, cards, invitations, keys, leads, share, team, web, webhooks
+from app.console import account, activity, auth, brand, card_stats, cards, carried, invitations, keys, leads, share, team, web, webhooks
 
 
 @get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -36,7 +36,7 @@ def router(settings: Settings) -> Router:
     return Router(
         "/app",
         route_handlers=[
-            console_home, web.static_file, *auth.handlers, *cards.handlers, *share.handlers, *invitations.handlers,
+            console_home, web.static_file, *auth.handlers, *cards.handlers, *carried.handlers, *share.handlers, *invitations.handlers,
             *card_stats.handlers, *leads.handlers, *activity.handlers, *keys.handlers, *webhooks.handlers, *account.handlers,
             *team.handlers, *brand.handlers, web.not_found,
         ],

@@ -24,8 +24,9 @@ from app.brand import brand
 from app.brand.types import Stored
 from app.cards import card_images, cards, search
 from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
-from app.cards.types import Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
+from app.cards.types import PRINT_MM, Card, CreateCardRequest, ImageKind, QrOptions, UpdateCardRequest
 from app.config import Settings, SettingsDep
+from app.console import carried
 from app.console.card_form import (
     ECC_CHOICES,
     FIELDS,
@@ -189,7 +190,7 @@ async def edit_card(request: Request, cardId: FromPath[str], db: DatabaseDep) ->
 def _download_defaults(card: Card, team: Stored) -> dict[str, str]:
     """The download panel as it starts: the card's size and level, the team's code colours."""
     return {"format": "png", "size": str(card.qr_size), "ecc": card.qr_error_correction, "mode": "dynamic",
-            "dark": team.qr_dark, "light": team.qr_light, "border": "4", "logo": ""}
+            "dark": team.qr_dark, "light": team.qr_light, "border": "4", "logo": "", "mm": str(PRINT_MM)}
 
 
 def _card_page(
@@ -204,7 +205,7 @@ def _card_page(
         scan_count=card.scan_count + scans, view_count=card.view_count + views, save_count=card.save_count + saves,
         download=download, errors=errors, ecc_choices=ECC_CHOICES, left_out=left_out(card),
         preview_query=urlencode({k: v for k, v in download.items() if v} | {"format": "png", "size": "256"}),
-        live_after=live_after,
+        live_after=live_after, carry=carried.links_of(settings, card),
     )
 
 
@@ -256,6 +257,7 @@ async def card_qr(request: Request, cardId: FromPath[str], db: DatabaseDep, sett
         errors[field] = {
             "size": WHOLE_PIXELS,
             "border": "Enter a whole number of modules from 0 to 32",
+            "mm": "Enter a whole number of millimetres from 10 to 1000",
             "dark": "Choose a colour like #1a2b3c", "light": "Choose a colour like #ffffff",
         }.get(field, "Choose one of the options")
     except Invalid as exc:

@@ -1,6 +1,7 @@
-// The console's only script: copy buttons, the live card preview, and keeping the screen on
-// while a code is shown in person. Every page works without it (the copy target is
-// selectable text; the preview is drawn by the server; the screen may dim).
+// The console's only script: copy buttons (the email signature's as rich text), the live card
+// preview, and keeping the screen on while a code is shown in person. Every page works
+// without it (the copy target is selectable text; the preview is drawn by the server; the
+// screen may dim).
 "use strict";
 
 document.querySelectorAll("[data-copy]").forEach(function (button) {
@@ -14,6 +15,33 @@ document.querySelectorAll("[data-copy]").forEach(function (button) {
       button.textContent = "Copied";
       setTimeout(function () { button.textContent = label; }, 1500);
     });
+  });
+});
+
+// The email signature's "Copy signature": the HTML as rich text (and the plain text beside it),
+// so that it pastes formatted into a mail program's signature box. Where the browser cannot
+// (no ClipboardItem, or refused), the HTML source is selected and the status says how else.
+document.querySelectorAll("[data-copy-rich]").forEach(function (button) {
+  var html = document.getElementById(button.getAttribute("data-copy-rich"));
+  var text = document.getElementById(button.getAttribute("data-copy-plain"));
+  var status = document.getElementById(button.getAttribute("data-copy-status"));
+  if (!html || !text) return;
+  button.hidden = false;
+  function say(message) { if (status) status.textContent = message; }
+  function fallback() {
+    html.focus();
+    html.select();
+    say("Your browser cannot copy formatted text from here. Open it on its own page, select all and copy; or copy the HTML below.");
+  }
+  button.addEventListener("click", function () {
+    if (!navigator.clipboard || !navigator.clipboard.write || !window.ClipboardItem) { fallback(); return; }
+    var item = new ClipboardItem({
+      "text/html": new Blob([html.value], { type: "text/html" }),
+      "text/plain": new Blob([text.value], { type: "text/plain" }),
+    });
+    navigator.clipboard.write([item]).then(function () {
+      say("Copied. Paste it into your mail program's signature settings.");
+    }, fallback);
   });
 });
 

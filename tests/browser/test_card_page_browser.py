@@ -5,14 +5,16 @@ the lead in the console."""
 
 from __future__ import annotations
 
+import re
 import time
 
+import httpx
 import vobject
 from playwright.sync_api import expect
 
 from tests.support import images
-from tests.support.app import PHONE_UA
-from tests.support.browser import check_page, log_in, new_page, register_account
+from tests.support.app import PASSWORD, PHONE_UA, unique_email
+from tests.support.browser import assert_accessible, check_page, log_in, new_page, register_account
 from tests.support.waiting import wait_until
 
 
@@ -78,3 +80,33 @@ def test_photo_scan_page_save_and_details_back(browser, console_server, tmp_path
                    for text in (path.read_text(errors="replace") for path in outbox.glob("*.eml")))
 
     wait_until(owner_told, timeout=30, what="the owner's email about the lead")
+
+
+def test_the_email_signature_is_previewed_and_copied_as_rich_text(browser, console_server):
+    """SPEC §10: from the card page to its signature (axe-clean, the card page too), the
+    preview framed with its images loaded, and "Copy signature" putting HTML and plain text
+    on the clipboard."""
+    email = unique_email()
+    token = httpx.post(f"{console_server.url}/v1/auth/register",
+                       json={"email": email, "password": PASSWORD, "marketingConsent": False}).json()["accessToken"]
+    card = httpx.post(f"{console_server.url}/v1/cards", headers={"Authorization": f"Bearer {token}"},
+                      json={"fullName": "Ada Lovelace", "email": "ada@example.com", "title": "Engineer"}).json()
+    page = new_page(browser, console_server, permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, email)
+    page.goto(f"/app/cards/{card['cardId']}")
+    assert_accessible(page)  # with its "Take it everywhere" links
+    page.get_by_role("link", name="Email signature").click()
+    page.wait_for_url("**/signature")
+    frame = page.frame_locator("iframe.signature-frame")
+    expect(frame.get_by_text("My contact card")).to_be_visible()
+    frame.locator("img").last.wait_for()
+    assert frame.locator("img").last.evaluate("image => image.naturalWidth") > 0  # the QR, from PUBLIC_BASE_URL
+    assert_accessible(page)
+    page.get_by_role("button", name="Copy signature").click()
+    expect(page.get_by_role("status")).to_have_text(re.compile("^Copied"))
+    copied = page.evaluate("""async () => {
+        const [item] = await navigator.clipboard.read();
+        return {html: await (await item.getType("text/html")).text(), text: await (await item.getType("text/plain")).text()};
+    }""")
+    assert "src=signature" in copied["html"] and "<table" in copied["html"]
+    assert copied["text"].startswith("Ada Lovelace\n") and "?src=signature" in copied["text"]

@@ -28,6 +28,8 @@ SPEC_OPERATIONS = {
     ("patch", "/v1/webhooks/{webhookId}"), ("delete", "/v1/webhooks/{webhookId}"), ("post", "/v1/webhooks/{webhookId}/test"),
     ("post", "/v1/webhooks/{webhookId}/rotate-secret"), ("get", "/v1/webhooks/{webhookId}/deliveries"),
     ("post", "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/retry"),
+    # the card carried everywhere (SPEC §10)
+    ("get", "/v1/cards/{cardId}/signature"), ("get", "/v1/cards/{cardId}/background.png"), ("get", "/v1/cards/{cardId}/print.pdf"),
 }
 
 
