@@ -9,6 +9,8 @@
   api_keys      long-lived keys for scripts
   me            the /v1/me routes
   team          the team admin: users, invitations, admins, deactivation, card hand-over
+  import_csv    reading a bulk import's CSV file: encoding, header, rows
+  imports       the bulk import: a card each, invitations to those without an account
 
 Each operation owns its transaction and its one `now` (`Tx.now`), and registers with it
 what follows the commit (`Tx.after_commit`: wake the outbox, forget cached cards, count a
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from litestar import Router
 
-from app.accounts import api_keys, emails, me, passwords, registration, sessions, team
+from app.accounts import api_keys, emails, imports, me, passwords, registration, sessions, team
 from app.accounts.sessions import jwt_auth
 
 auth_router = Router(
@@ -32,7 +34,7 @@ auth_router = Router(
 
 # Needs credentials: the account's own routes (with /v1/auth/password) and the team admin's.
 me_router = Router("/", route_handlers=[*me.handlers, *passwords.handlers, *api_keys.handlers], tags=["accounts"])
-admin_router = team.router
+admin_router = Router("/", route_handlers=[team.router, imports.router])  # /admin/users..., /admin/import
 
 public_handlers = emails.public_handlers
 

@@ -15,7 +15,7 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from app import mail
-from app.accounts import team
+from app.accounts import imports, team
 from app.accounts.emails import insert_verification, verification_email
 from app.accounts.hashing import hash_password
 from app.accounts.sessions import AuthResponse, issue_tokens
@@ -25,6 +25,7 @@ from app.config import Settings, SettingsDep
 from app.db import Database, DatabaseDep, Tx
 from app.errors import Forbidden
 from app.fields import Email, InviteToken, Password
+from app.public.card_cache import PublicCards
 from app.sharing import sharing
 
 
@@ -36,31 +37,32 @@ class RegisterRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True
 
 
 async def create_account(
-    db: Database, outbox: mail.Outbox, settings: Settings,
+    db: Database, outbox: mail.Outbox, public_cards: PublicCards, settings: Settings,
     email: str, password: str, marketing_consent: bool, invite_token: str | None = None,
 ) -> User:
     """Create an account under the REGISTRATION policy; queue its verification email unless a
-    team invitation proved the address; spend the invitation token. Raises Forbidden
+    team invitation proved the address; spend the invitation token (a team invitation's
+    account takes the cards imported for its address). Raises Forbidden
     (registration closed, or an invitation needed) and Conflict (the email is taken)."""
     password_hash = await hash_password(password)
     async with db.write() as tx:
-        return await _insert_account(tx, outbox, settings, email, password_hash, marketing_consent, invite_token)
+        return await _insert_account(tx, outbox, public_cards, settings, email, password_hash, marketing_consent, invite_token)
 
 
 async def register(
-    db: Database, outbox: mail.Outbox, settings: Settings,
+    db: Database, outbox: mail.Outbox, public_cards: PublicCards, settings: Settings,
     email: str, password: str, marketing_consent: bool, invite_token: str | None,
 ) -> AuthResponse:
     """create_account, and log the account in (tokens of a new refresh family) in the same
     transaction. Raises as create_account."""
     password_hash = await hash_password(password)
     async with db.write() as tx:
-        user = await _insert_account(tx, outbox, settings, email, password_hash, marketing_consent, invite_token)
+        user = await _insert_account(tx, outbox, public_cards, settings, email, password_hash, marketing_consent, invite_token)
         return await issue_tokens(tx.conn, settings, user, tx.now)
 
 
 async def _insert_account(
-    tx: Tx, outbox: mail.Outbox, settings: Settings,
+    tx: Tx, outbox: mail.Outbox, public_cards: PublicCards, settings: Settings,
     email: str, password_hash: str, marketing_consent: bool, invite_token: str | None,
 ) -> User:
     conn, now = tx.conn, tx.now
@@ -79,6 +81,7 @@ async def _insert_account(
     user = await insert_user(conn, email, password_hash, marketing_consent, now, email_verified=bool(team_invitation))
     if team_invitation is not None:
         await team.spend_team_invitation(conn, team_invitation, user.user_id, now)
+        await imports.claim_cards(tx, public_cards, user)
     else:
         token = await insert_verification(conn, user.user_id, now)
         message = verification_email(settings, user.email, token)
@@ -99,8 +102,10 @@ async def _insert_account(
 async def register_handler(
     request: Request, data: JSONBody[RegisterRequest], db: DatabaseDep, settings: SettingsDep
 ) -> AuthResponse:
-    outbox = request.app.state.outbox
-    return await register(db, outbox, settings, data.email, data.password, data.marketing_consent, data.invite_token)
+    state = request.app.state
+    return await register(
+        db, state.outbox, state.public_cards, settings, data.email, data.password, data.marketing_consent, data.invite_token
+    )
 
 
 handlers = [register_handler]

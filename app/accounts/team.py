@@ -195,15 +195,21 @@ async def invite_user(db: Database, outbox: mail.Outbox, settings: Settings, adm
     """Email an invitation (single-use, 7 days) that registers this address even when
     registration is by invitation or closed. Raises Conflict when the address has an account."""
     async with db.write() as tx:
-        if await email_taken(tx.conn, email):
-            raise Conflict("an account with this email already exists")
-        admin = await fetch_one(tx.conn, "SELECT email FROM users WHERE user_id = ?", (admin_id,))
-        invitation, token = await insert_team_invitation(tx.conn, email, admin_id, tx.now)
-        message = team_invitation_email(settings, email, admin["email"] if admin else "Your team", token)
-        await mail.enqueue(tx, outbox, message, kind="team_invitation")
-        # No account exists yet: the event is the admins' (user_id None), never the token.
-        await tx.emit("user.invited", {"invitationId": invitation.invitation_id, "email": email,
-                                       "expiresAt": invitation.expires_at}, actor_id=admin_id)
+        return await send_invitation(tx, outbox, settings, admin_id, email)
+
+
+async def send_invitation(tx: Tx, outbox: mail.Outbox, settings: Settings, admin_id: str, email: str) -> TeamInvitation:
+    """invite_user inside a transaction the caller owns (the bulk import writes a card and
+    its invitation in one). Raises as invite_user."""
+    if await email_taken(tx.conn, email):
+        raise Conflict("an account with this email already exists")
+    admin = await fetch_one(tx.conn, "SELECT email FROM users WHERE user_id = ?", (admin_id,))
+    invitation, token = await insert_team_invitation(tx.conn, email, admin_id, tx.now)
+    message = team_invitation_email(settings, email, admin["email"] if admin else "Your team", token)
+    await mail.enqueue(tx, outbox, message, kind="team_invitation")
+    # No account exists yet: the event is the admins' (user_id None), never the token.
+    await tx.emit("user.invited", {"invitationId": invitation.invitation_id, "email": email,
+                                   "expiresAt": invitation.expires_at}, actor_id=admin_id)
     return invitation
 
 

@@ -282,21 +282,32 @@ async def create_card(
     if data.slug is not None:
         _refuse_reserved(data.slug)
     async with db.write() as tx:
-        brand = await brand_store.get_stored(tx.conn)
-        columns = settle(with_defaults(data, brand.defaults), None)
-        if not admin and brand.locked_fields:
-            bare = CreateCardRequest(full_name=columns["full_name"], email=columns["email"])
-            _refuse_locked(brand, columns, settle(with_defaults(bare, brand.defaults), None))
-        if data.slug is not None:
-            card = await insert_card(tx.conn, user_id, data.slug, columns, tx.now_text)
-        else:
-            for _ in range(10):
-                slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
-                if slug not in RESERVED_SLUGS and not await get_card_by_slug(tx.conn, slug):
-                    break
-            card = await insert_card(tx.conn, user_id, slug, columns, tx.now_text)
-        await changed(tx, public_cards, [card.slug])
-        await tx.emit("card.created", event_data(card), actor_id=user_id, user_id=user_id)
+        return await add_card(tx, public_cards, user_id, data, admin=admin)
+
+
+async def add_card(
+    tx: Tx, public_cards: PublicCards, user_id: str, data: CreateCardRequest, *,
+    admin: bool = False, actor_id: str | None = None,
+) -> Card:
+    """create_card inside a transaction the caller owns (the bulk import writes a card and
+    its invitation in one): `actor_id` is who asked, the owner by default. Raises as create_card."""
+    if data.slug is not None:
+        _refuse_reserved(data.slug)
+    brand = await brand_store.get_stored(tx.conn)
+    columns = settle(with_defaults(data, brand.defaults), None)
+    if not admin and brand.locked_fields:
+        bare = CreateCardRequest(full_name=columns["full_name"], email=columns["email"])
+        _refuse_locked(brand, columns, settle(with_defaults(bare, brand.defaults), None))
+    if data.slug is not None:
+        card = await insert_card(tx.conn, user_id, data.slug, columns, tx.now_text)
+    else:
+        for _ in range(10):
+            slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(7))
+            if slug not in RESERVED_SLUGS and not await get_card_by_slug(tx.conn, slug):
+                break
+        card = await insert_card(tx.conn, user_id, slug, columns, tx.now_text)
+    await changed(tx, public_cards, [card.slug])
+    await tx.emit("card.created", event_data(card), actor_id=actor_id or user_id, user_id=user_id)
     return card
 
 

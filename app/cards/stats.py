@@ -24,10 +24,9 @@ from app.cards import cards
 from app.cards.types import Card
 from app.db import Database, DatabaseDep, fetch_all
 from app.public.counters import SOURCES
+from app.spreadsheets import csv_cell
 
 MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
-# Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 # --- structs -------------------------------------------------------------------------
@@ -148,13 +147,6 @@ def build_stats(card: Card, days: int, today: date, rows: list[Any]) -> CardStat
         referrers=sorted(sections["referrer"], key=by_total),
         sources=[sources.get(name) or NamedCounts(name, 0, 0, 0) for name in SOURCES],
     )
-
-
-def csv_cell(value: Any) -> Any:
-    """A value that a spreadsheet shows as text: formula-like strings get a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def to_csv(stats: CardStats) -> str:

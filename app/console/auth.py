@@ -116,7 +116,8 @@ async def register(request: Request, db: DatabaseDep, settings: SettingsDep) -> 
         return await _register_page(request, db, settings, status=422, values=values, errors=errors)
     try:
         user = await registration.create_account(
-            db, request.app.state.outbox, settings, values["email"], password, values["marketingConsent"], invite
+            db, request.app.state.outbox, request.app.state.public_cards, settings,
+            values["email"], password, values["marketingConsent"], invite,
         )
     except Conflict:
         errors = {"email": "An account with this email already exists. Log in instead?"}

@@ -26,7 +26,6 @@ import msgspec
 from app import mail
 from app.cards import vcard
 from app.cards.content import split_full_name
-from app.cards.stats import csv_cell
 from app.cards.store import CARD_COLUMNS
 from app.cards.store import card_from_row as card_of_row
 from app.cards.types import Card
@@ -34,6 +33,7 @@ from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Limited, NotFound
 from app.leads.form import Submitted, consent_text
+from app.spreadsheets import csv_cell
 
 HOUR = timedelta(hours=1)
 
