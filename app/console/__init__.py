@@ -18,7 +18,23 @@ from litestar.response import Redirect
 
 from app.api import limits
 from app.config import Settings
-from app.console import account, activity, auth, brand, card_stats, cards, carried, invitations, keys, leads, share, team, web, webhooks
+from app.console import (
+    account,
+    activity,
+    auth,
+    brand,
+    card_stats,
+    cards,
+    carried,
+    invitations,
+    keys,
+    leads,
+    share,
+    team,
+    team_import,
+    web,
+    webhooks,
+)
 
 
 @get("/", opt={"public": True}, include_in_schema=False, sync_to_thread=False)
@@ -38,7 +54,7 @@ def router(settings: Settings) -> Router:
         route_handlers=[
             console_home, web.static_file, *auth.handlers, *cards.handlers, *carried.handlers, *share.handlers, *invitations.handlers,
             *card_stats.handlers, *leads.handlers, *activity.handlers, *keys.handlers, *webhooks.handlers, *account.handlers,
-            *team.handlers, *brand.handlers, web.not_found,
+            *team.handlers, *brand.handlers, *team_import.handlers, web.not_found,
         ],
         before_request=web.session_hook,
         # The rate limit first: a request past it costs no CSRF check, session lookup or form parsing.

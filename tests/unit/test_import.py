@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ from litestar.testing import TestClient
 
 from app.main import create_app
 from tests.support.app import PASSWORD, assert_problem, make_settings, register
+from tests.support.console import errors_of, log_in, post_form
 from tests.support.db import execute, query
 from tests.support.leads import page_token, send_details
 from tests.support.mail import links
@@ -156,3 +158,31 @@ def test_an_expired_invitation_is_sent_again_without_a_second_card(world):
     assert again["status"] == "invited" and "cardId" not in again
     assert query(settings, "SELECT count(*) FROM cards WHERE email = 'late@x.example'") == [(1,)]
     assert query(settings, "SELECT count(*) FROM team_invitations WHERE email = 'late@x.example'") == [(2,)]
+
+
+def test_the_console_previews_then_imports_the_same_file(world):
+    client, admin, _ = world
+    token = log_in(client, "admin@example.com")
+    assert "Import people from a CSV file" in client.get("/app/team/import").text
+
+    def upload(body: bytes):
+        return client.post("/app/team/import", data={"_csrf_token": token},
+                           files={"file": ("team.csv", body, "text/csv")}, follow_redirects=False)
+
+    refused = upload("email,fullName\r\nrené@x.example,René\r\n".encode("latin-1"))
+    assert refused.status_code == 422 and "UTF-8" in errors_of(refused.text)["file"]
+    body = b"email,fullName,title\r\nconsole.one@x.example,Console One,<b>Boss</b>\r\nbroken,Broken,\r\n"
+    before = counts(client)
+    preview = upload(body)
+    assert preview.status_code == 200, preview.text
+    assert "Check before importing" in preview.text and "&lt;b&gt;Boss&lt;/b&gt;" in preview.text
+    assert "Card and invitation" in preview.text and "Skipped" in preview.text
+    assert counts(client) == before  # the preview wrote nothing
+    carried = re.search(r'name="file" value="([^"]+)"', preview.text).group(1)
+    done = post_form(client, "/app/team/import/confirm", token, file=carried, name="team.csv")
+    assert done.status_code == 200 and "Import done" in done.text
+    assert query(client.app.state.settings, "SELECT title FROM cards WHERE email = 'console.one@x.example'") == [("<b>Boss</b>",)]
+    again = post_form(client, "/app/team/import/confirm", token, file=carried, name="team.csv")  # a reload
+    assert "Already there" in again.text
+    assert query(client.app.state.settings, "SELECT count(*) FROM cards WHERE email = 'console.one@x.example'") == [(1,)]
+    assert post_form(client, "/app/team/import/confirm", token, file="not base64!", name="x").status_code == 422
