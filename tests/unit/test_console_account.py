@@ -183,10 +183,11 @@ def test_deleting_the_account_needs_the_email_typed_and_another_admin(admin):
 # --- the team pages --------------------------------------------------------------------
 
 TEAM_GETS = ["/app/team", "/app/team/users/{user_id}", "/app/team/users/{user_id}/deactivate",
-             "/app/team/users/{user_id}/transfer?to={user_id}", "/app/team/growth", "/app/team/system"]
+             "/app/team/users/{user_id}/transfer?to={user_id}", "/app/team/growth", "/app/team/system", "/app/team/import"]
 TEAM_POSTS = [("/app/team/invite", {"email": "x@example.com"}), ("/app/team/users/{user_id}/admin", {"isAdmin": "yes"}),
               ("/app/team/users/{user_id}/deactivate", {}), ("/app/team/users/{user_id}/reactivate", {}),
-              ("/app/team/users/{user_id}/transfer", {"to": "{user_id}"})]
+              ("/app/team/users/{user_id}/transfer", {"to": "{user_id}"}), ("/app/team/import", {}),
+              ("/app/team/import/confirm", {"file": "ZW1haWwsZnVsbE5hbWUKYUB4LmV4YW1wbGUsQQo="})]
 
 
 @pytest.fixture(scope="module")
