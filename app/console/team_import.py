@@ -20,9 +20,9 @@ from litestar.exceptions import ClientException, PermissionDeniedException
 
 from app.accounts import imports
 from app.accounts.import_csv import COLUMNS, MAX_BYTES, MAX_ROWS, Person, read_people
-from app.config import SettingsDep
+from app.config import Settings, SettingsDep
 from app.console.web import ADMINS_ONLY, page, sentence
-from app.db import DatabaseDep
+from app.db import Database, DatabaseDep
 from app.errors import Invalid, TooLarge
 
 # The upload's body: the file, the CSRF token and the multipart framing, with room for a
@@ -74,7 +74,7 @@ def _import_page(request: Request, *, status: int = 200, error: str | None = Non
     )
 
 
-async def _run(request: Request, db: Any, settings: Any, body: bytes, name: str, *, dry_run: bool) -> Response:
+async def _run(request: Request, db: Database, settings: Settings, body: bytes, name: str, *, dry_run: bool) -> Response:
     try:
         people = read_people(body)
     except Invalid as exc:
