@@ -190,3 +190,18 @@ def test_the_console_previews_then_imports_the_same_file(world):
     assert "Already there" in again.text
     assert query(client.app.state.settings, "SELECT count(*) FROM cards WHERE email = 'console.one@x.example'") == [(1,)]
     assert post_form(client, "/app/team/import/confirm", token, file="not base64!", name="x").status_code == 422
+
+
+def test_imported_cards_start_with_the_team_defaults(world):
+    """Last in the module: the brand it sets would show on the cards of the tests before."""
+    client, admin, _ = world
+    brand = {"name": "Acme", "accentColor": "#b4231a", "qrDark": "#1f2a44", "qrLight": "#fffdf5", "logoOnCodes": False,
+             "lockedFields": ["organization"], "defaults": {"organization": "Acme Studio", "website": "https://acme.example"}}
+    assert client.put("/v1/team/brand", json=brand, headers=admin["headers"]).status_code == 200
+    body = "email,fullName,organization\r\nbrand.one@x.example,Brand One,\r\nbrand.two@x.example,Brand Two,Own Org\r\n"
+    assert [row["status"] for row in send(client, admin, body).json()["rows"]] == ["invited", "invited"]
+    stored = query(client.app.state.settings,
+                   "SELECT email, organization, website FROM cards WHERE email LIKE 'brand.%' ORDER BY email")
+    # The defaults fill what the file leaves empty; an admin's import is not refused by a lock.
+    assert stored == [("brand.one@x.example", "Acme Studio", "https://acme.example"),
+                      ("brand.two@x.example", "Own Org", "https://acme.example")]
