@@ -5,11 +5,15 @@ paragraph separators, so no value can break a header, a vCard line or a log line
 the bidirectional controls (embeddings, overrides, isolates, the LRM, RLM and ALM marks),
 so no value shows on a page or a phone in another order than the one it is stored in
 (after a U+202E, a stored "exe.doc" shows as "cod.exe").
+
+And the one neutraliser every CSV export uses (csv_cell): a value someone else typed (a
+card's name, a lead's note, a cell of an imported file, a referrer) opens in a
+spreadsheet as text, never as a formula.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import msgspec
 
@@ -55,3 +59,17 @@ def limits_of(field_type: object) -> msgspec.Meta:
     """The constraints of one of the Annotated types here, so that a form states the very
     limits the API enforces (the console's minlength, maxlength and hints)."""
     return next(arg for arg in get_args(field_type) if isinstance(arg, msgspec.Meta))
+
+
+# --- CSV exports ---------------------------------------------------------------------
+
+# Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection"):
+# `=cmd|' /C calc'!A0`, `+`, `-` and `@` as much as `=`; a tab or line break before them too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value that a spreadsheet shows as text: formula-like strings get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

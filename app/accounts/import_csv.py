@@ -14,7 +14,7 @@ A file that breaks one of these is refused whole (Invalid, code `csv_*`) before 
 is looked at: nothing is written. A row that breaks a column's rule, repeats an earlier
 row's email or has more cells than the header gets its own error, and the others go on.
 Cells are kept as typed: a cell starting with `=`, `+`, `-` or `@` is text like any
-other, and every CSV export neutralises it (app/spreadsheets.py).
+other, and every CSV export neutralises it (app/fields.py, csv_cell).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from app.api.problems import AUTHENTICATED, problems
 from app.cards import cards
 from app.cards.types import Card
 from app.db import Database, DatabaseDep, fetch_all
+from app.fields import csv_cell
 from app.public.counters import SOURCES
-from app.spreadsheets import csv_cell
 
 MAX_BREAKDOWN = 100  # countries and referrers beyond the top 100 are left out
 

@@ -32,8 +32,8 @@ from app.cards.types import Card
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one, isoformat
 from app.errors import Limited, NotFound
+from app.fields import csv_cell
 from app.leads.form import Submitted, consent_text
-from app.spreadsheets import csv_cell
 
 HOUR = timedelta(hours=1)
 

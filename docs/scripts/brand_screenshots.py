@@ -2,7 +2,7 @@
 member's public page, at phone (390 px) and desktop (1440 px) width. Not a test; run from
 the repository's root with its virtualenv:
 
-    .venv/bin/python docs/images/brand_screenshots.py
+    .venv/bin/python docs/scripts/brand_screenshots.py
 
 It starts `qrcontact serve` on a temporary folder (tests/support/service.py), sets a brand
 and a team logo as an admin, makes a member's card, and drives Debian's Chromium.
