@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from app.cards.types import Card
 from app.config import Settings
 from app.db import Database, Tx, fetch_all, fetch_one
+from app.errors import Unavailable
 
 # Logged as app.scans, the module these lines came from before the split, so log filters still match.
 log = logging.getLogger("app.scans")
@@ -297,10 +298,17 @@ class Counters:
 
     async def run(self, interval: float = 1.0) -> None:
         """Flush every `interval` seconds until cancelled."""
+        refused = False
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.flush()
+            except Unavailable as exc:
+                # A primary that lost its role refuses every write (app/ops/failover.py): said
+                # once, not every second; the counts stay in memory, as for any failed flush.
+                if not refused:
+                    log.warning("counts kept in memory, not written: %s", exc)
+                refused = True
             except Exception:
                 log.exception("flushing counters failed; will retry")
 

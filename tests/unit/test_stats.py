@@ -3,8 +3,11 @@ an event keeps (and never keeps), and the per-card report as JSON and as CSV."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -366,3 +369,32 @@ def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, m
     conn.close()
     assert scan_days(settings) == sums_of_events(settings)
     assert {card_id for card_id, *_ in scan_days(settings)} == {card_id for (card_id,) in query(settings, "SELECT id FROM cards")}
+
+
+def test_a_deposed_primary_keeps_its_counts_and_says_so_once(client, user, settings, caplog):
+    """A primary that lost its role refuses writes (db.refuse_writes, app/ops/failover.py):
+    its counter flushes fail every second, and the log says so once, not each time."""
+    create_card(client, user["headers"], slug="deposed")
+    counters, [card] = own_counters(client, "deposed")
+    db = client.app.state.db
+    db.refuse_writes = "this server is no longer the primary"
+
+    async def flushes_refused_again_and_again() -> None:
+        runner = asyncio.create_task(counters.run(interval=0.001))  # a flush every millisecond
+        for _ in range(3):
+            counters.scan(card, PHONE_UA, None, None)
+            await asyncio.sleep(0.01)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="app"):
+            client.blocking_portal.call(flushes_refused_again_and_again)
+    finally:
+        db.refuse_writes = None
+    said = [r for r in caplog.records if "no longer the primary" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert counters.pending(card.card_id)[0] == 3  # kept for a flush that can write
+    assert client.blocking_portal.call(counters.flush) >= 3
+    assert query(settings, "SELECT scan_count FROM cards WHERE slug = 'deposed'") == [(3,)]
