@@ -99,8 +99,10 @@ def test_the_email_signature_is_previewed_and_copied_as_rich_text(browser, conso
     page.wait_for_url("**/signature")
     frame = page.frame_locator("iframe.signature-frame")
     expect(frame.get_by_text("My contact card")).to_be_visible()
-    frame.locator("img").last.wait_for()
-    assert frame.locator("img").last.evaluate("image => image.naturalWidth") > 0  # the QR, from PUBLIC_BASE_URL
+    # The QR, from PUBLIC_BASE_URL: its width once it has loaded (0 if it failed to).
+    loaded_width = frame.locator("img").last.evaluate("""image => image.complete ? image.naturalWidth : new Promise(
+        done => { image.onload = image.onerror = () => done(image.naturalWidth); })""")
+    assert loaded_width > 0
     assert_accessible(page)
     page.get_by_role("button", name="Copy signature").click()
     expect(page.get_by_role("status")).to_have_text(re.compile("^Copied"))
