@@ -12,12 +12,11 @@ from app.api.openapi import BINARY, media_types
 from app.api.problems import AUTHENTICATED, BODY, WRITE, problems
 from app.brand import brand, store
 from app.brand.types import Brand, BrandRequest, Stored
-from app.cards.images_api import UPLOAD_PROBLEMS, ImageUpload
+from app.cards.images_api import UPLOAD_PROBLEMS, ImageUpload, image_upload
 from app.cards.types import IMAGE_MAX_BYTES as MAX_BYTES
-from app.cards.types import IMAGE_MEDIA_TYPES as MEDIA_TYPES
 from app.config import SettingsDep
 from app.db import DatabaseDep
-from app.errors import NotFound, TooLarge, Unsupported
+from app.errors import NotFound
 
 ADMIN = (*AUTHENTICATED, 403)
 
@@ -65,13 +64,7 @@ async def get_logo(db: DatabaseDep) -> Response[bytes]:
     responses={**UPLOAD_PROBLEMS, **problems(403)},
 )
 async def put_logo(request: Request, db: DatabaseDep, settings: SettingsDep) -> Brand:
-    if request.content_type[0].lower() not in MEDIA_TYPES:
-        raise Unsupported("send the image as image/jpeg, image/png or image/webp", code="image_type")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BYTES:  # said before any of it is read
-        raise TooLarge("the image is larger than 10 MB", code="image_too_large")
-    upload = await request.body()  # 413 past request_max_body_size (a chunked body)
-    stored = await brand.set_logo(db, request.app.state.public_cards, upload)
+    stored = await brand.set_logo(db, request.app.state.public_cards, await image_upload(request))
     return to_response(stored, settings.public_base_url)
 
 

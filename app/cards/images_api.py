@@ -49,6 +49,17 @@ class ImageUpload(Operation):
         )
 
 
+async def image_upload(request: Request) -> bytes:
+    """An uploaded image's bytes, refused before they are read when its type or declared
+    length will not do (415, 413); the card's and the team's image uploads both read it here."""
+    if request.content_type[0].lower() not in MEDIA_TYPES:
+        raise Unsupported("send the image as image/jpeg, image/png or image/webp", code="image_type")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BYTES:  # said before any of it is read
+        raise TooLarge("the image is larger than 10 MB", code="image_too_large")
+    return await request.body()  # 413 past request_max_body_size (a chunked body)
+
+
 def handlers_for(kind: ImageKind) -> list:
     title = kind.title()
 
@@ -58,12 +69,7 @@ def handlers_for(kind: ImageKind) -> list:
     )
     async def put_image(request: Request, cardId: FromPath[str], db: DatabaseDep, settings: SettingsDep) -> ContactCard:
         card = await owned_card(db, request, cardId)
-        if request.content_type[0].lower() not in MEDIA_TYPES:
-            raise Unsupported("send the image as image/jpeg, image/png or image/webp", code="image_type")
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BYTES:  # said before any of it is read
-            raise TooLarge("the image is larger than 10 MB", code="image_too_large")
-        upload = await request.body()  # 413 past request_max_body_size (a chunked body)
+        upload = await image_upload(request)
         card = await set_image(db, request.app.state.public_cards, card, kind, upload, admin=request.user.is_admin)
         return await to_response(card, request.app.state, settings)
 
