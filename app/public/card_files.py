@@ -63,11 +63,30 @@ async def image_of(public: Public, card: Card, kind: ImageKind) -> bytes | None:
     return public.images.put(stored[0], False, stored[1]).body
 
 
+class KeptPerCard:
+    """Answers made once for each state of a card (the cached Card object itself: an edit
+    makes a new one), for at most `most` cards, the oldest dropped first."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self._kept: dict[str, tuple[Card, Answer]] = {}
+
+    def get(self, card: Card) -> Answer | None:
+        kept = self._kept.get(card.slug)
+        return kept[1] if kept is not None and kept[0] is card else None
+
+    def put(self, card: Card, answer: Answer) -> Answer:
+        self._kept.pop(card.slug, None)
+        if len(self._kept) >= self.most:
+            del self._kept[next(iter(self._kept))]
+        self._kept[card.slug] = (card, answer)
+        return answer
+
+
 async def og_image_of(public: Public, card: Card) -> Answer:
     """/p/{slug}/og.png, the link preview: drawn off the loop once for each state of the card."""
-    kept = _og_images.get(card.slug)
-    if kept is not None and kept[0] is card:
-        return kept[1]
+    if (kept := _og_images.get(card)) is not None:
+        return kept
     from app.public import og_image  # Pillow: loaded on the first preview, not by every install at start
 
     photo = await photo_of(public, card)
@@ -75,17 +94,12 @@ async def og_image_of(public: Public, card: Card) -> Answer:
     png = await asyncio.to_thread(
         og_image.draw, card.full_name, subtitle, short_url(public.settings, card.slug), accent=accent_of(card), photo_jpeg=photo
     )
-    answer = Answer(200, _OG_HEADERS, png)
-    if len(_og_images) >= OG_IMAGES_KEPT:
-        del _og_images[next(iter(_og_images))]
-    _og_images[card.slug] = (card, answer)
-    return answer
+    return _og_images.put(card, Answer(200, _OG_HEADERS, png))
 
 
 # Link previews fetch it once; the page names it with the card's state (?v=), so a day's cache is safe.
 _OG_HEADERS = [(b"content-type", b"image/png"), (b"cache-control", b"public, max-age=86400"), (b"x-content-type-options", b"nosniff")]
-OG_IMAGES_KEPT = 64  # about 30 KB each
-_og_images: dict[str, tuple[Card, Answer]] = {}
+_og_images = KeptPerCard(64)  # about 30 KB each
 
 
 async def apple_pass_of(public: Public, card: Card) -> Answer:
@@ -95,25 +109,19 @@ async def apple_pass_of(public: Public, card: Card) -> Answer:
         return NOT_FOUND
     from app.wallet import apple  # the wallet extra, present when a wallet is configured (app/config.py)
 
-    kept = _passes.get(card.slug)
-    if kept is not None and kept[0] is card:
-        return kept[1]
+    if (kept := _passes.get(card)) is not None:
+        return kept
     photo, logo = await photo_of(public, card), await image_of(public, card, "logo")
     body = await asyncio.to_thread(apple.build, public.settings, card, photo, logo)
-    answer = Answer(200, [
+    return _passes.put(card, Answer(200, [
         (b"content-type", apple.MEDIA_TYPE.encode()),
         (b"content-disposition", f'attachment; filename="{card.slug}.pkpass"'.encode()),
         (b"cache-control", b"no-cache"),
         (b"x-content-type-options", b"nosniff"),
-    ], body)
-    if len(_passes) >= PASSES_KEPT:
-        del _passes[next(iter(_passes))]
-    _passes[card.slug] = (card, answer)
-    return answer
+    ], body))
 
 
-PASSES_KEPT = 64  # 10 to 100 KB each, with the photo
-_passes: dict[str, tuple[Card, Answer]] = {}
+_passes = KeptPerCard(64)  # 10 to 100 KB each, with the photo
 
 
 def google_wallet_of(public: Public, card: Card) -> Answer:
