@@ -438,5 +438,5 @@ def _jwt_secret(env: Mapping[str, str], data_dir: Path) -> str:
     return secret
 
 
-# How handlers ask for the app's settings (injected by name, see main.create_app).
+# How handlers ask for the app's settings (injected by name, see main.build_app).
 SettingsDep = NamedDependency[Settings]

@@ -241,6 +241,10 @@ class Database:
         value = (millis << 80) | randomness
         return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
     async def open(self) -> None:
         """Migrate, then open the connections. Raises sqlite3.Error.
 

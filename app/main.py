@@ -93,85 +93,119 @@ log = logging.getLogger("app")
 
 
 def create_app(settings: Settings) -> Litestar:
+    """The app of `settings`: the primary's routes (build_app) bound to its state (bind)."""
     if settings.is_edge:
         from app.edge.main import create_edge_app
 
         return create_edge_app(settings)
+    return bind(build_app(), settings)
+
+
+def bind(app: Litestar, settings: Settings) -> Litestar:
+    """Give `app` (from build_app) a new state of `settings`: the database, the counters,
+    the outbox, the stores and the rest of what one running service holds, before its
+    lifespan starts. Handlers, middleware and the lifespan read all of it from
+    `app.state`, so one built app serves any settings: `serve` binds once; the tests bind
+    one app a worker to each test's settings (tests/conftest.py), as building the routes
+    is most of what an app costs. Raises RuntimeError when `app` is running: two running
+    services need two built apps."""
+    if "db" in app.state and app.state.db.is_open:
+        raise RuntimeError("the app is running on its own database: build another app to run two at once")
     db = Database(settings.database_path, replicated=settings.replication_enabled)
-    monitor = LagMonitor(settings, db)
-    active_users = monitoring.ActiveUsers()
-    stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
     outbox = mail.Outbox(settings, listeners={"invitation": sharing.record_email_outcome})
     bell = events.EventBell(db)  # rung after each commit that recorded events
-    webhook_sender = WebhookSender(settings, db, bell, outbox)
-    state = State({
+    app.stores = StoreRegistry({"rate_limit": MemoryStore(), "login_throttle": MemoryStore()})
+    app.state = State({
         "settings": settings,
         "db": db,
         "outbox": outbox,
-        "replication": monitor,
+        "replication": LagMonitor(settings, db),
+        "active_users": monitoring.ActiveUsers(),
         "started_at": time.monotonic(),
         "event_bell": bell,
         # The live streams; the HTTP server ends them when it begins to shut down (cli.server_options).
         "event_streams": EventStreams(db, bell),
-        "webhook_sender": webhook_sender,
-        "login_throttle": limits.LoginThrottle(stores.get("login_throttle")),
+        "webhook_sender": WebhookSender(settings, db, bell, outbox),
+        "login_throttle": limits.LoginThrottle(app.stores.get("login_throttle")),
+        # Console pages are drawn one at a time (console.web.one_page_at_a_time).
+        "console_pages": asyncio.Semaphore(1),
+        # The console's CSRF check, keyed by JWT_SECRET (console.web.csrf_config).
+        "console_csrf": console.csrf_config(settings),
         **answers.make_state(db, settings),
     })
+    # The scanner fast path runs in the HTTP server, in front of all of this (app/public/fast_path.py).
+    app.state.fast_path = FastPath(app.state.public, monitoring.prometheus_config())
+    return app
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # Shutdown runs after uvicorn has drained the requests in flight; under `serve`,
-        # Litestream makes its last sync only once this process has exited, so
-        # everything written here (the counters) reaches the replica.
-        await db.open()
-        if await any_held_scans(db):  # edges' scans a stop came between holding and announcing
-            state.counters.announce_held()
-        # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
-        # has the database open: from then on its shutdown syncs every commit. Unless the
-        # object store is unreachable: then the service starts anyway, after a grace.
-        still_waiting = await start_replicating(settings)
-        state.started_at = time.monotonic()
-        monitoring.bind_gauges(db, monitor, active_users)
-        internal = await start_internal_port(settings, db, state)
-        tasks = [
-            asyncio.create_task(state.counters.run()),
-            asyncio.create_task(limits.sweep([stores.get("rate_limit"), stores.get("login_throttle")])),
-            asyncio.create_task(events.keep_pruning(db, timedelta(seconds=settings.events_retention))),
-        ]
-        if settings.replication_enabled:
-            tasks.append(asyncio.create_task(monitor.run()))
-            # Another node promoted (app/ops/failover.py): this one refuses writes from then on.
-            held = failover.read_held(settings)
-            tasks.append(asyncio.create_task(failover.watch(settings, failover.refuse_when_deposed(db, held))))
-        if still_waiting is not None:
-            tasks.append(still_waiting)
-        alerts = Alerts(db)  # system.alert events, once per episode (app/ops/alerts.py)
-        tasks.append(asyncio.create_task(AlertWatch(alerts, monitor if settings.replication_enabled else None).run()))
-        tasks += backups.start_verification(settings, alerts)
-        outbox.start(db)
-        webhook_sender.start()
-        try:
-            yield
-        finally:
-            # Under uvicorn the streams were ended when its shutdown began; elsewhere (tests), here.
-            state.event_streams.close_all()
-            # Batches being applied finish; an edge sends again what was not acknowledged.
-            if internal is not None:
-                await internal.stop()
-            # Webhook attempts in flight may finish; the rest stay pending for the next start.
-            await webhook_sender.stop()
-            # The delivery in progress may finish; queued mail waits in the table for the next start.
-            await outbox.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await state.counters.flush()
-            await db.close()
 
-    auth = accounts.jwt_auth(settings)
-    rate_limit = limits.rate_limit(settings)
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    # Shutdown runs after uvicorn has drained the requests in flight; under `serve`,
+    # Litestream makes its last sync only once this process has exited, so
+    # everything written here (the counters) reaches the replica.
+    state = app.state
+    settings, db, monitor, outbox, webhook_sender = (
+        state.settings, state.db, state.replication, state.outbox, state.webhook_sender)
+    await db.open()
+    if await any_held_scans(db):  # edges' scans a stop came between holding and announcing
+        state.counters.announce_held()
+    # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
+    # has the database open: from then on its shutdown syncs every commit. Unless the
+    # object store is unreachable: then the service starts anyway, after a grace.
+    still_waiting = await start_replicating(settings)
+    state.started_at = time.monotonic()
+    monitoring.bind_gauges(db, monitor, state.active_users)
+    internal = await start_internal_port(settings, db, state)
+    tasks = [
+        asyncio.create_task(state.counters.run()),
+        asyncio.create_task(limits.sweep([app.stores.get("rate_limit"), app.stores.get("login_throttle")])),
+        asyncio.create_task(events.keep_pruning(db, timedelta(seconds=settings.events_retention))),
+    ]
+    if settings.replication_enabled:
+        tasks.append(asyncio.create_task(monitor.run()))
+        # Another node promoted (app/ops/failover.py): this one refuses writes from then on.
+        held = failover.read_held(settings)
+        tasks.append(asyncio.create_task(failover.watch(settings, failover.refuse_when_deposed(db, held))))
+    if still_waiting is not None:
+        tasks.append(still_waiting)
+    alerts = Alerts(db)  # system.alert events, once per episode (app/ops/alerts.py)
+    tasks.append(asyncio.create_task(AlertWatch(alerts, monitor if settings.replication_enabled else None).run()))
+    tasks += backups.start_verification(settings, alerts)
+    outbox.start(db)
+    webhook_sender.start()
+    try:
+        yield
+    finally:
+        # Under uvicorn the streams were ended when its shutdown began; elsewhere (tests), here.
+        state.event_streams.close_all()
+        # Batches being applied finish; an edge sends again what was not acknowledged.
+        if internal is not None:
+            await internal.stop()
+        # Webhook attempts in flight may finish; the rest stay pending for the next start.
+        await webhook_sender.stop()
+        # The delivery in progress may finish; queued mail waits in the table for the next start.
+        await outbox.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await state.counters.flush()
+        await db.close()
+
+
+def _db(state: State) -> Database:
+    return state.db
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+def build_app() -> Litestar:
+    """The primary's routes, middleware and plugins, of no settings: `bind` gives them theirs."""
+    auth = accounts.jwt_auth()
+    rate_limit = limits.rate_limit()
     # Two routers share /v1 so that the OpenAPI document asks for credentials only where
     # they are needed (security requirements add up through the layers).
     public_api = Router("/v1", route_handlers=[accounts.auth_router], middleware=[rate_limit.middleware])
@@ -216,17 +250,15 @@ def create_app(settings: Settings) -> Litestar:
             *accounts.public_handlers,
             monitoring.health,
             monitoring.MetricsController,
-            console.router(settings),
+            console.router(),
             console.site_root,
         ],
         dependencies={
-            "db": Provide(lambda: db, sync_to_thread=False),
-            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "db": Provide(_db, sync_to_thread=False),
+            "settings": Provide(_settings, sync_to_thread=False),
         },
-        state=state,
         lifespan=[lifespan],
         plugins=[problems.problem_details, StrictStructSchemaPlugin()],
-        stores=stores,
         request_class=limits.JsonRequest,
         middleware=[prometheus.middleware],
         openapi_config=openapi,
@@ -239,10 +271,8 @@ def create_app(settings: Settings) -> Litestar:
     # Litestar's middleware runs only on requests that matched a route; the request id
     # and access log wrap the whole handler, so 404s and 405s get them too. Text answers of
     # 1 KB and more are gzipped for clients that take it (app/api/compression.py).
-    app.asgi_handler = monitoring.request_context(head_like_get(app, compress(app.asgi_handler)), active_users)
+    app.asgi_handler = monitoring.request_context(head_like_get(app, compress(app.asgi_handler)))
     app.before_send.append(allow_header(app))
-    # The scanner fast path runs in the HTTP server, in front of all of this (app/public/fast_path.py).
-    state.fast_path = FastPath(state.public, prometheus)
     return app
 
 

@@ -164,12 +164,28 @@ async def issue_tokens(
 # --- authentication ------------------------------------------------------------------
 
 
+# The claims every access token carries (access_token); one without any of them is refused.
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti"]
+# JWTAuth's own secret is never used: the middleware decodes with the app's JWT_SECRET.
+SECRET_FROM_STATE = "read from app.state.settings at each request"
+
+
 class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
     """Litestar's bearer-JWT authentication, plus `X-API-Key` for long-lived keys.
 
     Litestar's JWTAuth reads one header; the spec accepts either credential, so an
-    API key, when present, is checked here and the bearer path is left to Litestar.
+    API key, when present, is checked here; a bearer token is checked as Litestar does,
+    with the secret of the app's settings.
     """
+
+    async def authenticate_token(self, encoded_token: str, connection: ASGIConnection) -> AuthenticationResult:
+        """Litestar's check of a bearer token, with the secret of the app's settings."""
+        token = Token.decode(encoded_token, secret=connection.app.state.settings.jwt_secret, algorithm="HS256",
+                             require_claims=REQUIRED_CLAIMS)
+        user = await _user_for_token(token, connection)
+        if user is None:
+            raise NotAuthorizedException()
+        return AuthenticationResult(user=user, auth=token)
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         key = connection.headers.get("x-api-key")
@@ -195,15 +211,15 @@ async def _user_for_token(token: Token, connection: ASGIConnection) -> User | No
     return user
 
 
-def jwt_auth(settings: Settings) -> JWTAuth[User, Token]:
-    """Authentication for the /v1 router; handlers marked exclude_from_auth (the /auth routes) skip it."""
+def jwt_auth() -> JWTAuth[User, Token]:
+    """Authentication for the /v1 router; handlers marked exclude_from_auth (the /auth routes)
+    skip it. The secret is the app's JWT_SECRET, read at each request (ApiKeyOrJWTMiddleware)."""
     return JWTAuth[User, Token](
-        token_secret=settings.jwt_secret,
+        token_secret=SECRET_FROM_STATE,
         algorithm="HS256",
         retrieve_user_handler=_user_for_token,
         authentication_middleware_class=ApiKeyOrJWTMiddleware,
-        require_claims=["exp", "iat", "sub", "jti"],
-        default_token_expiration=timedelta(minutes=settings.jwt_expiry_minutes),
+        require_claims=REQUIRED_CLAIMS,
     )
 
 
@@ -268,7 +284,7 @@ async def end_session(db: Database, refresh_token: str) -> None:
     responses=problems(*AUTHENTICATED, *BODY, *WRITE),
 )
 async def login(request: Request, data: JSONBody[LoginRequest], db: DatabaseDep, settings: SettingsDep) -> AuthResponse:
-    client = limits.client_ip(settings)(request)
+    client = limits.client_ip(request)
     user = await authenticate(db, request.app.state.login_throttle, data.email, data.password, client)
     return await start_session(db, settings, user)
 

@@ -2,7 +2,7 @@
 login throttling per account, and request bodies that are not plain JSON.
 
 The per-client limit on /v1 and on the console's forms is Litestar's RateLimitMiddleware
-(`rate_limit`, used by main.create_app and console.router); this module gives it the
+(`rate_limit`, used by main.build_app and console.router); this module gives it the
 client's identity. Login throttling needs state across requests (failures per account),
 so it lives in a Litestar store; the counts are in memory and start afresh when the
 service restarts.
@@ -26,7 +26,6 @@ from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
-from app.config import Settings
 from app.errors import Limited
 from app.proxies import client_of
 
@@ -51,37 +50,39 @@ def network_of(address: str) -> str:
     return str(ip)
 
 
-def client_ip(settings: Settings) -> Callable[[Request], str]:
+def client_ip(request: Request) -> str:
     """The client address rate limits use (app/proxies.py): the socket peer, or what a
-    trusted proxy says (TRUSTED_PROXIES, or Fly-Client-IP with TRUST_PROXY_HEADERS).
+    trusted proxy says (TRUSTED_PROXIES, or Fly-Client-IP with TRUST_PROXY_HEADERS, of
+    the app's settings).
 
     uvicorn runs with proxy_headers off, so the socket peer is the real peer.
     """
-
-    def identify(request: Request) -> str:
-        headers = request.headers
-        client = client_of(
-            settings, request.client.host if request.client else None, headers.get("fly-client-ip"),
-            headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
-        )
-        return network_of(client) if client else "unknown"
-
-    return identify
+    headers = request.headers
+    client = client_of(
+        request.app.state.settings, request.client.host if request.client else None, headers.get("fly-client-ip"),
+        headers.getall("x-forwarded-for", ()), headers.getall("forwarded", ()),
+    )
+    return network_of(client) if client else "unknown"
 
 
-def rate_limit(settings: Settings, counts: Callable[[Request], bool] | None = None) -> RateLimitConfig:
+def rate_limit(counts: Callable[[Request], bool] | None = None) -> RateLimitConfig:
     """RATE_LIMIT_PER_MINUTE requests per client, for the requests `counts` says (all by default).
 
     Every config made here counts into one bucket per client: Litestar keys a client's
     history by the middleware class and the client, and both are the same, so /v1 and
-    the console share it and an attacker cannot spend the limit twice.
+    the console share it and an attacker cannot spend the limit twice. The limit is the
+    app's setting, read at each request (RateLimitHeaders).
     """
     return RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_per_minute),
-        identifier_for_request=client_ip(settings),
+        rate_limit=("minute", LIMIT_FROM_STATE),
+        identifier_for_request=client_ip,
         middleware_class=RateLimitHeaders,
         check_throttle_handler=counts,
     )
+
+
+# RateLimitConfig's own number is never used: RateLimitHeaders takes the app's setting.
+LIMIT_FROM_STATE = 0
 
 
 class RateLimitHeaders(RateLimitMiddleware):
@@ -96,6 +97,8 @@ class RateLimitHeaders(RateLimitMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["litestar_app"]
+        # The app's RATE_LIMIT_PER_MINUTE: one value for every request of one app.
+        self.max_requests = app.state.settings.rate_limit_per_minute
         request: Request = app.request_class(scope)
         if not await self.should_check_request(request=request):
             await self.app(scope, receive, send)

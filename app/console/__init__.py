@@ -17,7 +17,6 @@ from litestar import Router, get
 from litestar.response import Redirect
 
 from app.api import limits
-from app.config import Settings
 from app.console import (
     account,
     activity,
@@ -48,7 +47,7 @@ def site_root() -> Redirect:
     return Redirect("/app", status_code=302)
 
 
-def router(settings: Settings) -> Router:
+def router() -> Router:
     return Router(
         "/app",
         route_handlers=[
@@ -60,7 +59,7 @@ def router(settings: Settings) -> Router:
         # The rate limit first: a request past it costs no CSRF check, session lookup or form parsing.
         middleware=[
             web.one_page_at_a_time,
-            limits.rate_limit(settings, web.counts_against_the_rate_limit).middleware, web.csrf_middleware(settings),
+            limits.rate_limit(web.counts_against_the_rate_limit).middleware, web.CsrfCheck,
         ],
         exception_handlers=web.EXCEPTION_HANDLERS,
         include_in_schema=False,
@@ -68,3 +67,4 @@ def router(settings: Settings) -> Router:
 
 
 template_config = web.template_config
+csrf_config = web.csrf_config

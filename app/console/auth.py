@@ -58,7 +58,7 @@ async def login(request: Request, db: DatabaseDep, settings: SettingsDep) -> Res
         errors["password"] = "Enter your password"
     if errors:
         return await _login_page(request, db, settings, status=422, email=email, next=next, errors=errors)
-    client = limits.client_ip(settings)(request)
+    client = limits.client_ip(request)
     try:
         user = await sessions.authenticate(db, request.app.state.login_throttle, email, password, client)
     except Unauthenticated:

@@ -28,7 +28,6 @@ from litestar.background_tasks import BackgroundTask
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
-from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -318,14 +317,16 @@ def one_page_at_a_time(app: ASGIApp) -> ASGIApp:
     were its bound already).
 
     Only GET and HEAD wait their turn (forms and uploads do not queue behind reports),
-    and only until the answer starts: sending it to a slow phone holds no one up.
+    and only until the answer starts: sending it to a slow phone holds no one up. The
+    turn is the app's (`state.console_pages`), not this middleware's: Litestar makes a
+    middleware per route, and pages of every route take turns.
     """
-    gate = asyncio.Semaphore(1)
 
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await app(scope, receive, send)
             return
+        gate: asyncio.Semaphore = scope["litestar_app"].state.console_pages
         await gate.acquire()
         held = True
 
@@ -348,12 +349,12 @@ def one_page_at_a_time(app: ASGIApp) -> ASGIApp:
     return handle
 
 
-def csrf_middleware(settings: Settings) -> DefineMiddleware:
+def csrf_config(settings: Settings) -> CSRFConfig:
     """Litestar's double-submit CSRF check for the console's forms (its token is in each form
     as `_csrf_token`, its cookie on /app only). The key is derived from JWT_SECRET, so
-    tokens outlive a restart."""
+    tokens outlive a restart. The app keeps it as `state.console_csrf` (CsrfCheck)."""
     secret = hmac.new(settings.jwt_secret.encode(), b"console csrf", hashlib.sha256).hexdigest()
-    config = CSRFConfig(
+    return CSRFConfig(
         secret=secret,
         cookie_name="qrc_csrf",
         cookie_path=COOKIE_PATH,
@@ -361,7 +362,23 @@ def csrf_middleware(settings: Settings) -> DefineMiddleware:
         cookie_secure=cookie_is_secure(settings),
         cookie_samesite="lax",
     )
-    return DefineMiddleware(CSRFMiddleware, config=config)
+
+
+class CsrfCheck:
+    """Litestar's CSRFMiddleware with the app's config (`state.console_csrf`), made again
+    only when the app is bound to other settings (main.bind)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._made: tuple[CSRFConfig | None, CSRFMiddleware | None] = (None, None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        config: CSRFConfig = scope["litestar_app"].state.console_csrf
+        made_for, check = self._made
+        if check is None or made_for is not config:
+            check = CSRFMiddleware(self.app, config)
+            self._made = (config, check)
+        await check(scope, receive, send)
 
 
 # --- error pages ---------------------------------------------------------------------

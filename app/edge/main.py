@@ -294,6 +294,7 @@ def create_edge_app(settings: Settings) -> Litestar:
         "public_cards": public.cards,
         "counters": public.counters,
         "qr_cache": public.qr_cache,
+        "active_users": monitoring.ActiveUsers(),
     })
 
     def follow(lease: failover.Lease) -> None:
@@ -343,6 +344,6 @@ def create_edge_app(settings: Settings) -> Litestar:
     )
     # What the edge answers itself is gzipped as at the primary (app/api/compression.py).
     answered_here = head_like_get(app, compress(app.asgi_handler))
-    app.asgi_handler = monitoring.request_context(send_the_rest(answered_here, primary), monitoring.ActiveUsers())
+    app.asgi_handler = monitoring.request_context(send_the_rest(answered_here, primary))
     state.fast_path = FastPath(public, prometheus)
     return app

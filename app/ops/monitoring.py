@@ -155,8 +155,9 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def request_context(app: ASGIApp, active: ActiveUsers) -> ASGIApp:
-    """Wrap the whole app: request id, access-log line, active-user sighting."""
+def request_context(app: ASGIApp) -> ASGIApp:
+    """Wrap the whole app: request id, access-log line, active-user sighting (the app's
+    `state.active_users`)."""
 
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,7 +181,7 @@ def request_context(app: ASGIApp, active: ActiveUsers) -> ASGIApp:
         finally:
             user = scope.get("user")
             if user is not None and hasattr(user, "user_id"):
-                active.seen(user.user_id)
+                scope["litestar_app"].state.active_users.seen(user.user_id)
             # The route's template, so capability tokens and slugs stay out of the log.
             path = scope.get("path_template") or scope["path"][:200]
             level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO

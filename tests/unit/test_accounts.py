@@ -9,7 +9,6 @@ import pytest
 from argon2 import PasswordHasher
 from litestar.testing import TestClient
 
-from app.main import create_app
 from tests.support.app import PASSWORD, assert_problem, create_card, make_settings, register
 from tests.support.db import execute, query
 from tests.support.sharing import token_of
@@ -66,9 +65,9 @@ def test_register_refuses_invalid_input(client, body, field):
     assert client.post("/v1/auth/login", json={"email": body["email"], "password": PASSWORD}).status_code in (401, 422)
 
 
-def test_first_account_is_admin_and_closed_registration_refuses_the_rest(tmp_path):
+def test_first_account_is_admin_and_closed_registration_refuses_the_rest(tmp_path, app_of):
     settings = make_settings(tmp_path, registration="closed")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         register(client, "admin@example.com")
         response = client.post(
             "/v1/auth/register", json={"email": "late@example.com", "password": PASSWORD, "marketingConsent": False}
@@ -85,11 +84,11 @@ def test_first_account_is_admin_and_closed_registration_refuses_the_rest(tmp_pat
 
 
 @pytest.mark.parametrize("registration", ["open", "invite", "closed"])
-def test_the_last_admin_cannot_leave_and_no_stranger_becomes_admin(tmp_path, registration):
+def test_the_last_admin_cannot_leave_and_no_stranger_becomes_admin(tmp_path, registration, app_of):
     """The only admin's DELETE /v1/me is a 409 (once it left, the next stranger to register
     was the new admin, even with REGISTRATION=closed); with another admin it is a 204."""
     settings = make_settings(tmp_path, registration=registration)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         admin = register(client, "admin@example.com")
         problem = assert_problem(client.delete("/v1/me", headers=admin["headers"]), 409)
         assert "admin" in problem["detail"]
@@ -110,11 +109,11 @@ def test_the_last_admin_cannot_leave_and_no_stranger_becomes_admin(tmp_path, reg
         assert query(settings, "SELECT count(*) FROM users WHERE is_admin") == [(1,)]
 
 
-def test_closed_registration_stays_closed_when_no_admin_is_left(tmp_path):
+def test_closed_registration_stays_closed_when_no_admin_is_left(tmp_path, app_of):
     """"The first account" is the first one ever: accounts without an admin (a database from
     before the last-admin rule) do not reopen registration, nor make anyone admin."""
     settings = make_settings(tmp_path, registration="closed")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         register(client, "admin@example.com")
         execute(settings, "UPDATE users SET is_admin = 0")
         body = {"email": "stranger@example.com", "password": PASSWORD, "marketingConsent": False}

@@ -12,7 +12,6 @@ import pytest
 from litestar.testing import TestClient
 
 from app.config import Settings
-from app.main import create_app
 from app.ops import replication
 from tests.support.app import metric, replica_settings
 
@@ -33,7 +32,7 @@ def test_the_history_settings_for_the_default_thirty_days(tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"backup_verify_interval": 0}, {"replica_url": "off"}])
-def test_no_check_when_off(tmp_path, change):
+def test_no_check_when_off(tmp_path, change, app_of):
     settings = dataclasses.replace(replica_settings(tmp_path), **change)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         assert math.isnan(metric(client, "backup_last_verified_timestamp_seconds"))

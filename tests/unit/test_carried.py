@@ -233,9 +233,9 @@ def test_a_member_card_wears_the_team_brand_when_carried(world):
     assert [result.text for result in zxingcpp.read_barcodes(image.convert("L"))] == [card["shortUrl"]]
 
 
-def test_the_card_page_offers_the_wallets_when_they_are_configured(tmp_path):
+def test_the_card_page_offers_the_wallets_when_they_are_configured(tmp_path, app_of):
     settings = wallet_settings(tmp_path / "data", write_wallet_files(tmp_path / "keys"))
-    with TestClient(create_app(settings), base_url=ORIGIN) as client:
+    with TestClient(app_of(settings), base_url=ORIGIN) as client:
         owner = register(client)
         card = create_card(client, owner["headers"], slug="ada-wallets")
         log_in(client, owner["user"]["email"])

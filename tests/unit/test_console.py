@@ -17,7 +17,6 @@ from PIL import Image
 
 from app import qr
 from app.fields import Email, Label, Name, Password, Phone, QrSize, Slug, Website, limits_of
-from app.main import create_app
 from tests.support.app import PASSWORD, assert_problem, create_card, register, unique_email
 from tests.support.console import ORIGIN, csrf_of, errors_of, log_in, post_form
 from tests.support.db import execute, query
@@ -134,9 +133,9 @@ def test_register_logs_in_and_queues_the_verification_email(client):
     assert again.status_code == 409 and "already exists" in errors_of(again.text)["email"]
 
 
-def test_registration_closed_is_said_on_the_page_and_refused(tmp_path, settings):
+def test_registration_closed_is_said_on_the_page_and_refused(tmp_path, settings, app_of):
     closed = dataclasses.replace(settings, registration="closed")
-    with TestClient(create_app(closed), base_url=ORIGIN) as client:
+    with TestClient(app_of(closed), base_url=ORIGIN) as client:
         # A new service: the first account, the admin, may always register, and the pages say so.
         assert "Create the first account</a>: it becomes the admin" in client.get("/app/login").text
         first = client.get("/app/register").text

@@ -1,9 +1,13 @@
 """The console draws one page at a time (web.one_page_at_a_time): a second GET waits until
-the first has started its answer; forms, a failed page and a slow reader hold no one up."""
+the first has started its answer, whichever route it is (Litestar makes a middleware per
+route; the turn is the app's); forms, a failed page and a slow reader hold no one up."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+
+from litestar.datastructures import State
 
 from app.console.web import one_page_at_a_time
 
@@ -28,8 +32,14 @@ class Pages:
         self.go.setdefault(name, asyncio.Event()).set()
 
 
-def scope(path: str, method: str = "GET") -> dict:
-    return {"type": "http", "method": method, "path": path}
+class App:
+    """What the middleware reads of the Litestar app: the turn in its state (main.bind)."""
+
+    def __init__(self) -> None:
+        self.app = SimpleNamespace(state=State({"console_pages": asyncio.Semaphore(1)}))
+
+    def scope(self, path: str, method: str = "GET") -> dict:
+        return {"type": "http", "method": method, "path": path, "litestar_app": self.app}
 
 
 async def settle() -> None:
@@ -39,8 +49,9 @@ async def settle() -> None:
 
 def test_a_second_page_waits_for_the_first_to_start_its_answer_and_forms_do_not_wait():
     async def run() -> None:
-        pages = Pages()
-        gated = one_page_at_a_time(pages)
+        pages, app = Pages(), App()
+        # Two routes, each with its own instance of the middleware, as Litestar builds them.
+        route_one, route_two = one_page_at_a_time(pages), one_page_at_a_time(pages)
         sent: list[str] = []
         slow_reader = asyncio.Event()
 
@@ -52,9 +63,9 @@ def test_a_second_page_waits_for_the_first_to_start_its_answer_and_forms_do_not_
         async def noop_send(message) -> None:
             sent.append(message["type"])
 
-        first = asyncio.create_task(gated(scope("/app/one"), None, send_slowly))
-        second = asyncio.create_task(gated(scope("/app/two"), None, noop_send))
-        form = asyncio.create_task(gated(scope("/app/form", "POST"), None, noop_send))
+        first = asyncio.create_task(route_one(app.scope("/app/one"), None, send_slowly))
+        second = asyncio.create_task(route_two(app.scope("/app/two"), None, noop_send))
+        form = asyncio.create_task(route_two(app.scope("/app/form", "POST"), None, noop_send))
         await settle()
         assert pages.started == ["/app/one", "/app/form"]  # the POST went past, the second GET waits
         pages.let("/app/one")
@@ -72,14 +83,14 @@ def test_a_second_page_waits_for_the_first_to_start_its_answer_and_forms_do_not_
 
 def test_a_page_that_fails_lets_the_next_in():
     async def run() -> None:
-        pages = Pages()
+        pages, app = Pages(), App()
         gated = one_page_at_a_time(pages)
 
         async def send(message) -> None:
             pass
 
-        failing = asyncio.create_task(gated(scope("/app/fails"), None, send))
-        after = asyncio.create_task(gated(scope("/app/after"), None, send))
+        failing = asyncio.create_task(gated(app.scope("/app/fails"), None, send))
+        after = asyncio.create_task(gated(app.scope("/app/after"), None, send))
         await settle()
         assert pages.started == ["/app/fails"]
         pages.let("/app/fails")

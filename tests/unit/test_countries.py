@@ -13,7 +13,6 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from app.config import ConfigError, Settings
-from app.main import create_app
 from app.public.answers import Visit
 from app.public.countries import Countries
 from tests.support.app import PHONE_UA, create_card, flush_counters, register
@@ -68,9 +67,9 @@ def test_an_unreadable_country_database_stops_the_start(tmp_path):
         Settings.from_env({"DATA_DIR": str(tmp_path), "GEOIP_DATABASE_PATH": str(tmp_path / "missing.mmdb")})
 
 
-def test_behind_a_reverse_proxy_the_stats_show_the_visitors_country(settings):
+def test_behind_a_reverse_proxy_the_stats_show_the_visitors_country(settings, app_of):
     behind_nginx = dataclasses.replace(settings, trusted_proxies=("10.0.0.0/8",))
-    with TestClient(create_app(behind_nginx), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(behind_nginx), base_url="https://qr.example.test") as client:
         user = register(client)
         card = create_card(client, user["headers"])
         client.get(f"/p/{card['slug']}")  # the card in memory, so the fast path answers

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from litestar.testing import TestClient
 
-from app.main import create_app
 from app.sqlite import sqlite3
 from tests.support.app import create_card, make_settings, register
 
 
-def test_a_full_database_answers_503_in_process(tmp_path):
+def test_a_full_database_answers_503_in_process(tmp_path, app_of):
     """The same without mounting anything: `PRAGMA max_page_count` on the writer makes
     SQLite answer SQLITE_FULL, the error a full disk gives, through the same code path."""
-    with TestClient(create_app(make_settings(tmp_path))) as client:
+    with TestClient(app_of(make_settings(tmp_path))) as client:
         user = register(client)
         create_card(client, user["headers"], slug="before-full")
         db = client.app.state.db

@@ -10,7 +10,6 @@ import pytest
 from litestar.testing import TestClient
 
 from app.console import first_run
-from app.main import create_app
 from tests.support.app import create_card, make_settings, register
 from tests.support.console import ORIGIN, log_in
 
@@ -27,10 +26,10 @@ def test_a_base_url_on_this_machine_is_a_gap(tmp_path, base_url, local):
     assert [gap.setting for gap in first_run.gaps(settings)] == (["PUBLIC_BASE_URL"] if local else [])
 
 
-def test_the_admin_sees_the_banner_with_the_fix_a_member_does_not_and_it_goes_once_set(tmp_path):
+def test_the_admin_sees_the_banner_with_the_fix_a_member_does_not_and_it_goes_once_set(tmp_path, app_of):
     # The quickstart's settings: a base URL on this machine, no SMTP.
     settings = make_settings(tmp_path, public_base_url="http://localhost:8000", smtp_url=None)
-    with TestClient(create_app(settings), base_url=ORIGIN) as client:
+    with TestClient(app_of(settings), base_url=ORIGIN) as client:
         admin, member = register(client), register(client)  # the first account is the admin
         log_in(client, member["user"]["email"])
         for path in ["/app/cards", "/app/account"]:

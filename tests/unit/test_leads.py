@@ -18,7 +18,6 @@ from litestar.testing import TestClient
 
 from app.db import isoformat
 from app.leads import form
-from app.main import create_app
 from tests.support.app import assert_problem, create_card, register
 from tests.support.console import csrf_of, log_in
 from tests.support.db import execute, query
@@ -118,9 +117,9 @@ def test_a_deleted_card_takes_no_details(client, settings, owner):
 
 
 @pytest.fixture
-def limited(tmp_path, settings):
+def limited(tmp_path, settings, app_of):
     """An app whose limits are small: 2 leads per client an hour, 3 per card."""
-    with TestClient(create_app(dataclasses.replace(settings, leads_per_ip_hour=2, leads_per_card_hour=3)), base_url=BASE) as client:
+    with TestClient(app_of(dataclasses.replace(settings, leads_per_ip_hour=2, leads_per_card_hour=3)), base_url=BASE) as client:
         yield client
 
 
@@ -195,8 +194,8 @@ def _leads(client, slug, *names):
 
 
 @pytest.fixture
-def generous(settings):
-    with TestClient(create_app(dataclasses.replace(settings, leads_per_ip_hour=1000)), base_url=BASE) as client:
+def generous(settings, app_of):
+    with TestClient(app_of(dataclasses.replace(settings, leads_per_ip_hour=1000)), base_url=BASE) as client:
         yield client
 
 

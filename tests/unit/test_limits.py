@@ -12,7 +12,6 @@ from litestar.testing import TestClient
 from app.accounts import hashing
 from app.api.limits import ThrottlePolicy, network_of
 from app.config import Settings
-from app.main import create_app
 from tests.support import ROOT
 from tests.support.app import PASSWORD, assert_problem, make_settings, register
 from tests.support.console import ORIGIN, csrf_of, post_form
@@ -22,8 +21,8 @@ README = ROOT / "README.md"
 LIMITS_DOC = ROOT / "docs" / "limits.md"
 
 
-def test_api_rate_limit_answers_429_with_retry_after(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=5))) as client:
+def test_api_rate_limit_answers_429_with_retry_after(tmp_path, app_of):
+    with TestClient(app_of(make_settings(tmp_path, rate_limit_per_minute=5))) as client:
         statuses = [client.get("/v1/me").status_code for _ in range(5)]
         assert statuses == [401] * 5
         problem = assert_problem(client.get("/v1/me"), 429)
@@ -35,10 +34,10 @@ def test_api_rate_limit_answers_429_with_retry_after(tmp_path):
         assert client.get("/health").status_code == 200
 
 
-def test_fly_client_ip_counts_only_behind_a_trusted_proxy(tmp_path):
+def test_fly_client_ip_counts_only_behind_a_trusted_proxy(tmp_path, app_of):
     for trusted, expected in ((False, 429), (True, 401)):
         settings = make_settings(tmp_path / str(trusted), rate_limit_per_minute=2, trust_proxy_headers=trusted)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(app_of(settings)) as client:
             for i in range(2):
                 client.get("/v1/me", headers={"Fly-Client-IP": f"10.0.0.{i}"})
             response = client.get("/v1/me", headers={"Fly-Client-IP": "10.0.0.9", "X-Forwarded-For": "10.0.0.10"})
@@ -54,8 +53,8 @@ def test_every_setting_is_in_the_readme_table():
 # --- the per-IP limit on /v1 -------------------------------------------------------------
 
 
-def test_rate_limit_headers_follow_the_ietf_draft(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=3))) as client:
+def test_rate_limit_headers_follow_the_ietf_draft(tmp_path, app_of):
+    with TestClient(app_of(make_settings(tmp_path, rate_limit_per_minute=3))) as client:
         remaining = []
         for _ in range(3):
             response = client.get("/v1/me")
@@ -72,13 +71,13 @@ def test_rate_limit_headers_follow_the_ietf_draft(tmp_path):
         assert response.headers["retry-after"] == response.headers["ratelimit-reset"]
 
 
-def test_ipv6_clients_are_limited_by_their_64_block(tmp_path):
+def test_ipv6_clients_are_limited_by_their_64_block(tmp_path, app_of):
     assert network_of("2001:db8:1:2:aaaa::1") == network_of("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert network_of("2001:db8:1:3::1") != network_of("2001:db8:1:2::1")
     assert network_of("::ffff:192.0.2.7") == "192.0.2.7"
     assert network_of("192.0.2.7") == "192.0.2.7"
     settings = make_settings(tmp_path, rate_limit_per_minute=2, trust_proxy_headers=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         for suffix in ("1", "2"):
             client.get("/v1/me", headers={"Fly-Client-IP": f"2001:db8:0:1::{suffix}"})
         assert client.get("/v1/me", headers={"Fly-Client-IP": "2001:db8:0:1:ffff::3"}).status_code == 429
@@ -97,9 +96,9 @@ CONSOLE_FORMS = {
 
 
 @pytest.mark.parametrize("form", CONSOLE_FORMS)
-def test_console_forms_are_under_the_apis_limit_in_the_same_bucket(tmp_path, form):
+def test_console_forms_are_under_the_apis_limit_in_the_same_bucket(tmp_path, form, app_of):
     path, fields = CONSOLE_FORMS[form]
-    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=4)), base_url=ORIGIN) as client:
+    with TestClient(app_of(make_settings(tmp_path, rate_limit_per_minute=4)), base_url=ORIGIN) as client:
         csrf = csrf_of(client.get("/app/register").text)  # reading a page (but the login page) is free
         assert_problem(client.get("/v1/me"), 401)  # one of the four, spent on the API
         answered = [post_form(client, path, csrf, **fields(n)).status_code for n in range(3)]
@@ -115,8 +114,8 @@ def test_console_forms_are_under_the_apis_limit_in_the_same_bucket(tmp_path, for
             assert query(client.app.state.settings, "SELECT count(*) FROM users") == [(3,)]
 
 
-def test_the_login_page_counts_against_the_limit(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path, rate_limit_per_minute=2)), base_url=ORIGIN) as client:
+def test_the_login_page_counts_against_the_limit(tmp_path, app_of):
+    with TestClient(app_of(make_settings(tmp_path, rate_limit_per_minute=2)), base_url=ORIGIN) as client:
         assert [client.get("/app/login").status_code for _ in range(2)] == [200, 200]
         refused = client.get("/app/login")
         assert refused.status_code == 429 and "Too many attempts" in refused.text
@@ -235,9 +234,9 @@ def test_unknown_emails_are_throttled_like_real_ones(client, clock):
         assert statuses == [401] * ThrottlePolicy().free_per_client + [429], email
 
 
-def test_an_attackers_failures_do_not_lock_the_owner_out(tmp_path):
+def test_an_attackers_failures_do_not_lock_the_owner_out(tmp_path, app_of):
     settings = make_settings(tmp_path, trust_proxy_headers=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         client.app.state.login_throttle.clock = Clock()
         register(client, "owner@example.com")
         # The owner logged in from home before.

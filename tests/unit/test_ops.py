@@ -10,7 +10,6 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.main import create_app
 from app.ops.monitoring import ActiveUsers, RequestIdFilter
 from app.sqlite import sqlite3
 from tests.support.app import PHONE_UA, create_card, make_settings, register
@@ -41,8 +40,8 @@ def metric(client: TestClient, name: str, **labels: str) -> float:
         ("s3cret-token", "bearer s3cret-token", 200),
     ],
 )
-def test_metrics_token(tmp_path, token, authorization, status):
-    with TestClient(create_app(make_settings(tmp_path, metrics_token=token))) as client:
+def test_metrics_token(tmp_path, token, authorization, status, app_of):
+    with TestClient(app_of(make_settings(tmp_path, metrics_token=token))) as client:
         headers = {"Authorization": authorization} if authorization else {}
         response = client.get("/metrics", headers=headers)
         assert response.status_code == status
@@ -108,9 +107,9 @@ def test_health_without_replication(client):
     }
 
 
-def test_health_says_when_litestream_is_not_running(tmp_path):
+def test_health_says_when_litestream_is_not_running(tmp_path, app_of):
     settings = make_settings(tmp_path, replica_url=f"file://{tmp_path / 'replica'}")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         register(client)  # a commit nothing replicates
         body = client.get("/health").json()
         assert client.get("/health").status_code == 200
@@ -207,9 +206,9 @@ def test_diagnostics_reports_database_replica_queue_and_caches(client):
     assert body["version"] == "0.1.0"
 
 
-def test_diagnostics_hides_the_replica_query(tmp_path):
+def test_diagnostics_hides_the_replica_query(tmp_path, app_of):
     url = "s3://bucket/db?endpoint=https://fly.storage.tigris.dev&region=auto"
-    with TestClient(create_app(make_settings(tmp_path, replica_url=url))) as client:
+    with TestClient(app_of(make_settings(tmp_path, replica_url=url))) as client:
         admin = register(client)
         body = client.get("/v1/admin/diagnostics", headers=admin["headers"]).json()
     assert body["replication"]["replica"] == "s3://bucket/db"

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from litestar.testing import TestClient
 
-from app.main import create_app
 from app.sharing import sharing
 from app.tokens import token_hash
 from tests.support.app import (
@@ -217,9 +216,9 @@ def _register(client, **extra):
     return client.post("/v1/auth/register", json={"email": unique_email(), "password": PASSWORD, "marketingConsent": False, **extra})
 
 
-def test_invite_only_registration_needs_a_valid_token(tmp_path):
+def test_invite_only_registration_needs_a_valid_token(tmp_path, app_of):
     settings = make_settings(tmp_path, registration="invite")
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         admin = register(client, "admin@example.com")  # the first account needs none
         card = create_card(client, admin["headers"])
         token = _invite_token(client, admin, card)
@@ -235,9 +234,9 @@ def test_invite_only_registration_needs_a_valid_token(tmp_path):
         assert query(settings, "SELECT count(*) FROM users") == [(2,)]
 
 
-def test_closed_registration_refuses_even_a_token(tmp_path):
+def test_closed_registration_refuses_even_a_token(tmp_path, app_of):
     settings = make_settings(tmp_path, registration="closed")
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         admin = register(client)
         token = _invite_token(client, admin, create_card(client, admin["headers"]))
         assert_problem(_register(client, inviteToken=token), 403)
@@ -304,9 +303,9 @@ def test_the_export_has_invitations_and_scans(client, user):
     assert client.get("/v1/me/export", headers=other["headers"]).json()["invitations"] == []
 
 
-def test_the_sharing_metrics_are_exported_under_their_names(tmp_path):
+def test_the_sharing_metrics_are_exported_under_their_names(tmp_path, app_of):
     settings = make_settings(tmp_path, trust_proxy_headers=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         user = register(client)
         create_card(client, user["headers"], slug="metric-card")
         client.get("/c/metric-card", headers={"User-Agent": PHONE_UA, "Fly-Region": "syd"}, follow_redirects=False)

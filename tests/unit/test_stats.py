@@ -14,7 +14,6 @@ import pytest
 from litestar.testing import TestClient
 
 from app import db
-from app.main import create_app
 from app.public.counters import MAX_REFERRER, Counters, DatabaseSink, device_class, referrer_host
 from app.sqlite import sqlite3
 from tests.support.app import PHONE_UA, assert_problem, create_card, flush_counters, make_settings, register
@@ -66,9 +65,9 @@ def stats(client, user, card, **params):
     return response
 
 
-def test_the_report_counts_days_devices_countries_and_referrers(tmp_path):
+def test_the_report_counts_days_devices_countries_and_referrers(tmp_path, app_of):
     settings = make_settings(tmp_path, trust_proxy_headers=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         user = register(client)
         card = create_card(client, user["headers"], slug="stats-card")
         visit(client, "/c/stats-card", PHONE_UA, **{"Fly-Region": "fra", "Referer": "https://blog.example.com/post"})
@@ -115,9 +114,9 @@ def test_no_country_without_a_trusted_proxy(client, user):
     assert query(client.app.state.settings, "SELECT country FROM scan_events") == [(None,)]
 
 
-def test_no_client_ip_is_stored_anywhere(tmp_path):
+def test_no_client_ip_is_stored_anywhere(tmp_path, app_of):
     settings = make_settings(tmp_path, trust_proxy_headers=True)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         user = register(client)
         create_card(client, user["headers"], slug="private-scan")
         for path in ("/c/private-scan", "/p/private-scan"):
@@ -325,7 +324,7 @@ def add_events(settings, slug: str) -> None:
         )
 
 
-def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, monkeypatch):
+def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, monkeypatch, app_of):
     # A database of the version before migration 0006 (which fills scan_days from the
     # events), with cards and events written as that version did; then every migration
     # since (0012 makes both tables again, with saves and sources), then today's app.
@@ -353,7 +352,7 @@ def test_scan_days_hold_the_sums_of_scan_events_backfilled_then_kept(tmp_path, m
     assert scan_days(settings) == sums_of_events(settings) != {}
     assert query(settings, "SELECT count(*) FROM scan_events WHERE source IS NOT NULL") == [(0,)]  # not known then
     # From then on the database adds every new event: the counters' flush and rows written by hand.
-    with TestClient(create_app(settings)) as client:
+    with TestClient(app_of(settings)) as client:
         visit(client, "/c/older", WINDOWS, Referer="https://blog.example.com/")
         visit(client, "/c/older?src=wallet")
         visit(client, "/p/doomed")

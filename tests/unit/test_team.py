@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from app.main import create_app
 from app.public.card_cache import NOT_CACHED
 from tests.support.app import PASSWORD, PHONE_UA, assert_problem, create_card, flush_counters, make_settings, register
 from tests.support.console import log_in
@@ -72,9 +71,9 @@ def test_the_user_list_pages_searches_and_counts_cards(client, team):
 
 
 @pytest.mark.parametrize("registration", ["invite", "closed"])
-def test_an_invitation_registers_its_address_once(tmp_path, registration):
+def test_an_invitation_registers_its_address_once(tmp_path, registration, app_of):
     settings = make_settings(tmp_path, registration=registration)
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         admin = register(client)
         invite = client.post("/v1/admin/users/invitations", json={"email": "New.Hire@example.com"}, headers=admin["headers"])
         assert invite.status_code == 201 and invite.json()["email"] == "New.Hire@example.com"
@@ -98,9 +97,9 @@ def test_an_invitation_registers_its_address_once(tmp_path, registration):
         assert_problem(client.post("/v1/admin/users/invitations", json={"email": "new.hire@EXAMPLE.com"}, headers=admin["headers"]), 409)
 
 
-def test_an_expired_invitation_does_not_register(tmp_path):
+def test_an_expired_invitation_does_not_register(tmp_path, app_of):
     settings = make_settings(tmp_path, registration="invite")
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         admin = register(client)
         client.post("/v1/admin/users/invitations", json={"email": "late@example.com"}, headers=admin["headers"])
         [token] = links(client, "late@example.com", "/app/register?invite=")

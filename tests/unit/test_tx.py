@@ -13,7 +13,6 @@ from litestar.testing import TestClient
 
 from app import db as dbmodule
 from app.db import Database, isoformat, migrate
-from app.main import create_app
 from app.tokens import token_hash
 from tests.support.app import PHONE_UA, create_card, flush_counters, make_settings, register
 from tests.support.db import query
@@ -22,8 +21,8 @@ from tests.support.db import query
 SET_TIME = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=123456)
 
 
-def test_a_clock_set_on_the_database_dates_what_is_written(settings):
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+def test_a_clock_set_on_the_database_dates_what_is_written(settings, app_of):
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         client.app.state.db.clock = lambda: SET_TIME
         account = register(client)
         card = create_card(client, account["headers"], slug="set-clock")
@@ -37,8 +36,8 @@ def test_a_clock_set_on_the_database_dates_what_is_written(settings):
     assert query(settings, "SELECT created_at, expires_at FROM refresh_tokens") == [(stamp, expires)]
 
 
-def test_the_database_clock_dates_the_scans_counted_at_the_primary(settings):
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+def test_the_database_clock_dates_the_scans_counted_at_the_primary(settings, app_of):
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         account = register(client)
         create_card(client, account["headers"], slug="scanned")
         client.app.state.db.clock = lambda: SET_TIME
@@ -48,19 +47,19 @@ def test_the_database_clock_dates_the_scans_counted_at_the_primary(settings):
     assert query(settings, "SELECT occurred_at FROM scan_events") == [(f"{SET_TIME:%Y-%m-%dT%H:%M:%S}Z",)]
 
 
-def test_an_access_token_lasts_its_whole_lifetime_whenever_its_transaction_began(settings):
+def test_an_access_token_lasts_its_whole_lifetime_whenever_its_transaction_began(settings, app_of):
     """The JWT is dated by the clock Litestar checks it against, and its exp counted from its
     own iat: counted from the transaction's `now`, a transaction that began earlier (here two
     seconds, as a slow one would) cut the token short."""
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         client.app.state.db.clock = lambda: datetime.now(UTC) - timedelta(seconds=2)
         claims = jwt.decode(register(client)["accessToken"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == settings.jwt_expiry_minutes * 60
 
 
-def test_one_operation_writes_one_now_however_the_clock_moves(settings):
+def test_one_operation_writes_one_now_however_the_clock_moves(settings, app_of):
     readings = iter(SET_TIME + timedelta(seconds=n) for n in range(1000))
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         client.app.state.db.clock = lambda: next(readings)
         account = register(client)
         card = create_card(client, account["headers"], slug="one-now")
@@ -154,7 +153,7 @@ def _migrated_up_to(monkeypatch, tmp_path, last: str, path) -> None:
         migrate(path)
 
 
-def test_a_refresh_token_issued_before_the_form_changed_refreshes_until_its_expiry(tmp_path, monkeypatch):
+def test_a_refresh_token_issued_before_the_form_changed_refreshes_until_its_expiry(tmp_path, monkeypatch, app_of):
     settings = make_settings(tmp_path)
     _migrated_up_to(monkeypatch, tmp_path, "0008_history.sql", settings.database_path)
     expiry = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=654321)
@@ -175,7 +174,7 @@ def test_a_refresh_token_issued_before_the_form_changed_refreshes_until_its_expi
     conn.close()
     assert len(began_at) == len("2026-12-07T11:46:19.123Z")  # 0008's milliseconds
 
-    with TestClient(create_app(settings), base_url="https://qr.example.test") as client:
+    with TestClient(app_of(settings), base_url="https://qr.example.test") as client:
         db = client.app.state.db
         db.clock = lambda: expiry + timedelta(microseconds=1)
         assert client.post("/v1/auth/refresh", json={"refreshToken": "old-token"}).status_code == 401

@@ -20,7 +20,6 @@ from litestar.testing import TestClient
 from PIL import Image
 
 from app.config import ConfigError, Settings
-from app.main import create_app
 from app.public.pages import contrast
 from app.wallet import apple
 from tests.support import images
@@ -41,8 +40,8 @@ def wallet_files(tmp_path_factory):
 
 
 @pytest.fixture
-def wallet_client(tmp_path, wallet_files):
-    with TestClient(create_app(wallet_settings(tmp_path, wallet_files)), base_url=BASE) as client:
+def wallet_client(tmp_path, wallet_files, app_of):
+    with TestClient(app_of(wallet_settings(tmp_path, wallet_files)), base_url=BASE) as client:
         yield client
 
 
