@@ -13,9 +13,10 @@ produces events at the given rate, waits until every event has arrived (or --dra
 seconds), prints the figures and stops the service by its process group. The events:
 * `--source cards` (default): `card.created`, one card created through the API per event.
   API card creation tops out near 110 a second on a 2-core machine.
-* `--source scans`: `card.scanned`. `--rate` cards are created first, then each is
-  scanned once a second (its redirect, a phone's user agent): the counter flush writes one
-  event per card scanned that second, so `--rate` events a second whatever the API's speed.
+* `--source scans`: `card.scanned`. `--rate` cards are created first, then wrk scans them
+  in turn (their redirects, a phone's user agent; bench/scan_cards.lua), each about 1.5
+  times a second: the counter flush writes one event per card scanned that second, so
+  `--rate` events a second whatever the API's speed. Needs wrk, as bench/scanners.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import signal
@@ -40,6 +42,9 @@ from pathlib import Path
 import httpx
 
 QRCONTACT = str(Path(sys.executable).parent / "qrcontact")
+HERE = Path(__file__).parent
+SCAN_CONNECTIONS = 16
+SCANS_PER_CARD = 1.5  # a second, on average: each card in every flush
 PASSWORD = "correct horse battery staple"
 
 
@@ -57,6 +62,7 @@ class Receiver:
         self.latencies: dict[str, float] = {}
         self.duplicates = 0
         self.scans = 0  # card.scanned events' scans, each message counted once
+        self.last_arrival = 0.0  # time.time() of the last new message
         self.lock = threading.Lock()
         receiver = self
 
@@ -73,6 +79,7 @@ class Receiver:
                         receiver.duplicates += 1
                     else:
                         receiver.latencies[message_id] = arrived - occurred
+                        receiver.last_arrival = arrived
                         receiver.scans += json.loads(body)["data"].get("scans", 0)
                 self.send_response(204)
                 self.send_header("content-length", "0")
@@ -168,28 +175,30 @@ async def make_cards(url: str, headers: dict, count: int, concurrency: int) -> l
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
-async def scan_each_second(url: str, slugs: list[str], seconds: float, concurrency: int) -> tuple[int, int]:
-    """Scan every card once a second for `seconds`; returns (seconds with all scans answered, failed scans)."""
-    failed = rounds = 0
-    gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"User-Agent": PHONE}, timeout=30,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+def scan_cards(url: str, slugs: list[str], seconds: float, folder: Path) -> str:
+    """Scan the cards in turn for `seconds` with wrk (bench/scan_cards.lua), SCANS_PER_CARD
+    times a second each on average, so that every card is scanned in every second's flush:
+    one card.scanned event a card a second. Returns wrk's report."""
+    slug_file = folder / "slugs.txt"
+    slug_file.write_text("\n".join(slugs) + "\n")
+    pause_ms = max(1, int(SCAN_CONNECTIONS * 1000 / (SCANS_PER_CARD * len(slugs))))
+    command = ["wrk", "-t1", f"-c{SCAN_CONNECTIONS}", f"-d{math.ceil(seconds)}s", "--timeout", "10s",
+               "-H", f"User-Agent: {PHONE}", "-s", str(HERE / "scan_cards.lua"), url, "--", str(slug_file), str(pause_ms)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if result.returncode != 0:
+        raise SystemExit(f"wrk failed: {result.stdout}{result.stderr}")
+    return result.stdout
 
-        async def one(slug: str) -> None:
-            nonlocal failed
-            async with gate:
-                response = await client.get(f"/c/{slug}")
-            if response.status_code != 302:
-                failed += 1
 
-        started = time.monotonic()
-        for second in range(int(seconds)):
-            await asyncio.gather(*(one(slug) for slug in slugs))
-            rounds += 1
-            delay = started + second + 1 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-    return rounds, failed
+def scans_counted(url: str, headers: dict) -> int:
+    """Every card's scanCount, added up (the API; it includes the counts not yet flushed)."""
+    total, cursor = 0, None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{url}/v1/cards", params=params, headers=headers, timeout=30).json()
+        total += sum(card["scanCount"] for card in page["items"])
+        if not (cursor := page.get("nextCursor")):
+            return total
 
 
 def main() -> None:
@@ -217,29 +226,29 @@ def main() -> None:
         assert hook.status_code == 201, hook.text
         started = time.monotonic()
         if args.source == "scans":
-            rounds, failed = asyncio.run(scan_each_second(url, slugs, args.seconds, args.concurrency))
-            produced_in = time.monotonic() - started
-            # One event per card per flush, and a second's scans may straddle two flushes: the
-            # events are done when the deliveries' scans add up to every scan answered.
-            expected = rounds * len(slugs) - failed
+            report = scan_cards(url, slugs, args.seconds, folder)
+            produced_in, produced_at = time.monotonic() - started, time.time()
+            # The events are done when the deliveries' scans add up to every scan counted
+            # (read again after a second: wrk may leave scans in flight when it stops).
+            time.sleep(1)
+            expected = scans_counted(url, headers)
             deadline = time.monotonic() + args.drain
             while receiver.scans < expected and time.monotonic() < deadline:
                 time.sleep(0.05)
-            created = count_events(url, headers, "card.scanned")
-            print(f"scans: {rounds} rounds of {len(slugs)} cards, {failed} failed; "
-                  f"{receiver.scans} of {expected} scans in the events delivered")
+            created, failed = count_events(url, headers, "card.scanned"), 0
+            requests = next(line.strip() for line in report.splitlines() if "requests in" in line)
+            print(f"scans (wrk): {requests}; {receiver.scans} of {expected} scans counted in the events delivered")
         else:
             created, failed = asyncio.run(drive(url, headers, args.rate, args.seconds, args.concurrency))
-            produced_in = time.monotonic() - started
+            produced_in, produced_at = time.monotonic() - started, time.time()
         deadline = time.monotonic() + args.drain
         while receiver.count < created and time.monotonic() < deadline:
             time.sleep(0.05)
-        drained_in = time.monotonic() - started
         latencies = sorted(receiver.latencies.values())
         print(f"events: {created} created in {produced_in:.1f} s ({created / produced_in:.0f}/s asked {args.rate}/s), "
               f"{failed} requests failed")
         print(f"delivered: {receiver.count} of {created} ({'all' if receiver.count >= created else 'MISSING some'}), "
-              f"{receiver.duplicates} duplicates, the last {drained_in - produced_in:.1f} s after the last event")
+              f"{receiver.duplicates} duplicates, the last {receiver.last_arrival - produced_at:.1f} s after the events stopped")
         if latencies:
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
             print(f"event -> delivery: p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "

@@ -11,9 +11,9 @@ addresses through (a CRM on the team's own network); link-local, multicast, rese
 unspecified ones stay refused even then, the metadata address among them.
 
 Against DNS rebinding the sender connects to the address checked here (`Target.address`),
-sending the original host in `Host` and as the TLS server name, so a second lookup by
-the HTTP client cannot land somewhere else. Redirects are never followed (the sender's
-client has `follow_redirects=False`; a 3xx is a failed attempt).
+sending the original host in `Host` and as the TLS server name (app/events/http_post.py),
+so no second lookup can land somewhere else. Redirects are never followed (a 3xx is a
+failed attempt).
 """
 
 from __future__ import annotations
@@ -47,13 +47,10 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
     @property
-    def connect_url(self) -> str:
-        """The URL with the checked address in place of the host name."""
+    def path(self) -> str:
+        """What the request asks for: the URL's path and query."""
         parts = urlsplit(self.url)
-        address = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        path = parts.path or "/"
-        query = f"?{parts.query}" if parts.query else ""
-        return f"{self.scheme}://{address}:{self.port}{path}{query}"
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def refusal(address: IPAddress, allow_private: bool) -> str | None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
+from app.events.sender import PER_ENDPOINT
 from app.sqlite import sqlite3
 from tests.support.app import create_card, make_settings, register
 from tests.support.live_server import LiveServer
@@ -100,8 +101,9 @@ def test_kill_9_mid_delivery_then_restart_every_event_still_arrives(tmp_path, re
         messages = receiver.wait_for(len(names), ids=True)
         assert sorted({m.id: m.json()["data"]["fullName"] for m in messages}.values()) == sorted(names)
         # What was in flight (its answer held until after the kill) was sent again after the restart.
+        arrived = receiver.wait_for(len(names) + len(in_flight_at_kill))
         for message_id in in_flight_at_kill:
-            assert len([m for m in receiver.wait_for(len(names) + 1) if m.id == message_id]) >= 2
+            assert len([m for m in arrived if m.id == message_id]) >= 2
         database = data / "qrcontact.db"
         wait_until(lambda: rows(database, "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'") == [(len(names),)],
                    what="every delivery marked succeeded")
@@ -113,20 +115,21 @@ def test_kill_9_mid_delivery_then_restart_every_event_still_arrives(tmp_path, re
 
 
 def test_a_slow_receiver_holds_only_its_own_slots(server, receiver):
-    """Bounded per endpoint: a receiver that does not answer has two messages in flight, and
-    another endpoint gets all of its messages meanwhile."""
+    """Bounded per endpoint: a receiver that does not answer has PER_ENDPOINT messages in
+    flight, and another endpoint gets all of its messages meanwhile."""
     slow = Receiver()
     gate = slow.serve().hold()
+    cards = PER_ENDPOINT + 4
     try:
         receiver.serve()
         owner = register(server.http)
         add_webhook(server.http, owner["headers"], slow.url)
         add_webhook(server.http, owner["headers"], receiver.url)
-        for n in range(8):
+        for n in range(cards):
             create_card(server.http, owner["headers"], fullName=f"Card {n}")
-        receiver.wait_for(8, ids=True)
-        assert len(slow.wait_for(2)) == 2  # exactly its two slots, none past them
+        receiver.wait_for(cards, ids=True)
+        assert len(slow.wait_for(PER_ENDPOINT)) == PER_ENDPOINT  # exactly its slots, none past them
     finally:
         gate.set()
-        slow.wait_for(8, ids=True)
+        slow.wait_for(cards, ids=True)
         slow.stop()

@@ -1,7 +1,7 @@
 """A webhook receiver for tests: it records every message, answers from a script (a list
-of statuses, then 200), and is reached either in process (`transport()`, an httpx
-transport the sender is given: the unit tier) or over loopback HTTP (`serve()`: the live
-tier). Stop and serve it again on the same port to play a receiver that goes away."""
+of statuses, then 200), and is reached either in process (`post`, which the sender is
+given in place of its HTTP client: the unit tier) or over loopback HTTP/1.1 (`serve()`:
+the live tier). Stop and serve it again on the same port to play a receiver that goes away."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
-
+from app.events.http_post import Answer
+from app.events.url_guard import Target
 from tests.support.net import free_port
 
 
 class Message:
-    def __init__(self, headers: dict[str, str], body: bytes, url: str, extensions: dict | None = None) -> None:
+    def __init__(self, headers: dict[str, str], body: bytes, url: str, server_name: str | None = None) -> None:
         self.headers = {key.lower(): value for key, value in headers.items()}
         self.body = body
-        self.url = url
-        self.extensions = extensions or {}  # in process only: what the sender asked of the connection (sni_hostname)
+        self.url = url  # in process: scheme://address:port/path, the address connected to; over loopback: the path
+        self.server_name = server_name  # in process: the TLS server name asked for (None: plain HTTP)
 
     @property
     def id(self) -> str:
@@ -53,9 +53,9 @@ class Receiver:
         return self._gate
 
     def _record(self, headers: dict[str, str], body: bytes, url: str,
-                extensions: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+                server_name: str | None = None) -> tuple[int, dict[str, str], bytes]:
         with self._changed:
-            self.received.append(Message(headers, body, url, extensions))
+            self.received.append(Message(headers, body, url, server_name))
             self._changed.notify_all()
             answer = self.script.popleft() if self.script else 200
         if self._gate is not None:
@@ -74,13 +74,14 @@ class Receiver:
 
     # --- in process ----------------------------------------------------------------
 
-    def transport(self) -> httpx.MockTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            status, headers, body = self._record(dict(request.headers), request.read(), str(request.url), request.extensions)
-            # A stream, as from the network: the sender reads only the first kilobyte.
-            return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body))
-
-        return httpx.MockTransport(handle)
+    async def post(self, target: Target, headers: dict[str, str], body: bytes) -> Answer:
+        """What the sender's HTTP client would send to the checked `target`, recorded; the
+        scripted answer, whole (the sender keeps its first kilobyte)."""
+        headers = {**headers, "host": target.host_header}
+        server_name = target.host if target.scheme == "https" else None
+        address = f"[{target.address}]" if target.address.version == 6 else str(target.address)
+        status, _, answer = self._record(headers, body, f"{target.scheme}://{address}:{target.port}{target.path}", server_name)
+        return Answer(status, answer)
 
     # --- over loopback -------------------------------------------------------------
 
@@ -88,6 +89,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept, as most receivers do
+
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status, headers, answer = receiver._record(dict(self.headers), body, self.path)

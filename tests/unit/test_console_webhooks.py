@@ -11,7 +11,6 @@ import re
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
-from app.main import create_app
 from tests.support.app import make_settings, register
 from tests.support.console import errors_of, log_in, post_form
 from tests.support.waiting import wait_until
@@ -29,9 +28,9 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def app(settings, receiver):
-    app = create_app(settings)
-    app.state.webhook_sender.transport = receiver.transport()
+def app(settings, receiver, app_of):
+    app = app_of(settings)
+    app.state.webhook_sender.post = receiver.post
     return app
 
 

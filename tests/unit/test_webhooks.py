@@ -1,7 +1,7 @@
 """Webhooks (SPEC §9): the API, signing checked with the `standardwebhooks` package, who
 gets which events, the retry schedule, 410 and five days of failures disabling an
 endpoint, the delivery log. The sender runs in the app's lifespan against the real
-database; the receiver is in process (tests/support/webhooks.py, an httpx transport), so
+database; the receiver is in process (tests/support/webhooks.py, given to the sender in place of its HTTP client), so
 no server is started here: the loopback receiver is the live tier's (tests/live/test_webhooks.py)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from litestar.testing import TestClient
 from standardwebhooks import Webhook as StandardWebhook
 
 from app.events import webhooks
-from app.main import create_app
 from tests.support.app import assert_problem, create_card, make_settings, metric, register
 from tests.support.db import execute, query
 from tests.support.waiting import wait_until
@@ -35,9 +34,9 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def app(settings, receiver):
-    app = create_app(settings)
-    app.state.webhook_sender.transport = receiver.transport()
+def app(settings, receiver, app_of):
+    app = app_of(settings)
+    app.state.webhook_sender.post = receiver.post
     return app
 
 
@@ -128,16 +127,16 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("url", REFUSED)
-def test_the_ssrf_guard_refuses_what_is_not_public(tmp_path, url):
-    with TestClient(create_app(make_settings(tmp_path)), base_url="https://qr.example.test") as client:
+def test_the_ssrf_guard_refuses_what_is_not_public(tmp_path, url, app_of):
+    with TestClient(app_of(make_settings(tmp_path)), base_url="https://qr.example.test") as client:
         owner = register(client)
         problem = assert_problem(client.post("/v1/webhooks", json={"url": url, "events": ["*"]}, headers=owner["headers"]), 422)
         assert problem["errors"][0]["field"] == "url"
         assert client.get("/v1/webhooks", headers=owner["headers"]).json() == []
 
 
-def test_a_public_address_is_allowed(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path)), base_url="https://qr.example.test") as client:
+def test_a_public_address_is_allowed(tmp_path, app_of):
+    with TestClient(app_of(make_settings(tmp_path)), base_url="https://qr.example.test") as client:
         owner = register(client)
         add_webhook(client, owner["headers"], "https://93.184.215.14/hooks?team=1")
         add_webhook(client, owner["headers"], "http://[2606:4700::1111]:8080/")
@@ -152,11 +151,11 @@ def test_webhook_allow_private_lets_the_team_network_in_but_never_the_metadata_a
     assert response.status_code == (201 if allowed else 422), response.text
 
 
-def test_the_guard_is_applied_again_at_delivery_and_a_refused_address_is_never_connected(tmp_path, receiver):
+def test_the_guard_is_applied_again_at_delivery_and_a_refused_address_is_never_connected(tmp_path, receiver, app_of):
     """An endpoint whose host now resolves to a refused address (DNS rebinding), as the stored URL stands for here."""
     settings = make_settings(tmp_path)  # WEBHOOK_ALLOW_PRIVATE off
-    app = create_app(settings)
-    app.state.webhook_sender.transport = receiver.transport()
+    app = app_of(settings)
+    app.state.webhook_sender.post = receiver.post
     with TestClient(app, base_url="https://qr.example.test") as client:
         owner = register(client)
         hook = add_webhook(client, owner["headers"], "https://93.184.215.14/hook")
@@ -174,17 +173,17 @@ def test_the_sender_connects_to_the_checked_address_keeping_the_host_name(client
     [message] = receiver.wait_for(1)
     assert message.url in (f"http://127.0.0.1:{receiver.port}/hook?x=1", f"http://[::1]:{receiver.port}/hook?x=1")
     assert message.headers["host"] == f"localhost:{receiver.port}"
-    assert "sni_hostname" not in message.extensions
+    assert message.server_name is None
 
 
 def test_over_https_the_host_name_is_the_tls_server_name(client, user, receiver):
-    """httpcore uses `sni_hostname` for SNI and for checking the certificate, so the checked address is
-    reached and the certificate must still be the host name's."""
+    """The checked address is reached, and the host name is the TLS server name (SNI, and the
+    name the certificate must carry: tests/live/test_webhook_http.py)."""
     hook = add_webhook(client, user["headers"], "https://localhost/hook")
     client.post(f"/v1/webhooks/{hook['webhookId']}/test", headers=user["headers"])
     [message] = receiver.wait_for(1)
-    assert message.url in ("https://127.0.0.1/hook", "https://[::1]/hook")
-    assert message.headers["host"] == "localhost" and message.extensions["sni_hostname"] == "localhost"
+    assert message.url in ("https://127.0.0.1:443/hook", "https://[::1]:443/hook")
+    assert message.headers["host"] == "localhost" and message.server_name == "localhost"
 
 
 # --- what is sent, and signed --------------------------------------------------------
@@ -257,10 +256,10 @@ def test_the_retry_schedule(tmp_path):
     assert [webhooks.retry_delay(schedule, n) for n in range(1, 9)] == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
 
 
-def test_a_failed_attempt_is_retried_after_five_seconds_then_after_the_schedule(tmp_path, receiver):
+def test_a_failed_attempt_is_retried_after_five_seconds_then_after_the_schedule(tmp_path, receiver, app_of):
     settings = make_settings(tmp_path, webhook_allow_private=True)
-    app = create_app(settings)
-    app.state.webhook_sender.transport = receiver.answer(500).transport()
+    app = app_of(settings)
+    app.state.webhook_sender.post = receiver.answer(500).post
     with TestClient(app, base_url="https://qr.example.test") as client:
         owner = register(client)
         hook = add_webhook(client, owner["headers"], receiver.url)
@@ -335,10 +334,10 @@ def test_five_days_of_failures_disable_the_endpoint(client, user, receiver):
         == [(1,)]
 
 
-def test_the_log_keeps_the_first_kilobyte_pages_and_a_failed_delivery_can_be_retried(tmp_path, receiver):
+def test_the_log_keeps_the_first_kilobyte_pages_and_a_failed_delivery_can_be_retried(tmp_path, receiver, app_of):
     settings = make_settings(tmp_path, webhook_allow_private=True, webhook_retry_schedule=(0,))
-    app = create_app(settings)
-    app.state.webhook_sender.transport = receiver.answer(500, 500).transport()
+    app = app_of(settings)
+    app.state.webhook_sender.post = receiver.answer(500, 500).post
     receiver.body = b"x" * 5000
     with TestClient(app, base_url="https://qr.example.test") as client:
         owner = register(client)
