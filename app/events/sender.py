@@ -48,6 +48,7 @@ GIVE_UP_AFTER = timedelta(days=5)  # of failures since the last success: the end
 IDLE = 3600.0  # nothing due: look again after this long anyway (a clock that jumped, a lost wake)
 TIDY_EVERY = 3600.0  # seconds between deletions of old finished deliveries
 TIDY_BATCH = 500
+RECORD_FAILED_PAUSE = 5.0  # seconds an attempt whose outcome could not be written keeps its slot
 
 
 # An attempt's outcome: (response status, first 1 KB of the answer, error, latency in ms).
@@ -302,7 +303,8 @@ class WebhookSender:
             await self._record(delivery, outcome)
         except Exception:
             log.exception("webhook sender: delivery %s could not be recorded; it stays pending", delivery.message_id)
-            await asyncio.sleep(5)  # its slot stays taken a while: no tight loop of resending while the database fails
+            # Its slot stays taken a while: no tight loop of resending while the database fails.
+            await asyncio.sleep(RECORD_FAILED_PAUSE)
         finally:
             self._in_flight.pop(delivery.id, None)
             self._ended.add(delivery.id)

@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import TestClient
 from standardwebhooks import Webhook as StandardWebhook
 
-from app.events import webhooks
+from app.events import sender, webhooks
 from tests.support.app import assert_problem, create_card, make_settings, metric, register
 from tests.support.db import execute, query
 from tests.support.waiting import wait_until
@@ -282,6 +282,26 @@ def test_a_receiver_answering_500_then_200_gets_the_message_on_the_retry_with_th
                             what="the delivery to succeed")
     assert delivery["attempts"] == 3 and delivery["responseStatus"] == 200 and delivery["responseBody"] == "ok"
     assert client.get(f"/v1/webhooks/{hook['webhookId']}", headers=user["headers"]).json()["failingSince"] is None
+
+
+def test_outcomes_that_cannot_be_written_leave_their_deliveries_pending_and_sent_again(client, user, receiver, settings,
+                                                                                       monkeypatch):
+    """The outcomes of attempts that end together are written in one transaction: when it
+    fails, every delivery in it stays pending (attempts 0) and is sent again, same id."""
+    monkeypatch.setattr(sender, "RECORD_FAILED_PAUSE", 0.05)
+    hook = add_webhook(client, user["headers"], receiver.url, events=["card.created"])
+    execute(settings, """CREATE TRIGGER refuse_outcomes BEFORE UPDATE OF status ON webhook_deliveries
+                         BEGIN SELECT RAISE(ABORT, 'the disk said no'); END""")
+    for n in range(3):
+        create_card(client, user["headers"], fullName=f"Card {n}")
+    sent = {m.id for m in receiver.wait_for(6)}  # each sent, its outcome refused, sent again
+    assert len(sent) == 3
+    assert query(settings, "SELECT status, attempts FROM webhook_deliveries") == [("pending", 0)] * 3
+    execute(settings, "DROP TRIGGER refuse_outcomes")
+    wait_until(lambda: query(settings, "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'") == [(3,)],
+               what="every outcome written once the database takes it")
+    assert {m.id for m in receiver.received} == sent
+    assert [d["attempts"] for d in deliveries(client, user["headers"], hook["webhookId"])] == [1, 1, 1]
 
 
 def test_a_redirect_is_a_failed_attempt_and_is_not_followed(client, user, receiver):
