@@ -147,15 +147,23 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings, db, monitor, outbox, webhook_sender = (
         state.settings, state.db, state.replication, state.outbox, state.webhook_sender)
     await db.open()
-    if await any_held_scans(db):  # edges' scans a stop came between holding and announcing
-        state.counters.announce_held()
-    # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
-    # has the database open: from then on its shutdown syncs every commit. Unless the
-    # object store is unreachable: then the service starts anyway, after a grace.
-    still_waiting = await start_replicating(settings)
-    state.started_at = time.monotonic()
-    monitoring.bind_gauges(db, monitor, state.active_users)
-    internal = await start_internal_port(settings, db, state)
+    still_waiting = None
+    try:
+        if await any_held_scans(db):  # edges' scans a stop came between holding and announcing
+            state.counters.announce_held()
+        # Under `serve`, nothing is served (so nothing acknowledged) before Litestream
+        # has the database open: from then on its shutdown syncs every commit. Unless the
+        # object store is unreachable: then the service starts anyway, after a grace.
+        still_waiting = await start_replicating(settings)
+        state.started_at = time.monotonic()
+        monitoring.bind_gauges(db, monitor, state.active_users)
+        internal = await start_internal_port(settings, db, state)
+    except BaseException:
+        # A start that fails (the internal port taken, ...) leaves nothing open behind it.
+        if still_waiting is not None:
+            still_waiting.cancel()
+        await db.close()
+        raise
     tasks = [
         asyncio.create_task(state.counters.run()),
         asyncio.create_task(limits.sweep([app.stores.get("rate_limit"), app.stores.get("login_throttle")])),

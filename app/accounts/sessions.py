@@ -180,10 +180,13 @@ class ApiKeyOrJWTMiddleware(JWTAuthenticationMiddleware):
 
     async def authenticate_token(self, encoded_token: str, connection: ASGIConnection) -> AuthenticationResult:
         """Litestar's check of a bearer token, with the secret of the app's settings."""
-        token = Token.decode(encoded_token, secret=connection.app.state.settings.jwt_secret, algorithm="HS256",
-                             require_claims=REQUIRED_CLAIMS)
-        user = await _user_for_token(token, connection)
-        if user is None:
+        token = self.token_cls.decode(
+            encoded_token, secret=connection.app.state.settings.jwt_secret, algorithm=self.algorithm,
+            audience=self.token_audience, issuer=self.token_issuer, require_claims=self.require_claims,
+            verify_exp=self.verify_expiry, verify_nbf=self.verify_not_before, strict_audience=self.strict_audience,
+        )
+        user = await self.retrieve_user_handler(token, connection)
+        if not user or (self.revoked_token_handler and await self.revoked_token_handler(token, connection)):
             raise NotAuthorizedException()
         return AuthenticationResult(user=user, auth=token)
 

@@ -9,8 +9,10 @@ docs/performance.md); here the answer is parsed by httptools, uvicorn's C parser
 The connection goes to the address the SSRF guard checked (url_guard.Target), with the
 URL's host in `Host` and, over TLS, as the server name (SNI and the certificate check),
 so no second lookup can land elsewhere. A connection is kept when its answer was read to
-the end and neither side asked to close; a kept one idle for KEEP_IDLE seconds is closed
-rather than reused (receivers close theirs after about 5 s). A kept connection the
+the end and neither side asked to close, at most KEEP_PER_RECEIVER a receiver; a kept one
+idle for KEEP_IDLE seconds is closed rather than reused (receivers close theirs after
+about 5 s), by the next message to its receiver or by a sweep of all of them at most every
+KEEP_IDLE seconds. A kept connection the
 receiver had closed fails before any answer: the message is sent once more on a new one
 (delivery is at least once; receivers dedupe by webhook-id).
 """
@@ -64,13 +66,16 @@ class _Reading:
             self.kept += body[: RESPONSE_KEPT - len(self.kept)]
 
     def on_message_complete(self) -> None:
+        if self.parser.get_status_code() < 200:  # an interim answer (100 Continue, 103): the answer follows
+            self.headers_done = self.keep_alive = False
+            return
         self.complete = True
 
 
 class _Connection(NamedTuple):
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    idle_since: float
+    idle_since: float  # when it was put back to wait; 0.0 for a new connection, never kept yet
 
 
 class KeptConnections:
@@ -80,11 +85,14 @@ class KeptConnections:
         self.user_agent = user_agent
         self._ssl_context = ssl_context  # None: the system's trusted roots, made at the first https
         self._idle: dict[tuple, list[_Connection]] = {}
+        self._swept_at = time.monotonic()
 
     async def post(self, target: Target, headers: dict[str, str], body: bytes) -> Answer:
         """POST `body` to `target`. Raises OSError (connect, reset, TLS) and ValueError (an answer
         that is not HTTP/1.x); a caller's timeout cancels it and closes its connection."""
         request = self._request(target, headers, body)
+        if time.monotonic() - self._swept_at >= KEEP_IDLE:
+            self._sweep()
         key = (target.scheme, target.address, target.port, target.host)
         while connection := self._take(key):
             try:
@@ -109,12 +117,29 @@ class KeptConnections:
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
 
+    def _sweep(self) -> None:
+        """Close the kept connections of every receiver that have waited KEEP_IDLE or that the
+        receiver has closed, and forget receivers with none left."""
+        now = self._swept_at = time.monotonic()
+        for key, connections in list(self._idle.items()):
+            usable = [connection for connection in connections if self._usable(connection, now)]
+            for connection in set(connections) - set(usable):
+                connection.writer.close()
+            if usable:
+                self._idle[key] = usable
+            else:
+                del self._idle[key]
+
+    @staticmethod
+    def _usable(connection: _Connection, now: float) -> bool:
+        return now - connection.idle_since < KEEP_IDLE and not connection.reader.at_eof()
+
     def _take(self, key: tuple) -> _Connection | None:
         connections = self._idle.get(key)
         now = time.monotonic()
         while connections:
             connection = connections.pop()
-            if now - connection.idle_since < KEEP_IDLE and not connection.reader.at_eof():
+            if self._usable(connection, now):
                 return connection
             connection.writer.close()
         return None
@@ -146,13 +171,16 @@ class KeptConnections:
                 try:
                     parser.feed_data(data)
                 except httptools.HttpParserUpgrade:
+                    reading.keep_alive = False  # the connection would speak another protocol now
                     break
                 except httptools.HttpParserError as exc:
                     raise ValueError(f"the answer is not HTTP/1.1: {exc}") from None
             if reading.complete and reading.keep_alive:
                 kept = True
-                self._idle.setdefault(key, []).append(_Connection(reader, writer, time.monotonic()))
-                del self._idle[key][:-KEEP_PER_RECEIVER]
+                connections = self._idle.setdefault(key, [])
+                connections.append(_Connection(reader, writer, time.monotonic()))
+                while len(connections) > KEEP_PER_RECEIVER:
+                    connections.pop(0).writer.close()
             return Answer(parser.get_status_code(), bytes(reading.kept))
         except OSError as exc:
             if isinstance(exc, (BrokenPipeError, ConnectionResetError)) and not reading.headers_done and connection.idle_since:

@@ -314,7 +314,8 @@ class WebhookSender:
         """Write the attempt's outcome, in one transaction with every other that ended
         meanwhile (a group commit: at 1,000 deliveries a second, a transaction each was most
         of the sender's database time). Returns once it is committed; until then the
-        delivery is pending, and a crash sends it again. Raises what the transaction raised."""
+        delivery is pending, and a crash sends it again. Raises what its transaction raised
+        (written alone when the shared one failed)."""
         written = asyncio.get_running_loop().create_future()
         self._outcomes.append((delivery, outcome, written))
         if self._recording is None or self._recording.done():
@@ -324,20 +325,26 @@ class WebhookSender:
     async def _write_outcomes(self) -> None:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
-            error: Exception | None = None
             try:
-                async with self.db.write() as tx:
-                    for delivery, outcome, _ in batch:
-                        await self._finish(tx, delivery, *outcome)
-            except Exception as exc:
-                error = exc
-            for _, _, written in batch:
-                if written.done():
-                    continue  # its attempt was cancelled at shutdown
-                if error is None:
-                    written.set_result(None)
-                else:
-                    written.set_exception(error)
+                await self._write(batch)
+            except Exception:
+                # One outcome that cannot be written (a failing email or alert when its endpoint
+                # is disabled) must not hold back the others: each again, on its own.
+                for item in batch:
+                    try:
+                        await self._write([item])
+                    except Exception as exc:
+                        _settle(item[2], exc)
+                    else:
+                        _settle(item[2], None)
+            else:
+                for _, _, written in batch:
+                    _settle(written, None)
+
+    async def _write(self, batch: list[tuple[Due, Outcome, asyncio.Future]]) -> None:
+        async with self.db.write() as tx:
+            for delivery, outcome, _ in batch:
+                await self._finish(tx, delivery, *outcome)
 
     async def send(self, delivery: Due) -> Outcome:
         """One attempt: (response status, first 1 KB of the answer, error, latency in ms)."""
@@ -416,6 +423,16 @@ class WebhookSender:
             "alert": "webhook_disabled", "message": f"the webhook to {row['url']} is disabled: {reason}", "severity": "warning",
             "webhookId": row["webhook_id"], "url": row["url"], "reason": reason,
         }, user_id=row["user_id"])
+
+
+def _settle(written: asyncio.Future, error: Exception | None) -> None:
+    """Tell the attempt waiting on `written` its outcome is committed, or why not."""
+    if written.done():
+        return  # its attempt was cancelled at shutdown
+    if error is None:
+        written.set_result(None)
+    else:
+        written.set_exception(error)
 
 
 def disabled_email(settings: Settings, to: str, url: str, webhook_id: str, reason: str):

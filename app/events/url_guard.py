@@ -89,6 +89,8 @@ def split(url: str) -> tuple[str, str, int]:
         raise _invalid("must not carry a user name or password")
     if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
         raise _invalid("must not contain spaces or control characters")
+    if not url.isascii():
+        raise _invalid("must be ASCII: write an international name as punycode (xn--…) and percent-encode the path")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 

@@ -156,6 +156,11 @@ class LeaseStore:
         self.secret = env.get("LITESTREAM_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or ""
         self.token = env.get("AWS_SESSION_TOKEN")
         self.ca_bundle: str | None = env.get("LITESTREAM_AWS_CA_BUNDLE")  # None: the system's roots
+        self._tls: ssl.SSLContext | None = None  # made at the first https request, then reused
+        try:  # given, or the scheme's: http.client would read an IPv6 literal's last group as a port
+            self.port = urlsplit(self.url).port or (443 if self.url.startswith("https:") else 80)
+        except ValueError as exc:
+            raise LeaseError(f"the replica's endpoint is not a valid URL: {exc}") from None
 
     def read(self) -> Lease | None:
         """The lease, None when there is none. Raises LeaseError."""
@@ -200,11 +205,12 @@ class LeaseStore:
             headers["content-type"] = "application/json"
         parts = urlsplit(self.url)
         if parts.scheme == "https":
-            context = ssl.create_default_context(cafile=self.ca_bundle)
+            if self._tls is None:
+                self._tls = ssl.create_default_context(cafile=self.ca_bundle)
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=10.0, context=context)
+                parts.hostname, self.port, timeout=10.0, context=self._tls)
         else:
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10.0)
+            connection = http.client.HTTPConnection(parts.hostname, self.port, timeout=10.0)
         try:
             connection.request(method, parts.path, body=body or None, headers=headers)
             response = connection.getresponse()

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from app.events import http_post
 from app.events.http_post import KeptConnections
 from app.events.url_guard import Target
 
@@ -25,10 +26,11 @@ LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
 class Receiver:
     """An HTTP/1.1 receiver: each request gets the next answer of `answers` (raw bytes, or
-    None to close the connection without answering; an HTTP/1.0 answer or one saying
-    `connection: close` closes it after); it records what came, per connection."""
+    None to close the connection without answering, or a tuple of parts written 50 ms apart;
+    an HTTP/1.0 answer or one saying `connection: close` closes it after); it records what
+    came, per connection."""
 
-    def __init__(self, *answers: bytes | None) -> None:
+    def __init__(self, *answers: bytes | tuple[bytes, ...] | None) -> None:
         self.answers = list(answers)
         self.requests: list[tuple[int, bytes, bytes]] = []  # (connection number, head, body)
         self.connections = 0
@@ -46,8 +48,13 @@ class Receiver:
                 answer = self.answers.pop(0) if self.answers else ok(b"ok")
                 if answer is None:
                     return
-                writer.write(answer)
-                await writer.drain()
+                parts = answer if isinstance(answer, tuple) else (answer,)
+                for n, part in enumerate(parts):
+                    if n:
+                        await asyncio.sleep(0.05)
+                    writer.write(part)
+                    await writer.drain()
+                answer = b"".join(parts)
                 if answer.startswith(b"HTTP/1.0") or b"connection: close" in answer:
                     return  # the answer ends with the connection
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -112,6 +119,48 @@ def test_chunked_and_close_delimited_answers_are_read_and_a_closing_one_is_not_k
     # The chunked answer kept its connection for the second; `connection: close` and the
     # answer ending with its connection each made the next message open a new one.
     assert [number for number, _, _ in receiver.requests] == [1, 1, 2, 3]
+
+
+def test_an_interim_answer_is_passed_over_for_the_answer_that_follows_it():
+    """A 100 Continue or 103 Early Hints, read alone, is not the answer: the one after it is,
+    and the connection stays in step for the next message."""
+    interim = (b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", ok(b"first", "201 Created"))
+
+    async def scenario():
+        receiver = Receiver(interim, ok(b"second", "202 Accepted"))
+        port = await receiver.start()
+        client = KeptConnections("test")
+        answers = [await client.post(target(port), {}, b"{}") for _ in range(2)]
+        await client.close()
+        receiver.server.close()
+        return receiver, answers
+
+    receiver, answers = run(scenario())
+    assert [(a.status, a.first_bytes) for a in answers] == [(201, b"first"), (202, b"second")]
+    assert receiver.connections == 1
+
+
+def test_connections_past_the_kept_number_and_idle_ones_are_closed(monkeypatch):
+    monkeypatch.setattr(http_post, "KEEP_PER_RECEIVER", 2)
+    monkeypatch.setattr(http_post, "KEEP_IDLE", 0.2)
+
+    async def scenario():
+        receiver, other = Receiver(), Receiver()
+        port, other_port = await receiver.start(), await other.start()
+        client = KeptConnections("test")
+        await asyncio.gather(*(client.post(target(port), {}, b"{}") for _ in range(4)))  # four at once: four connections
+        kept = client._idle[(target(port).scheme, LOOPBACK, port, "receiver.example")]
+        assert len(kept) == 2
+        await asyncio.sleep(0.3)
+        await client.post(target(other_port), {}, b"{}")  # a message elsewhere sweeps the idle ones
+        assert list(client._idle) == [("http", LOOPBACK, other_port, "receiver.example")]
+        await client.close()
+        receiver.server.close()
+        other.server.close()
+        return receiver
+
+    receiver = run(scenario())
+    assert receiver.connections == 4
 
 
 def test_a_kept_connection_the_receiver_closed_sends_the_message_again_on_a_new_one():

@@ -101,6 +101,8 @@ def test_another_accounts_webhook_is_not_found(client, user, receiver, method, p
     ({"events": ["*"]}, "url"),
     ({"url": "ftp://example.com/x", "events": ["*"]}, "url"),
     ({"url": "https://user:pw@example.com/x", "events": ["*"]}, "url"),
+    ({"url": "https://bücher.example/x", "events": ["*"]}, "url"),  # punycode it: xn--bcher-kva.example
+    ({"url": "https://example.com/日本", "events": ["*"]}, "url"),
     ({"url": "https://example.com/x"}, "events"),
     ({"url": "https://example.com/x", "events": []}, "events"),
     ({"url": "https://example.com/x", "events": ["card.exploded"]}, "events"),
