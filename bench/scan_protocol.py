@@ -6,7 +6,9 @@ the answers behind it cost, with no sockets, no kernel and no load generator.
 
 It builds the app on a temporary database (a card, cached as a first scan caches it) and
 feeds one ScannerProtocol, made as uvicorn makes it on a uvloop loop, the bytes of one
-phone's GET at a time; the transport only counts what is written. Printed for
+phone's GET at a time, each in its own turn of the running loop (the answer is written at
+the turn's end, as in the server); the transport only counts what is written. The loop's
+turn is in the figures. Printed for
 `/c/{slug}` (counted redirect), `/q/{slug}.png` (cached image) and `/p/{slug}` (the card
 page, a view counted): CPU microseconds per request, the least of 7 runs of 20,000
 (process time: it holds on a busy machine, where wall-clock figures do not). Then the
@@ -81,18 +83,21 @@ class WithoutLimits(door.ScannerProtocol):
         self.server_state.total_requests += 1
 
 
-def per_request(protocol: door.ScannerProtocol, request: bytes) -> float:
+async def per_request(protocol: door.ScannerProtocol, request: bytes) -> float:
     """CPU microseconds a request, the least of RUNS runs of REQUESTS."""
+    transport = protocol.transport
     for _ in range(2000):
         protocol.data_received(request)
+        await asyncio.sleep(0)
     best = float("inf")
     for _ in range(RUNS):
-        answered = protocol.fast_path.answered
+        answered, written = protocol.fast_path.answered, transport.writes
         started = time.process_time()
         for _ in range(REQUESTS):
             protocol.data_received(request)
+            await asyncio.sleep(0)
         best = min(best, time.process_time() - started)
-        if protocol.fast_path.answered - answered != REQUESTS:
+        if protocol.fast_path.answered - answered != REQUESTS or transport.writes - written != REQUESTS:
             sys.exit("not every request was answered by the fast path")
     return best / REQUESTS * 1e6
 
@@ -125,9 +130,12 @@ def main() -> int:
             request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: %s\r\n\r\n" % (path.encode(), PHONE_UA)
             figures = []
             for kind in (door.ScannerProtocol, WithoutLimits):
-                protocol = kind(config=config, server_state=ServerState(), app_state={}, _loop=loop, fast_path=app.state.fast_path)
+                protocol = kind(
+                    config=config, server_state=ServerState(), app_state={}, _loop=loop,
+                    fast_path=app.state.fast_path, outgoing=door.Outgoing(),
+                )
                 protocol.connection_made(CountingTransport())
-                figures.append(per_request(protocol, request))
+                figures.append(loop.run_until_complete(per_request(protocol, request)))
                 protocol.connection_lost(None)
             print(f"{path:16}{figures[0]:>12.2f}{figures[1]:>12.2f}{figures[0] - figures[1]:>13.2f}")
         loop.close()

@@ -13,6 +13,12 @@ read, so that a client still writing reads the answer. The fast path reads the p
 uvicorn does (httptools.parse_url when there is a query or fragment), and leaves a
 chunked body, which may yet turn out malformed, to uvicorn and Litestar, so that each
 request gets one answer.
+
+The fast path's answers are not written at once but together, once every read of the
+event loop's turn is parsed (Outgoing), as uvicorn's own answers are written by their
+tasks after the turn's reads: a client on the same host (a proxy in front, a load
+generator) is then woken once for a batch of answers rather than once for each
+(measured in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ FEED_SLICE = 4096
 # what the client still sends is read and dropped until it pauses this long, or this long at most.
 LINGER = 2.0
 LINGER_MOST = 30.0
+# A connection's fast-path answers held for the end of the turn (see Outgoing) are written at
+# once past this size, so that a client pipelining without reading meets uvicorn's flow
+# control (the fast path stops answering; then requests queue and reading pauses) as before.
+UNSENT_MOST = 64 * 1024
 
 
 class HeadRefused(Exception):
@@ -81,6 +91,27 @@ class Cycle(RequestResponseCycle):
         await super().send(message)
 
 
+class Outgoing:
+    """The fast path's answers of one turn of the event loop, written when the turn's reads
+    are all parsed: the protocols holding an answer (ScannerProtocol.unsent), in the order
+    they answered. One per server, shared by its connections."""
+
+    def __init__(self) -> None:
+        self.waiting: list[ScannerProtocol] = []
+
+    def add(self, protocol: ScannerProtocol) -> None:
+        if not self.waiting:
+            # Callbacks run in the order they are scheduled: an ASGI task started later in
+            # this turn, for a later request of the same connection, writes after these.
+            protocol.loop.call_soon(self.write_all)
+        self.waiting.append(protocol)
+
+    def write_all(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for protocol in waiting:
+            protocol.write_unsent()
+
+
 class ScannerProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the fast path asked first (when it has one) and the
     limits every request meets at the door (see the module docstring).
@@ -100,10 +131,13 @@ class ScannerProtocol(HttpToolsProtocol):
     """
 
     def __init__(
-        self, *args: Any, fast_path: FastPath | None, on_shutdown: Callable[[], None] | None = None, **kwargs: Any,
+        self, *args: Any, fast_path: FastPath | None, outgoing: Outgoing, on_shutdown: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fast_path = fast_path
+        self.outgoing = outgoing
+        self.unsent = b""  # the fast path's answers not written yet (see Outgoing)
         self.on_shutdown = on_shutdown
         self.answered_early = False  # whether the request being parsed was answered by the fast path
         self.in_head = False  # between a request's first byte and the end of its head
@@ -134,14 +168,20 @@ class ScannerProtocol(HttpToolsProtocol):
         # ends by itself (an event stream) is told here.
         if self.on_shutdown is not None:
             self.on_shutdown()
+        self.write_unsent()  # before uvicorn closes an idle connection
         super().shutdown()
+
+    def eof_received(self) -> None:
+        # The client is done sending, and the transport closes once this returns: answers
+        # still held (requests parsed from held-back bytes in this turn) are written first.
+        self.write_unsent()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
-        self.held = b""
+        self.held = self.unsent = b""
         self.pipeline.clear()  # requests never started: nobody to answer
 
     def data_received(self, data: bytes) -> None:
@@ -235,6 +275,7 @@ class ScannerProtocol(HttpToolsProtocol):
 
     def refuse(self, status: int, message: str) -> None:
         """Answer `status` with a short text and close the connection (as uvicorn's 400)."""
+        self.write_unsent()  # the answers to the requests before this one come first
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
@@ -342,7 +383,11 @@ class ScannerProtocol(HttpToolsProtocol):
                     parser.get_method(), self.url, self.headers, self.client, self.server_state.default_headers
                 )
                 if response is not None:
-                    self.transport.write(response)
+                    if not self.unsent:
+                        self.outgoing.add(self)
+                    self.unsent += response
+                    if len(self.unsent) > UNSENT_MOST:
+                        self.write_unsent()
                     self.answered_early = True
                     self.on_response_complete()
                     return
@@ -360,6 +405,12 @@ class ScannerProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:  # (none for an upgrade)
             self.cycle.__class__ = Cycle  # made by uvicorn's on_headers_complete; its task has not run yet
+
+    def write_unsent(self) -> None:
+        if self.unsent:
+            unsent, self.unsent = self.unsent, b""
+            if not self.transport.is_closing():
+                self.transport.write(unsent)
 
     def on_body(self, body: bytes) -> None:
         if not self.answered_early:  # a body sent with an answered GET is read and dropped
@@ -399,7 +450,9 @@ def protocol(fast_path: FastPath | None, on_shutdown: Callable[[], None] | None 
     path, or with none (the internal port: the same limits, every request to its app);
     `on_shutdown` is called when the server begins to shut down (with connections open)."""
 
+    outgoing = Outgoing()
+
     def make(*args: Any, **kwargs: Any) -> ScannerProtocol:
-        return ScannerProtocol(*args, fast_path=fast_path, on_shutdown=on_shutdown, **kwargs)
+        return ScannerProtocol(*args, fast_path=fast_path, outgoing=outgoing, on_shutdown=on_shutdown, **kwargs)
 
     return make

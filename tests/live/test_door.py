@@ -299,3 +299,32 @@ def test_a_head_past_the_limit_after_a_body_on_the_same_bytes_is_431(live, card)
         b"GET /c/door-card HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % agent
     )
     assert statuses(everything_until_closed(live, raw)) == [b"302", b"431"]
+
+
+# --- the fast path's answers, written at the end of the loop's turn --------------------------
+
+
+def test_requests_sent_before_the_client_stops_sending_are_answered(live, card):
+    """Answers held for the end of the turn are written before a half-closed connection closes."""
+    with socket.create_connection(live.address, timeout=10) as conn:
+        conn.sendall(b"GET /c/door-card HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /q/door-card.png HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert statuses(received) == [b"302", b"200"]
+
+
+def test_a_client_pipelining_answered_requests_without_reading_is_held_back(live, card):
+    """Answers waiting for the turn's end are bounded: past UNSENT_MOST they meet uvicorn's
+    flow control, so the connection's requests queue and its reading pauses, as without the wait."""
+    page = live.http.get("/p/door-card")
+    assert page.status_code == 200  # drawn: the fast path answers it from now on
+    count = max(3000, 8 * 1024 * 1024 // len(page.content))  # more than the sockets' buffers hold
+    with socket.create_connection(live.address, timeout=20) as conn:
+        conn.sendall(b"GET /p/door-card HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+        protocol = protocol_of(live, conn)
+        wait_until(lambda: protocol.held, what="requests to be held back, unparsed")
+        assert len(protocol.unsent) <= door.UNSENT_MOST
+        assert len(protocol.pipeline) <= door.MAX_QUEUED
+        assert read_responses(conn, count) == [b"200"] * count
