@@ -18,7 +18,7 @@ import aiosqlite
 
 from app.brand import store as brand_store
 from app.cards.cards import changed, image_hash, refuse_locked_logo
-from app.cards.store import CARD_COLUMNS
+from app.cards.store import CARD_COLUMNS, card_from_row
 from app.cards.types import Card
 from app.cards.types import ImageKind as Kind
 from app.db import Database, fetch_one
@@ -59,7 +59,7 @@ async def _set_hash(conn: aiosqlite.Connection, card: Card, kind: Kind, content_
         f"UPDATE cards SET {column} = ?, updated_at = ? WHERE id = ? RETURNING {CARD_COLUMNS}",
         (content_hash, now, card.id),
     )
-    return Card(**dict(row))
+    return card_from_row(row)
 
 
 async def image_bytes(conn: aiosqlite.Connection, card_row_id: int, kind: Kind, thumbnail: bool) -> tuple[str, bytes] | None:

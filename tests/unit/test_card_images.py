@@ -127,8 +127,11 @@ def test_a_polyglot_is_stored_as_a_clean_jpeg(client, user, settings):
 
 @pytest.mark.parametrize("kind", ["photo", "logo"])
 def test_served_images_are_immutable_and_follow_updates(client, user, settings, kind):
-    card = create_card(client, user["headers"])
+    card = create_card(client, user["headers"], phones=[{"number": "+1 555 0100"}], links=[{"url": "https://example.com"}])
     first = put(client, user, card, images.png(colour=(10, 200, 10)), "image/png", kind).json()
+    # The answer is the whole card as GET gives it (its lists and name were once JSON text).
+    assert first == client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()
+    assert first["phones"][0]["number"] == "+1 555 0100" and first["name"]["given"] == "Jane"
     url = first[f"{kind}Url"]
     assert url.startswith(f"{BASE}/p/{card['slug']}/{kind}-") and url.endswith(".jpg")
     assert first["photoUrl" if kind == "logo" else "logoUrl"] is None
@@ -153,6 +156,7 @@ def test_served_images_are_immutable_and_follow_updates(client, user, settings, 
 
     removed = client.delete(f"/v1/cards/{card['cardId']}/{kind}", headers=user["headers"])
     assert removed.status_code == 200 and removed.json()[f"{kind}Url"] is None
+    assert removed.json() == client.get(f"/v1/cards/{card['cardId']}", headers=user["headers"]).json()
     assert client.get(path_of(second)).status_code == 404 and stored(settings) == []
     assert client.delete(f"/v1/cards/{card['cardId']}/{kind}", headers=user["headers"]).status_code == 200
 
