@@ -68,11 +68,11 @@ class Card(msgspec.Struct):
     pronouns: str | None
     headline: str | None
     department: str | None
-    phones: list[PhoneEntry]
-    emails: list[EmailEntry]
-    addresses: list[Address]
-    links: list[Link]
-    socials: list[Social]
+    phones: tuple[PhoneEntry, ...]
+    emails: tuple[EmailEntry, ...]
+    addresses: tuple[Address, ...]
+    links: tuple[Link, ...]
+    socials: tuple[Social, ...]
     accent_color: str | None
     # The hashes naming the card's photo and logo in their URLs (card_images.py), None without one.
     photo_hash: str | None = None

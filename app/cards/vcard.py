@@ -155,9 +155,9 @@ def static_text(card: Card, ecc: str) -> tuple[str, list[str]]:
         while len(text.encode()) > capacity:
             value = getattr(card, field)
             keep = 1 if field == "emails" else 0
-            if isinstance(value, list) and len(value) > keep:
+            if isinstance(value, tuple) and len(value) > keep:
                 card = msgspec.structs.replace(card, **{field: value[:-1]})
-            elif value and not isinstance(value, list):
+            elif value and not isinstance(value, tuple):
                 card = msgspec.structs.replace(card, **{field: None})
             else:
                 break

@@ -114,8 +114,8 @@ def test_the_emails_html_parts_escape_every_value(settings):
         id=1, card_id="c", user_id="u", slug="ann-lee", full_name="Ann <b>Lee</b>", organization="O'Reilly & <i>Co</i>",
         title=None, email="ann@example.com", phone=None, website=None, qr_error_correction="M", qr_size=10,
         created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z", view_count=0, scan_count=0, save_count=0,
-        name=StructuredName(given="Ann", family="Lee"), pronouns=None, headline=None, department=None, phones=[], emails=[],
-        addresses=[], links=[], socials=[], accent_color=None,
+        name=StructuredName(given="Ann", family="Lee"), pronouns=None, headline=None, department=None, phones=(), emails=(),
+        addresses=(), links=(), socials=(), accent_color=None,
     )
     shared = html_part(
         sharing.invitation_email(settings, card, "bo@example.com", "tok", 'Hi <script>x</script> "you"', "ann@example.com")

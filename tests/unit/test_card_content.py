@@ -212,7 +212,7 @@ def test_migration_0010_carries_every_existing_card_over(tmp_path, monkeypatch):
     assert [(p.type, p.number) for p in rob.phones] == [("mobile", "+1 555 010 2030")]
     assert [(e.type, e.address) for e in rob.emails] == [("work", "o@example.com")]
     assert [(link.label, link.url) for link in rob.links] == [("Website", "https://a.example")]
-    assert (cher.phones, cher.links, cher.name.given) == ([], [], "Cher")
+    assert (cher.phones, cher.links, cher.name.given) == ((), (), "Cher")
 
 
 # --- the vCard -----------------------------------------------------------------------
