@@ -29,6 +29,9 @@ def test_serve_works_end_to_end_and_replicates(service, tmp_path):
     assert card.status_code == 201
     scan = httpx.get(f"{svc.url}/c/e2e-card", headers={"User-Agent": PHONE_UA})
     assert scan.status_code == 302 and scan.headers["location"] == "/p/e2e-card?src=qr"
+    # The app, Litestream's child, runs with two malloc arenas (docs/performance.md).
+    (app_pid,) = [pid for task in Path(f"/proc/{svc.process.pid}/task").iterdir() for pid in (task / "children").read_text().split()]
+    assert b"MALLOC_ARENA_MAX=2" in Path(f"/proc/{app_pid}/environ").read_bytes().split(b"\0")
     assert svc.stop() == 0
     data = tmp_path / "data"
     # The scan was flushed at shutdown, and Litestream wrote the replica.
