@@ -346,6 +346,7 @@ class ScannerProtocol(HttpToolsProtocol):
         elif self.in_head and not self.refused:
             self.refuse(408, "Request Timeout")
         else:
+            self.write_unsent()  # (timers run before the turn's writes: a late loop may get here first)
             self.transport.close()
 
     # --- parser callbacks and answers ----------------------------------------------------
@@ -409,7 +410,8 @@ class ScannerProtocol(HttpToolsProtocol):
     def write_unsent(self) -> None:
         if self.unsent:
             unsent, self.unsent = self.unsent, b""
-            if not self.transport.is_closing():
+            # Refused: its answer is written and the writing side ended (see linger).
+            if not self.refused and not self.transport.is_closing():
                 self.transport.write(unsent)
 
     def on_body(self, body: bytes) -> None:
