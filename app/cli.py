@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 LOCK_NAME = "qrcontact.lock"
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 SWITCH_INTERVAL = 0.0005  # seconds; see run_app
 
 
@@ -70,6 +72,22 @@ def hold_lock(settings: Settings) -> int:
     return fd
 
 
+def limit_malloc_arenas() -> bool:
+    """glibc gives each thread that allocates its own malloc arena (the database connections'
+    threads, the drawing threads), and memory freed in one is not reused by another: with
+    MALLOC_ARENAS, 10,000 cached codes take 6 MiB less, the scan path's speed unchanged
+    (docs/performance.md). Set before the app starts a thread; an operator's
+    MALLOC_ARENA_MAX wins (glibc has read it). Returns whether the C library took it."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS) == 1
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def run_app(settings: Settings) -> int:
     import uvicorn
 
@@ -80,6 +98,7 @@ def run_app(settings: Settings) -> int:
     except BlockingIOError:
         print(f"qrcontact: another qrcontact is already using {settings.data_dir}", file=sys.stderr)
         return 1
+    limit_malloc_arenas()  # before the app starts its threads
     log = logging.getLogger("app")
     if sqlite3.sqlite_version_info < FIXED_VERSION:
         log.warning(
@@ -168,11 +187,6 @@ def serve(settings: Settings) -> int:
     command = replication.replicate_command(settings, [sys.executable, "-m", "app.cli", "run-app"])
     # exec: Litestream becomes this process, so the container's signals reach it directly.
     env = replication.environment(settings)
-    # glibc gives each thread that allocates its own malloc arena (the database connections'
-    # threads, the drawing threads), and memory freed in one is not reused by another:
-    # with two, 10,000 cached codes take 6 MiB less, the scan path's speed unchanged
-    # (docs/performance.md). An operator's own setting wins.
-    env.setdefault("MALLOC_ARENA_MAX", "2")
     if held is not None:  # the app under Litestream: the primary of this epoch, at its path
         env.update(ROLE="primary", REPLICA_URL=settings.replica_url)
         if settings.fly_region:
