@@ -315,6 +315,35 @@ def test_requests_sent_before_the_client_stops_sending_are_answered(live, card):
     assert statuses(received) == [b"302", b"200"]
 
 
+@pytest.mark.parametrize("closing", ["end of input", "shutdown", "keep-alive timeout"])
+def test_an_answer_waiting_for_the_turns_end_is_written_before_its_connection_closes(live, card, closing):
+    """A close in the very turn an answer was made (the client's end of input read after
+    held-back bytes were parsed, the server's shutdown, the keep-alive timer, which runs
+    before the turn's writes) writes the answer first."""
+    made_not_written = []
+
+    def answer_then_close(protocol: door.ScannerProtocol) -> None:  # on the server's loop
+        protocol.data_received(b"GET /c/door-card HTTP/1.1\r\nHost: x\r\n\r\n")
+        made_not_written.append(bool(protocol.unsent))
+        if closing == "end of input":
+            protocol.eof_received()
+            protocol.transport.close()  # what uvloop does when eof_received returns None
+        elif closing == "shutdown":
+            protocol.shutdown()
+        else:
+            protocol.timeout_keep_alive = 0
+            protocol.check_deadline()
+
+    with socket.create_connection(live.address, timeout=10) as conn:
+        protocol = protocol_of(live, conn)
+        live.loop.call_soon_threadsafe(answer_then_close, protocol)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert made_not_written == [True]
+    assert statuses(received) == [b"302"]
+
+
 def test_a_client_pipelining_answered_requests_without_reading_is_held_back(live, card):
     """Answers waiting for the turn's end are bounded: past UNSENT_MOST they meet uvicorn's
     flow control, so the connection's requests queue and its reading pauses, as without the wait."""
