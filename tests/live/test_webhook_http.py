@@ -100,20 +100,27 @@ def test_messages_to_one_receiver_share_a_kept_connection_and_the_request_is_who
     assert b"webhook-id: msg_0\r\n" in head and b"content-length: 8\r\n" in head and body == b'{"n": 0}'
 
 
-def test_chunked_and_close_delimited_answers_are_read_and_a_closing_one_is_not_kept():
-    chunked = b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-    until_close = b"HTTP/1.0 202 Accepted\r\n\r\nuntil the end"
+def posted_one_after_another(scripts: list, count: int) -> tuple[Receiver, list]:
+    """`count` messages posted one after another to a Receiver answering `scripts`: the
+    receiver and the answers."""
 
     async def scenario():
-        receiver = Receiver(chunked, ok(b"bye", close=True), until_close, ok(b"new"))
+        receiver = Receiver(*scripts)
         port = await receiver.start()
         client = KeptConnections("test")
-        answers = [await client.post(target(port), {}, b"{}") for _ in range(4)]
+        answers = [await client.post(target(port), {}, b"{}") for _ in range(count)]
         await client.close()
         receiver.server.close()
         return receiver, answers
 
-    receiver, answers = run(scenario())
+    return run(scenario())
+
+
+def test_chunked_and_close_delimited_answers_are_read_and_a_closing_one_is_not_kept():
+    chunked = b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    until_close = b"HTTP/1.0 202 Accepted\r\n\r\nuntil the end"
+
+    receiver, answers = posted_one_after_another([chunked, ok(b"bye", close=True), until_close, ok(b"new")], 4)
     assert [(a.status, a.first_bytes) for a in answers] == [
         (201, b"abcde"), (200, b"bye"), (202, b"until the end"), (200, b"new")]
     # The chunked answer kept its connection for the second; `connection: close` and the
@@ -126,16 +133,7 @@ def test_an_interim_answer_is_passed_over_for_the_answer_that_follows_it():
     and the connection stays in step for the next message."""
     interim = (b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", ok(b"first", "201 Created"))
 
-    async def scenario():
-        receiver = Receiver(interim, ok(b"second", "202 Accepted"))
-        port = await receiver.start()
-        client = KeptConnections("test")
-        answers = [await client.post(target(port), {}, b"{}") for _ in range(2)]
-        await client.close()
-        receiver.server.close()
-        return receiver, answers
-
-    receiver, answers = run(scenario())
+    receiver, answers = posted_one_after_another([interim, ok(b"second", "202 Accepted")], 2)
     assert [(a.status, a.first_bytes) for a in answers] == [(201, b"first"), (202, b"second")]
     assert receiver.connections == 1
 
