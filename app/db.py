@@ -305,6 +305,12 @@ class Database:
                 # Read once the lock is held, so the times written follow the commit order.
                 tx = Tx(writer, self.clock(), self)
                 yield tx
+                # The commit's moment for the replication lag is read before COMMIT: the
+                # commit lands in the WAL on the writer's thread, and Litestream may cut it
+                # into a file before this coroutine runs again (a turn of the loop under a
+                # crowd of scans). Read after, it could be later than that file, which then
+                # did not count as holding it: a lag of a second that was not there.
+                committing_at = time.time()
                 # COMMIT can fail too (a full disk when the WAL grows): it must roll back
                 # like any other failure, or the writer would stay inside a dead transaction
                 # and refuse every later write.
@@ -323,7 +329,7 @@ class Database:
             # WAL frame, so Litestream has nothing to replicate: counted, it would read
             # as a lag that grows until the next real write.
             if writer.total_changes != changes:
-                self._record_commit(time.time())
+                self._record_commit(committing_at)
         tx._committed()
 
     def _record_commit(self, at: float) -> None:

@@ -295,6 +295,12 @@ class ReplicationState:
     checked_at: float | None
 
 
+# Where file times are coarse (Linux before 6.13), a file's modification time trails the
+# clock the app reads by up to a tick of the kernel's (1-10 ms): a file cut just after a
+# commit could read as older than the commit and not count as holding it.
+FILE_TIME_SLACK = 0.01
+
+
 class LagMonitor:
     """How far the replica is behind: the age of the oldest commit it does not hold yet.
 
@@ -304,7 +310,8 @@ class LagMonitor:
     then the age of the app's oldest commit after that moment (0 when there is none).
     So it covers both steps, Litestream noticing the commit and uploading it, and it
     grows while Litestream is stopped or the storage is unreachable. It is as fresh as
-    the last look at the replica: every `interval` seconds while commits wait.
+    the last look at the replica: every `interval` seconds while commits wait. A commit's
+    moment is read as its COMMIT is sent (Database.write), never after a file holds it.
     """
 
     def __init__(self, settings: Settings, db: Database) -> None:
@@ -351,7 +358,7 @@ class LagMonitor:
         held = [mtime for txid, mtime in local if txid <= position]
         self.replica_txid, self.checked_at = position, time.time()
         if held:
-            self.confirmed_until = max(self.confirmed_until, held[-1])
+            self.confirmed_until = max(self.confirmed_until, held[-1] + FILE_TIME_SLACK)
 
     def lag(self) -> float | None:
         """Seconds since the oldest commit the replica does not hold yet; None without replication."""

@@ -3,6 +3,7 @@ volume, and a round trip through S3-compatible storage (moto_server on loopback)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -18,9 +19,11 @@ import certifi
 import httpx
 import pytest
 
+from app.db import Database
+from app.ops import replication
 from app.ops.replication import ltx_files, meta_dir
 from app.sqlite import sqlite3
-from tests.support.app import PASSWORD, PHONE_UA
+from tests.support.app import PASSWORD, PHONE_UA, make_settings
 from tests.support.s3 import S3_ENV, make_bucket
 from tests.support.service import QRCONTACT, Service, sign_up
 
@@ -233,6 +236,61 @@ def test_health_reports_litestream_and_a_lag_that_grows_while_the_replica_cannot
     d.lose_volume()
     assert d.command("restore").returncode == 0
     assert d.cards_on_disk() == {"first", "stuck"}
+
+
+def test_a_commit_litestream_cut_before_the_app_ran_again_is_no_lag(tmp_path, monkeypatch):
+    """The lag counts a commit from the moment its COMMIT is sent. Under a crowd of scans the
+    loop may resume the committing coroutine only after Litestream has cut the commit into a
+    file; a moment read then was later than that file, which did not count as holding the
+    commit, and /health read a lag of a second or more (bench/scanners.py's bound missed)
+    that held until some later commit was replicated."""
+    settings = make_settings(tmp_path / "data", replica_url=f"file://{tmp_path / 'replica'}")
+    replication.prepare(settings)
+    log = tmp_path / "litestream.log"
+    litestream = subprocess.Popen(
+        [replication.binary(), "replicate", "-config", str(replication.CONFIG)],
+        env=replication.environment(settings), stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    monkeypatch.setenv(replication.SOCKET_VARIABLE, str(replication.control_socket(settings)))
+    local = meta_dir(settings.database_path) / "ltx" / "0"
+
+    def newest_cut() -> int:
+        return max((txid for txid, _ in ltx_files(local)), default=0)
+
+    async def scenario() -> float | None:
+        db = Database(settings.database_path, replicated=True)
+        await db.open()
+        try:
+            await replication.wait_until_replicating(settings, timeout=60)
+            before = newest_cut()
+
+            def hold_the_loop_until_litestream_cuts_the_commit() -> None:
+                deadline = time.monotonic() + 30
+                while newest_cut() == before and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+            async with db.write() as tx:
+                # A new value: SQLite writes no page for a row set to what it holds.
+                await tx.conn.execute("UPDATE migrations SET applied_at = ?", (datetime.now(UTC).isoformat(),))
+                # Runs at the loop's next turn, once COMMIT is on its way to the writer's thread.
+                asyncio.get_running_loop().call_soon(hold_the_loop_until_litestream_cuts_the_commit)
+            cut = newest_cut()
+            assert cut > before, log.read_text()
+            monitor = replication.LagMonitor(settings, db)
+            deadline = time.monotonic() + 30
+            while (monitor.replica_txid or 0) < cut:  # until the file is on the replica
+                assert time.monotonic() < deadline, f"the replica never held TXID {cut}:\n{log.read_text()}"
+                await monitor.check()
+                await asyncio.sleep(0.05)
+            return monitor.lag()
+        finally:
+            await db.close()
+
+    try:
+        assert asyncio.run(scenario()) == 0.0
+    finally:
+        litestream.terminate()
+        litestream.wait(timeout=30)
 
 
 def wait_for(svc: Service, condition, timeout: float = 30) -> dict:
