@@ -12,6 +12,11 @@ replicating to a file replica there, as by default), waits until /health answers
 waits a few more seconds, and prints the VmRSS of the app process (serve's `run-app`
 child under Litestream, what the issue's figure is about) and of Litestream beside it.
 The service is then stopped by its process group.
+
+Each run also measures the floor the same way: bench/litestar_floor.py, a one-route
+Litestar app under the same uvicorn, started by the same venv's Python. The app's
+figure less the floor is what the service itself holds (docs/performance.md, "Idle
+memory and its floor").
 """
 
 from __future__ import annotations
@@ -95,6 +100,25 @@ def measure(qrcontact: str, settle: float) -> tuple[float, float]:
                 process.wait()
 
 
+def measure_floor(python: str, settle: float) -> float:
+    """Idle RSS of bench/litestar_floor.py under `python`'s uvicorn (uvloop, httptools)."""
+    with tempfile.TemporaryDirectory(prefix="qrcontact-floor-") as root:
+        port = free_port()
+        log = Path(root) / "floor.log"
+        command = [python, "-m", "uvicorn", "litestar_floor:app", "--app-dir", str(Path(__file__).resolve().parent),
+                   "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                   "--no-access-log", "--log-level", "warning"]
+        process = subprocess.Popen(command, cwd=root, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            wait_for_health(f"http://127.0.0.1:{port}/health", process, log)
+            time.sleep(settle)
+            return rss_mib(process.pid)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("qrcontact", nargs="?", default=str(Path(sys.executable).parent / "qrcontact"),
@@ -103,12 +127,17 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait after /health answers (5)")
     args = parser.parse_args()
     qrcontact = str(Path(args.qrcontact).absolute())  # the service runs in a temporary folder
-    figures = []
+    python = str(Path(qrcontact).parent / "python")
+    figures, floors = [], []
     for run in range(1, args.runs + 1):
         app, litestream = measure(qrcontact, args.settle)
+        floor = measure_floor(python, args.settle)
         figures.append(app)
-        print(f"run {run}: app {app:.1f} MiB, litestream {litestream:.1f} MiB", flush=True)
-    print(f"idle RSS of the app: {min(figures):.1f}–{max(figures):.1f} MiB over {len(figures)} runs")
+        floors.append(floor)
+        print(f"run {run}: app {app:.1f} MiB, litestream {litestream:.1f} MiB; "
+              f"floor (one-route Litestar) {floor:.1f} MiB, the app above it {app - floor:.1f} MiB", flush=True)
+    print(f"idle RSS of the app: {min(figures):.1f}–{max(figures):.1f} MiB over {len(figures)} runs; "
+          f"the floor {min(floors):.1f}–{max(floors):.1f} MiB")
 
 
 if __name__ == "__main__":
