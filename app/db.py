@@ -225,6 +225,8 @@ class Database:
         # Wall-clock times of recent commits, oldest first; see `oldest_commit_after`.
         self.commit_times: collections.deque[float] = collections.deque()
         self.last_commit_at: float | None = None  # None until this process commits
+        # The first commit a full log could not hold; None while the log holds every one.
+        self.unlogged_since: float | None = None
         # Called after each commit that recorded events (the live stream, the webhook sender).
         self.event_listeners: list[Callable[[], None]] = []
         self._last_event: tuple[int, int] = (0, 0)  # (milliseconds, randomness) of the last eventId
@@ -339,9 +341,13 @@ class Database:
             # Same slot: keep its newest commit, so a slot counts as replicated only
             # once all of it is.
             times[-1] = at
-        elif len(times) < COMMIT_LOG:
-            # A full log keeps its oldest entries: the lag is measured from those.
+        elif len(times) < COMMIT_LOG and self.unlogged_since is None:
             times.append(at)
+        elif self.unlogged_since is None:
+            # A full log keeps its oldest entries, and takes no new one until every commit
+            # it could not hold is replicated: one appended after the gap would read as
+            # the oldest waiting once the log's own were replicated.
+            self.unlogged_since = at
 
     def oldest_commit_after(self, moment: float) -> float | None:
         """The time of the oldest commit at or after `moment` (None if none), forgetting older ones."""
@@ -350,12 +356,14 @@ class Database:
             times.popleft()
         if times:
             return times[0]
-        # The log overflowed and has been emptied since: some commit after `moment` is
-        # unaccounted for, so count from `moment` itself rather than report no lag.
-        # Nothing committed yet is no lag, whatever `moment` is (0 before the first look
-        # at the replica: counted from there, it read as 57 years).
-        overflowed = self.last_commit_at is not None and self.last_commit_at >= moment
-        return moment if overflowed else None
+        if self.unlogged_since is None:
+            return None
+        if self.last_commit_at is not None and self.last_commit_at < moment:
+            self.unlogged_since = None  # every commit the log could not hold is replicated
+            return None
+        # Some commit the log could not hold waits: count from the first of them, or from
+        # `moment` if that is later, rather than report no lag.
+        return max(moment, self.unlogged_since)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -98,6 +98,24 @@ def test_only_a_transaction_that_changed_something_waits_for_the_replica(tmp_pat
     asyncio.run(scenario())
 
 
+def test_commits_a_full_log_could_not_hold_count_until_they_are_replicated(tmp_path, monkeypatch):
+    """The commit log for the replication lag is bounded. A commit after it filled used to be
+    logged as soon as some replicated entries made room, after a gap of commits it never
+    held; once the log's own were replicated, that later one read as the oldest waiting,
+    and the gap's commits, not replicated, went uncounted."""
+    monkeypatch.setattr(dbmodule, "COMMIT_LOG", 3)
+    database = Database(tmp_path / "log.db", replicated=True)  # the bookkeeping alone: never opened
+    for at in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):  # seconds apart: a slot each
+        database._record_commit(at)
+    assert database.oldest_commit_after(2.5) == 3.0  # room for more in the log now
+    database._record_commit(7.0)
+    assert database.oldest_commit_after(3.5) == 4.0  # the first commit the log could not hold
+    assert database.oldest_commit_after(6.5) == 6.5  # 7.0 waits, counted from what is confirmed
+    assert database.oldest_commit_after(7.5) is None  # all replicated: the log takes commits again
+    database._record_commit(8.0)
+    assert database.oldest_commit_after(7.5) == 8.0
+
+
 def test_concurrent_writes_all_land(tmp_path):
     async def scenario():
         database = Database(tmp_path / "c.db")
