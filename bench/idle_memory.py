@@ -4,8 +4,9 @@
     python3 bench/idle_memory.py .prod/bin/qrcontact --runs 3      # a production install's
 
 A production install is `pip install .` without the test extras (python3 -m venv .prod
-&& .prod/bin/pip install .); the test extras import nothing into the app, but measure
-the install you ship. This script installs nothing and needs only the standard library.
+&& .prod/bin/pip install .). With the test extras installed the app holds more (PyJWT
+loads `cryptography`, Litestar finds pydantic and attrs), so measure the install you
+ship. This script installs nothing and needs only the standard library.
 
 Each run starts `qrcontact serve` in a fresh temporary DATA_DIR on 127.0.0.1 (Litestream
 replicating to a file replica there, as by default), waits until /health answers 200,
@@ -58,11 +59,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def wait_for_health(url: str, process: subprocess.Popen, log: Path) -> None:
+def wait_for_health(url: str, process: subprocess.Popen, log: Path, name: str = "qrcontact serve") -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"qrcontact serve exited:\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"{name} exited:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -70,7 +71,7 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"qrcontact serve did not answer /health:\n{log.read_text()[-3000:]}")
+    raise SystemExit(f"{name} did not answer /health:\n{log.read_text()[-3000:]}")
 
 
 def measure(qrcontact: str, settle: float) -> tuple[float, float]:
@@ -111,7 +112,7 @@ def measure_floor(python: str, settle: float) -> float:
         process = subprocess.Popen(command, cwd=root, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
-            wait_for_health(f"http://127.0.0.1:{port}/health", process, log)
+            wait_for_health(f"http://127.0.0.1:{port}/health", process, log, "bench/litestar_floor.py")
             time.sleep(settle)
             return rss_mib(process.pid)
         finally:

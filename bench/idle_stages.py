@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -73,7 +74,10 @@ def main() -> None:
         server.should_exit = True
         await task
 
-    uvloop.run(serve())
+    try:
+        uvloop.run(serve())
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
