@@ -1,4 +1,4 @@
-"""Helpers shared by the bench scripts: a moto_server on loopback and a bucket in it."""
+"""Helpers shared by the bench scripts: a free port, a process's memory, a moto_server on loopback and a bucket in it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory (VmRSS) in MiB; 0 once it is gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @contextmanager

@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port  # noqa: E402
+from _common import free_port, rss_mib  # noqa: E402
 
 
 def children(pid: int) -> list[int]:
@@ -50,13 +50,6 @@ def app_pid(serve: subprocess.Popen) -> int:
                 return pid
         time.sleep(0.1)
     raise SystemExit("could not find the app process under litestream")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def wait_for_health(url: str, process: subprocess.Popen, log: Path, name: str = "qrcontact serve") -> None:

@@ -17,33 +17,26 @@ import gc
 import os
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import free_port, rss_mib  # noqa: E402
 
 
 def stage(name: str, previous: list[float]) -> None:
-    now = rss_mib()
+    now = rss_mib(os.getpid())
     print(f"{name:58s} {now:6.1f} MiB  (+{now - previous[0]:.1f})", flush=True)
     previous[0] = now
 
 
 def main() -> None:
     data = tempfile.mkdtemp(prefix="qrcontact-stages-")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     os.environ.update(DATA_DIR=data, HOST="127.0.0.1", PORT=str(port), JWT_SECRET=secrets.token_urlsafe(48), REPLICA_URL="off")
-    previous = [rss_mib()]
-    stage("the interpreter (with tempfile, socket and secrets)", previous)
+    previous = [rss_mib(os.getpid())]
+    stage("the interpreter (with this script's own imports)", previous)
     import asyncio
 
     import uvicorn
